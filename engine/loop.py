@@ -1,0 +1,159 @@
+"""ControlLoop: one asset's estimate -> propose cycle, without Ray.
+
+    y (measurement) --> estimator.step(state, u, y, dt) --> x_hat
+    x_hat, reference --> controller.step(t, x_hat, u, d, reference) --> Proposal
+
+The loop holds the asset's mutable state (estimator state, last applied inputs,
+reference, disturbances); the estimator and controller hold structure and their own
+warm-start data. AssetActor is a thin async wrapper around it; tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+import numpy as np
+
+from engine.messages import Estimate, Measurement, Proposal
+from engine.model import PlantModel
+
+
+@dataclass
+class EstimatorState:
+    """Estimate ``x`` with covariance ``P``, the last innovation and its NIS.
+
+    NIS = nu' S^-1 nu with innovation nu = y - h(x_prior) and its covariance S;
+    under a consistent filter it is chi-square distributed with len(nu) degrees of freedom.
+    """
+
+    x: np.ndarray
+    P: np.ndarray
+    innovation: np.ndarray
+    nis: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"x": self.x.tolist(), "P": self.P.tolist(),
+                "innovation": self.innovation.tolist(), "nis": self.nis}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EstimatorState:
+        return cls(np.asarray(data["x"], float), np.asarray(data["P"], float),
+                   np.asarray(data["innovation"], float), float(data["nis"]))
+
+
+class Estimator(Protocol):
+    """Recursive state estimator built from a PlantModel."""
+
+    model: PlantModel
+
+    def initial_state(self, x0: np.ndarray) -> EstimatorState: ...
+
+    def step(
+        self, state: EstimatorState, u: np.ndarray, d: np.ndarray, y: Mapping[str, float], dt: float
+    ) -> EstimatorState:
+        """Predict over ``dt`` with inputs ``u``, ``d`` held, then correct with ``y``
+        (a mapping of output name -> value; outputs absent from it are not used)."""
+        ...
+
+
+class Controller(Protocol):
+    """Computes setpoints for the plant's inputs from the estimated state."""
+
+    model: PlantModel
+    backend: str
+
+    def step(
+        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, reference: Mapping[str, float]
+    ) -> Proposal:
+        """Propose inputs given the estimate ``x``, the inputs ``u`` applied now, the
+        disturbances ``d`` and the output references. The Proposal's ``asset`` is left
+        empty for the loop to fill in."""
+        ...
+
+
+class ControlLoop:
+    """Composes a plant model, an estimator and a controller for one asset."""
+
+    def __init__(
+        self,
+        asset: str,
+        model: PlantModel,
+        estimator: Estimator,
+        controller: Controller,
+        *,
+        x0: Mapping[str, float] | None = None,
+        u0: Mapping[str, float] | None = None,
+        d: Mapping[str, float] | None = None,
+        reference: Mapping[str, float] | None = None,
+        t0: float = 0.0,
+    ) -> None:
+        self.asset = asset
+        self.model = model
+        self.estimator = estimator
+        self.controller = controller
+        self.state = estimator.initial_state(model.states.vector(model.states.check(x0 or {})))
+        self.u = model.inputs.vector(model.inputs.check(u0 or {}))
+        self.d = model.disturbances.vector(model.disturbances.check(d or {}))
+        self.reference: dict[str, float] = {}
+        self.set_reference(reference or {})
+        self.t = float(t0)
+        self.last_measurement: Measurement | None = None
+
+    def set_reference(self, reference: Mapping[str, float]) -> dict[str, float]:
+        """Set output targets; unknown outputs and values outside bounds raise ValueError."""
+        try:
+            checked = self.model.outputs.check(reference)
+        except KeyError as error:
+            raise ValueError(error.args[0]) from None
+        self.reference = {**self.reference, **checked}
+        return dict(self.reference)
+
+    def set_disturbances(self, d: Mapping[str, float]) -> None:
+        self.d = self.model.disturbances.vector(self.model.disturbances.check(d), default=self.d)
+
+    def observe(self, measurement: Measurement) -> Estimate:
+        """Correct the estimate with a measurement (predicting from the last one)."""
+        dt = max(0.0, measurement.time - self.t)
+        self.state = self.estimator.step(self.state, self.u, self.d, measurement.values, dt)
+        self.t = measurement.time
+        self.last_measurement = measurement
+        return self.estimate()
+
+    def propose(self, t: float) -> Proposal:
+        """Ask the controller for setpoints at time ``t``."""
+        proposal = self.controller.step(t, self.state.x, self.u, self.d, self.reference)
+        return _with_asset(proposal, self.asset)
+
+    def applied(self, setpoints: Mapping[str, float]) -> None:
+        """Record setpoints that the safety policy let through to the plant."""
+        self.u = self.model.inputs.vector(setpoints, default=self.u)
+
+    def estimate(self) -> Estimate:
+        std = np.sqrt(np.clip(np.diag(self.state.P), 0.0, None))
+        return Estimate(
+            asset=self.asset,
+            time=self.t,
+            values=self.model.states.mapping(self.state.x),
+            std=self.model.states.mapping(std),
+            nis=float(self.state.nis) if math.isfinite(self.state.nis) else 0.0,
+        )
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Plain-data snapshot of the loop's mutable state."""
+        return {"t": self.t, "estimator": self.state.to_dict(), "u": self.u.tolist(),
+                "d": self.d.tolist(), "reference": dict(self.reference)}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        self.t = float(data["t"])
+        self.state = EstimatorState.from_dict(data["estimator"])
+        self.u = np.asarray(data["u"], float)
+        self.d = np.asarray(data["d"], float)
+        self.reference = dict(data["reference"])
+
+
+def _with_asset(proposal: Proposal, asset: str) -> Proposal:
+    return msgspec.structs.replace(proposal, asset=asset)

@@ -1,0 +1,110 @@
+"""Messages that cross actor and network boundaries, as msgspec Structs.
+
+Times are UNIX seconds of the twin's clock (float); values are SI, keyed by signal name.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class Mode(enum.StrEnum):
+    """Operating mode of one asset, enforced by the safety policy.
+
+    OFF: nothing is written. MANUAL: only operator setpoints, still gated.
+    ADVISORY: the controller proposes, an operator approves (shadow mode).
+    AUTONOMOUS: the controller writes, gated.
+    """
+
+    OFF = "OFF"
+    MANUAL = "MANUAL"
+    ADVISORY = "ADVISORY"
+    AUTONOMOUS = "AUTONOMOUS"
+
+
+class Outcome(enum.StrEnum):
+    """What the safety policy did with one requested setpoint."""
+
+    ACCEPTED = "accepted"
+    CLAMPED = "clamped"
+    REJECTED = "rejected"
+    QUEUED = "queued"
+
+
+class Measurement(msgspec.Struct, frozen=True):
+    """Plant outputs sampled at ``time``."""
+
+    asset: str
+    time: float
+    values: dict[str, float]
+
+
+class Estimate(msgspec.Struct, frozen=True):
+    """State estimate with one-sigma uncertainty and the last innovation's NIS."""
+
+    asset: str
+    time: float
+    values: dict[str, float]
+    std: dict[str, float]
+    nis: float = 0.0
+
+
+class Proposal(msgspec.Struct, frozen=True):
+    """Setpoints a controller (or an operator) asks to write, with the reason why.
+
+    ``predicted`` maps output names to the predicted trajectory over the horizon.
+    ``source`` is ``"controller"`` or ``"operator"``; ``user`` names who asked.
+    """
+
+    asset: str
+    time: float
+    setpoints: dict[str, float]
+    reason: str
+    source: str = "controller"
+    user: str = "controller"
+    status: str = "ok"
+    solve_time_s: float = 0.0
+    predicted: dict[str, list[float]] = {}
+
+
+class AuditRecord(msgspec.Struct, frozen=True):
+    """One decision on one signal: the unit of the audit log."""
+
+    time: float
+    asset: str
+    user: str
+    source: str
+    signal: str
+    requested: float | None
+    applied: float | None
+    outcome: Outcome
+    reason: str
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """The safety policy's verdict on a whole proposal.
+
+    ``applied`` holds only the setpoints that may be written now (accepted or clamped).
+    """
+
+    asset: str
+    time: float
+    mode: Mode
+    applied: dict[str, float]
+    records: list[AuditRecord]
+
+    @property
+    def outcome(self) -> Outcome:
+        """The most severe outcome among the records."""
+        order = [Outcome.ACCEPTED, Outcome.CLAMPED, Outcome.QUEUED, Outcome.REJECTED]
+        return max((r.outcome for r in self.records), key=order.index, default=Outcome.ACCEPTED)
+
+
+class Setpoint(msgspec.Struct, frozen=True):
+    """Gated setpoints on their way to an output (plant, OPC UA, Modbus, MQTT)."""
+
+    asset: str
+    time: float
+    values: dict[str, float]

@@ -1,0 +1,94 @@
+"""Asphalt (bitumen) storage tank heated by a hot-oil coil: PHYSICS.md section 3.
+
+Implements the well-mixed tank energy balance with a hot-oil coil treated as a heat
+exchanger against a uniform bulk (effectiveness–NTU), and a first-order lag on the
+hot-oil return temperature for the oil held up in the coil:
+
+    m c_p(T) dT/dt   = Q_coil - k_loss UA_loss (T - T_amb)                   [W]
+    Q_coil           = m_oil c_oil (T_sup - T) (1 - exp(-k_foul UA_coil / (m_oil c_oil)))
+    T_ret,ss         = T + (T_sup - T) exp(-k_foul UA_coil / (m_oil c_oil))
+    M_coil dT_ret/dt = m_oil (T_ret,ss - T_ret)                              [kg K/s]
+    c_p(T)           = (1.685 + 0.00339 (T - 273.15)) / sqrt(SG)  kJ/(kg K)   (Cragoe)
+
+Signals (SI):
+    states:       T_bulk [K], T_return [K]
+    inputs:       m_oil [kg/s] hot-oil mass flow through the coil
+    disturbances: T_supply [K] hot-oil supply temperature, T_ambient [K]
+    outputs:      T_bulk [K], T_return [K]
+    parameters:   mass [kg], SG [-], UA_coil [W/K], UA_loss [W/K], c_oil [J/(kg K)],
+                  M_coil [kg], k_loss [-] loss multiplier, k_foul [-] coil fouling multiplier
+
+Simplifications: one bulk node (no stratification), constant inventory (no loading),
+no flow balance with other tanks; issue 3 extends this to the seed terminal.
+Seed-terminal defaults: an ~800 t tank, 650 m^2 insulated at ~1 W/(m^2 K), 12 kW/K
+coil, thermal oil at 250 °C. Storage band 140–180 °C; 200 °C is the coking limit.
+"""
+
+from __future__ import annotations
+
+import casadi as ca
+
+from engine.config import ControllerSettings, PlantDefaults, SetpointLimit
+from engine.model import PlantModel
+from engine.signals import Signal
+
+KIND = "asphalt_tank"
+CELSIUS = 273.15
+
+DEFAULTS = PlantDefaults(
+    period_s=120.0,
+    reference={"T_bulk": 433.15},
+    limits={"m_oil": SetpointLimit(lower=0.1, upper=10.0, max_rate=0.02)},
+    controller=ControllerSettings(horizon=30, tracking={"T_bulk": 1.0, "T_return": 0.0},
+                                  move_suppression={"m_oil": 0.1}),
+)
+"""Storage at 160 °C; the hot-oil valve moves at most 0.02 kg/s per second."""
+
+
+def build_model(dt: float = 120.0) -> PlantModel:
+    """The single-tank model with the seed terminal's nominal parameters; step ``dt`` s."""
+    states = [
+        Signal("T_bulk", "K", 433.15, 273.15, 473.15, "bulk bitumen temperature", std=2e-3),
+        Signal("T_return", "K", 440.0, 273.15, 623.15, "hot-oil return temperature", std=2e-2),
+    ]
+    inputs = [Signal("m_oil", "kg/s", 0.6, 0.1, 12.0, "hot-oil mass flow through the coil")]
+    disturbances = [
+        Signal("T_supply", "K", 523.15, 373.15, 623.15, "hot-oil supply temperature"),
+        Signal("T_ambient", "K", 283.15, 233.15, 323.15, "ambient air temperature"),
+    ]
+    parameters = [
+        Signal("mass", "kg", 8.0e5, 1.0e3, 1.0e7, "bitumen inventory"),
+        Signal("SG", "1", 1.03, 1.0, 1.1, "specific gravity at 25 °C"),
+        Signal("UA_coil", "W/K", 1.2e4, 1.0e2, 1.0e6, "coil conductance, clean"),
+        Signal("UA_loss", "W/K", 650.0, 1.0, 1.0e5, "shell loss conductance, nominal"),
+        Signal("c_oil", "J/(kg K)", 2300.0, 1.0e3, 4.0e3, "hot-oil heat capacity"),
+        Signal("M_coil", "kg", 2000.0, 10.0, 1.0e5, "hot oil held up in the coil"),
+        Signal("k_loss", "1", 1.0, 0.1, 10.0, "heat-loss multiplier (weather, insulation)"),
+        Signal("k_foul", "1", 1.0, 0.05, 2.0, "coil fouling multiplier on UA_coil"),
+    ]
+    outputs = [
+        Signal("T_bulk", "K", 433.15, 273.15, 473.15, "bulk temperature (probe)", std=0.2),
+        Signal("T_return", "K", 440.0, 273.15, 623.15, "hot-oil return temperature", std=0.5),
+    ]
+
+    def dynamics(x, u, d, p):
+        T, T_ret = x["T_bulk"], x["T_return"]
+        flow = ca.fmax(u["m_oil"], 1e-6)
+        capacity = flow * p["c_oil"]
+        passthrough = ca.exp(-p["k_foul"] * p["UA_coil"] / capacity)
+        q_coil = capacity * (d["T_supply"] - T) * (1 - passthrough)
+        q_loss = p["k_loss"] * p["UA_loss"] * (T - d["T_ambient"])
+        c_p = 1e3 * (1.685 + 0.00339 * (T - CELSIUS)) / ca.sqrt(p["SG"])
+        T_ret_ss = T + (d["T_supply"] - T) * passthrough
+        return {
+            "T_bulk": (q_coil - q_loss) / (p["mass"] * c_p),
+            "T_return": flow * (T_ret_ss - T_ret) / p["M_coil"],
+        }
+
+    def output(x, u, d, p):
+        return {"T_bulk": x["T_bulk"], "T_return": x["T_return"]}
+
+    return PlantModel.build(
+        KIND, states=states, inputs=inputs, disturbances=disturbances, parameters=parameters,
+        outputs=outputs, dynamics=dynamics, output=output, dt=dt, substeps=4,
+    )
