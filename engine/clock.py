@@ -95,3 +95,24 @@ class SimClock:
         self._t += self.period
         self.ticks += 1
         return self._t
+
+
+class ClockSpec:
+    """How every actor of one site makes its clock, so that they agree on time.
+
+    Args:
+        lockstep: True for SimClock (each asset steps its simulated plant), False for a
+            RealTimeClock.
+        speed: twin seconds per wall second (real time only).
+        epoch: shared start: wall-clock UNIX time for real time, start time for lock-step.
+    """
+
+    def __init__(self, lockstep: bool = False, speed: float = 1.0, epoch: float | None = None):
+        self.lockstep = lockstep
+        self.speed = speed
+        self.epoch = time.time() if epoch is None else float(epoch)
+
+    def make(self, period: float) -> RealTimeClock | SimClock:
+        if self.lockstep:
+            return SimClock(period, start=self.epoch)
+        return RealTimeClock(period, speed=self.speed, epoch=self.epoch)

@@ -114,11 +114,15 @@ class SimulationSettings(_Strict):
 
 
 class AssetConfig(_Strict):
-    """One asset of a site. Values are SI, keyed by signal name."""
+    """One asset of a site. Values are SI, keyed by signal name.
+
+    ``period_s``, ``controller`` and ``estimator`` left out take the plant kind's
+    defaults; ``reference`` and ``limits`` are merged over the kind's defaults.
+    """
 
     id: str
     kind: str
-    period_s: float
+    period_s: float | None = None
     mode: Mode = Mode.AUTONOMOUS
     max_measurement_age_s: float = math.inf
     structure: dict[str, Any] = {}
@@ -128,8 +132,8 @@ class AssetConfig(_Strict):
     disturbances: dict[str, float] = {}
     reference: dict[str, float] = {}
     limits: dict[str, SetpointLimit] = {}
-    controller: ControllerSettings = ControllerSettings()
-    estimator: EstimatorSettings = EstimatorSettings()
+    controller: ControllerSettings | None = None
+    estimator: EstimatorSettings | None = None
     simulation: SimulationSettings = SimulationSettings()
 
 
@@ -207,9 +211,9 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
         seen.add(asset.id)
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", asset.id):
             raise ConfigError(path, f"{key}.id", f"{asset.id!r} must be letters, digits, '-', '_', '.'")
-        if not asset.period_s > 0:
+        if asset.period_s is not None and not asset.period_s > 0:
             raise ConfigError(path, f"{key}.period_s", f"must be positive, got {asset.period_s}")
-        if asset.controller.horizon < 1:
+        if asset.controller is not None and asset.controller.horizon < 1:
             raise ConfigError(path, f"{key}.controller.horizon",
                               f"must be at least 1, got {asset.controller.horizon}")
         for name, limit in asset.limits.items():

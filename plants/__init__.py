@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from engine.config import PlantDefaults
+import msgspec
+
+from engine.config import AssetConfig, ConfigError, PlantDefaults, SetpointLimit, SiteConfig
 from engine.model import PlantModel
+from engine.signals import SignalSet
 from plants import asphalt_tank
 
 BUILDERS: dict[str, Callable[..., PlantModel]] = {
@@ -30,5 +34,90 @@ def build_model(
         builder = BUILDERS[kind]
     except KeyError:
         raise ValueError(f"unknown asset kind {kind!r}; known kinds: {sorted(BUILDERS)}") from None
-    model = builder(dt=dt, **dict(structure or {}))
+    try:
+        model = builder(dt=dt, **dict(structure or {}))
+    except TypeError as error:
+        raise ValueError(f"asset kind {kind!r}: bad structure option: {error}") from None
     return model.with_parameters(parameters or {})
+
+
+def model_of(asset: AssetConfig) -> PlantModel:
+    """The twin's model of a resolved asset (see :func:`resolve_site`)."""
+    if asset.period_s is None:
+        raise ValueError(f"asset {asset.id!r} is not resolved: period_s is unset")
+    return build_model(asset.kind, dt=asset.period_s, structure=asset.structure,
+                       parameters=asset.parameters)
+
+
+def resolve_site(site: SiteConfig, path: str | Path = "<site>") -> SiteConfig:
+    """Fill every asset's unset settings from its kind's defaults and check every signal
+    name and value against its model. Raises ConfigError naming the file and the key."""
+    return msgspec.structs.replace(
+        site, assets=[_resolve_asset(a, f"assets[{i}]", path) for i, a in enumerate(site.assets)]
+    )
+
+
+def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfig:
+    defaults = DEFAULTS.get(asset.kind)
+    if defaults is None:
+        raise ConfigError(path, f"{key}.kind",
+                          f"unknown asset kind {asset.kind!r}; known kinds: {sorted(BUILDERS)}")
+    period = asset.period_s or defaults.period_s
+    try:
+        model = build_model(asset.kind, dt=period, structure=asset.structure,
+                            parameters=asset.parameters)
+    except ValueError as error:
+        raise ConfigError(path, f"{key}.parameters", str(error)) from None
+    limits = {**defaults.limits, **asset.limits}
+    resolved = msgspec.structs.replace(
+        asset,
+        period_s=period,
+        reference={**defaults.reference, **asset.reference},
+        limits={s.name: _limit_within(s.name, limits.get(s.name), model.inputs, path, key)
+                for s in model.inputs},
+        controller=asset.controller or defaults.controller,
+        estimator=asset.estimator or defaults.estimator,
+    )
+    for field, values, signals in (
+        ("initial", resolved.initial, model.states),
+        ("inputs", resolved.inputs, model.inputs),
+        ("disturbances", resolved.disturbances, model.disturbances),
+        ("reference", resolved.reference, model.outputs),
+        ("simulation.disturbances", resolved.simulation.disturbances, model.disturbances),
+    ):
+        _check_values(values, signals, path, f"{key}.{field}")
+    _check_names(asset.simulation.mismatch, model.parameters, path, f"{key}.simulation.mismatch")
+    _check_names(asset.limits, model.inputs, path, f"{key}.limits")
+    return resolved
+
+
+def _limit_within(name: str, limit: SetpointLimit | None, inputs: SignalSet,
+                  path: str | Path, key: str) -> SetpointLimit:
+    """A safety limit must lie inside the input's engineering bounds; none means those bounds."""
+    signal = inputs[name]
+    if limit is None:
+        return SetpointLimit(lower=signal.lower, upper=signal.upper)
+    if limit.lower < signal.lower or limit.upper > signal.upper:
+        raise ConfigError(
+            path, f"{key}.limits.{name}",
+            f"[{limit.lower:g}, {limit.upper:g}] {signal.unit} is outside the engineering "
+            f"bounds [{signal.lower:g}, {signal.upper:g}] {signal.unit}")
+    return SetpointLimit(lower=max(limit.lower, signal.lower), upper=min(limit.upper, signal.upper),
+                         max_rate=limit.max_rate)
+
+
+def _check_names(values: Mapping[str, Any], signals: SignalSet, path: str | Path, key: str) -> None:
+    for name in values:
+        if name not in signals:
+            raise ConfigError(path, f"{key}.{name}",
+                              f"unknown signal; known: {', '.join(signals.names)}")
+
+
+def _check_values(values: Mapping[str, float], signals: SignalSet, path: str | Path,
+                  key: str) -> None:
+    _check_names(values, signals, path, key)
+    for name, value in values.items():
+        try:
+            signals[name].check(value)
+        except ValueError as error:
+            raise ConfigError(path, f"{key}.{name}", str(error)) from None

@@ -1,0 +1,218 @@
+"""AssetActor: one asset's twin, a thin async wrapper around engine.loop.ControlLoop.
+
+Each tick (period ``period_s`` of twin time):
+
+    measurement = plant.measure()                      (the twin's only view of the plant)
+    estimate    = estimator.step(u, y, dt)             (EKF)
+    proposal    = controller.step(t, x_hat, u, d, r)   (MPC; skipped when OFF)
+    decision    = safety.decide(proposal, age)          (limits, rates, watchdog, mode)
+    plant.apply(decision.applied)                       (only what the gate let through)
+
+Numerical work runs on one dedicated thread so that status queries are answered while
+the controller solves. If the safety actor is unreachable or too slow nothing is
+written, the outputs hold their last safe value, and the status says so: fail closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import ray
+
+from controllers import build_controller, build_estimator
+from engine.clock import ClockSpec
+from engine.config import AssetConfig
+from engine.loop import ControlLoop
+from engine.messages import AuditRecord, Decision, Measurement, Mode, Outcome, Proposal
+from engine.metrics import AssetMetrics
+from plants import model_of
+
+SAFETY_TIMEOUT_S = 2.0
+"""Wall seconds to wait for the safety actor before failing closed."""
+
+
+@ray.remote(num_cpus=0)
+class AssetActor:
+    """Twin state, estimator and controller of one asset."""
+
+    def __init__(self, asset: AssetConfig, clock: ClockSpec, plant, safety) -> None:
+        self.config = asset
+        self.plant = plant
+        self.safety = safety
+        self.model = model = model_of(asset)
+        self.loop = ControlLoop(
+            asset.id, model, build_estimator(model, asset.estimator),
+            build_controller(model, asset.controller, asset.limits),
+            x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
+            reference=asset.reference, t0=clock.epoch,
+        )
+        self.clock = clock.make(asset.period_s)
+        self.lockstep = clock.lockstep
+        self.mode = Mode(asset.mode)
+        self.metrics = AssetMetrics()
+        self.setpoint_times = dict.fromkeys(model.inputs.names, clock.epoch)
+        self.proposal: Proposal | None = None
+        self.safety_error: str | None = None
+        self.tick_error: str | None = None
+        self._numerics = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"numerics-{asset.id}")
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+
+    # -- running ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start ticking in real time (no-op if already running)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def run_for(self, duration: float) -> int:
+        """Lock-step: tick ``duration`` twin-seconds as fast as possible; returns ticks run."""
+        end = self.clock.now() + duration - 1e-9
+        ticks = 0
+        while self.clock.now() < end:
+            await self.tick(await self.clock.tick())
+            ticks += 1
+        return ticks
+
+    async def _run(self) -> None:
+        while True:
+            await self.tick(await self.clock.tick())
+
+    async def tick(self, t: float) -> None:
+        """One measure -> estimate -> propose -> gate -> write cycle at twin time ``t``."""
+        started = time.perf_counter()
+        try:
+            if self.lockstep:
+                await self.plant.advance_to.remote(t)
+            measurement: Measurement = await self.plant.measure.remote()
+            async with self._lock:
+                await self._numeric(self.loop.observe, measurement)
+                if self.mode is not Mode.OFF:
+                    self.proposal = await self._numeric(self.loop.propose, t)
+                    self.metrics.solve_seconds.observe(self.proposal.solve_time_s)
+                    await self._gate(self.proposal, t - measurement.time)
+            self.tick_error = None
+        except Exception as error:  # a failed tick is reported, and the next one tries again
+            self.tick_error = f"{type(error).__name__}: {error}"
+        self.metrics.ticks += 1
+        self.metrics.overruns = self.clock.overruns
+        self.metrics.tick_seconds.observe(time.perf_counter() - started)
+        self.metrics.estimates = self.loop.model.states.mapping(self.loop.state.x)
+        self.metrics.nis = self.loop.state.nis
+
+    async def _numeric(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._numerics, function, *args)
+
+    async def _gate(self, proposal: Proposal, measurement_age: float) -> Decision | None:
+        """Ask the safety actor; write only what it lets through. Fails closed."""
+        try:
+            decision: Decision = await asyncio.wait_for(
+                self.safety.decide.remote(proposal, measurement_age), SAFETY_TIMEOUT_S)
+        except Exception as error:
+            self.safety_error = (f"safety unreachable ({type(error).__name__}): nothing written, "
+                                 "outputs hold their last safe value")
+            return None
+        self.safety_error = None
+        self.mode = decision.mode
+        for record in decision.records:
+            self.metrics.decisions[record.outcome.value] += 1
+        if decision.applied:
+            await self.plant.apply.remote(decision.applied)
+            self.loop.applied(decision.applied)
+            self.setpoint_times.update(dict.fromkeys(decision.applied, decision.time))
+        return decision
+
+    # -- operator requests --------------------------------------------------------------
+
+    async def set_reference(self, values: dict[str, float], user: str) -> dict[str, float]:
+        """Change output targets. Unknown outputs or values outside bounds raise ValueError."""
+        async with self._lock:
+            before = dict(self.loop.reference)
+            reference = self.loop.set_reference(values)
+        t = self.clock.now()
+        await self.safety.note.remote([AuditRecord(
+            time=t, asset=self.config.id, user=user, source="operator", signal=name,
+            requested=value, applied=value, outcome=Outcome.ACCEPTED,
+            reason=f"reference {name} {before.get(name, math.nan):.6g} -> {value:.6g} "
+                   f"{self.model.outputs[name].unit}",
+        ) for name, value in values.items()])
+        return reference
+
+    async def set_mode(self, mode: str, user: str) -> str:
+        self.mode = Mode(await self.safety.set_mode.remote(
+            self.config.id, Mode(mode), user, self.clock.now()))
+        return self.mode.value
+
+    async def write_setpoints(self, values: dict[str, float], user: str) -> dict[str, Any]:
+        """Operator setpoints, gated like any other (MANUAL, ADVISORY or AUTONOMOUS)."""
+        try:
+            self.model.inputs.check(values)
+        except KeyError as error:
+            raise ValueError(error.args[0]) from None
+        last = self.loop.last_measurement
+        age = self.clock.now() - last.time if last is not None else math.inf
+        proposal = Proposal(asset=self.config.id, time=self.clock.now(), setpoints=values,
+                            reason="operator setpoint", source="operator", user=user)
+        async with self._lock:
+            decision = await self._gate(proposal, age)
+        if decision is None:
+            raise RuntimeError(self.safety_error)
+        return {"applied": decision.applied,
+                "records": [{"signal": r.signal, "outcome": r.outcome.value, "reason": r.reason}
+                            for r in decision.records]}
+
+    # -- queries ------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        model, loop = self.model, self.loop
+        estimate = loop.estimate()
+        last = loop.last_measurement
+        proposal = self.proposal
+        return {
+            "id": self.config.id,
+            "kind": self.config.kind,
+            "mode": self.mode.value,
+            "time": loop.t,
+            "healthy": self.healthy(),
+            "estimate": {name: {"value": value, "unit": model.states[name].unit,
+                                "std": estimate.std[name]}
+                         for name, value in estimate.values.items()},
+            "measurement": {} if last is None else {
+                name: {"value": value, "unit": model.outputs[name].unit, "time": last.time}
+                for name, value in last.values.items()},
+            "setpoints": {name: {"value": value, "unit": model.inputs[name].unit,
+                                 "time": self.setpoint_times[name]}
+                          for name, value in model.inputs.mapping(loop.u).items()},
+            "reference": {name: {"value": value, "unit": model.outputs[name].unit}
+                          for name, value in loop.reference.items()},
+            "controller": {
+                "backend": loop.controller.backend,
+                "status": None if proposal is None else proposal.status,
+                "solve_time_s": None if proposal is None else proposal.solve_time_s,
+                "reason": None if proposal is None else proposal.reason,
+            },
+            "nis": estimate.nis,
+            "period_s": self.config.period_s,
+            "ticks": self.metrics.ticks,
+            "overruns": self.clock.overruns,
+            "errors": [e for e in (self.safety_error, self.tick_error) if e],
+        }
+
+    def healthy(self) -> bool:
+        return self.safety_error is None and self.tick_error is None
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.config.id, "kind": self.config.kind, "mode": self.mode.value,
+                "healthy": self.healthy()}
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        return self.metrics.snapshot(self.config.id, self.config.kind)

@@ -1,0 +1,83 @@
+"""Durable audit log: every safety decision, one row per signal, in SQLite.
+
+The database runs in WAL mode with ``synchronous=FULL``: a committed record survives
+a kill -9 of the writing process and a power loss. Records are appended, never
+updated. Queries filter by asset, time range and outcome.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from engine.messages import AuditRecord, Outcome
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    time      REAL NOT NULL,
+    asset     TEXT NOT NULL,
+    user      TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    signal    TEXT NOT NULL,
+    requested REAL,
+    applied   REAL,
+    outcome   TEXT NOT NULL,
+    reason    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_asset_time ON audit (asset, time);
+"""
+
+_COLUMNS = ("time", "asset", "user", "source", "signal", "requested", "applied", "outcome", "reason")
+
+
+class AuditLog:
+    """Append-only audit records in one SQLite file (created with its folder if absent)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def append(self, records: Iterable[AuditRecord]) -> int:
+        """Write records in one transaction; returns how many."""
+        rows = [tuple(getattr(r, c) for c in _COLUMNS) for r in records]
+        if rows:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    f"INSERT INTO audit ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    rows,
+                )
+        return len(rows)
+
+    def query(
+        self,
+        asset: str | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        outcome: Outcome | str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        """Records in time order (oldest first), the newest ``limit`` of those matching."""
+        where, args = [], []
+        for clause, value in (("asset = ?", asset), ("time >= ?", since), ("time <= ?", until),
+                              ("outcome = ?", None if outcome is None else str(outcome))):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        rows = self._db.execute(sql, [*args, int(limit)]).fetchall()
+        return [AuditRecord(*row[:7], Outcome(row[7]), row[8]) for row in reversed(rows)]
+
+    def close(self) -> None:
+        self._db.close()

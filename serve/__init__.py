@@ -1,0 +1,1 @@
+"""The HTTP face of TwinLoop (Ray Serve + FastAPI) and the ``twinloop`` command line."""

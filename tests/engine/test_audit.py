@@ -1,0 +1,44 @@
+"""The audit log survives its writer being killed with SIGKILL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from engine.audit import AuditLog
+from engine.messages import AuditRecord, Outcome
+
+
+def record(i, asset="tank-01", outcome=Outcome.ACCEPTED):
+    return AuditRecord(time=float(i), asset=asset, user="controller", source="controller",
+                       signal="m_oil", requested=float(i), applied=float(i), outcome=outcome,
+                       reason="within limits")
+
+
+def test_query_filters_by_asset_time_and_outcome(tmp_path):
+    log = AuditLog(tmp_path / "audit.db")
+    log.append([record(i) for i in range(10)])
+    log.append([record(5, asset="tank-02"), record(11, outcome=Outcome.CLAMPED)])
+    assert [r.time for r in log.query("tank-01", since=3, until=6)] == [3, 4, 5, 6]
+    assert [r.time for r in log.query("tank-01", outcome="clamped")] == [11]
+    assert [r.time for r in log.query("tank-01", limit=2)] == [9, 11]
+    assert len(log.query("tank-02")) == 1
+
+
+def test_every_committed_record_survives_kill_9(tmp_path):
+    path = tmp_path / "audit.db"
+    writer = textwrap.dedent(f"""
+        import os, signal
+        from engine.audit import AuditLog
+        from engine.messages import AuditRecord, Outcome
+        log = AuditLog({str(path)!r})
+        for i in range(200):
+            log.append([AuditRecord(time=float(i), asset="a", user="u", source="controller",
+                        signal="s", requested=1.0, applied=1.0, outcome=Outcome.ACCEPTED,
+                        reason="r")])
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    result = subprocess.run([sys.executable, "-c", writer], check=False)
+    assert result.returncode == -9
+    assert [r.time for r in AuditLog(path).query("a", limit=1000)] == [float(i) for i in range(200)]

@@ -1,0 +1,70 @@
+"""Site files: typed decoding and errors that name the file, the key and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import plants
+from engine.config import ConfigError, load_site, parse_site
+
+PILOT = Path(__file__).resolve().parents[2] / "examples" / "pilot.toml"
+
+MINIMAL = """
+[site]
+name = "t"
+[[assets]]
+id = "tank-01"
+kind = "asphalt_tank"
+"""
+
+
+def resolve(text):
+    return plants.resolve_site(parse_site(text, "site.toml"), "site.toml")
+
+
+def test_the_pilot_site_loads_and_resolves():
+    site = plants.resolve_site(load_site(PILOT), PILOT)
+    assert [a.id for a in site.assets] == ["tank-01", "tank-02"]
+    assert site.assets[0].limits["m_oil"].max_rate == 0.02
+
+
+def test_unset_settings_take_the_kind_defaults():
+    asset = resolve(MINIMAL).assets[0]
+    assert asset.period_s == plants.DEFAULTS["asphalt_tank"].period_s
+    assert asset.reference == {"T_bulk": 433.15}
+    assert asset.controller.horizon == plants.DEFAULTS["asphalt_tank"].controller.horizon
+
+
+@pytest.mark.parametrize(("extra", "key", "problem"), [
+    ('period_s = "fast"', "assets[0].period_s", "Expected `float | null`, got `str`"),
+    ("reference = { T_top = 400.0 }", "assets[0].reference.T_top", "unknown signal"),
+    ("reference = { T_bulk = 500.0 }", "assets[0].reference.T_bulk",
+     "above its upper bound 473.15 K"),
+    ("colour = 1", "assets[0]", "unknown field `colour`"),
+    ('kind2 = "x"', "assets[0]", "unknown field `kind2`"),
+])
+def test_errors_name_file_key_and_problem(extra, key, problem):
+    with pytest.raises(ConfigError) as caught:
+        resolve(MINIMAL + extra)
+    assert caught.value.path == "site.toml"
+    assert caught.value.key == key
+    assert problem in caught.value.problem
+
+
+def test_safety_limits_must_lie_inside_engineering_bounds():
+    with pytest.raises(ConfigError, match=r"limits.m_oil: \[0.1, 50\] kg/s is outside .* \[0.1, 12\]"):
+        resolve(MINIMAL + "[assets.limits.m_oil]\nlower = 0.1\nupper = 50.0\n")
+
+
+def test_unknown_kind_and_duplicate_ids_are_refused():
+    with pytest.raises(ConfigError, match="unknown asset kind 'boiler'"):
+        resolve(MINIMAL.replace("asphalt_tank", "boiler"))
+    with pytest.raises(ConfigError, match="'tank-01' is used twice"):
+        resolve(MINIMAL + MINIMAL.split("\n", 3)[3])
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nowhere.toml: cannot read"):
+        load_site(tmp_path / "nowhere.toml")
