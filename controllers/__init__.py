@@ -1,0 +1,37 @@
+"""Estimators and controllers built from a PlantModel, and the registries that build
+them by name from the site configuration (``EstimatorSettings.kind``,
+``ControllerSettings.backend``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from engine.config import ControllerSettings, EstimatorSettings, SetpointLimit
+from engine.loop import Controller, Estimator
+from engine.model import PlantModel
+
+ESTIMATOR_KINDS = ("ekf",)
+CONTROLLER_BACKENDS = ("do-mpc",)
+
+
+def build_estimator(model: PlantModel, settings: EstimatorSettings) -> Estimator:
+    """The estimator of ``settings.kind`` for ``model``. Unknown kinds raise ValueError."""
+    if settings.kind == "ekf":
+        from controllers.ekf import ExtendedKalmanFilter
+
+        return ExtendedKalmanFilter(model, settings)
+    raise ValueError(f"unknown estimator kind {settings.kind!r}; known kinds: "
+                     f"{', '.join(ESTIMATOR_KINDS)}")
+
+
+def build_controller(
+    model: PlantModel, settings: ControllerSettings, limits: Mapping[str, SetpointLimit]
+) -> Controller:
+    """The controller of ``settings.backend`` for ``model`` with the setpoint ``limits``.
+    Unknown backends raise ValueError."""
+    if settings.backend == "do-mpc":
+        from controllers.mpc_dompc import DoMpcController
+
+        return DoMpcController(model, settings, limits)
+    raise ValueError(f"unknown controller backend {settings.backend!r}; known backends: "
+                     f"{', '.join(CONTROLLER_BACKENDS)}")

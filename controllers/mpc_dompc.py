@@ -1,0 +1,303 @@
+"""Nonlinear MPC on do-mpc and IPOPT, over a PlantModel's RK4 step.
+
+The do-mpc model is *discrete*: x[k+1] = F(x[k], u[k], d, p, dt) with the PlantModel's
+RK4 step, parameters p fixed at their nominal values, and the disturbances d, the
+output references r and the tracking weights as time-varying parameters, so they can
+change between calls without rebuilding the problem. Over the horizon of N steps
+(t_step = the model's dt) the controller minimises
+
+    sum_{k=0}^{N-1} [ sum_y w_y ((h_y(x_k, u_k, d, p) - r_y) / s_y)^2
+                      + sum_u w_du ((u_k - u_{k-1}) / s_u)^2 ]
+
+subject to the input bounds (the intersection of each input signal's bounds and its
+setpoint limit), with u_{-1} the input applied now. ``s`` is the span upper - lower of
+the output or input signal, or max(|nominal|, 1) where a bound is infinite; outputs
+without a reference weigh 0 (see ``engine.config.ControllerSettings``).
+
+Signals: in the state estimate x [state units], the applied inputs u [input units],
+the disturbances d [disturbance units] and the references {output name: value};
+out a Proposal with the first move {input name: value}, the predicted outputs at
+t + dt, ..., t + N dt and a reason with numbers and units.
+
+IPOPT runs silently, capped at 300 iterations. A solve that does not end in
+Solve_Succeeded or Solved_To_Acceptable_Level, or gives non-finite values, is not used:
+the last good plan is proposed one step on instead, and the next solve starts from a
+fresh initial guess.
+
+Simplifications: no state or output constraints (soft constraints come later), one
+scenario (no robust MPC), disturbances held constant over the horizon.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping
+
+import casadi as ca
+import numpy as np
+
+with warnings.catch_warnings():
+    # do-mpc announces its optional ONNX and PyTorch features at import
+    warnings.filterwarnings("ignore", message=".*(ONNX|PyTorch).*", category=UserWarning)
+    import do_mpc
+
+from engine.config import ControllerSettings, SetpointLimit
+from engine.messages import Proposal
+from engine.model import PlantModel
+from engine.signals import SignalSet
+
+_SOLVED = ("Solve_Succeeded", "Solved_To_Acceptable_Level")
+_MAX_ITERATIONS = 300
+"""IPOPT iteration cap: a typical solve takes about 20, so a failing one ends in bounded time."""
+_DEFAULT_TRACKING = 1.0
+_DEFAULT_MOVE_SUPPRESSION = 0.1
+
+
+class DoMpcController:
+    """do-mpc MPC for ``model``; satisfies ``engine.loop.Controller``.
+
+    Not thread-safe: one instance per asset loop (do-mpc objects do not pickle, so
+    build it inside the actor that uses it)."""
+
+    backend = "do-mpc"
+
+    def __init__(
+        self, model: PlantModel, settings: ControllerSettings, limits: Mapping[str, SetpointLimit]
+    ) -> None:
+        _require_known("limits", limits, model.inputs)
+        _require_known("ControllerSettings.tracking", settings.tracking, model.outputs)
+        _require_known("ControllerSettings.move_suppression", settings.move_suppression,
+                       model.inputs)
+        for table in ("tracking", "move_suppression"):
+            for name, weight in getattr(settings, table).items():
+                if not (math.isfinite(weight) and weight >= 0):
+                    raise ValueError(f"ControllerSettings.{table}[{name!r}] must be finite "
+                                     f"and >= 0, got {weight}")
+        if settings.horizon < 1:
+            raise ValueError(
+                f"ControllerSettings.horizon must be at least 1, got {settings.horizon}")
+        self.model = model
+        self.horizon = settings.horizon
+        self.lower, self.upper = _input_bounds(model.inputs, limits)
+        """Input bounds used by the optimiser, input units."""
+        self._output_scale = _spans(model.outputs)
+        self._tracking = np.array([settings.tracking.get(n, _DEFAULT_TRACKING)
+                                   for n in model.outputs.names])
+        move_suppression = np.array([settings.move_suppression.get(n, _DEFAULT_MOVE_SUPPRESSION)
+                                     for n in model.inputs.names])
+        self._reference: dict[str, float] = {}
+        self._disturbances = model.disturbances.nominal
+        self._plan_inputs: np.ndarray | None = None
+        self._plan_outputs: np.ndarray | None = None
+        self._fresh_guess = True
+        self._outputs = ca.Function("outputs", *_output_map(model))
+        self._mpc = self._build(move_suppression / _spans(model.inputs) ** 2)
+
+    # -- the Controller protocol -----------------------------------------------------------
+
+    def step(
+        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, reference: Mapping[str, float]
+    ) -> Proposal:
+        """Solve the MPC problem from state ``x`` with ``u`` applied now and propose the
+        first move. On solver failure or non-finite input, propose the last good plan
+        shifted by one step (or hold ``u`` if there is none)."""
+        _require_known("reference", reference, self.model.outputs)
+        x = np.asarray(x, dtype=float).ravel()
+        u = np.asarray(u, dtype=float).ravel()
+        d = np.asarray(d, dtype=float).ravel()
+        self._reference = {name: float(value) for name, value in reference.items()}
+        self._disturbances = d
+        start = time.perf_counter()
+        status = self._solve(x, u, d)
+        solve_time = time.perf_counter() - start
+        if status in _SOLVED:
+            return self._proposal(t, x, u, d, status, solve_time)
+        return self._held(t, u, status, solve_time)
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _build(self, move_weight: np.ndarray) -> do_mpc.controller.MPC:
+        model = self.model
+        dompc_model = do_mpc.model.Model("discrete", "SX")
+        x = dompc_model.set_variable("_x", "x", shape=(len(model.states), 1))
+        u = dompc_model.set_variable("_u", "u", shape=(len(model.inputs), 1))
+        d = _time_varying(dompc_model, "d", len(model.disturbances))
+        r = _time_varying(dompc_model, "r", len(model.outputs))
+        weight = _time_varying(dompc_model, "w", len(model.outputs))
+        p = ca.DM(model.parameters.nominal)
+        dompc_model.set_rhs("x", model.F(x, u, d, p, model.dt))
+        dompc_model.setup()
+
+        mpc = do_mpc.controller.MPC(dompc_model)
+        mpc.settings.n_horizon = self.horizon
+        mpc.settings.t_step = model.dt
+        mpc.settings.store_full_solution = False
+        mpc.settings.store_lagr_multiplier = False
+        mpc.settings.store_solver_stats = []
+        mpc.settings.nlpsol_opts.update({"ipopt.print_level": 0, "print_time": False,
+                                         "ipopt.sb": "yes", "ipopt.max_iter": _MAX_ITERATIONS})
+        error = model.h(x, u, d, p) - r
+        mpc.set_objective(lterm=ca.sum1(weight * error**2), mterm=ca.DM(0))
+        mpc.set_rterm(u=move_weight)
+        mpc.bounds["lower", "_u", "u"] = self.lower
+        mpc.bounds["upper", "_u", "u"] = self.upper
+        template = mpc.get_tvp_template()
+
+        def time_varying(t_now: float):
+            # reads the controller's current reference and disturbances at every solve
+            reference = self.model.outputs.vector(self._reference)
+            weights = np.array([self._tracking[i] / self._output_scale[i] ** 2
+                                if name in self._reference else 0.0
+                                for i, name in enumerate(self.model.outputs.names)])
+            for k in range(self.horizon + 1):
+                _fill(template, k, "d", self._disturbances)
+                _fill(template, k, "r", reference)
+                _fill(template, k, "w", weights)
+            return template
+
+        mpc.set_tvp_fun(time_varying)
+        with warnings.catch_warnings():
+            # do-mpc's bound checks call numpy on casadi values (casadi issue #2959)
+            warnings.filterwarnings("ignore", category=FutureWarning, module="casadi")
+            mpc.setup()
+        return mpc
+
+    # -- solving -------------------------------------------------------------------------------
+
+    def _solve(self, x: np.ndarray, u: np.ndarray, d: np.ndarray) -> str:
+        """Run IPOPT; return its status, or why it was not run."""
+        for signals, values in ((self.model.states, x), (self.model.inputs, u),
+                                (self.model.disturbances, d)):
+            bad = [n for n, v in zip(signals.names, values) if not math.isfinite(v)]
+            if bad:
+                return f"non-finite {', '.join(bad)}"
+        mpc = self._mpc
+        if self._fresh_guess:
+            mpc.x0 = x
+            mpc.u0 = np.clip(u, self.lower, self.upper)
+            mpc.set_initial_guess()
+        mpc.u0 = u  # u_{-1} of the move suppression term
+        try:
+            mpc.make_step(x)
+        except RuntimeError as error:
+            self._fresh_guess = True
+            return f"solver error: {error}".splitlines()[0]
+        finally:
+            mpc.reset_history()  # do-mpc appends every step to its data log: keep memory bounded
+        status = str(mpc.solver_stats["return_status"])
+        solution = mpc.opt_x_num_unscaled
+        inputs = np.vstack([np.asarray(solution["_u", k, 0]).ravel()
+                            for k in range(self.horizon)])
+        states = np.vstack([np.asarray(solution["_x", k, 0, -1]).ravel()
+                            for k in range(1, self.horizon + 1)])
+        outputs = np.asarray(self._outputs(states.T, inputs.T, d)).T
+        if status in _SOLVED and not (np.isfinite(inputs).all() and np.isfinite(outputs).all()):
+            status = f"{status} with non-finite values"
+        if status not in _SOLVED:
+            self._fresh_guess = True
+            return status
+        self._fresh_guess = False
+        self._plan_inputs = np.clip(inputs, self.lower, self.upper)
+        self._plan_outputs = outputs
+        return status
+
+    def _proposal(self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, status: str,
+                  solve_time: float) -> Proposal:
+        now = np.asarray(self._outputs(x, u, d)).ravel()
+        tracked = [
+            f"{name} {_number(now[i])} {sig.unit} -> {_number(self._reference[name])} {sig.unit} "
+            f"(predicted {_number(self._plan_outputs[-1, i])} {sig.unit} in "
+            f"{_duration(self.horizon * self.model.dt)})"
+            for i, (name, sig) in enumerate(zip(self.model.outputs.names, self.model.outputs))
+            if name in self._reference
+        ]
+        moves = ", ".join(
+            f"{sig.name} {_number(u[j])} -> {_number(self._plan_inputs[0, j])} {sig.unit}"
+            for j, sig in enumerate(self.model.inputs)
+        )
+        reason = f"{'; '.join(tracked) or 'no reference set'}: {moves}"
+        return self._message(t, self._plan_inputs[0], reason, status, solve_time)
+
+    def _held(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
+        """The last good plan shifted by one step, or ``u`` held if there is none."""
+        reason = f"solver failed ({status}): holding last good plan"
+        if self._plan_inputs is None:
+            held = np.where(np.isfinite(u), u, self.model.inputs.nominal)
+            held = np.clip(held, self.lower, self.upper)
+            return self._message(t, held, f"solver failed ({status}): no plan yet, holding "
+                                 "the applied inputs", f"failed: {status}", solve_time)
+        self._plan_inputs = np.vstack([self._plan_inputs[1:], self._plan_inputs[-1:]])
+        self._plan_outputs = np.vstack([self._plan_outputs[1:], self._plan_outputs[-1:]])
+        return self._message(t, self._plan_inputs[0], reason, f"failed: {status}", solve_time)
+
+    def _message(self, t: float, setpoint: np.ndarray, reason: str, status: str,
+                 solve_time: float) -> Proposal:
+        predicted = ({name: self._plan_outputs[:, i].tolist()
+                      for i, name in enumerate(self.model.outputs.names)}
+                     if self._plan_outputs is not None else {})
+        return Proposal(asset="", time=float(t), setpoints=self.model.inputs.mapping(setpoint),
+                        reason=reason, status=status, solve_time_s=solve_time,
+                        predicted=predicted)
+
+
+def _require_known(what: str, names: Mapping[str, object], signals: SignalSet) -> None:
+    unknown = sorted(set(names) - set(signals.names))
+    if unknown:
+        raise ValueError(f"{what}: unknown signal(s) {unknown}; known: {', '.join(signals.names)}")
+
+
+def _input_bounds(
+    inputs: SignalSet, limits: Mapping[str, SetpointLimit]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each input's signal bounds intersected with its setpoint limit."""
+    lower, upper = inputs.lower, inputs.upper
+    for name, limit in limits.items():
+        i = inputs.index(name)
+        lower[i], upper[i] = max(lower[i], limit.lower), min(upper[i], limit.upper)
+        if not lower[i] <= upper[i]:
+            raise ValueError(
+                f"input {name!r}: setpoint limit [{limit.lower:g}, {limit.upper:g}] "
+                f"{inputs[name].unit} does not overlap the signal's bounds "
+                f"[{inputs[name].lower:g}, {inputs[name].upper:g}] {inputs[name].unit}")
+    return lower, upper
+
+
+def _spans(signals: SignalSet) -> np.ndarray:
+    """upper - lower per signal, or max(|nominal|, 1) where a bound is infinite."""
+    span = signals.upper - signals.lower
+    fallback = np.maximum(np.abs(signals.nominal), 1.0)
+    return np.where(np.isfinite(span) & (span > 0), span, fallback)
+
+
+def _time_varying(dompc_model: do_mpc.model.Model, name: str, size: int):
+    """A do-mpc time-varying parameter vector, or an empty column if ``size`` is 0."""
+    if size == 0:
+        return ca.DM.zeros(0, 1)
+    return dompc_model.set_variable("_tvp", name, shape=(size, 1))
+
+
+def _fill(template, k: int, name: str, values: np.ndarray) -> None:
+    if values.size:
+        template["_tvp", k, name] = values
+
+
+def _output_map(model: PlantModel) -> tuple[list[ca.SX], list[ca.SX]]:
+    """(x, u, d) -> y at the nominal parameters, for evaluating predictions."""
+    x = ca.SX.sym("x", len(model.states))
+    u = ca.SX.sym("u", len(model.inputs))
+    d = ca.SX.sym("d", len(model.disturbances))
+    return [x, u, d], [model.h(x, u, d, ca.DM(model.parameters.nominal))]
+
+
+def _number(value: float) -> str:
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
