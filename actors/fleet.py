@@ -47,10 +47,10 @@ class Fleet:
             ray.kill(handle, no_restart=True)
 
 
-def build_fleet(site: SiteConfig, clock: ClockSpec) -> Fleet:
+def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE) -> Fleet:
     """Create and wait for every actor of a resolved site (see plants.resolve_site)."""
     name = site.site.name
-    safety = SafetyActor.options(name=f"safety:{name}", namespace=NAMESPACE).remote(
+    safety = SafetyActor.options(name=f"safety:{name}", namespace=namespace).remote(
         name, site.site.audit_db)
     fleet = Fleet(site, clock, safety)
     for asset in site.assets:
@@ -59,9 +59,9 @@ def build_fleet(site: SiteConfig, clock: ClockSpec) -> Fleet:
         safety.register.remote(asset.id, asset.limits, asset.mode, asset.max_measurement_age_s,
                                initial_inputs, clock.epoch)
         plant = SimulatedPlantActor.options(
-            name=f"plant:{asset.id}", namespace=NAMESPACE).remote(asset, clock)
+            name=f"plant:{asset.id}", namespace=namespace).remote(asset, clock)
         fleet.plants[asset.id] = plant
         fleet.assets[asset.id] = AssetActor.options(
-            name=f"asset:{asset.id}", namespace=NAMESPACE).remote(asset, clock, plant, safety)
+            name=f"asset:{asset.id}", namespace=namespace).remote(asset, clock, plant, safety)
     ray.get([a.summary.remote() for a in fleet.assets.values()])
     return fleet

@@ -39,7 +39,7 @@ DEFAULTS = PlantDefaults(
     period_s=120.0,
     reference={"T_bulk": 433.15},
     limits={"m_oil": SetpointLimit(lower=0.1, upper=10.0, max_rate=0.02)},
-    controller=ControllerSettings(horizon=30, tracking={"T_bulk": 1.0, "T_return": 0.0},
+    controller=ControllerSettings(horizon=30, tracking={"T_bulk": 100.0, "T_return": 0.0},
                                   move_suppression={"m_oil": 0.1}),
 )
 """Storage at 160 °C; the hot-oil valve moves at most 0.02 kg/s per second."""

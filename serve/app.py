@@ -13,12 +13,10 @@ Unknown assets answer 404; unknown signals and values outside their bounds 422 w
 message naming the signal and the bound. OpenAPI at /docs.
 """
 
-from __future__ import annotations
-
 import asyncio
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import Body, FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel
 from ray import serve
 
@@ -38,6 +36,15 @@ app = FastAPI(
 
 class ModeRequest(BaseModel):
     mode: Mode
+
+
+async def _unprocessable(ref):
+    """Await an actor call; its ValueError becomes 422 with the actor's own message."""
+    try:
+        return await ref
+    except ValueError as error:
+        raise HTTPException(422, str(getattr(error, "cause", error))) from None
+# Defined before the deployment: @serve.ingress captures the module namespace when applied.
 
 
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0})
@@ -71,18 +78,22 @@ class TwinLoopAPI:
         return await self._asset(asset_id).status.remote()
 
     @app.put("/assets/{asset_id}/reference")
-    async def put_reference(self, asset_id: str, body: dict[str, float]) -> dict[str, Any]:
+    async def put_reference(
+        self, asset_id: str, body: dict[str, float] = Body(examples=[{"T_bulk": 433.15}])
+    ) -> dict[str, Any]:
         asset = self._asset(asset_id)
         reference = await _unprocessable(asset.set_reference.remote(body, HTTP_USER))
         return {"reference": reference}
 
     @app.put("/assets/{asset_id}/mode")
-    async def put_mode(self, asset_id: str, body: ModeRequest) -> dict[str, Any]:
+    async def put_mode(self, asset_id: str, body: ModeRequest = Body()) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return {"mode": await asset.set_mode.remote(body.mode.value, HTTP_USER)}
 
     @app.put("/assets/{asset_id}/setpoints")
-    async def put_setpoints(self, asset_id: str, body: dict[str, float]) -> dict[str, Any]:
+    async def put_setpoints(
+        self, asset_id: str, body: dict[str, float] = Body(examples=[{"m_oil": 2.0}])
+    ) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.write_setpoints.remote(body, HTTP_USER))
 
@@ -103,14 +114,6 @@ class TwinLoopAPI:
     async def metrics(self) -> Response:
         snapshots = await asyncio.gather(*(a.metrics_snapshot.remote() for a in self.assets.values()))
         return Response(render(snapshots), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-async def _unprocessable(ref):
-    """Await an actor call; its ValueError becomes 422 with the actor's own message."""
-    try:
-        return await ref
-    except ValueError as error:
-        raise HTTPException(422, str(getattr(error, "cause", error))) from None
 
 
 def start_http(fleet, host: str = "127.0.0.1", port: int = 8000) -> str:

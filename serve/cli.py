@@ -61,8 +61,9 @@ def run_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     print(f"twinloop: starting site {site.site.name!r} ({len(site.assets)} assets) "
           f"at {speed:g}x real time", flush=True)
+    embedded = {} if args.address else {"_node_ip_address": host}
     ray.init(address=args.address, namespace=NAMESPACE, include_dashboard=False,
-             logging_level="WARNING", log_to_driver=False)
+             logging_level="WARNING", log_to_driver=False, **embedded)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     fleet = build_fleet(site, ClockSpec(speed=speed))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+PILOT = Path(__file__).resolve().parents[1] / "examples" / "pilot.toml"
 
 
 @pytest.fixture(scope="session")
@@ -13,6 +17,26 @@ def ray_session():
     from actors import NAMESPACE
 
     ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False,
-             logging_level="WARNING", log_to_driver=False)
+             logging_level="WARNING", log_to_driver=False, _node_ip_address="127.0.0.1")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pilot_fleet(ray_session, tmp_path_factory, request):
+    """The two-tank pilot site in lock-step (SimClock), one per test module, in a Ray
+    namespace of its own. Tests run it forward with ``fleet.run_for``."""
+    import msgspec
+
+    import plants
+    from actors.fleet import build_fleet
+    from engine.clock import ClockSpec
+    from engine.config import load_site
+
+    site = plants.resolve_site(load_site(PILOT), PILOT)
+    audit = tmp_path_factory.mktemp("audit") / "pilot-audit.db"
+    site = msgspec.structs.replace(site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
+    namespace = f"test-{request.module.__name__}"
+    fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace=namespace)
+    yield fleet
+    fleet.shutdown()
