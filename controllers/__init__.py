@@ -11,7 +11,7 @@ from engine.loop import Controller, Estimator
 from engine.model import PlantModel
 
 ESTIMATOR_KINDS = ("ekf",)
-CONTROLLER_BACKENDS = ("do-mpc",)
+CONTROLLER_BACKENDS = ("do-mpc", "fillage-rule")
 
 
 def build_estimator(model: PlantModel, settings: EstimatorSettings) -> Estimator:
@@ -33,5 +33,9 @@ def build_controller(
         from controllers.mpc_dompc import DoMpcController
 
         return DoMpcController(model, settings, limits)
+    if settings.backend == "fillage-rule":
+        from controllers.fillage import FillageController
+
+        return FillageController(model, settings, limits)
     raise ValueError(f"unknown controller backend {settings.backend!r}; known backends: "
                      f"{', '.join(CONTROLLER_BACKENDS)}")

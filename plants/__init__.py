@@ -11,14 +11,18 @@ import msgspec
 from engine.config import AssetConfig, ConfigError, PlantDefaults, SetpointLimit, SiteConfig
 from engine.model import PlantModel
 from engine.signals import SignalSet
-from plants import asphalt_tank
+from plants import (
+    asphalt_tank,
+    asphalt_terminal,
+    centrifugal_pump,
+    dra_pipeline,
+    rod_pump,
+    smelter_cell,
+)
 
-BUILDERS: dict[str, Callable[..., PlantModel]] = {
-    asphalt_tank.KIND: asphalt_tank.build_model,
-}
-DEFAULTS: dict[str, PlantDefaults] = {
-    asphalt_tank.KIND: asphalt_tank.DEFAULTS,
-}
+_MODULES = (asphalt_tank, asphalt_terminal, centrifugal_pump, dra_pipeline, rod_pump, smelter_cell)
+BUILDERS: dict[str, Callable[..., PlantModel]] = {m.KIND: m.build_model for m in _MODULES}
+DEFAULTS: dict[str, PlantDefaults] = {m.KIND: m.DEFAULTS for m in _MODULES}
 
 
 def build_model(

@@ -31,9 +31,10 @@ import casadi as ca
 from engine.config import ControllerSettings, PlantDefaults, SetpointLimit
 from engine.model import PlantModel
 from engine.signals import Signal
+from plants import bitumen
 
 KIND = "asphalt_tank"
-CELSIUS = 273.15
+CELSIUS = bitumen.CELSIUS
 
 DEFAULTS = PlantDefaults(
     period_s=120.0,
@@ -78,7 +79,7 @@ def build_model(dt: float = 120.0) -> PlantModel:
         passthrough = ca.exp(-p["k_foul"] * p["UA_coil"] / capacity)
         q_coil = capacity * (d["T_supply"] - T) * (1 - passthrough)
         q_loss = p["k_loss"] * p["UA_loss"] * (T - d["T_ambient"])
-        c_p = 1e3 * (1.685 + 0.00339 * (T - CELSIUS)) / ca.sqrt(p["SG"])
+        c_p = bitumen.specific_heat(T, p["SG"])
         T_ret_ss = T + (d["T_supply"] - T) * passthrough
         return {
             "T_bulk": (q_coil - q_loss) / (p["mass"] * c_p),

@@ -68,3 +68,13 @@ def test_unknown_kind_and_duplicate_ids_are_refused():
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nowhere.toml: cannot read"):
         load_site(tmp_path / "nowhere.toml")
+
+
+@pytest.mark.parametrize("kind", sorted(plants.BUILDERS))
+def test_every_kind_resolves_from_its_defaults_alone(kind):
+    """A site naming only an asset's kind gets a period, reference and limits that all
+    refer to real signals of that kind's model, within their bounds."""
+    asset = resolve(MINIMAL.replace("asphalt_tank", kind)).assets[0]
+    model = plants.model_of(asset)
+    assert set(asset.limits) == set(model.inputs.names)
+    assert set(asset.reference) <= set(model.outputs.names)

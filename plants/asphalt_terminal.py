@@ -1,0 +1,401 @@
+"""The seed asphalt terminal: storage tanks on one hot-oil loop, loaded out by truck
+stations. PHYSICS.md section 3, extended from plants/asphalt_tank.py to the whole plant.
+
+Each tank i holds bitumen of mass m_i in two nodes, a bottom (bulk) node with the coil
+and a top layer, fixed fractions (1 - phi) and phi of the inventory. Loading pumps draw
+w_i from the bottom; as the level falls the layer above sinks into the bottom node
+(phi w_i at the top temperature). With c_p(T) from Cragoe and U A the loss conductances,
+
+    dm_i/dt                    = -w_i
+    (1-phi) m_i c_p(T_b) dT_b/dt = Q_coil,i - G_mix (T_b - T_t) - L_b,i (T_b - T_amb)
+                                   + phi w_i c_p((T_b + T_t)/2) (T_t - T_b)
+    phi m_i c_p(T_t) dT_t/dt   = G_mix (T_b - T_t) - L_t,i (T_t - T_amb)
+    G_mix = h_mix A_i,   L_b,i = k_loss,i (U_floor A_i + U_shell pi D_i (1-phi) z_i),
+    L_t,i = k_loss,i (U_roof A_i + U_shell pi D_i phi z_i)   (wetted wall only)
+    z_i   = ((1-phi) m_i / rho(T_b) + phi m_i / rho(T_t)) / A_i            level, m
+
+The (1-phi) m c_p dT/dt form is exact for the enthalpy h(T) = int c_p dT, and the
+sinking-layer term uses h(T_t) - h(T_b) = c_p((T_b+T_t)/2)(T_t - T_b), exact for a c_p
+linear in T, so the balance closes to integration error.
+
+The closed hot-oil loop: the heater raises the return oil to the supply temperature
+T_sup (an input, held by the heater's own controller); the circulation pump delivers
+m_loop (an input). Supply and return headers feed the tank coils and a fixed
+minimum-flow bypass in parallel. With header losses small next to the branches, every
+branch sees the same pressure difference dP and passes K v sqrt(dP), K its flow at full
+opening at the design dP, v the valve opening (linear trim), so
+
+    m_i = m_loop K_i v_i / S,   m_bypass = m_loop K_bypass / S,   S = K_bypass + sum_j K_j v_j
+
+which sums to m_loop exactly and never divides by zero (K_bypass > 0). Each coil is a
+heat exchanger against its well-mixed bottom node (PHYSICS.md):
+
+    T_out,i  = T_b,i + (T_sup - T_b,i) exp(-k_foul,i UA_i / (m_i c_oil))
+    Q_coil,i = m_i c_oil (T_sup - T_out,i)
+    M_loop dT_ret/dt = m_loop (T_mix - T_ret),
+    T_mix = (sum_i m_i T_out,i + m_bypass T_sup) / m_loop     (loop hold-up lag)
+    Q_heater = m_loop c_oil (T_sup - T_ret)
+
+Signals (SI; tt = tank number 01..N):
+    states (3N + 1):  T_bulk_tt [K], T_top_tt [K], mass_tt [kg], T_return [K]
+    inputs:           T_supply [K], m_loop [kg/s], valve_tt [1] coil valve opening 0..1
+    disturbances:     T_ambient [K], draw_tt [kg/s] loading draw (see ``tank_draws``)
+    outputs:          T_bulk_tt, T_top_tt [K], level_tt [m],
+                      viscosity_tt [m^2/s] Walther at T_bulk (1 cSt = 1e-6 m^2/s),
+                      T_return [K], heater_duty [W]
+    parameters:       per tank diameter_tt [m], UA_coil_tt [W/K], valve_capacity_tt [kg/s],
+                      k_loss_tt [1] loss multiplier, k_foul_tt [1] fouling multiplier;
+                      shared SG [1], walther_A, walther_B [1], U_shell, U_roof, U_floor
+                      [W/(m^2 K)], h_mix [W/(m^2 K)], top_fraction [1], c_oil [J/(kg K)],
+                      M_loop [kg], bypass_capacity [kg/s]
+
+Loading: ``stations`` truck-loading pumps (STATION_PUMP_FLOW each) can each be lined up
+to any tank; ``tank_draws`` turns their line-ups and flows into the draw_tt disturbances,
+bounded by all stations on one tank. ``coil_flows`` and ``coil_outlet_temperature`` are
+the loop's hydraulics and the coil formula, usable on numbers for displays and checks.
+
+The EKF estimates the 3N + 1 states (31 for the seed plant). The loss and fouling
+multipliers are parameters, not states: they keep the state count near 30, and a
+simulated plant's mismatch in them shows up as process noise on the tank temperatures.
+
+Simplifications: no receipts (PHYSICS.md's m_in c_p (T_in - T) term is zero); the top
+layer is a fixed mass fraction rather than a fixed thickness; the dry shell above the
+liquid and the vapour space are lumped into the roof loss; the floor loses to ambient
+air temperature; no heat loss from the oil headers, no hold-up in the heater or supply
+header; draws keep running below the heel (the mass's lower bound flags it), and the node
+masses in the heat capacities are floored at the heel mass (ca.fmax) so an over-drawn tank
+stays finite. The 1:20 m
+seed plan fixes the tanks' sizes here, not the piping lengths. Tank data (unverified):
+diameters 12–20 m, shells 12–14 m, 1400–4400 m^3; a 60/70-pen grade with 400 cSt at
+135 °C and 2e5 cSt at 60 °C; thermal oil at 250 °C.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import dataclasses
+
+import casadi as ca
+import msgspec
+import numpy as np
+
+from engine.config import ControllerSettings, EstimatorSettings, PlantDefaults, SetpointLimit
+from engine.model import PlantModel
+from engine.signals import Signal, SignalSet
+from plants import bitumen
+
+KIND = "asphalt_terminal"
+
+SEED_TANKS = (
+    # diameter m, shell height m, nominal level m
+    (20.0, 14.0, 9.0), (20.0, 14.0, 7.5), (18.0, 14.0, 10.0), (18.0, 14.0, 6.0),
+    (16.0, 14.0, 8.5), (16.0, 14.0, 11.0), (14.0, 12.0, 7.0), (14.0, 12.0, 9.5),
+    (12.0, 12.0, 5.5), (12.0, 12.0, 8.0),
+)
+"""The seed terminal's ten tanks (unverified): diameter, shell height, nominal level."""
+
+STORAGE_TEMPERATURE = 433.15
+"""Nominal and reference bulk temperature, 160 °C (storage band 140–180 °C), K."""
+COKING_TEMPERATURE = 473.15
+"""200 °C: bitumen above it cokes on the coil skin; the tank temperatures' upper bound, K."""
+SUPPLY_TEMPERATURE = 523.15
+"""Nominal hot-oil supply temperature, 250 °C, K."""
+LOOP_FLOW = 10.0
+"""Nominal circulation flow, kg/s; the coil valves' nominal openings follow from it."""
+STATION_PUMP_FLOW = 30.0
+"""Capacity of one loading station's pump, kg/s (about 110 m^3/h at 160 °C)."""
+HEEL_LEVEL = 0.3
+"""Level of the loading suction nozzle; the inventory below it cannot be drawn, m."""
+COIL_UA_PER_FLOOR_AREA = 25.0
+"""Clean coil conductance per m^2 of tank floor, W/(m^2 K) (unverified)."""
+VALVE_FLOW_PER_COIL_UA = 2e-4
+"""Coil branch flow at full opening per W/K of coil conductance, kg/s per W/K: the
+valves are sized so a fully open coil runs at NTU = UA / (m c_oil) of about 2."""
+GRADE_VISCOSITY = ((408.15, 400e-6), (333.15, 0.2))
+"""Two (K, m^2/s) points of the default 60/70-pen grade (unverified)."""
+_FLOW_FLOOR = 1e-6
+"""Added to a coil's flow in its NTU only, so a shut coil gives exp(-inf) = 0, kg/s."""
+
+
+def _tags(tanks: int) -> list[str]:
+    return [f"{i + 1:02d}" for i in range(tanks)]
+
+
+def _limits(tanks: int) -> dict[str, SetpointLimit]:
+    limits = {
+        "T_supply": SetpointLimit(lower=473.15, upper=573.15, max_rate=0.05),
+        "m_loop": SetpointLimit(lower=2.0, upper=25.0, max_rate=0.05),
+    }
+    limits.update({f"valve_{tag}": SetpointLimit(lower=0.0, upper=1.0, max_rate=0.01)
+                   for tag in _tags(tanks)})
+    return limits
+
+
+DEFAULTS = PlantDefaults(
+    period_s=300.0,
+    reference={f"T_bulk_{tag}": STORAGE_TEMPERATURE for tag in _tags(len(SEED_TANKS))},
+    limits=_limits(len(SEED_TANKS)),
+    controller=ControllerSettings(
+        horizon=15,
+        tracking={f"T_bulk_{tag}": 1.0 for tag in _tags(len(SEED_TANKS))},
+        move_suppression={"T_supply": 0.5, "m_loop": 0.1,
+                          **{f"valve_{tag}": 0.1 for tag in _tags(len(SEED_TANKS))}},
+    ),
+    estimator=EstimatorSettings(
+        kind="ekf", initial_std={f"T_top_{tag}": 5.0 for tag in _tags(len(SEED_TANKS))},
+    ),
+)
+"""Every tank held at 160 °C; 5-minute steps over a 75-minute horizon; the heater ramps
+at most 3 K/min, the pump 0.05 kg/s per second, a coil valve full stroke in 100 s.
+The top-layer temperature starts less certain (5 K) than the other states."""
+
+
+def tank_draws(
+    lineup: Mapping[int, int], pump_flows: Mapping[int, float], *, tanks: int = 10,
+    stations: int = 3,
+) -> dict[str, float]:
+    """Per-tank loading draws (the ``draw_tt`` disturbances, kg/s) from the stations.
+
+    ``lineup`` maps station number (1..stations) to the tank number (1..tanks) its pump
+    draws from; ``pump_flows`` maps station number to pump flow, kg/s, 0..STATION_PUMP_FLOW.
+    Stations without a lineup or a flow draw nothing; two stations may draw from one tank.
+    """
+    draws = {f"draw_{tag}": 0.0 for tag in _tags(tanks)}
+    for station, flow in pump_flows.items():
+        if not 1 <= station <= stations:
+            raise ValueError(f"pump_flows: station {station} is not in 1..{stations}")
+        if not 0.0 <= flow <= STATION_PUMP_FLOW:
+            raise ValueError(f"pump_flows: station {station} flow {flow:g} kg/s is outside "
+                             f"0..{STATION_PUMP_FLOW:g} kg/s")
+        if flow == 0.0:
+            continue
+        tank = lineup.get(station)
+        if tank is None:
+            raise ValueError(f"lineup: station {station} pumps {flow:g} kg/s but has no tank")
+        if not 1 <= tank <= tanks:
+            raise ValueError(f"lineup: station {station} tank {tank} is not in 1..{tanks}")
+        draws[f"draw_{tank:02d}"] += flow
+    return draws
+
+
+def coil_flows(loop_flow, openings, capacities, bypass_capacity):
+    """Split of the loop flow over parallel coil branches and the bypass, kg/s.
+
+    Every branch sees the same header pressure difference, so branch i passes
+    m_i = m_loop K_i v_i / S and the bypass m_loop K_bypass / S, S = K_bypass + sum K_j v_j;
+    the flows sum to ``loop_flow``. Returns (list of coil flows, bypass flow). Floats or
+    CasADi symbols.
+    """
+    weights = [capacity * opening for capacity, opening in zip(capacities, openings)]
+    share = bypass_capacity + sum(weights)
+    return [loop_flow * weight / share for weight in weights], loop_flow * bypass_capacity / share
+
+
+def coil_outlet_temperature(tank_temperature, inlet_temperature, conductance, oil_flow,
+                            oil_heat_capacity):
+    """Hot-oil temperature leaving a coil in a well-mixed tank, K (PHYSICS.md):
+
+    T_out = T + (T_in - T) exp(-UA / (m_oil c_oil)), with m_oil + 1e-6 kg/s in the
+    exponent so a shut coil (m_oil = 0) gives T_out = T without dividing by zero.
+    Floats or CasADi symbols; ``conductance`` UA in W/K, ``oil_flow`` in kg/s.
+    """
+    ntu = conductance / ((oil_flow + _FLOW_FLOOR) * oil_heat_capacity)
+    return tank_temperature + (inlet_temperature - tank_temperature) * ca.exp(-ntu)
+
+
+def build_model(dt: float = 300.0, tanks: int = 10, stations: int = 3) -> PlantModel:
+    """The terminal's first ``tanks`` seed tanks on one hot-oil loop, ``stations`` loading
+    pumps, step ``dt`` s. Nominal values are the steady state with every bulk at 160 °C,
+    no loading, 250 °C supply and 10 kg/s circulation: the valve openings, top-layer and
+    return temperatures and inventories that hold it are solved here, on the model's own
+    equations."""
+    if not 1 <= tanks <= len(SEED_TANKS):
+        raise ValueError(f"tanks: {tanks} is outside 1..{len(SEED_TANKS)} (the seed plan)")
+    if not stations >= 1:
+        raise ValueError(f"stations: {stations} must be at least 1")
+    tags = _tags(tanks)
+    seed = SEED_TANKS[:tanks]
+    walther_a, walther_b = bitumen.walther_coefficients(*GRADE_VISCOSITY[0], *GRADE_VISCOSITY[1])
+    parameters = _parameters(seed, walther_a, walther_b)
+    p0 = {s.name: s.nominal for s in parameters}
+    states, inputs, disturbances, outputs = _signals(tags, seed, stations, p0)
+
+    def dynamics(x, u, d, p):
+        return _terminal(tags, x, u, d, p)[0]
+
+    def output(x, u, d, p):
+        return _terminal(tags, x, u, d, p)[1]
+
+    model = PlantModel.build(
+        KIND, states=states, inputs=inputs, disturbances=disturbances, parameters=parameters,
+        outputs=outputs, dynamics=dynamics, output=output, dt=dt, substeps=4,
+    )
+    return _at_steady_state(model, tags, seed)
+
+
+def _terminal(tags, x, u, d, p):
+    """(dx/dt, y) of the whole terminal as name -> expression mappings."""
+    phi, sg, c_oil = p["top_fraction"], p["SG"], p["c_oil"]
+    T_sup, T_amb, flow = u["T_supply"], d["T_ambient"], u["m_loop"]
+    flows, bypass_flow = coil_flows(
+        flow, [u[f"valve_{tag}"] for tag in tags],
+        [p[f"valve_capacity_{tag}"] for tag in tags], p["bypass_capacity"])
+    heat_returned = bypass_flow * T_sup
+    rates, values = {}, {}
+    for tag, coil_flow in zip(tags, flows):
+        T_b, T_t, m = x[f"T_bulk_{tag}"], x[f"T_top_{tag}"], x[f"mass_{tag}"]
+        w = d[f"draw_{tag}"]
+        diameter = p[f"diameter_{tag}"]
+        area = np.pi / 4 * diameter**2
+        heel = _heel_mass(area, sg)
+        volume = m * (1 - phi) / bitumen.density(T_b, sg) + m * phi / bitumen.density(T_t, sg)
+        level = volume / area
+        shell = p["U_shell"] * np.pi * diameter * level
+        loss_bottom = p[f"k_loss_{tag}"] * (p["U_floor"] * area + shell * (1 - phi))
+        loss_top = p[f"k_loss_{tag}"] * (p["U_roof"] * area + shell * phi)
+        mixing = p["h_mix"] * area * (T_b - T_t)
+        T_out = coil_outlet_temperature(
+            T_b, T_sup, p[f"k_foul_{tag}"] * p[f"UA_coil_{tag}"], coil_flow, c_oil)
+        q_coil = coil_flow * c_oil * (T_sup - T_out)
+        heat_returned += coil_flow * T_out
+        # energy balances; the sinking top layer carries its enthalpy into the bottom
+        sinking = phi * w * bitumen.specific_heat((T_b + T_t) / 2, sg) * (T_t - T_b)
+        bottom_heat = q_coil - mixing - loss_bottom * (T_b - T_amb) + sinking
+        top_heat = mixing - loss_top * (T_t - T_amb)
+        rates[f"T_bulk_{tag}"] = bottom_heat / (
+            (1 - phi) * ca.fmax(m, heel) * bitumen.specific_heat(T_b, sg))
+        rates[f"T_top_{tag}"] = top_heat / (
+            phi * ca.fmax(m, heel) * bitumen.specific_heat(T_t, sg))
+        rates[f"mass_{tag}"] = -w
+        values[f"T_bulk_{tag}"] = T_b
+        values[f"T_top_{tag}"] = T_t
+        values[f"level_{tag}"] = level
+        values[f"viscosity_{tag}"] = bitumen.kinematic_viscosity(
+            T_b, p["walther_A"], p["walther_B"])
+    T_ret = x["T_return"]
+    rates["T_return"] = (heat_returned - flow * T_ret) / p["M_loop"]
+    values["T_return"] = T_ret
+    values["heater_duty"] = flow * c_oil * (T_sup - T_ret)
+    return rates, values
+
+
+def _heel_mass(area, specific_gravity):
+    """Bitumen below the suction nozzle at the coking limit (the lightest it gets), kg."""
+    return bitumen.density(COKING_TEMPERATURE, specific_gravity) * area * HEEL_LEVEL
+
+
+def _parameters(seed, walther_a: float, walther_b: float) -> list[Signal]:
+    per_tank = []
+    for tag, (diameter, _, _) in zip(_tags(len(seed)), seed):
+        ua = round(COIL_UA_PER_FLOOR_AREA * np.pi / 4 * diameter**2, -1)
+        per_tank += [
+            Signal(f"diameter_{tag}", "m", diameter, 1.0, 60.0, f"tank {tag} diameter"),
+            Signal(f"UA_coil_{tag}", "W/K", ua, 10.0, 1e6, f"tank {tag} coil conductance, clean"),
+            Signal(f"valve_capacity_{tag}", "kg/s", round(VALVE_FLOW_PER_COIL_UA * ua, 2), 0.01,
+                   100.0, f"tank {tag} coil branch flow at full opening, design header dP"),
+            Signal(f"k_loss_{tag}", "1", 1.0, 0.1, 10.0, f"tank {tag} heat-loss multiplier"),
+            Signal(f"k_foul_{tag}", "1", 1.0, 0.05, 2.0, f"tank {tag} coil fouling multiplier"),
+        ]
+    shared = [
+        Signal("SG", "1", 1.03, 1.0, 1.1, "bitumen specific gravity at 25 °C"),
+        Signal("walther_A", "1", walther_a, 5.0, 15.0, "Walther constant A (nu in cSt, T in K)"),
+        Signal("walther_B", "1", walther_b, 1.0, 6.0, "Walther constant B"),
+        Signal("U_shell", "W/(m2 K)", 1.0, 0.05, 20.0, "insulated shell loss coefficient"),
+        Signal("U_roof", "W/(m2 K)", 1.5, 0.05, 20.0, "roof and vapour-space loss coefficient"),
+        Signal("U_floor", "W/(m2 K)", 0.7, 0.05, 20.0, "floor-to-foundation loss coefficient"),
+        Signal("h_mix", "W/(m2 K)", 50.0, 1.0, 500.0,
+               "bottom-to-top exchange per m2 of cross-section (natural convection)"),
+        Signal("top_fraction", "1", 0.2, 0.05, 0.5, "mass fraction of the top layer"),
+        Signal("c_oil", "J/(kg K)", 2300.0, 1e3, 4e3, "hot-oil heat capacity"),
+        Signal("M_loop", "kg", 12000.0, 100.0, 1e6, "hot oil held up in the return side"),
+        Signal("bypass_capacity", "kg/s", 2.0, 0.01, 100.0,
+               "minimum-flow bypass flow at the design header dP"),
+    ]
+    return per_tank + shared
+
+
+def _signals(tags, seed, stations: int, p0: Mapping[str, float]):
+    """Signal specs; nominal values here are the starting guess of the steady state."""
+    sg = p0["SG"]
+    states, outputs, valves, draws = [], [], [], []
+    for tag, (diameter, height, level) in zip(tags, seed):
+        area = np.pi / 4 * diameter**2
+        full = bitumen.density(bitumen.REFERENCE_TEMPERATURE, sg) * area * height
+        mass = bitumen.density(STORAGE_TEMPERATURE, sg) * area * level
+        states += [
+            Signal(f"T_bulk_{tag}", "K", STORAGE_TEMPERATURE, 273.15, COKING_TEMPERATURE,
+                   f"tank {tag} bulk (bottom, coil) temperature", std=1e-3),
+            Signal(f"T_top_{tag}", "K", STORAGE_TEMPERATURE - 5.0, 273.15, COKING_TEMPERATURE,
+                   f"tank {tag} top-layer temperature", std=2e-3),
+            Signal(f"mass_{tag}", "kg", mass, _heel_mass(area, sg), full,
+                   f"tank {tag} bitumen inventory", std=5.0),
+        ]
+        outputs += [
+            Signal(f"T_bulk_{tag}", "K", STORAGE_TEMPERATURE, 273.15, COKING_TEMPERATURE,
+                   f"tank {tag} bulk temperature (low probe)", std=0.2),
+            Signal(f"T_top_{tag}", "K", STORAGE_TEMPERATURE - 5.0, 273.15, COKING_TEMPERATURE,
+                   f"tank {tag} top-layer temperature (high probe)", std=0.3),
+            Signal(f"level_{tag}", "m", level, 0.0, height, f"tank {tag} level (radar)", std=2e-3),
+            Signal(f"viscosity_{tag}", "m2/s", 1.3e-4, 1e-5, 1e-2,
+                   f"tank {tag} kinematic viscosity at bulk temperature (10–10000 cSt, "
+                   "the pumpable range); inferred", std=5e-6),
+        ]
+        valves.append(Signal(f"valve_{tag}", "1", 0.5, 0.0, 1.0, f"tank {tag} coil valve opening"))
+        draws.append(Signal(f"draw_{tag}", "kg/s", 0.0, 0.0, stations * STATION_PUMP_FLOW,
+                            f"tank {tag} loading draw"))
+    states.append(Signal("T_return", "K", 450.0, 273.15, 623.15,
+                         "hot-oil mixed return temperature", std=2e-2))
+    outputs += [
+        Signal("T_return", "K", 450.0, 273.15, 623.15, "hot-oil return temperature", std=0.5),
+        Signal("heater_duty", "W", 1.5e6, 0.0, 6e6, "hot-oil heater duty", std=2e4),
+    ]
+    inputs = [
+        Signal("T_supply", "K", SUPPLY_TEMPERATURE, 423.15, 593.15, "hot-oil supply temperature"),
+        Signal("m_loop", "kg/s", LOOP_FLOW, 1.0, 30.0, "hot-oil circulation flow"),
+        *valves,
+    ]
+    disturbances = [Signal("T_ambient", "K", 283.15, 233.15, 323.15, "ambient air temperature"),
+                    *draws]
+    return states, inputs, disturbances, outputs
+
+
+def _at_steady_state(model: PlantModel, tags, seed) -> PlantModel:
+    """The model with nominal states, valve openings and outputs replaced by the steady
+    state that holds every bulk temperature and level at its nominal value.
+
+    Unknowns: T_top and mass per tank, valve opening per tank, T_return. Equations:
+    dT_bulk/dt = dT_top/dt = dT_return/dt = 0 and level = nominal level."""
+    x0, u0, d0, p0 = model.steady_input_vectors()
+    states, inputs = model.states, model.inputs
+    free_states = [states.index(f"{kind}_{tag}") for tag in tags for kind in ("T_top", "mass")]
+    free_states.append(states.index("T_return"))
+    free_inputs = [inputs.index(f"valve_{tag}") for tag in tags]
+    unknowns = ca.SX.sym("z", len(free_states) + len(free_inputs))
+    x, u = ca.SX(x0), ca.SX(u0)
+    x[free_states] = unknowns[: len(free_states)]
+    u[free_inputs] = unknowns[len(free_states):]
+    rates = model.f(x, u, d0, p0)
+    values = model.h(x, u, d0, p0)
+    held = [states.index(f"{kind}_{tag}") for tag in tags for kind in ("T_bulk", "T_top")]
+    held.append(states.index("T_return"))
+    levels = [model.outputs.index(f"level_{tag}") for tag in tags]
+    nominal_levels = ca.DM([level for _, _, level in seed])
+    # temperature rates in µK/s and levels in m, so Newton's residuals are of one scale
+    residual = ca.vertcat(rates[held] / 1e-6, values[levels] - nominal_levels)
+    solve = ca.rootfinder("steady", "newton", ca.Function("g", [unknowns], [residual]))
+    guess = np.concatenate([x0[free_states], u0[free_inputs]])
+    solution = np.asarray(solve(guess), dtype=float).ravel()
+    x0[free_states] = solution[: len(free_states)]
+    u0[free_inputs] = solution[len(free_states):]
+    for index in free_inputs:
+        if not 0.0 < u0[index] < 1.0:
+            raise ValueError(f"{inputs[index].name}: the nominal steady state needs an opening "
+                             f"of {u0[index]:.3g}, outside 0..1")
+    y0 = model.output(0.0, x0, u0, d0, p0)
+    return dataclasses.replace(model, states=_renominal(model.states, x0),
+                               inputs=_renominal(model.inputs, u0),
+                               outputs=_renominal(model.outputs, y0))
+
+
+def _renominal(signals: SignalSet, values) -> SignalSet:
+    return SignalSet(msgspec.structs.replace(s, nominal=float(v)) for s, v in zip(signals, values))

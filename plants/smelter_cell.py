@@ -1,0 +1,331 @@
+"""Hall–Héroult aluminium reduction cell: PHYSICS.md section 4.
+
+Five states: dissolved and undissolved alumina, anode–cathode distance (ACD), bath
+temperature and side-ledge thickness, in the 5-state form PHYSICS.md suggests for MPC.
+
+Alumina (point feeding averaged over shots; a fraction r of the feed dissolves slowly):
+
+    du/dt   = r F - k_d u                                            [kg/s]
+    dm/dt   = (1 - r) F + k_d u - I CE M_Al2O3 / (6 F_c) g(w)        [kg/s]
+    w       = m / M_bath                                             [mass fraction]
+
+g(w) = 1 - exp(-w / 0.1 %) is 1 in operation and fades the consumption to zero as the
+bath is exhausted (see depletion_factor).
+
+ACD, moved by the anode beam, drifting with anode burn-off net of metal-pad rise:
+
+    dACD/dt = beam_rate + acd_drift                                  [m/s]
+
+Cell voltage: Haupin's breakdown (plants/haupin.py) with the anode current density
+i = I / (f A_anode) over the fanned anode area, bath drop I ACD / (kappa f A_anode),
+and anode, cathode and external drops as fixed resistances.
+
+Heat (one lumped bath + metal node of heat capacity C; 1-D conduction through the
+ledge and the side lining in series; Stefan condition at the ledge face):
+
+    q_in    = h (T - T_liq)                   bath -> ledge face          [W/m²]
+    q_out   = (T_liq - T_amb) / (s / k + R_wall)  ledge face -> pot room  [W/m²]
+    C dT/dt = I V - I CE E_H - A_side q_in - UA_top (T - T_amb)          [W]
+    rho L ds/dt = q_out - q_in                                           [W/m²]
+
+E_H = 2.128 V is the enthalpy of 2 Al2O3 + 3 C -> 4 Al + 3 CO2 with reactants from
+25 °C to products at 960 °C, 6.34 kWh/kg Al (Kvande & Haupin, JOM 53(5):29, 2001),
+over 2.980 kWh/(kg V). While the bath is below its upper bound the ledge cannot melt
+through: at s = 0, q_out = (T_liq - T_amb)/R_wall exceeds the largest q_in (tested).
+
+Outputs: cell voltage; pseudo-resistance (V - 1.65)/I; bath temperature; specific
+energy V / CE * 3 F_c / M_Al (= 2.980 V/CE kWh/kg); the anode-effect indicator i/i_c
+(bounded by 1, see haupin.anode_effect_indicator); alumina mass fraction (a bath sample
+in practice, hence its large noise).
+
+Signals (SI):
+    states:       alumina_dissolved [kg], alumina_undissolved [kg], acd [m],
+                  bath_temperature [K], ledge_thickness [m]
+    inputs:       alumina_feed [kg/s], beam_rate [m/s]
+    disturbances: line_current [A], ambient_temperature [K], acd_drift [m/s]
+    outputs:      cell_voltage [V], pseudo_resistance [Ohm], bath_temperature [K],
+                  specific_energy [J/kg], anode_effect_indicator [1], alumina_fraction [1]
+
+Nominal cell: 300 kA, 40 anodes of 1.60 m x 0.65 m (41.6 m², 0.72 A/cm² geometric),
+11 % excess AlF3, 5 % CaF2, 3 % alumina, 10 t of bath, 960 °C with 10 K superheat, CE
+0.94. The nominal ACD is the one that closes the heat balance (as operators set it),
+the nominal ledge the one that passes the nominal side heat flux, the nominal feed the
+consumption: the nominal point is a steady state.
+
+Simplifications: constant liquidus (no AlF3 input or alumina dependence of superheat),
+constant bath mass (melted ledge and tapped metal not tracked), CE a parameter, feed
+shots averaged into a rate and their sensible heat charged at the consumption rate
+through E_H, bath chemistry without LiF/MgF2/KF, no metal-pad or MHD effects. The
+anode effect is bounded: where a real cell jumps to tens of volts, the smooth limits
+here raise the voltage by about 1.4 V (mostly bubble layer), so flag it by the
+indicator, not the voltage. Alumina below 0.3 wt% is read as 0.3 wt% by the voltage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import casadi as ca
+
+from engine.config import ControllerSettings, EstimatorSettings, PlantDefaults, SetpointLimit
+from engine.model import PlantModel
+from engine.signals import Signal
+from plants import haupin
+
+KIND = "smelter_cell"
+CELSIUS = haupin.CELSIUS
+FARADAY = haupin.FARADAY
+MOLAR_MASS_ALUMINA = 0.1019600
+"""kg/mol, Al2O3."""
+MOLAR_MASS_ALUMINIUM = 0.02698154
+"""kg/mol, Al."""
+DEPLETION_SCALE = 1e-3
+"""Alumina mass fraction over which Faradaic consumption fades at exhaustion."""
+BACK_EMF = 1.65
+"""Intercept of the pseudo-resistance (V - 1.65)/I, V (PHYSICS.md section 4)."""
+
+NOMINAL_CURRENT = 3.0e5
+NOMINAL_TEMPERATURE = 960.0 + CELSIUS
+NOMINAL_ALUMINA = 0.03
+NOMINAL_AMBIENT = 40.0 + CELSIUS
+
+DEFAULTS = PlantDefaults(
+    period_s=60.0,
+    reference={"bath_temperature": NOMINAL_TEMPERATURE, "alumina_fraction": NOMINAL_ALUMINA},
+    limits={
+        "alumina_feed": SetpointLimit(lower=0.0, upper=0.15, max_rate=0.005),
+        "beam_rate": SetpointLimit(lower=-5e-5, upper=5e-5, max_rate=5e-6),
+    },
+    controller=ControllerSettings(
+        horizon=30,
+        tracking={"bath_temperature": 1.0, "alumina_fraction": 1.0},
+        move_suppression={"alumina_feed": 0.1, "beam_rate": 0.5},
+    ),
+    estimator=EstimatorSettings(initial_std={
+        "alumina_dissolved": 50.0, "alumina_undissolved": 5.0, "acd": 3e-3,
+        "bath_temperature": 3.0, "ledge_thickness": 0.02,
+    }),
+)
+"""A 60 s step: feed cycles and the dissolution time (1/k_d = 500 s) are minutes, the
+alumina inventory turns over in about 1.7 h and the heat balance in hours, and the
+pseudo-resistance (every 5–10 s) is averaged over a step. 30 steps look half an hour
+ahead. Feed moves at most 0.005 kg/s per second; the beam at most 3 mm/min."""
+
+
+def parameter_signals() -> list[Signal]:
+    """The cell's parameters with their nominal values (the 300 kA cell above)."""
+    return [
+        Signal("current_efficiency", "1", 0.94, 0.80, 0.99, "Faradaic current efficiency"),
+        Signal("anode_area", "m^2", 41.6, 1.0, 200.0, "geometric anode area, all anodes"),
+        Signal("single_anode_area", "m^2", 1.04, 0.1, 5.0, "area of one anode"),
+        Signal("fanning_factor", "1", 1.10, 1.0, 1.5, "effective / geometric anode area"),
+        Signal("cathode_area", "m^2", 50.0, 1.0, 200.0, "metal pad (cathode) area"),
+        Signal("excess_alf3", "1", 0.11, 0.0, 0.2, "excess AlF3 mass fraction"),
+        Signal("caf2", "1", 0.05, 0.0, 0.1, "CaF2 mass fraction"),
+        Signal("bath_mass", "kg", 1.0e4, 1.0e3, 5.0e4, "electrolyte mass"),
+        Signal("slow_fraction", "1", 0.4, 0.0, 1.0, "share of the feed that dissolves slowly"),
+        Signal("dissolution_rate", "1/s", 2.0e-3, 1.0e-5, 1.0, "k_d of undissolved alumina"),
+        Signal("anode_resistance", "Ohm", 1.2e-6, 0.0, 1e-5, "anode assembly and carbon"),
+        Signal("cathode_resistance", "Ohm", 0.9e-6, 0.0, 1e-5, "cathode block and collector"),
+        Signal("external_resistance", "Ohm", 0.7e-6, 0.0, 1e-5, "busbars, cell's share"),
+        Signal("enthalpy_voltage", "V", 2.128, 1.5, 2.5, "E_H: reaction + reactant heating"),
+        Signal("heat_capacity", "J/K", 4.2e7, 1.0e6, 1.0e9, "bath and metal pad"),
+        Signal("liquidus_temperature", "K", 950.0 + CELSIUS, 1173.15, 1273.15, "bath liquidus"),
+        Signal("side_area", "m^2", 16.0, 1.0, 100.0, "ledge area wetted by bath and metal"),
+        Signal("ledge_htc", "W/(m^2 K)", 1000.0, 50.0, 5000.0, "bath-to-ledge coefficient h"),
+        Signal("ledge_conductivity", "W/(m K)", 1.6, 0.5, 5.0, "frozen bath k"),
+        Signal("wall_resistance", "m^2 K/W", 0.025, 1e-3, 1.0, "side lining, shell and air"),
+        Signal("top_bottom_conductance", "W/K", 540.0, 10.0, 1e4, "crust, top and bottom loss"),
+        Signal("ledge_density", "kg/m^3", 2500.0, 1500.0, 3500.0, "frozen bath density"),
+        Signal("ledge_latent_heat", "J/kg", 5.1e5, 1e5, 1e6, "heat of fusion of the bath"),
+    ]
+
+
+def anode_current_density(current, p: Mapping):
+    """i = I / (f A_anode), A/m², over the fanned anode area."""
+    return current / (p["fanning_factor"] * p["anode_area"])
+
+
+def voltage_components(temperature, alumina, acd, current, p: Mapping) -> dict:
+    """Haupin's voltage breakdown, V, plus the anode-effect indicator and the bath
+    conductivity, at bath ``temperature`` K, ``alumina`` mass fraction, ``acd`` m and
+    line ``current`` A, with parameters ``p`` (name -> float or SX). Alumina below
+    0.3 % is read as 0.3 % (smooth floor, 0.01 % wide) to keep logarithms defined."""
+    w = haupin.smooth_max(alumina, 0.003, 1e-4)
+    i = anode_current_density(current, p)
+    ratio = haupin.bath_ratio(w, p["excess_alf3"], p["caf2"])
+    kappa = haupin.bath_conductivity(temperature, w, p["caf2"], ratio)
+    saturation = haupin.alumina_saturation(temperature, p["excess_alf3"], p["caf2"])
+    critical = haupin.critical_current_density(temperature, w, p["single_anode_area"])
+    alumina_ae = haupin.alumina_at_anode_effect(temperature, i, p["single_anode_area"])
+    coverage = haupin.bubble_coverage(i, w, alumina_ae, ratio)
+    fixed = p["anode_resistance"] + p["cathode_resistance"] + p["external_resistance"]
+    return {
+        "reversible": haupin.reversible_voltage(temperature, w, saturation),
+        "anode_surface": haupin.anode_surface_overvoltage(temperature, i, w),
+        "anode_concentration": haupin.anode_concentration_overvoltage(temperature, i, critical),
+        "cathode_concentration": haupin.cathode_concentration_overvoltage(
+            temperature, current / p["cathode_area"], ratio),
+        "bath": i * acd / kappa,
+        "bubble": haupin.bubble_voltage(i, kappa, coverage),
+        "ohmic_fixed": current * fixed,
+        "anode_effect_indicator": haupin.anode_effect_indicator(i, critical),
+        "conductivity": kappa,
+    }
+
+
+VOLTAGE_TERMS = ("reversible", "anode_surface", "anode_concentration",
+                 "cathode_concentration", "bath", "bubble", "ohmic_fixed")
+"""The keys of :func:`voltage_components` that add up to the cell voltage."""
+
+
+def cell_voltage(temperature, alumina, acd, current, p: Mapping):
+    """Cell voltage, V: the sum of :data:`VOLTAGE_TERMS`."""
+    parts = voltage_components(temperature, alumina, acd, current, p)
+    return sum(parts[name] for name in VOLTAGE_TERMS)
+
+
+def alumina_consumption(current, p: Mapping):
+    """I CE M_Al2O3 / (6 F), kg/s: six electrons per Al2O3 reduced."""
+    return current * p["current_efficiency"] * MOLAR_MASS_ALUMINA / (6 * FARADAY)
+
+
+def depletion_factor(alumina):
+    """g(w) = 1 - exp(-w / 0.1 %): the share of the Faradaic alumina consumption that the
+    bath can supply. It differs from 1 by e^-30 at 3 wt%; at exhaustion (a deep anode
+    effect, where the current electrolyses fluorides instead, not modelled) it fades to 0
+    so the dissolved alumina settles at zero. Below zero, an estimator's excursion, it
+    turns negative and pushes back, limited to -(e^2 - 1) by a smooth floor on w at
+    -0.2 % so the restoring rate stays within RK4's stability at the model's step."""
+    floor = -2 * DEPLETION_SCALE
+    bounded = haupin.smooth_max(alumina, floor, DEPLETION_SCALE / 4)
+    return 1 - ca.exp(-bounded / DEPLETION_SCALE)
+
+
+def specific_energy(voltage, p: Mapping):
+    """V / CE * 3 F / M_Al, J/kg Al (2.980 V/CE kWh/kg, PHYSICS.md section 4)."""
+    return voltage / p["current_efficiency"] * 3 * FARADAY / MOLAR_MASS_ALUMINIUM
+
+
+def heat_flows(temperature, ledge, voltage, current, ambient, p: Mapping) -> dict:
+    """The bath's heat balance terms, W, and the ledge-face fluxes q_in, q_out, W/m²."""
+    q_in = p["ledge_htc"] * (temperature - p["liquidus_temperature"])
+    q_out = (p["liquidus_temperature"] - ambient) / (
+        ledge / p["ledge_conductivity"] + p["wall_resistance"])
+    return {
+        "joule": current * voltage,
+        "reaction": current * p["current_efficiency"] * p["enthalpy_voltage"],
+        "side": p["side_area"] * q_in,
+        "top_bottom": p["top_bottom_conductance"] * (temperature - ambient),
+        "q_in": q_in,
+        "q_out": q_out,
+    }
+
+
+def nominal_state(p: Mapping[str, float], current: float = NOMINAL_CURRENT,
+                  ambient: float = NOMINAL_AMBIENT, temperature: float = NOMINAL_TEMPERATURE,
+                  alumina: float = NOMINAL_ALUMINA) -> dict[str, float]:
+    """The steady state at the given current, ambient, bath temperature and alumina:
+    feed = consumption, u = r F / k_d, the ACD whose voltage balances the heat losses
+    (V is linear in ACD) and the ledge whose conduction passes q_in."""
+    if not temperature > p["liquidus_temperature"]:
+        raise ValueError(f"signal 'bath_temperature': {temperature:g} K must be above the "
+                         f"liquidus {p['liquidus_temperature']:g} K for a steady ledge")
+    feed = float(alumina_consumption(current, p))
+    flows = heat_flows(temperature, 0.0, 0.0, current, ambient, p)
+    losses = flows["reaction"] + flows["side"] + flows["top_bottom"]
+    voltage_without_bath = cell_voltage(temperature, alumina, 0.0, current, p)
+    bath_per_metre = cell_voltage(temperature, alumina, 1.0, current, p) - voltage_without_bath
+    acd = (losses / current - voltage_without_bath) / bath_per_metre
+    ledge = p["ledge_conductivity"] * (
+        (p["liquidus_temperature"] - ambient) / flows["q_in"] - p["wall_resistance"])
+    return {
+        "alumina_dissolved": alumina * p["bath_mass"],
+        "alumina_undissolved": p["slow_fraction"] * feed / p["dissolution_rate"],
+        "acd": float(acd),
+        "bath_temperature": temperature,
+        "ledge_thickness": float(ledge),
+        "alumina_feed": feed,
+    }
+
+
+def build_model(dt: float = 60.0) -> PlantModel:
+    """The 300 kA cell with its nominal parameters at its steady state; step ``dt`` s."""
+    parameters = parameter_signals()
+    p_nominal = {s.name: s.nominal for s in parameters}
+    steady = nominal_state(p_nominal)
+    parts = voltage_components(NOMINAL_TEMPERATURE, NOMINAL_ALUMINA, steady["acd"],
+                               NOMINAL_CURRENT, p_nominal)
+    voltage = float(sum(parts[name] for name in VOLTAGE_TERMS))
+    states = [
+        Signal("alumina_dissolved", "kg", steady["alumina_dissolved"], 0.0, 800.0,
+               "alumina dissolved in the bath", std=0.05),
+        Signal("alumina_undissolved", "kg", steady["alumina_undissolved"], 0.0, 500.0,
+               "fed alumina not yet dissolved", std=0.02),
+        Signal("acd", "m", steady["acd"], 0.02, 0.08, "anode-cathode distance", std=1e-6),
+        Signal("bath_temperature", "K", NOMINAL_TEMPERATURE, 940.0 + CELSIUS,
+               980.0 + CELSIUS, "electrolyte temperature", std=2e-3),
+        Signal("ledge_thickness", "m", steady["ledge_thickness"], 0.0, 0.4,
+               "frozen side ledge", std=1e-6),
+    ]
+    inputs = [
+        Signal("alumina_feed", "kg/s", steady["alumina_feed"], 0.0, 0.2,
+               "alumina feed rate, averaged over shots"),
+        Signal("beam_rate", "m/s", 0.0, -1e-4, 1e-4, "anode beam speed, up positive"),
+    ]
+    disturbances = [
+        Signal("line_current", "A", NOMINAL_CURRENT, 1.0e5, 4.0e5, "potline current"),
+        Signal("ambient_temperature", "K", NOMINAL_AMBIENT, 0.0 + CELSIUS, 60.0 + CELSIUS,
+               "pot room air"),
+        Signal("acd_drift", "m/s", 0.0, -1e-6, 1e-6, "anode burn-off minus metal-pad rise"),
+    ]
+    outputs = [
+        Signal("cell_voltage", "V", voltage, 0.0, 10.0, "cell voltage", std=0.01),
+        Signal("pseudo_resistance", "Ohm", (voltage - BACK_EMF) / NOMINAL_CURRENT, 0.0, 3e-5,
+               "(V - 1.65) / I", std=0.01 / NOMINAL_CURRENT),
+        Signal("bath_temperature", "K", NOMINAL_TEMPERATURE, 940.0 + CELSIUS,
+               980.0 + CELSIUS, "bath thermocouple", std=1.5),
+        Signal("specific_energy", "J/kg", float(specific_energy(voltage, p_nominal)), 0.0, 1e8,
+               "electrical energy per kg of aluminium", std=1.2e5),
+        Signal("anode_effect_indicator", "1", float(parts["anode_effect_indicator"]), 0.0, 1.0,
+               "i / i_c, 1 at the anode effect", std=0.01),
+        Signal("alumina_fraction", "1", NOMINAL_ALUMINA, 0.0, 0.1, "bath sample", std=2e-3),
+    ]
+
+    def dynamics(x, u, d, p):
+        current = d["line_current"]
+        alumina = x["alumina_dissolved"] / p["bath_mass"]
+        voltage = cell_voltage(x["bath_temperature"], alumina, x["acd"], current, p)
+        flows = heat_flows(x["bath_temperature"], x["ledge_thickness"], voltage, current,
+                           d["ambient_temperature"], p)
+        slow = p["slow_fraction"] * u["alumina_feed"]
+        dissolving = p["dissolution_rate"] * x["alumina_undissolved"]
+        return {
+            "alumina_dissolved": u["alumina_feed"] - slow + dissolving
+            - alumina_consumption(current, p) * depletion_factor(alumina),
+            "alumina_undissolved": slow - dissolving,
+            "acd": u["beam_rate"] + d["acd_drift"],
+            "bath_temperature": (flows["joule"] - flows["reaction"] - flows["side"]
+                                 - flows["top_bottom"]) / p["heat_capacity"],
+            "ledge_thickness": (flows["q_out"] - flows["q_in"])
+            / (p["ledge_density"] * p["ledge_latent_heat"]),
+        }
+
+    def output(x, u, d, p):
+        current = d["line_current"]
+        alumina = x["alumina_dissolved"] / p["bath_mass"]
+        parts = voltage_components(x["bath_temperature"], alumina, x["acd"], current, p)
+        voltage = sum(parts[name] for name in VOLTAGE_TERMS)
+        return {
+            "cell_voltage": voltage,
+            "pseudo_resistance": (voltage - BACK_EMF) / current,
+            "bath_temperature": x["bath_temperature"],
+            "specific_energy": specific_energy(voltage, p),
+            "anode_effect_indicator": parts["anode_effect_indicator"],
+            "alumina_fraction": alumina,
+        }
+
+    return PlantModel.build(
+        KIND, states=states, inputs=inputs, disturbances=disturbances, parameters=parameters,
+        outputs=outputs, dynamics=dynamics, output=output, dt=dt, substeps=4,
+    )
