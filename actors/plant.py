@@ -15,7 +15,7 @@ from engine.clock import ClockSpec
 from engine.config import AssetConfig
 from engine.messages import Measurement
 from engine.simulation import SimulatedPlant
-from plants import model_of
+from plants import model_of, synthesizer_of
 
 
 @ray.remote(num_cpus=0)
@@ -27,7 +27,7 @@ class SimulatedPlantActor:
         self.clock = None if clock.lockstep else clock.make(model.dt)
         self.plant = SimulatedPlant(
             asset.id, model, asset.simulation, x0=asset.initial, u0=asset.inputs,
-            d=asset.disturbances, t0=clock.epoch,
+            d=asset.disturbances, t0=clock.epoch, synthesize=synthesizer_of(asset),
         )
 
     def _catch_up(self) -> None:

@@ -98,12 +98,15 @@ class ExtendedKalmanFilter:
         if not (dt >= 0 and math.isfinite(dt)):
             raise ValueError(f"EKF: dt must be finite and >= 0 s, got {dt}")
         x, P = state.x, state.P
-        if dt > 0:
-            # prediction
-            x_prior, A = self._transition(x, u, d, dt)
+        # prediction, in equal sub-steps no longer than the model's dt: the RK4 step is
+        # only accurate (and stable) at the step the model was built for, and a gap in
+        # the measurements (a late first tick, a lost link) must not blow it up
+        steps = math.ceil(dt / self.model.dt - 1e-9) if dt > 0 else 0
+        for _ in range(steps):
+            x_prior, A = self._transition(x, u, d, dt / steps)
             x = x_prior.ravel()
             self._require_finite(x, u, d)
-            P = A @ P @ A.T + self.process_noise_rate * dt
+            P = A @ P @ A.T + self.process_noise_rate * (dt / steps)
         innovation = np.zeros(len(self.model.outputs))
         if not rows:
             return EstimatorState(x.copy(), P.copy(), innovation, 0.0)

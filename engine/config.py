@@ -105,12 +105,15 @@ class SimulationSettings(_Strict):
         noise: multiplier on each output's ``std`` (0 = noiseless).
         mismatch: per parameter, ratio of the true value to the model's value.
         disturbances: true disturbance values where they differ from the model's.
+        initial: true initial states where they differ from the twin's initial estimate
+            (a worn pump's head factor, a fouled line's friction multiplier).
     """
 
     seed: int = 0
     noise: float = 1.0
     mismatch: dict[str, float] = {}
     disturbances: dict[str, float] = {}
+    initial: dict[str, float] = {}
 
 
 class AssetConfig(_Strict):

@@ -3,20 +3,27 @@
 The simulated plant integrates the same PlantModel structure with *true* parameters
 (the model's nominal values times a mismatch ratio), *true* disturbances, and adds
 Gaussian measurement noise (each output's ``std`` times a noise multiplier, from a
-seeded generator, so runs are reproducible). It is driven in one of two ways:
+seeded generator, so runs are reproducible). A plant whose instruments are more than
+``h`` plus noise (a rod pump's fillage comes from a dynamometer card through the wave
+equation) passes its own ``synthesize`` function instead. It is driven in one of two ways:
 ``advance(duration)`` in lock-step under a SimClock, or ``advance_to(t)`` by a
 real-time loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from engine.config import SimulationSettings
 from engine.messages import Measurement
 from engine.model import PlantModel
+
+
+Synthesize = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.random.Generator, float],
+                      Mapping[str, float]]
+"""``(x, u, d, p, rng, noise) -> {output: measured value}`` from the true values."""
 
 
 class SimulatedPlant:
@@ -32,18 +39,20 @@ class SimulatedPlant:
         u0: Mapping[str, float] | None = None,
         d: Mapping[str, float] | None = None,
         t0: float = 0.0,
+        synthesize: Synthesize | None = None,
     ) -> None:
         self.asset = asset
         self.model = model
         nominal = model.parameters.nominal
         ratio = model.parameters.vector(settings.mismatch, default=np.ones_like(nominal))
         self.p = nominal * ratio
-        self.x = model.states.vector(model.states.check(x0 or {}))
+        self.x = model.states.vector(model.states.check({**(x0 or {}), **settings.initial}))
         self.u = model.inputs.vector(model.inputs.check(u0 or {}))
         self.d = model.disturbances.vector(
             model.disturbances.check({**(d or {}), **settings.disturbances})
         )
-        self.noise_std = settings.noise * model.outputs.std
+        self.noise = settings.noise
+        self.synthesize = synthesize
         self.rng = np.random.default_rng(settings.seed)
         self.t = float(t0)
 
@@ -65,10 +74,15 @@ class SimulatedPlant:
             self.advance(t - self.t)
 
     def measure(self) -> Measurement:
-        """Noisy outputs at the current time."""
-        y = self.model.output(self.t, self.x, self.u, self.d, self.p)
-        y = y + self.noise_std * self.rng.standard_normal(y.size)
-        return Measurement(asset=self.asset, time=self.t, values=self.model.outputs.mapping(y))
+        """Noisy outputs at the current time (only the model's outputs, as a PLC maps them)."""
+        if self.synthesize is not None:
+            values = self.synthesize(self.x, self.u, self.d, self.p, self.rng, self.noise)
+            values = {name: float(values[name]) for name in self.model.outputs.names}
+        else:
+            y = self.model.output(self.t, self.x, self.u, self.d, self.p)
+            y = y + self.noise * self.model.outputs.std * self.rng.standard_normal(y.size)
+            values = self.model.outputs.mapping(y)
+        return Measurement(asset=self.asset, time=self.t, values=values)
 
     def truth(self) -> dict[str, dict[str, float]]:
         """True states, inputs and disturbances, for tests and demos."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import msgspec
 
 from engine.config import AssetConfig, ConfigError, PlantDefaults, SetpointLimit, SiteConfig
 from engine.model import PlantModel
+from engine.simulation import Synthesize
 from engine.signals import SignalSet
 from plants import (
     asphalt_tank,
@@ -53,6 +55,16 @@ def model_of(asset: AssetConfig) -> PlantModel:
                        parameters=asset.parameters)
 
 
+def synthesizer_of(asset: AssetConfig) -> Synthesize | None:
+    """The plant kind's own measurement synthesis for a simulated plant, if it has one
+    (``synthesize_measurement(x, u, d, p, rng, noise, **structure)`` in its module)."""
+    module = next(m for m in _MODULES if m.KIND == asset.kind)
+    synthesize = getattr(module, "synthesize_measurement", None)
+    if synthesize is None:
+        return None
+    return functools.partial(synthesize, **asset.structure)
+
+
 def resolve_site(site: SiteConfig, path: str | Path = "<site>") -> SiteConfig:
     """Fill every asset's unset settings from its kind's defaults and check every signal
     name and value against its model. Raises ConfigError naming the file and the key."""
@@ -88,6 +100,7 @@ def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfi
         ("disturbances", resolved.disturbances, model.disturbances),
         ("reference", resolved.reference, model.outputs),
         ("simulation.disturbances", resolved.simulation.disturbances, model.disturbances),
+        ("simulation.initial", resolved.simulation.initial, model.states),
     ):
         _check_values(values, signals, path, f"{key}.{field}")
     _check_names(asset.simulation.mismatch, model.parameters, path, f"{key}.simulation.mismatch")

@@ -430,7 +430,8 @@ MEASUREMENT_EXTRAS = ("card_confidence",)
 
 
 def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 1.0, *,
-                           rod_sections: Sequence | None = None) -> dict[str, float]:
+                           rod_sections: Sequence | None = None,
+                           grade: str = "D") -> dict[str, float]:
     """Measured outputs of a simulated rod pump, through the card pipeline.
 
     ``x, u, d, p`` are name -> value mappings or vectors in :func:`build_model`'s signal
@@ -446,7 +447,7 @@ def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 
     if not noise >= 0:
         raise ValueError(f"noise multiplier must be >= 0, got {noise}")
     rods = _rods(rod_sections)
-    states, inputs, disturbances, parameters, outputs = _nominal_signals(rods, "D")
+    states, inputs, disturbances, parameters, outputs = _nominal_signals(rods, grade)
     x, u, d, p = (_named(values, signals) for values, signals in
                   ((x, states), (u, inputs), (d, disturbances), (p, parameters)))
     well = {k: float(v) for k, v in _well(x, u, d, p, rods).items()}

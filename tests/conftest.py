@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-PILOT = Path(__file__).resolve().parents[1] / "examples" / "pilot.toml"
+TWO_TANKS = Path(__file__).resolve().parent / "sites" / "two_tanks.toml"
 
 
 @pytest.fixture(scope="session")
@@ -23,8 +23,8 @@ def ray_session():
 
 
 @pytest.fixture(scope="module")
-def pilot_fleet(ray_session, tmp_path_factory, request):
-    """The two-tank pilot site in lock-step (SimClock), one per test module, in a Ray
+def two_tanks(ray_session, tmp_path_factory, request):
+    """The two-tank site (tests/sites/two_tanks.toml) in lock-step (SimClock), one per test module, in a Ray
     namespace of its own. Tests run it forward with ``fleet.run_for``."""
     import msgspec
 
@@ -33,8 +33,8 @@ def pilot_fleet(ray_session, tmp_path_factory, request):
     from engine.clock import ClockSpec
     from engine.config import load_site
 
-    site = plants.resolve_site(load_site(PILOT), PILOT)
-    audit = tmp_path_factory.mktemp("audit") / "pilot-audit.db"
+    site = plants.resolve_site(load_site(TWO_TANKS), TWO_TANKS)
+    audit = tmp_path_factory.mktemp("audit") / "two-tanks-audit.db"
     site = msgspec.structs.replace(site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
     namespace = f"test-{request.module.__name__}"
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace=namespace)

@@ -1,4 +1,4 @@
-"""The two-tank pilot site closed loop on an embedded Ray, in lock-step (SimClock).
+"""The two-tank site closed loop on an embedded Ray, in lock-step (SimClock).
 
 The twin sees only noisy measurements of simulated plants whose parameters differ from
 its model (fouled coil, worse insulation); the EKF and do-mpc MPC still bring each bulk
@@ -16,9 +16,9 @@ SETTLE_S = 12 * 3600.0
 
 
 @pytest.fixture(scope="module")
-def settled(pilot_fleet):
-    pilot_fleet.run_for(SETTLE_S)
-    return pilot_fleet
+def settled(two_tanks):
+    two_tanks.run_for(SETTLE_S)
+    return two_tanks
 
 
 @pytest.mark.parametrize("asset", ["tank-01", "tank-02"])

@@ -1,6 +1,6 @@
 """`twinloop demo` as a user runs it: its own embedded Ray, real time, real HTTP.
 
-The acceptance path of the foundation: the pilot's tanks are listed, a new bulk
+The acceptance path of the foundation, on the two-tank site: both tanks are listed, a new bulk
 temperature reference moves the estimate towards it within a minute at --speed 600,
 and every applied setpoint in the audit respects the configured limits and rates.
 """
@@ -20,7 +20,8 @@ import pytest
 from tests.serve.test_http import free_port
 
 LIMITS = {"tank-01": (0.1, 10.0, 0.02), "tank-02": (0.1, 8.0, 0.02)}
-"""m_oil lower, upper (kg/s) and max rate (kg/s per s) from examples/pilot.toml."""
+"""m_oil lower, upper (kg/s) and max rate (kg/s per s) from tests/sites/two_tanks.toml."""
+SITE = Path(__file__).resolve().parents[1] / "sites" / "two_tanks.toml"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def demo(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),
-               "demo", "--speed", "600", "--duration", "240", "--port", str(port)]
+               "demo", "--site", str(SITE), "--speed", "600", "--duration", "240", "--port", str(port)]
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env={**os.environ})
     lines = []
@@ -48,7 +49,7 @@ def test_demo_prints_where_it_listens(demo):
     _, lines, workdir = demo
     text = "".join(lines)
     assert "metrics" in text and "/metrics" in text
-    assert str(workdir / "var" / "pilot-audit.db") in text
+    assert str(workdir / "var" / "two-tanks-audit.db") in text
 
 
 def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):

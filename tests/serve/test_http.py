@@ -1,4 +1,4 @@
-"""The HTTP contract of DESIGN.md, over real HTTP on loopback, against the pilot fleet."""
+"""The HTTP contract of DESIGN.md, over real HTTP on loopback, against the two-tank site."""
 
 from __future__ import annotations
 
@@ -17,19 +17,19 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def api(pilot_fleet):
+def api(two_tanks):
     from ray import serve
 
     from serve.app import start_http
 
-    url = start_http(pilot_fleet, "127.0.0.1", free_port())
+    url = start_http(two_tanks, "127.0.0.1", free_port())
     with httpx.Client(base_url=url, timeout=30.0) as client:
         yield client
     serve.shutdown()
 
 
-def test_assets_lists_both_tanks_with_kind_mode_and_health(api, pilot_fleet):
-    pilot_fleet.run_for(600.0)
+def test_assets_lists_both_tanks_with_kind_mode_and_health(api, two_tanks):
+    two_tanks.run_for(600.0)
     assets = api.get("/assets").json()
     assert [(a["id"], a["kind"], a["mode"]) for a in assets] == [
         ("tank-01", "asphalt_tank", "AUTONOMOUS"), ("tank-02", "asphalt_tank", "AUTONOMOUS")]
@@ -48,12 +48,12 @@ def test_asset_detail_carries_values_with_units(api):
     assert body["controller"]["solve_time_s"] > 0
 
 
-def test_a_new_reference_moves_the_estimate_towards_it(api, pilot_fleet):
+def test_a_new_reference_moves_the_estimate_towards_it(api, two_tanks):
     """Raise tank-02's reference by 5 K; after 2 h of twin time the estimate has risen."""
     before = api.get("/assets/tank-02").json()["estimate"]["T_bulk"]["value"]
     reply = api.put("/assets/tank-02/reference", json={"T_bulk": before + 5.0})
     assert reply.status_code == 200
-    pilot_fleet.run_for(2 * 3600.0)
+    two_tanks.run_for(2 * 3600.0)
     after = api.get("/assets/tank-02").json()["estimate"]["T_bulk"]["value"]
     assert after > before + 1.0
     changes = api.get("/assets/tank-02/audit", params={"since": 0}).json()
@@ -86,9 +86,9 @@ def test_malformed_body_is_422_naming_the_field(api):
     assert api.put("/assets/tank-01/mode", json={"mode": "TURBO"}).status_code == 422
 
 
-def test_mode_change_stops_controller_writes_and_is_audited(api, pilot_fleet):
+def test_mode_change_stops_controller_writes_and_is_audited(api, two_tanks):
     assert api.put("/assets/tank-01/mode", json={"mode": "ADVISORY"}).json() == {"mode": "ADVISORY"}
-    pilot_fleet.run_for(600.0)
+    two_tanks.run_for(600.0)
     queued = api.get("/assets/tank-01/audit", params={"outcome": "queued"}).json()
     assert queued and all(r["applied"] is None for r in queued)
     assert "ADVISORY" in queued[-1]["reason"]
