@@ -23,6 +23,7 @@ test: install
 
 bench: install
 	$(PY) bench/fleet.py
+	$(PY) bench/plant_speed.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -50,6 +50,7 @@ class AssetActor:
             x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
             reference=asset.reference, t0=clock.epoch,
         )
+        self.clock_spec = clock
         self.clock = clock.make(asset.period_s)
         self.lockstep = clock.lockstep
         self.mode = Mode(asset.mode)
@@ -65,8 +66,10 @@ class AssetActor:
     # -- running ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start ticking in real time (no-op if already running)."""
+        """Start ticking in real time (no-op if already running). The clock starts here,
+        so deadlines that passed while the rest of the fleet was starting are not overruns."""
         if self._task is None or self._task.done():
+            self.clock = self.clock_spec.make(self.config.period_s)
             self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
