@@ -11,7 +11,7 @@ from engine.loop import Controller, Estimator
 from engine.model import PlantModel
 
 ESTIMATOR_KINDS = ("ekf",)
-CONTROLLER_BACKENDS = ("do-mpc", "fillage-rule")
+CONTROLLER_BACKENDS = ("do-mpc", "fast", "fillage-rule")
 
 
 def build_estimator(model: PlantModel, settings: EstimatorSettings) -> Estimator:
@@ -33,6 +33,10 @@ def build_controller(
         from controllers.mpc_dompc import DoMpcController
 
         return DoMpcController(model, settings, limits)
+    if settings.backend == "fast":
+        from controllers.mpc_fast import FastMpcController
+
+        return FastMpcController(model, settings, limits)
     if settings.backend == "fillage-rule":
         from controllers.fillage import FillageController
 

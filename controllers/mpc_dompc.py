@@ -43,16 +43,17 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*(ONNX|PyTorch).*", category=UserWarning)
     import do_mpc
 
+from controllers.mpc_common import (
+    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, check_settings, input_bounds, plan_reason,
+    require_known, spans,
+)
 from engine.config import ControllerSettings, SetpointLimit
 from engine.messages import Proposal
 from engine.model import PlantModel
-from engine.signals import SignalSet
 
 _SOLVED = ("Solve_Succeeded", "Solved_To_Acceptable_Level")
 _MAX_ITERATIONS = 300
 """IPOPT iteration cap: a typical solve takes about 20, so a failing one ends in bounded time."""
-_DEFAULT_TRACKING = 1.0
-_DEFAULT_MOVE_SUPPRESSION = 0.1
 
 
 class DoMpcController:
@@ -64,28 +65,26 @@ class DoMpcController:
     backend = "do-mpc"
 
     def __init__(
-        self, model: PlantModel, settings: ControllerSettings, limits: Mapping[str, SetpointLimit]
+        self, model: PlantModel, settings: ControllerSettings,
+        limits: Mapping[str, SetpointLimit], *, ipopt_options: Mapping[str, object] | None = None,
     ) -> None:
-        _require_known("limits", limits, model.inputs)
-        _require_known("ControllerSettings.tracking", settings.tracking, model.outputs)
-        _require_known("ControllerSettings.move_suppression", settings.move_suppression,
-                       model.inputs)
-        for table in ("tracking", "move_suppression"):
-            for name, weight in getattr(settings, table).items():
-                if not (math.isfinite(weight) and weight >= 0):
-                    raise ValueError(f"ControllerSettings.{table}[{name!r}] must be finite "
-                                     f"and >= 0, got {weight}")
-        if settings.horizon < 1:
-            raise ValueError(
-                f"ControllerSettings.horizon must be at least 1, got {settings.horizon}")
+        """``ipopt_options`` are added to the IPOPT options (``{"warm_start_init_point":
+        "yes"}`` for a warm start from the last solution's multipliers too)."""
+        check_settings(model, settings, limits)
+        unsupported = [name for name in ("output_limits", "economic")
+                       if getattr(settings, name)]
+        if unsupported:
+            raise ValueError(f"ControllerSettings.{unsupported[0]} is not supported by the "
+                             "do-mpc backend; use backend 'fast'")
+        self._ipopt_options = {f"ipopt.{k}": v for k, v in (ipopt_options or {}).items()}
         self.model = model
         self.horizon = settings.horizon
-        self.lower, self.upper = _input_bounds(model.inputs, limits)
+        self.lower, self.upper = input_bounds(model.inputs, limits)
         """Input bounds used by the optimiser, input units."""
-        self._output_scale = _spans(model.outputs)
-        self._tracking = np.array([settings.tracking.get(n, _DEFAULT_TRACKING)
+        self._output_scale = spans(model.outputs)
+        self._tracking = np.array([settings.tracking.get(n, DEFAULT_TRACKING)
                                    for n in model.outputs.names])
-        move_suppression = np.array([settings.move_suppression.get(n, _DEFAULT_MOVE_SUPPRESSION)
+        move_suppression = np.array([settings.move_suppression.get(n, DEFAULT_MOVE_SUPPRESSION)
                                      for n in model.inputs.names])
         self._reference: dict[str, float] = {}
         self._disturbances = model.disturbances.nominal
@@ -93,7 +92,7 @@ class DoMpcController:
         self._plan_outputs: np.ndarray | None = None
         self._fresh_guess = True
         self._outputs = ca.Function("outputs", *_output_map(model))
-        self._mpc = self._build(move_suppression / _spans(model.inputs) ** 2)
+        self._mpc = self._build(move_suppression / spans(model.inputs) ** 2)
 
     # -- the Controller protocol -----------------------------------------------------------
 
@@ -103,7 +102,7 @@ class DoMpcController:
         """Solve the MPC problem from state ``x`` with ``u`` applied now and propose the
         first move. On solver failure or non-finite input, propose the last good plan
         shifted by one step (or hold ``u`` if there is none)."""
-        _require_known("reference", reference, self.model.outputs)
+        require_known("reference", reference, self.model.outputs)
         x = np.asarray(x, dtype=float).ravel()
         u = np.asarray(u, dtype=float).ravel()
         d = np.asarray(d, dtype=float).ravel()
@@ -137,7 +136,8 @@ class DoMpcController:
         mpc.settings.store_lagr_multiplier = False
         mpc.settings.store_solver_stats = []
         mpc.settings.nlpsol_opts.update({"ipopt.print_level": 0, "print_time": False,
-                                         "ipopt.sb": "yes", "ipopt.max_iter": _MAX_ITERATIONS})
+                                         "ipopt.sb": "yes", "ipopt.max_iter": _MAX_ITERATIONS,
+                                         **self._ipopt_options})
         error = model.h(x, u, d, p) - r
         mpc.set_objective(lterm=ca.sum1(weight * error**2), mterm=ca.DM(0))
         mpc.set_rterm(u=move_weight)
@@ -206,18 +206,8 @@ class DoMpcController:
     def _proposal(self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, status: str,
                   solve_time: float) -> Proposal:
         now = np.asarray(self._outputs(x, u, d)).ravel()
-        tracked = [
-            f"{name} {_number(now[i])} {sig.unit} -> {_number(self._reference[name])} {sig.unit} "
-            f"(predicted {_number(self._plan_outputs[-1, i])} {sig.unit} in "
-            f"{_duration(self.horizon * self.model.dt)})"
-            for i, (name, sig) in enumerate(zip(self.model.outputs.names, self.model.outputs))
-            if name in self._reference
-        ]
-        moves = ", ".join(
-            f"{sig.name} {_number(u[j])} -> {_number(self._plan_inputs[0, j])} {sig.unit}"
-            for j, sig in enumerate(self.model.inputs)
-        )
-        reason = f"{'; '.join(tracked) or 'no reference set'}: {moves}"
+        reason = plan_reason(self.model, self._reference, now, self._plan_outputs[-1], u,
+                             self._plan_inputs[0], self.horizon)
         return self._message(t, self._plan_inputs[0], reason, status, solve_time)
 
     def _held(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
@@ -242,35 +232,6 @@ class DoMpcController:
                         predicted=predicted)
 
 
-def _require_known(what: str, names: Mapping[str, object], signals: SignalSet) -> None:
-    unknown = sorted(set(names) - set(signals.names))
-    if unknown:
-        raise ValueError(f"{what}: unknown signal(s) {unknown}; known: {', '.join(signals.names)}")
-
-
-def _input_bounds(
-    inputs: SignalSet, limits: Mapping[str, SetpointLimit]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each input's signal bounds intersected with its setpoint limit."""
-    lower, upper = inputs.lower, inputs.upper
-    for name, limit in limits.items():
-        i = inputs.index(name)
-        lower[i], upper[i] = max(lower[i], limit.lower), min(upper[i], limit.upper)
-        if not lower[i] <= upper[i]:
-            raise ValueError(
-                f"input {name!r}: setpoint limit [{limit.lower:g}, {limit.upper:g}] "
-                f"{inputs[name].unit} does not overlap the signal's bounds "
-                f"[{inputs[name].lower:g}, {inputs[name].upper:g}] {inputs[name].unit}")
-    return lower, upper
-
-
-def _spans(signals: SignalSet) -> np.ndarray:
-    """upper - lower per signal, or max(|nominal|, 1) where a bound is infinite."""
-    span = signals.upper - signals.lower
-    fallback = np.maximum(np.abs(signals.nominal), 1.0)
-    return np.where(np.isfinite(span) & (span > 0), span, fallback)
-
-
 def _time_varying(dompc_model: do_mpc.model.Model, name: str, size: int):
     """A do-mpc time-varying parameter vector, or an empty column if ``size`` is 0."""
     if size == 0:
@@ -289,15 +250,3 @@ def _output_map(model: PlantModel) -> tuple[list[ca.SX], list[ca.SX]]:
     u = ca.SX.sym("u", len(model.inputs))
     d = ca.SX.sym("d", len(model.disturbances))
     return [x, u, d], [model.h(x, u, d, ca.DM(model.parameters.nominal))]
-
-
-def _number(value: float) -> str:
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

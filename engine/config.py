@@ -59,25 +59,68 @@ class SetpointLimit(_Strict):
     max_rate: float = math.inf
 
 
+class OutputLimit(_Strict):
+    """A soft limit on one output over the prediction horizon (backend "fast").
+
+    A violation v >= 0, in spans of the output (see ControllerSettings), costs
+    ``penalty`` (v + v^2) per step: the linear part makes the penalty exact (the limit
+    holds whenever it can), the quadratic part keeps the problem smooth.
+
+    Attributes:
+        lower: lowest value wanted, output units.
+        upper: highest value wanted, output units.
+        penalty: weight of a violation, dimensionless like the tracking weights.
+    """
+
+    lower: float = -math.inf
+    upper: float = math.inf
+    penalty: float = 1e3
+
+
 class ControllerSettings(_Strict):
     """MPC tuning. The stage cost over the horizon is
 
-        sum_k  sum_y w_y ((y_k - r_y) / s_y)^2  +  sum_u w_du ((u_k - u_{k-1}) / s_u)^2
+        sum_k  sum_y w_y ((y_k - r_y,k) / s_y)^2  +  sum_u w_du ((u_k - u_{k-1}) / s_u)^2
+               + sum_v e_v pi_v,k v_k / s_v                        (economic, "fast" only)
 
     with s the span (upper - lower) of each output or input, so weights are
     dimensionless; outputs without a reference are not tracked.
 
     Attributes:
-        backend: "do-mpc" (the reference backend).
+        backend: "do-mpc" (the reference backend, IPOPT) or "fast" (CasADi multiple
+            shooting, Gauss-Newton SQP over a QP solver; see controllers.mpc_fast).
         horizon: prediction horizon in controller steps (the asset's period).
         tracking: weight w_y per output name; outputs not listed weigh 1.
         move_suppression: weight w_du per input name; inputs not listed weigh 0.1.
+        economic: weight e_v per input or output name of a linear economic cost on its
+            value v (positive: a cost such as power bought, negative: a revenue); the
+            price profile pi_v,k over the horizon defaults to 1 and is given per step
+            (tariffs). "fast" only.
+        output_limits: soft limits per output name, see OutputLimit. "fast" only.
+        qp_solver: the "fast" backend's QP solver: "qrqp" (CasADi's active-set solver,
+            code generation possible), "osqp" or "qpoases".
+        real_time_iteration: "fast" only: one SQP iteration per step from the shifted
+            previous solution (real-time iteration) instead of iterating to convergence.
+        max_iterations: "fast" only: SQP iterations per step when not in real-time
+            iteration mode.
+        tolerance: "fast" only: SQP stops when no variable moves more than this, in
+            spans of its signal.
+        codegen: "fast" only: generate C for the SQP step, compile it with the system C
+            compiler into the cache directory and call the compiled code; falls back to
+            CasADi's virtual machine, with a warning, if compiling fails.
     """
 
     backend: str = "do-mpc"
     horizon: int = 20
     tracking: dict[str, float] = {}
     move_suppression: dict[str, float] = {}
+    economic: dict[str, float] = {}
+    output_limits: dict[str, OutputLimit] = {}
+    qp_solver: str = "qrqp"
+    real_time_iteration: bool = False
+    max_iterations: int = 20
+    tolerance: float = 1e-9
+    codegen: bool = False
 
 
 class EstimatorSettings(_Strict):

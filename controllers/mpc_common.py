@@ -1,0 +1,96 @@
+"""What the MPC backends share: checks of settings against a model's signals, input
+bounds, signal spans (the normalisation of weights) and the human-readable reason of a
+proposal."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from engine.config import ControllerSettings, SetpointLimit
+from engine.model import PlantModel
+from engine.signals import SignalSet
+
+DEFAULT_TRACKING = 1.0
+DEFAULT_MOVE_SUPPRESSION = 0.1
+
+
+def check_settings(
+    model: PlantModel, settings: ControllerSettings, limits: Mapping[str, SetpointLimit]
+) -> None:
+    """Raise ValueError naming the setting and signal of any unknown name, any negative or
+    non-finite weight and a horizon below 1."""
+    require_known("limits", limits, model.inputs)
+    require_known("ControllerSettings.tracking", settings.tracking, model.outputs)
+    require_known("ControllerSettings.move_suppression", settings.move_suppression,
+                  model.inputs)
+    for table in ("tracking", "move_suppression"):
+        for name, weight in getattr(settings, table).items():
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"ControllerSettings.{table}[{name!r}] must be finite "
+                                 f"and >= 0, got {weight}")
+    if settings.horizon < 1:
+        raise ValueError(
+            f"ControllerSettings.horizon must be at least 1, got {settings.horizon}")
+
+
+def require_known(what: str, names: Mapping[str, object], signals: SignalSet) -> None:
+    unknown = sorted(set(names) - set(signals.names))
+    if unknown:
+        raise ValueError(f"{what}: unknown signal(s) {unknown}; known: {', '.join(signals.names)}")
+
+
+def input_bounds(
+    inputs: SignalSet, limits: Mapping[str, SetpointLimit]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each input's signal bounds intersected with its setpoint limit."""
+    lower, upper = inputs.lower, inputs.upper
+    for name, limit in limits.items():
+        i = inputs.index(name)
+        lower[i], upper[i] = max(lower[i], limit.lower), min(upper[i], limit.upper)
+        if not lower[i] <= upper[i]:
+            raise ValueError(
+                f"input {name!r}: setpoint limit [{limit.lower:g}, {limit.upper:g}] "
+                f"{inputs[name].unit} does not overlap the signal's bounds "
+                f"[{inputs[name].lower:g}, {inputs[name].upper:g}] {inputs[name].unit}")
+    return lower, upper
+
+
+def spans(signals: SignalSet) -> np.ndarray:
+    """upper - lower per signal, or max(|nominal|, 1) where a bound is infinite."""
+    span = signals.upper - signals.lower
+    fallback = np.maximum(np.abs(signals.nominal), 1.0)
+    return np.where(np.isfinite(span) & (span > 0), span, fallback)
+
+
+def plan_reason(
+    model: PlantModel, reference: Mapping[str, float], outputs_now: np.ndarray,
+    outputs_at_end: np.ndarray, u: np.ndarray, setpoint: np.ndarray, horizon: int,
+) -> str:
+    """"T_bulk 423.1 K -> 428.1 K (predicted 427.9 K in 1 h): m_oil 0.6 -> 10.0 kg/s":
+    each tracked output now, its target and its prediction at the horizon's end, then
+    each input's move."""
+    tracked = [
+        f"{name} {number(outputs_now[i])} {sig.unit} -> {number(reference[name])} {sig.unit} "
+        f"(predicted {number(outputs_at_end[i])} {sig.unit} in "
+        f"{duration(horizon * model.dt)})"
+        for i, (name, sig) in enumerate(zip(model.outputs.names, model.outputs))
+        if name in reference
+    ]
+    moves = ", ".join(f"{sig.name} {number(u[j])} -> {number(setpoint[j])} {sig.unit}"
+                      for j, sig in enumerate(model.inputs))
+    return f"{'; '.join(tracked) or 'no reference set'}: {moves}"
+
+
+def number(value: float) -> str:
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

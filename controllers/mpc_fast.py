@@ -1,0 +1,354 @@
+"""Fast nonlinear MPC on CasADi: multiple shooting, Gauss-Newton SQP over a QP solver.
+
+The same problem as the do-mpc backend (controllers.mpc_dompc) on the same PlantModel
+RK4 step, with what do-mpc's does not have: hard input rate limits, soft output limits,
+an economic cost and forecasts over the horizon. The problem and the SQP iteration are
+in controllers.mpc_sqp; this module runs it once per control step:
+
+1. initial guess: the previous solution shifted by one step (warm start), or, without
+   one, the inputs held and the states simulated forward from the estimate;
+2. SQP iterations from the guess: one (``real_time_iteration``: the real-time
+   iteration of Diehl et al., the shooting gaps closing over the following steps), or
+   until no scaled variable moves more than ``tolerance`` (at most ``max_iterations``);
+3. the first input move is proposed with the predicted outputs
+   h(x_{k+1}, u_k, d_k), k = 0 .. N-1, and a reason with numbers and units.
+
+A QP solver failure, a non-finite iterate or non-finite input is never proposed: the
+last good plan is proposed one step on instead (or the applied inputs, clipped to the
+bounds, if there is none), the status starts with "failed:" and the reason says so; the
+next step starts from a fresh guess. Every proposed input is inside its bounds.
+
+Forecasts over the horizon (``step`` keyword arguments): reference values may be
+sequences (one per step, the last held), ``disturbances`` per name and ``prices`` (the
+economic price profiles pi, e.g. an electricity tariff) per economic signal name.
+
+Rate limits come from the setpoint limits' ``max_rate``. If the applied input lies
+outside the bounds, the first move's rate limit is counted from the nearest bound, so
+the problem stays feasible (the safety policy still limits the written rate).
+
+Signals: in the estimate x [state units], applied inputs u [input units],
+disturbances d [disturbance units], references {output name: value or sequence};
+out a Proposal with the first move {input name: value}.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from controllers.casadi_compile import BufferedCall, CompileError, compiled
+from controllers.mpc_common import (
+    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, check_settings, input_bounds, plan_reason,
+    require_known, spans,
+)
+from controllers.mpc_sqp import ProblemData, build_step
+from engine.config import ControllerSettings, SetpointLimit
+from engine.messages import Proposal
+from engine.model import PlantModel
+
+log = logging.getLogger(__name__)
+
+_BOUND_TOLERANCE = 1e-6
+"""A QP answer may overstep an input bound by this fraction of the span (then clipped);
+more is a failure."""
+
+Forecast = float | Sequence[float] | np.ndarray
+
+
+class FastMpcController:
+    """Fast MPC for ``model``; satisfies ``engine.loop.Controller``. See the module
+    docstring.
+
+    Args:
+        model: the plant model (its RK4 step F and outputs h at nominal parameters).
+        settings: horizon, weights, economic weights, soft output limits, QP solver,
+            real-time iteration, iterations, tolerance, code generation.
+        limits: setpoint limits per input (bounds and max_rate).
+        terminal_weight: optional P (n_x x n_x, symmetric positive semidefinite, state
+            units^-2) of a terminal cost (x_N - x_T)' P (x_N - x_T), e.g. the DARE
+            solution of the linearised plant; ``terminal_state`` x_T defaults to the
+            states' nominal values.
+
+    Attributes:
+        compiled: whether the SQP step runs as compiled C code.
+        compile_note: why it does not, when ``settings.codegen`` asked for it.
+
+    Not thread-safe: one instance per asset loop. CasADi Functions pickle, but build it
+    inside the actor that uses it like the other backends.
+    """
+
+    backend = "fast"
+
+    def __init__(
+        self, model: PlantModel, settings: ControllerSettings,
+        limits: Mapping[str, SetpointLimit], *, terminal_weight: np.ndarray | None = None,
+        terminal_state: np.ndarray | None = None,
+    ) -> None:
+        check_settings(model, settings, limits)
+        _check_fast_settings(model, settings)
+        self.model = model
+        self.horizon = N = settings.horizon
+        self.real_time_iteration = settings.real_time_iteration
+        self.max_iterations = 1 if settings.real_time_iteration else settings.max_iterations
+        self.tolerance = settings.tolerance
+        self.lower, self.upper = input_bounds(model.inputs, limits)
+        """Hard input bounds, input units."""
+        self.max_rate = np.array([limits[n].max_rate if n in limits else math.inf
+                                  for n in model.inputs.names])
+        """Hard rate limits, input units per second (inf: none)."""
+        self._input_scale = spans(model.inputs)
+        self._output_scale = spans(model.outputs)
+        self._state_scale = spans(model.states)
+        self._tracking = np.array([settings.tracking.get(n, DEFAULT_TRACKING)
+                                   for n in model.outputs.names])
+        move = np.array([settings.move_suppression.get(n, DEFAULT_MOVE_SUPPRESSION)
+                         for n in model.inputs.names])
+        names = [*model.inputs.names, *model.outputs.names]
+        self._economic_names = list(settings.economic)
+        soft = list(settings.output_limits)
+        data = ProblemData(
+            input_lower=self.lower, input_upper=self.upper, input_scale=self._input_scale,
+            state_scale=self._state_scale, output_scale=self._output_scale,
+            move_weight=move, max_rate=self.max_rate,
+            soft_outputs=[model.outputs.index(n) for n in soft],
+            soft_lower=np.array([settings.output_limits[n].lower for n in soft]),
+            soft_upper=np.array([settings.output_limits[n].upper for n in soft]),
+            soft_penalty=np.array([settings.output_limits[n].penalty for n in soft]),
+            economic_signals=[names.index(n) for n in self._economic_names],
+            economic_weight=np.array([settings.economic[n] for n in self._economic_names]),
+            terminal_weight=_terminal_weight(model, terminal_weight),
+            terminal_state=(model.states.nominal if terminal_state is None
+                            else np.asarray(terminal_state, float).ravel()),
+        )
+        self.shape, step, outputs = build_step(model, N, data, settings.qp_solver)
+        self.compiled, self.compile_note = False, ""
+        if settings.codegen:
+            try:
+                step = compiled(step)
+                self.compiled = True
+            except CompileError as error:
+                self.compile_note = f"code generation failed, running interpreted: {error}"
+                log.warning("fast MPC for %r: %s", model.kind, self.compile_note)
+        self._step = BufferedCall(step)
+        self._outputs = BufferedCall(outputs)
+        self._n_constraints = step.nnz_in(2)
+        self._reference: dict[str, float] = {}
+        self._guess: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._plan_inputs: np.ndarray | None = None
+        self._plan_outputs: np.ndarray | None = None
+        self._outputs_now = np.zeros(len(model.outputs))
+        self.iterations = 0
+        """SQP iterations of the last step."""
+
+    # -- the Controller protocol -----------------------------------------------------------
+
+    def step(
+        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
+        reference: Mapping[str, Forecast], *,
+        disturbances: Mapping[str, Forecast] | None = None,
+        prices: Mapping[str, Forecast] | None = None,
+    ) -> Proposal:
+        """Solve from state ``x`` with ``u`` applied now and propose the first move.
+
+        ``reference`` values, ``disturbances`` (overriding ``d``) and ``prices`` (of the
+        economic signals, default 1) may be sequences over the horizon, the last value
+        held. On failure propose the last good plan shifted by one step."""
+        start = time.perf_counter()
+        x = np.asarray(x, dtype=float).ravel()
+        u = np.asarray(u, dtype=float).ravel()
+        d = np.asarray(d, dtype=float).ravel()
+        R, weights = self._references(reference)
+        D = self._disturbance_forecast(d, disturbances or {})
+        Pi = self._price_forecast(prices or {})
+        bad = _non_finite(self.model, x, u, D)
+        if bad:
+            return self._held(t, u, f"non-finite {bad}", time.perf_counter() - start)
+        params = np.concatenate([x, u, np.clip(u, self.lower, self.upper), D.ravel(),
+                                 R.ravel(), weights, Pi.ravel()])
+        status = self._solve(x, u, D, params)
+        solve_time = time.perf_counter() - start
+        if status.startswith("failed"):
+            return self._held(t, u, status.removeprefix("failed: "), solve_time)
+        return self._proposal(t, u, status, solve_time)
+
+    # -- solving -------------------------------------------------------------------------------
+
+    def _solve(self, x: np.ndarray, u: np.ndarray, D: np.ndarray, params: np.ndarray) -> str:
+        """SQP iterations from the warm start; the plan and next guess on success."""
+        z, lam_x, lam_a = self._guess or self._cold_guess(x, u, D)
+        self.iterations, status = 0, "iterations exceeded"
+        try:
+            for self.iterations in range(1, self.max_iterations + 1):
+                z_next, lam_x, lam_a = (a.copy() for a in self._step(z, lam_x, lam_a, params))
+                moved = float(np.max(np.abs(z_next - z), initial=0.0))
+                z = z_next
+                if not np.isfinite(moved):
+                    raise FloatingPointError("non-finite iterate")
+                if moved <= self.tolerance:
+                    status = "converged"
+                    break
+        except (RuntimeError, FloatingPointError) as error:
+            self._guess = None
+            return f"failed: QP solver: {error}" if isinstance(error, RuntimeError) else \
+                f"failed: {error}"
+        if self.real_time_iteration:
+            status = "real-time iteration"
+        U, X, _ = self.shape.blocks(z)
+        U = U * self._input_scale
+        X = X * self._state_scale
+        overstep = np.maximum(self.lower - U, U - self.upper) / self._input_scale
+        if overstep.max(initial=-np.inf) > _BOUND_TOLERANCE:
+            self._guess = None
+            return "failed: QP solution outside the input bounds"
+        # CasADi's column-major (n, N + 1) matrices are our row-major (N + 1, n) ones:
+        # now, then the plan
+        (outputs,) = self._outputs(np.vstack([x, X]).ravel(), np.vstack([u, U]).ravel(),
+                                   np.vstack([D[:1], D]).ravel())
+        outputs = outputs.reshape(self.horizon + 1, -1)
+        if not np.isfinite(outputs).all():
+            self._guess = None
+            return "failed: non-finite predicted outputs"
+        self._plan_inputs = np.clip(U, self.lower, self.upper)
+        self._plan_outputs = outputs[1:].copy()
+        self._outputs_now = outputs[0].copy()
+        self._guess = self.shape.shift(z, lam_x, lam_a)
+        return status
+
+    def _cold_guess(self, x: np.ndarray, u: np.ndarray, D: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The last good plan shifted (or ``u`` clipped to the bounds, held) with the
+        states it gives from ``x``; no slack; zero multipliers."""
+        if self._plan_inputs is not None:
+            U = np.vstack([self._plan_inputs[1:], self._plan_inputs[-1:]])
+        else:
+            U = np.tile(np.clip(u, self.lower, self.upper), (self.horizon, 1))
+        X, x_k = np.empty((self.horizon, len(x))), x
+        for k in range(self.horizon):
+            x_k = self.model.step(x_k, U[k], D[k])
+            X[k] = x_k if np.isfinite(x_k).all() else x
+        z = np.concatenate([(U / self._input_scale).ravel(), (X / self._state_scale).ravel(),
+                            np.zeros(self.horizon * self.shape.n_soft)])
+        return z, np.zeros_like(z), np.zeros(self._n_constraints)
+
+    # -- forecasts -------------------------------------------------------------------------------
+
+    def _references(self, reference: Mapping[str, Forecast]) -> tuple[np.ndarray, np.ndarray]:
+        """R (N x n_y) and sqrt(w_y) / s_y (0 for outputs without a reference)."""
+        require_known("reference", reference, self.model.outputs)
+        outputs = self.model.outputs
+        R = np.tile(outputs.nominal, (self.horizon, 1))
+        weights = np.zeros(len(outputs))
+        for name, values in reference.items():
+            i = outputs.index(name)
+            R[:, i] = self._profile(f"reference[{name!r}]", values)
+            weights[i] = math.sqrt(self._tracking[i]) / self._output_scale[i]
+        self._reference = {name: float(R[0, outputs.index(name)]) for name in reference}
+        return R, weights
+
+    def _disturbance_forecast(self, d: np.ndarray, forecast: Mapping[str, Forecast]
+                              ) -> np.ndarray:
+        require_known("disturbances", forecast, self.model.disturbances)
+        D = np.tile(d, (self.horizon, 1))
+        for name, values in forecast.items():
+            D[:, self.model.disturbances.index(name)] = self._profile(
+                f"disturbances[{name!r}]", values)
+        return D
+
+    def _price_forecast(self, prices: Mapping[str, Forecast]) -> np.ndarray:
+        unknown = sorted(set(prices) - set(self._economic_names))
+        if unknown:
+            raise ValueError(f"prices: {unknown} carry no economic weight; economic signals: "
+                             f"{', '.join(self._economic_names) or 'none'}")
+        Pi = np.ones((self.horizon, len(self._economic_names)))
+        for name, values in prices.items():
+            Pi[:, self._economic_names.index(name)] = self._profile(f"prices[{name!r}]", values)
+        return Pi
+
+    def _profile(self, what: str, values: Forecast) -> np.ndarray:
+        """``values`` over the horizon: a number held, or a sequence of 1 .. N values
+        with the last one held."""
+        profile = np.atleast_1d(np.asarray(values, dtype=float)).ravel()
+        if not 1 <= profile.size <= self.horizon:
+            raise ValueError(f"{what}: expected a number or 1 to {self.horizon} values "
+                             f"(the horizon), got {profile.size}")
+        return np.concatenate([profile, np.full(self.horizon - profile.size, profile[-1])])
+
+    # -- proposals -------------------------------------------------------------------------------
+
+    def _proposal(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
+        reason = plan_reason(self.model, self._reference, self._outputs_now, self._plan_outputs[-1], u,
+                             self._plan_inputs[0], self.horizon)
+        return self._message(t, self._plan_inputs[0], reason, status, solve_time)
+
+    def _held(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
+        """The last good plan shifted by one step, or ``u`` held if there is none."""
+        if self._plan_inputs is None:
+            held = np.where(np.isfinite(u), u, self.model.inputs.nominal)
+            held = np.clip(held, self.lower, self.upper)
+            return self._message(t, held, f"solver failed ({status}): no plan yet, holding "
+                                 "the applied inputs", f"failed: {status}", solve_time)
+        self._plan_inputs = np.vstack([self._plan_inputs[1:], self._plan_inputs[-1:]])
+        self._plan_outputs = np.vstack([self._plan_outputs[1:], self._plan_outputs[-1:]])
+        return self._message(t, self._plan_inputs[0],
+                             f"solver failed ({status}): holding last good plan",
+                             f"failed: {status}", solve_time)
+
+    def _message(self, t: float, setpoint: np.ndarray, reason: str, status: str,
+                 solve_time: float) -> Proposal:
+        predicted = ({name: self._plan_outputs[:, i].tolist()
+                      for i, name in enumerate(self.model.outputs.names)}
+                     if self._plan_outputs is not None else {})
+        return Proposal(asset="", time=float(t), setpoints=self.model.inputs.mapping(setpoint),
+                        reason=reason, status=status, solve_time_s=solve_time,
+                        predicted=predicted)
+
+
+def _check_fast_settings(model: PlantModel, settings: ControllerSettings) -> None:
+    """Names, signs and ranges of the settings only this backend reads."""
+    require_known("ControllerSettings.output_limits", settings.output_limits, model.outputs)
+    names = (*model.inputs.names, *model.outputs.names)
+    unknown = sorted(set(settings.economic) - set(names))
+    if unknown:
+        raise ValueError(f"ControllerSettings.economic: unknown signal(s) {unknown}; known "
+                         f"inputs and outputs: {', '.join(names)}")
+    for name, weight in settings.economic.items():
+        if not math.isfinite(weight):
+            raise ValueError(f"ControllerSettings.economic[{name!r}] must be finite, got {weight}")
+    for name, limit in settings.output_limits.items():
+        if not limit.lower <= limit.upper:
+            raise ValueError(f"ControllerSettings.output_limits[{name!r}]: lower {limit.lower} "
+                             f"is above upper {limit.upper}")
+        if not (math.isfinite(limit.penalty) and limit.penalty > 0):
+            raise ValueError(f"ControllerSettings.output_limits[{name!r}].penalty must be "
+                             f"finite and > 0, got {limit.penalty}")
+    if settings.max_iterations < 1:
+        raise ValueError(
+            f"ControllerSettings.max_iterations must be at least 1, got {settings.max_iterations}")
+    if not (math.isfinite(settings.tolerance) and settings.tolerance > 0):
+        raise ValueError(
+            f"ControllerSettings.tolerance must be finite and > 0, got {settings.tolerance}")
+
+
+def _terminal_weight(model: PlantModel, weight: np.ndarray | None) -> np.ndarray | None:
+    if weight is None:
+        return None
+    P = np.asarray(weight, dtype=float)
+    n = len(model.states)
+    if P.shape != (n, n) or not np.isfinite(P).all():
+        raise ValueError(f"terminal_weight must be a finite {n} x {n} matrix over "
+                         f"{list(model.states.names)}, got shape {P.shape}")
+    if not np.allclose(P, P.T, rtol=1e-10, atol=0.0):
+        raise ValueError("terminal_weight must be symmetric")
+    return 0.5 * (P + P.T)
+
+
+def _non_finite(model: PlantModel, x: np.ndarray, u: np.ndarray, D: np.ndarray) -> str:
+    """Names of non-finite states, inputs or disturbances, comma-separated, or ''."""
+    bad = [n for group, values in ((model.states, x), (model.inputs, u))
+           for n, v in zip(group.names, values) if not math.isfinite(v)]
+    bad += [n for j, n in enumerate(model.disturbances.names) if not np.isfinite(D[:, j]).all()]
+    return ", ".join(bad)

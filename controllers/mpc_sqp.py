@@ -1,0 +1,255 @@
+"""The fast MPC's optimisation problem: multiple shooting over a PlantModel's RK4 step,
+solved by Gauss-Newton SQP, one QP per iteration.
+
+Decision variables, scaled by the signal spans s (so every variable is of order one):
+inputs u_0 .. u_{N-1}, states x_1 .. x_N (x_0 = the estimate is a parameter) and
+slacks e_1 .. e_N >= 0 of the soft output limits (in output spans). With h the
+model's outputs, r the references, d the disturbance forecast and p the nominal
+parameters, the problem is
+
+    min   sum_{k=0}^{N-1} [ sum_y w_y ((h_y(x_k, u_k, d_k) - r_y,k) / s_y)^2
+                            + sum_u w_du ((u_k - u_{k-1}) / s_u)^2
+                            + sum_v e_v pi_v,k v_k / s_v
+                            + sum_c rho_c (e_c,k + e_c,k^2) ]
+          + (x_N - x_T)' P (x_N - x_T)
+    s.t.  x_{k+1} = F(x_k, u_k, d_k, p, dt)                         (shooting, hard)
+          u_lower <= u_k <= u_upper                                  (hard)
+          |u_k - u_{k-1}| <= max_rate dt                             (hard, rated inputs)
+          lower_c - e_c s_c <= h_c(x_{k+1}, u_k, d_k) <= upper_c + e_c s_c   (soft)
+
+where v is an input or output carrying an economic weight e_v and price profile pi_v,k,
+and P is an optional terminal weight (state units^-2). Writing the cost as
+||r(z)||^2 + q(z)' z (least-squares residuals r, linear part q), one SQP iteration at
+z solves the QP
+
+    min_dz  1/2 dz' H dz + g' dz      H = 2 J' J + eps I,  J = dr/dz,  g = dcost/dz
+    s.t.    lbc - c(z) <= A dz <= ubc - c(z),    A = dc/dz
+            lbz - z <= dz <= ubz - z
+
+and steps z+ = z + dz (full step). H is the Gauss-Newton Hessian: positive
+semidefinite by construction, exact for linear models, and the fixed points of the
+iteration are the KKT points of the problem above (the gradient g and the Jacobian A are
+exact). eps = 1e-10 on the scaled variables only damps the step.
+
+Every runtime input (estimate, applied inputs, forecasts, references, tracking
+weights, prices) is a parameter of one CasADi Function, built once:
+``step(z, lam_x, lam_a, params) -> (z_next, lam_x_next, lam_a_next)``, the SQP iteration with the
+QP solver inside, so it can be generated as C and compiled in one piece.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import casadi as ca
+import numpy as np
+
+from engine.model import PlantModel
+
+REGULARISATION = 1e-10
+"""eps of the Gauss-Newton Hessian, on the scaled variables."""
+
+QP_OPTIONS = {
+    "qrqp": {"print_header": False, "print_iter": False, "print_info": False,
+             "max_iter": 1000},
+    "osqp": {"osqp": {"verbose": False, "eps_abs": 1e-10, "eps_rel": 1e-10, "polishing": True,
+                      "max_iter": 20000}, "warm_start_primal": True, "warm_start_dual": True},
+    "qpoases": {"printLevel": "none", "sparse": True},
+}
+"""The supported QP solvers and their options (all silent, all raise on failure)."""
+
+
+@dataclass(frozen=True)
+class ProblemShape:
+    """Sizes of the problem and the layout of its vectors.
+
+    z = [u_0 .. u_{N-1}, x_1 .. x_N, e_1 .. e_N] (three stage-major blocks); the
+    constraints are stage-major, ``rows_per_stage`` each: shooting (n_x), rates
+    (n_rated), soft lower (n_soft), soft upper (n_soft).
+    """
+
+    horizon: int
+    n_x: int
+    n_u: int
+    n_d: int
+    n_y: int
+    n_soft: int
+    n_rated: int
+    n_economic: int
+
+    @property
+    def n_z(self) -> int:
+        return self.horizon * (self.n_u + self.n_x + self.n_soft)
+
+    @property
+    def rows_per_stage(self) -> int:
+        return self.n_x + self.n_rated + 2 * self.n_soft
+
+    def blocks(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(U, X, E) views of z, one row per stage."""
+        N, a, b = self.horizon, self.horizon * self.n_u, self.horizon * (self.n_u + self.n_x)
+        return (z[:a].reshape(N, self.n_u), z[a:b].reshape(N, self.n_x),
+                z[b:].reshape(N, self.n_soft))
+
+    def shift(self, z: np.ndarray, lam_x: np.ndarray, lam_a: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One stage on: every block drops its first stage and repeats its last."""
+        z_order, row_order = self._shift_orders
+        return z[z_order], lam_x[z_order], lam_a[row_order]
+
+    @functools.cached_property
+    def _shift_orders(self) -> tuple[np.ndarray, np.ndarray]:
+        def shifted(start: int, width: int) -> np.ndarray:
+            stages = np.minimum(np.arange(1, self.horizon + 1), self.horizon - 1)
+            return start + (stages[:, None] * width + np.arange(width)).ravel()
+
+        N = self.horizon
+        z_order = np.concatenate([shifted(0, self.n_u), shifted(N * self.n_u, self.n_x),
+                                  shifted(N * (self.n_u + self.n_x), self.n_soft)])
+        return z_order, shifted(0, self.rows_per_stage)
+
+
+@dataclass(frozen=True)
+class ProblemData:
+    """Everything fixed when the controller is built, in SI and model order.
+
+    Attributes:
+        input_lower, input_upper: hard input bounds, input units.
+        input_scale, state_scale, output_scale: spans s.
+        move_weight: w_du per input.
+        max_rate: per input, largest |u_k - u_{k-1}| per second (inf: not rated).
+        soft_outputs: indices of outputs with soft limits; soft_lower, soft_upper,
+            soft_penalty: their limits (output units) and rho.
+        economic_signals: indices into [u; y] (inputs first) of the economic signals;
+            economic_weight: their e_v.
+        terminal_weight: P (n_x x n_x, state units^-2) or None; terminal_state: x_T.
+    """
+
+    input_lower: np.ndarray
+    input_upper: np.ndarray
+    input_scale: np.ndarray
+    state_scale: np.ndarray
+    output_scale: np.ndarray
+    move_weight: np.ndarray
+    max_rate: np.ndarray
+    soft_outputs: Sequence[int]
+    soft_lower: np.ndarray
+    soft_upper: np.ndarray
+    soft_penalty: np.ndarray
+    economic_signals: Sequence[int]
+    economic_weight: np.ndarray
+    terminal_weight: np.ndarray | None
+    terminal_state: np.ndarray
+
+
+def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solver: str
+               ) -> tuple[ProblemShape, ca.Function, ca.Function]:
+    """The SQP iteration ``step(z, lam_x, lam_a, params) -> (z, lam_x, lam_a)`` and
+    ``outputs(X, U, D) -> Y`` (physical units, one column per stage, N + 1 stages: now
+    and the plan) for ``model``.
+
+    ``params`` = [x_0, u_-1 (move suppression), u_-1 (rate limits), D, R, sqrt(w_y / s_y^2),
+    Pi] with D, R and Pi stage-major (n_d, n_y and n_economic values per stage)."""
+    if qp_solver not in QP_OPTIONS:
+        raise ValueError(f"ControllerSettings.qp_solver {qp_solver!r} is not supported; "
+                         f"known: {', '.join(QP_OPTIONS)}")
+    N = horizon
+    rated = [j for j, rate in enumerate(data.max_rate) if np.isfinite(rate)]
+    shape = ProblemShape(N, len(model.states), len(model.inputs), len(model.disturbances),
+                         len(model.outputs), len(data.soft_outputs), len(rated),
+                         len(data.economic_signals))
+    su, sx, sy = (ca.DM(s) for s in (data.input_scale, data.state_scale, data.output_scale))
+    p = ca.DM(model.parameters.nominal)
+
+    zu = ca.SX.sym("u", shape.n_u, N)
+    zx = ca.SX.sym("x", shape.n_x, N)
+    ze = ca.SX.sym("e", shape.n_soft, N)
+    z = ca.vertcat(ca.vec(zu), ca.vec(zx), ca.vec(ze))
+    x0 = ca.SX.sym("x0", shape.n_x)
+    u_move = ca.SX.sym("u_move", shape.n_u)
+    u_rate = ca.SX.sym("u_rate", shape.n_u)
+    D = ca.SX.sym("D", shape.n_d, N)
+    R = ca.SX.sym("R", shape.n_y, N)
+    w_y = ca.SX.sym("w_y", shape.n_y)
+    Pi = ca.SX.sym("Pi", shape.n_economic, N)
+    params = ca.vertcat(x0, u_move, u_rate, ca.vec(D), ca.vec(R), w_y, ca.vec(Pi))
+
+    move_root = ca.DM(np.sqrt(data.move_weight))
+    soft = list(data.soft_outputs)
+    soft_scale = ca.DM(data.output_scale[soft]) if soft else ca.DM.zeros(0, 1)
+    economic_scale = ca.DM(np.concatenate([data.input_scale, data.output_scale])
+                           [list(data.economic_signals)])
+    residuals, linear, rows, lower, upper = [], 0, [], [], []
+    x_k, u_before_move, u_before_rate = x0, u_move, u_rate
+    for k in range(N):
+        u_k = su * zu[:, k]
+        x_next = sx * zx[:, k]
+        y_k = model.h(x_k, u_k, D[:, k], p)
+        residuals += [w_y * (y_k - R[:, k]), move_root * (u_k - u_before_move) / su]
+        if shape.n_economic:
+            values = ca.vertcat(u_k, y_k)[list(data.economic_signals)] / economic_scale
+            linear += ca.dot(ca.DM(data.economic_weight) * Pi[:, k], values)
+        # shooting, rates and soft limits of stage k
+        rows.append((x_next - model.F(x_k, u_k, D[:, k], p, model.dt)) / sx)
+        lower.append(np.zeros(shape.n_x))
+        upper.append(np.zeros(shape.n_x))
+        if rated:
+            rows.append(((u_k - u_before_rate) / su)[rated])
+            step = data.max_rate[rated] * model.dt / data.input_scale[rated]
+            lower.append(-step)
+            upper.append(step)
+        if soft:
+            y_next = model.h(x_next, u_k, D[:, k], p)[soft] / soft_scale
+            rows += [y_next + ze[:, k], y_next - ze[:, k]]
+            lower += [data.soft_lower / data.output_scale[soft], np.full(len(soft), -np.inf)]
+            upper += [np.full(len(soft), np.inf), data.soft_upper / data.output_scale[soft]]
+            residuals.append(ca.DM(np.sqrt(data.soft_penalty)) * ze[:, k])
+            linear += ca.dot(ca.DM(data.soft_penalty), ze[:, k])
+        x_k, u_before_move, u_before_rate = x_next, u_k, u_k
+    if data.terminal_weight is not None:
+        # P = V diag(l) V'  =>  (x - x_T)' P (x - x_T) = ||diag(sqrt l) V' (x - x_T)||^2
+        eigenvalues, vectors = np.linalg.eigh(data.terminal_weight)
+        root = np.sqrt(np.clip(eigenvalues, 0.0, None))[:, None] * vectors.T
+        residuals.append(ca.DM(root) @ (x_k - ca.DM(data.terminal_state)))
+
+    residual = ca.vertcat(*residuals)
+    cost = ca.sumsqr(residual) + linear
+    jacobian = ca.jacobian(residual, z)
+    hessian = 2 * ca.mtimes(jacobian.T, jacobian) + REGULARISATION * ca.SX.eye(shape.n_z)
+    gradient = ca.gradient(cost, z)
+    constraints = ca.vertcat(*rows)
+    constraint_jacobian = ca.jacobian(constraints, z)
+    qp_data = ca.Function("mpc_qp_data", [z, params],
+                          [hessian, gradient, constraint_jacobian, constraints])
+
+    z_lower = np.concatenate([np.tile(data.input_lower / data.input_scale, N),
+                              np.full(N * shape.n_x, -np.inf), np.zeros(N * shape.n_soft)])
+    z_upper = np.concatenate([np.tile(data.input_upper / data.input_scale, N),
+                              np.full(N * (shape.n_x + shape.n_soft), np.inf)])
+    c_lower, c_upper = np.concatenate(lower), np.concatenate(upper)
+    qp = ca.conic("mpc_qp", qp_solver,
+                  {"h": qp_data.sparsity_out(0), "a": qp_data.sparsity_out(2)},
+                  {**QP_OPTIONS[qp_solver], "error_on_fail": True})
+
+    Z = ca.MX.sym("z", shape.n_z)
+    LX = ca.MX.sym("lam_x", shape.n_z)
+    LA = ca.MX.sym("lam_a", constraints.numel())
+    P = ca.MX.sym("params", params.numel())
+    H, g, A, c = qp_data(Z, P)
+    solution = qp(h=H, g=g, a=A, lba=ca.DM(c_lower) - c, uba=ca.DM(c_upper) - c,
+                  lbx=ca.DM(z_lower) - Z, ubx=ca.DM(z_upper) - Z,
+                  x0=ca.DM.zeros(shape.n_z), lam_x0=LX, lam_a0=LA)
+    step = ca.Function("mpc_sqp_step", [Z, LX, LA, P],
+                       [Z + solution["x"], solution["lam_x"], solution["lam_a"]],
+                       ["z", "lam_x", "lam_a", "params"], ["z_next", "lam_x_next", "lam_a_next"])
+
+    # outputs now, y = h(x_0, u_-1, d_0), and over the plan, h(x_{k+1}, u_k, d_k)
+    xs = ca.SX.sym("X", shape.n_x, N + 1)
+    us = ca.SX.sym("U", shape.n_u, N + 1)
+    ds = ca.SX.sym("D", shape.n_d, N + 1)
+    outputs = ca.Function("mpc_outputs", [xs, us, ds],
+                          [ca.horzcat(*[model.h(xs[:, k], us[:, k], ds[:, k], p)
+                                        for k in range(N + 1)])])
+    return shape, step, outputs
