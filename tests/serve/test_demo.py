@@ -59,9 +59,9 @@ def test_demo_prints_where_it_listens(demo):
 
 def test_demo_refuses_requests_without_the_admin_token(demo):
     client, _, _ = demo
-    assert httpx.get(f"{client.base_url}assets", timeout=30.0).status_code == 401
+    assert httpx.get(client.base_url.join("/assets"), timeout=30.0).status_code == 401
     wrong = {"Authorization": "Bearer not-the-token"}
-    assert httpx.get(f"{client.base_url}assets", headers=wrong, timeout=30.0).status_code == 401
+    assert httpx.get(client.base_url.join("/assets"), headers=wrong, timeout=30.0).status_code == 401
 
 
 def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):
