@@ -219,3 +219,21 @@ def test_metrics_cover_every_asset_and_pass_promtool(api):
     check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
                            text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_audit_after_kill_9_of_the_safety_actor_holds_every_decision_before_it(api, two_tanks):
+    import ray
+
+    from tests.actors.test_fault_tolerance import kill, wait_until_restarted
+
+    before = {asset: api.get(f"/assets/{asset}/audit", params={"limit": 100_000}).json()
+              for asset in ("tank-01", "tank-02")}
+    assert all(len(records) > 10 for records in before.values())
+    wait_until_restarted(two_tanks.safety, kill(two_tanks.safety))
+    for asset, records in before.items():
+        assert api.get(f"/assets/{asset}/audit", params={"limit": 100_000}).json() == records
+    two_tanks.run_for(240.0)
+    after = api.get("/assets/tank-01/audit", params={"limit": 100_000}).json()
+    assert after[:len(before["tank-01"])] == before["tank-01"]
+    assert len(after) > len(before["tank-01"])
+    assert ray.get(two_tanks.assets["tank-01"].status.remote())["healthy"]
