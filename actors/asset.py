@@ -11,12 +11,20 @@ Each tick (period ``period_s`` of twin time):
 Numerical work runs on one dedicated thread so that status queries are answered while
 the controller solves. If the safety actor is unreachable or too slow nothing is
 written, the outputs hold their last safe value, and the status says so: fail closed.
+
+Fault tolerance: after every tick the actor hands the safety actor a plain-data
+checkpoint (estimator, controller plan, reference, disturbances, whether it was
+running), which the safety actor stores durably. Ray restarts a killed actor
+(``max_restarts``); the new one restores that checkpoint, takes its mode and the last
+applied setpoints (the truth of what its plant was given) from the safety actor, and,
+if the old one was running in real time, resumes ticking by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,9 +41,11 @@ from plants import model_of
 
 SAFETY_TIMEOUT_S = 2.0
 """Wall seconds to wait for the safety actor before failing closed."""
+MAX_RESTARTS = 20
+"""How often Ray restarts a killed asset actor."""
 
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, max_restarts=MAX_RESTARTS)
 class AssetActor:
     """Twin state, estimator and controller of one asset."""
 
@@ -46,7 +56,8 @@ class AssetActor:
         self.model = model = model_of(asset)
         self.loop = ControlLoop(
             asset.id, model, build_estimator(model, asset.estimator),
-            build_controller(model, asset.controller, asset.limits),
+            build_controller(model, asset.controller,
+                             {n: lim for n, lim in asset.limits.items() if n in model.inputs}),
             x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
             reference=asset.reference, t0=clock.epoch,
         )
@@ -55,19 +66,58 @@ class AssetActor:
         self.lockstep = clock.lockstep
         self.mode = Mode(asset.mode)
         self.metrics = AssetMetrics()
-        self.setpoint_times = dict.fromkeys(model.inputs.names, clock.epoch)
+        self.setpoint_times = dict.fromkeys(asset.limits, clock.epoch)
         self.proposal: Proposal | None = None
         self.safety_error: str | None = None
         self.tick_error: str | None = None
+        self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
         self._numerics = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"numerics-{asset.id}")
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._resumed = asyncio.Event()
+        self._resumer = asyncio.get_event_loop().create_task(self._resume())
+
+    async def _resume(self) -> None:
+        """Restore the last checkpoint after a restart (a first start has none) and, if
+        the killed actor was running in real time, run again."""
+        try:
+            if self.restarted:
+                point = await self.safety.restore_point.remote(self.config.id)
+                self._restore(point)
+                checkpoint = point["checkpoint"] or {}
+                if checkpoint.get("running") and not self.lockstep:
+                    self._task = asyncio.create_task(self._run())
+        finally:
+            self._resumed.set()
+
+    def _restore(self, point: dict[str, Any]) -> None:
+        self.mode = Mode(point["mode"])
+        checkpoint = point["checkpoint"]
+        if checkpoint is not None:
+            self.loop.restore(checkpoint["loop"])
+            self.loop.controller.restore(checkpoint["controller"])
+            self.setpoint_times.update(checkpoint["setpoint_times"])
+            if self.lockstep:
+                self.clock = ClockSpec(lockstep=True, epoch=checkpoint["clock"]).make(
+                    self.config.period_s)
+        applied = {name: value for name, (value, _) in point["last_applied"].items()}
+        self._take(applied)
+
+    def _checkpoint(self) -> dict[str, Any]:
+        return {"loop": self.loop.checkpoint(), "controller": self.loop.controller.checkpoint(),
+                "setpoint_times": self.setpoint_times, "clock": self.clock.now(),
+                "running": self._task is not None and not self._task.done()}
+
+    def pid(self) -> int:
+        """The worker process id (tests kill it)."""
+        return os.getpid()
 
     # -- running ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start ticking in real time (no-op if already running). The clock starts here,
         so deadlines that passed while the rest of the fleet was starting are not overruns."""
+        await self._resumed.wait()
         if self._task is None or self._task.done():
             self.clock = self.clock_spec.make(self.config.period_s)
             self._task = asyncio.create_task(self._run())
@@ -79,6 +129,7 @@ class AssetActor:
 
     async def run_for(self, duration: float) -> int:
         """Lock-step: tick ``duration`` twin-seconds as fast as possible; returns ticks run."""
+        await self._resumed.wait()
         end = self.clock.now() + duration - 1e-9
         ticks = 0
         while self.clock.now() < end:
@@ -102,7 +153,8 @@ class AssetActor:
                 if self.mode is not Mode.OFF:
                     self.proposal = await self._numeric(self.loop.propose, t)
                     self.metrics.solve_seconds.observe(self.proposal.solve_time_s)
-                    await self._gate(self.proposal, t - measurement.time)
+                    await self._gate(self.proposal, t - measurement.time, measurement)
+                await self._save_checkpoint()
             self.tick_error = None
         except Exception as error:  # a failed tick is reported, and the next one tries again
             self.tick_error = f"{type(error).__name__}: {error}"
@@ -115,11 +167,30 @@ class AssetActor:
     async def _numeric(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._numerics, function, *args)
 
-    async def _gate(self, proposal: Proposal, measurement_age: float) -> Decision | None:
-        """Ask the safety actor; write only what it lets through. Fails closed."""
+    async def _save_checkpoint(self) -> None:
         try:
-            decision: Decision = await asyncio.wait_for(
-                self.safety.decide.remote(proposal, measurement_age), SAFETY_TIMEOUT_S)
+            await asyncio.wait_for(self.safety.save_checkpoint.remote(
+                self.config.id, self._checkpoint()), SAFETY_TIMEOUT_S)
+        except Exception:  # the safety actor is down: _gate has said so; the next tick retries
+            pass
+
+    async def _gate(self, proposal: Proposal | None, measurement_age: float,
+                    measurement: Measurement | None = None, approve: int | None = None,
+                    user: str = "") -> Decision | None:
+        """Ask the safety actor (to decide ``proposal``, or to approve queued proposal
+        number ``approve``); write only what it lets through. Fails closed."""
+        deadline = time.time() + SAFETY_TIMEOUT_S
+        if approve is None:
+            ref = self.safety.decide.remote(proposal, measurement_age, measurement, deadline)
+        else:
+            ref = self.safety.approve.remote(self.config.id, approve, user, self.clock.now(),
+                                             deadline)
+        try:
+            decision: Decision | None = await asyncio.wait_for(ref, SAFETY_TIMEOUT_S)
+            if decision is None:
+                raise TimeoutError("answered after the deadline")
+        except LookupError:
+            raise
         except Exception as error:
             self.safety_error = (f"safety unreachable ({type(error).__name__}): nothing written, "
                                  "outputs hold their last safe value")
@@ -130,9 +201,17 @@ class AssetActor:
             self.metrics.decisions[record.outcome.value] += 1
         if decision.applied:
             await self.plant.apply.remote(decision.applied)
-            self.loop.applied(decision.applied)
+            self._take(decision.applied)
             self.setpoint_times.update(dict.fromkeys(decision.applied, decision.time))
         return decision
+
+    def _take(self, applied: dict[str, float]) -> None:
+        """Hold applied values in the loop: inputs as ``u``, writable disturbances as ``d``."""
+        model = self.model
+        self.loop.applied({n: v for n, v in applied.items() if n in model.inputs})
+        disturbances = {n: v for n, v in applied.items() if n in model.disturbances}
+        if disturbances:
+            self.loop.set_disturbances(disturbances)
 
     # -- operator requests --------------------------------------------------------------
 
@@ -156,17 +235,52 @@ class AssetActor:
         return self.mode.value
 
     async def write_setpoints(self, values: dict[str, float], user: str) -> dict[str, Any]:
-        """Operator setpoints, gated like any other (MANUAL, ADVISORY or AUTONOMOUS)."""
-        try:
-            self.model.inputs.check(values)
-        except KeyError as error:
-            raise ValueError(error.args[0]) from None
+        """Operator setpoints, gated like any other (MANUAL, ADVISORY or AUTONOMOUS).
+        Unknown or unwritable signals and values outside the signal's bounds raise
+        ValueError; an unreachable safety actor raises RuntimeError (nothing written)."""
+        for name, value in values.items():
+            self._writable(name).check(value)
         last = self.loop.last_measurement
         age = self.clock.now() - last.time if last is not None else math.inf
         proposal = Proposal(asset=self.config.id, time=self.clock.now(), setpoints=values,
                             reason="operator setpoint", source="operator", user=user)
         async with self._lock:
             decision = await self._gate(proposal, age)
+        return self._answer(decision)
+
+    async def proposals(self) -> list[dict[str, Any]]:
+        """ADVISORY proposals awaiting approval, oldest first, each with its reason."""
+        return await self.safety.proposals.remote(self.config.id)
+
+    async def approve(self, number: int, user: str) -> dict[str, Any]:
+        """Write queued proposal ``number``, gated again now (limits, rates, interlocks,
+        staleness at approval time). An unknown number raises LookupError."""
+        async with self._lock:
+            decision = await self._gate(None, math.nan, approve=number, user=user)
+        return self._answer(decision)
+
+    async def reject(self, number: int, user: str) -> dict[str, Any]:
+        """Drop queued proposal ``number`` (LookupError if unknown); nothing is written."""
+        return await self.safety.reject.remote(self.config.id, number, user, self.clock.now())
+
+    async def limits(self) -> dict[str, dict[str, float]]:
+        return await self.safety.limits.remote(self.config.id)
+
+    async def set_operator_limits(self, bands: dict[str, tuple[float, float]],
+                                  user: str) -> dict[str, dict[str, float]]:
+        """Narrow writable signals to operator bands inside the engineering limits;
+        a band outside them raises ValueError and changes nothing."""
+        return await self.safety.set_operator_limits.remote(
+            self.config.id, bands, user, self.clock.now())
+
+    def _writable(self, name: str):
+        if name not in self.config.limits:
+            raise ValueError(f"unknown signal {name!r}: writable signals of {self.config.id} "
+                             f"are {', '.join(self.config.limits)}")
+        model = self.model
+        return model.inputs[name] if name in model.inputs else model.disturbances[name]
+
+    def _answer(self, decision: Decision | None) -> dict[str, Any]:
         if decision is None:
             raise RuntimeError(self.safety_error)
         return {"applied": decision.applied,
@@ -192,9 +306,11 @@ class AssetActor:
             "measurement": {} if last is None else {
                 name: {"value": value, "unit": model.outputs[name].unit, "time": last.time}
                 for name, value in last.values.items()},
-            "setpoints": {name: {"value": value, "unit": model.inputs[name].unit,
+            "setpoints": {name: {"value": value, "unit": self._writable(name).unit,
                                  "time": self.setpoint_times[name]}
-                          for name, value in model.inputs.mapping(loop.u).items()},
+                          for name, value in {**model.inputs.mapping(loop.u),
+                                              **model.disturbances.mapping(loop.d)}.items()
+                          if name in self.config.limits},
             "reference": {name: {"value": value, "unit": model.outputs[name].unit}
                           for name, value in loop.reference.items()},
             "controller": {
@@ -208,6 +324,8 @@ class AssetActor:
             "ticks": self.metrics.ticks,
             "overruns": self.clock.overruns,
             "errors": [e for e in (self.safety_error, self.tick_error) if e],
+            "outputs_held": self.safety_error is not None,
+            "restarted": self.restarted,
         }
 
     def healthy(self) -> bool:

@@ -17,7 +17,6 @@ from actors.plant import SimulatedPlantActor
 from actors.safety import SafetyActor
 from engine.clock import ClockSpec
 from engine.config import SiteConfig
-from plants import model_of
 
 
 @dataclass
@@ -49,15 +48,10 @@ class Fleet:
 
 def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE) -> Fleet:
     """Create and wait for every actor of a resolved site (see plants.resolve_site)."""
-    name = site.site.name
-    safety = SafetyActor.options(name=f"safety:{name}", namespace=namespace).remote(
-        name, site.site.audit_db)
+    safety = SafetyActor.options(name=f"safety:{site.site.name}", namespace=namespace).remote(
+        site, clock.epoch)
     fleet = Fleet(site, clock, safety)
     for asset in site.assets:
-        model = model_of(asset)
-        initial_inputs = model.inputs.mapping(model.inputs.vector(asset.inputs))
-        safety.register.remote(asset.id, asset.limits, asset.mode, asset.max_measurement_age_s,
-                               initial_inputs, clock.epoch)
         plant = SimulatedPlantActor.options(
             name=f"plant:{asset.id}", namespace=namespace).remote(asset, clock)
         fleet.plants[asset.id] = plant

@@ -103,6 +103,13 @@ class FillageController:
         self._fillage = model.outputs.index("fillage")
         self._loading = model.outputs.index("rod_loading")
 
+    def checkpoint(self) -> dict:
+        """The rule keeps no state between steps: nothing to warm-start."""
+        return {}
+
+    def restore(self, data: Mapping) -> None:
+        """Nothing to restore (see :meth:`checkpoint`)."""
+
     def step(self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
              reference: Mapping[str, float]) -> Proposal:
         """Propose the SPM for the next step from the estimate ``x`` and present ``u``."""

@@ -34,6 +34,7 @@ import math
 import time
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import casadi as ca
 import numpy as np
@@ -114,6 +115,19 @@ class DoMpcController:
         if status in _SOLVED:
             return self._proposal(t, x, u, d, status, solve_time)
         return self._held(t, u, status, solve_time)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Plain-data warm-start state: the last good plan (inputs and outputs over the
+        horizon), which a restored controller holds if its first solve fails."""
+        if self._plan_inputs is None:
+            return {}
+        return {"plan_inputs": self._plan_inputs.tolist(),
+                "plan_outputs": self._plan_outputs.tolist()}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        if data:
+            self._plan_inputs = np.asarray(data["plan_inputs"], float)
+            self._plan_outputs = np.asarray(data["plan_outputs"], float)
 
     # -- construction ------------------------------------------------------------------------
 

@@ -3,13 +3,20 @@
 The database runs in WAL mode with ``synchronous=FULL``: a committed record survives
 a kill -9 of the writing process and a power loss. Records are appended, never
 updated. Queries filter by asset, time range and outcome.
+
+Beside the records, a key-value ``state`` table holds what the safety actor must
+remember across a restart (modes, last applied values, operator limits, approval
+queues, asset checkpoints) as JSON; a state change is committed in the same
+transaction as the records of the decision that made it, so the two never disagree.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from engine.messages import AuditRecord, Outcome
 
@@ -27,6 +34,10 @@ CREATE TABLE IF NOT EXISTS audit (
     reason    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_asset_time ON audit (asset, time);
+CREATE TABLE IF NOT EXISTS state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 _COLUMNS = ("time", "asset", "user", "source", "signal", "requested", "applied", "outcome", "reason")
@@ -44,17 +55,34 @@ class AuditLog:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
 
-    def append(self, records: Iterable[AuditRecord]) -> int:
-        """Write records in one transaction; returns how many."""
+    def append(self, records: Iterable[AuditRecord],
+               state: Mapping[str, Any] | None = None) -> int:
+        """Write records, and replace the ``state`` entries given (JSON-able values),
+        in one transaction; returns how many records."""
         rows = [tuple(getattr(r, c) for c in _COLUMNS) for r in records]
-        if rows:
+        entries = [(key, json.dumps(value)) for key, value in (state or {}).items()]
+        if rows or entries:
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany(
                     f"INSERT INTO audit ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                     rows,
                 )
+                self._db.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                                     entries)
         return len(rows)
+
+    def state(self) -> dict[str, Any]:
+        """Every state entry, decoded."""
+        return {key: json.loads(value)
+                for key, value in self._db.execute("SELECT key, value FROM state")}
+
+    def count(self, asset: str | None = None) -> int:
+        """How many records (of ``asset``) the log holds."""
+        sql, args = "SELECT COUNT(*) FROM audit", []
+        if asset is not None:
+            sql, args = sql + " WHERE asset = ?", [asset]
+        return self._db.execute(sql, args).fetchone()[0]
 
     def query(
         self,

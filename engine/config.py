@@ -196,14 +196,69 @@ class SiteSettings(_Strict):
 
 
 class HttpSettings(_Strict):
+    """Attributes:
+    host: bind address of the HTTP API (loopback unless configured otherwise).
+    port: TCP port.
+    tokens: path of the bearer-token file (see serve.auth), relative to the working
+        directory; a missing file means no tokens beyond the demo's admin token.
+    """
+
     host: str = "127.0.0.1"
     port: int = 8000
+    tokens: str = "var/tokens.toml"
+
+
+class TripInterlock(_Strict, tag_field="kind", tag="trip"):
+    """A high trip on measured outputs of any asset of the site.
+
+    While any signal of ``when`` was last measured at or above ``above`` (or has not
+    been measured yet, or measured NaN: fail safe), each input of ``hold`` may not be
+    written above its last applied value, and each input of ``close`` only at or below
+    its lower limit (rate limits still apply, so it closes at its maximum rate).
+    Signals are named ``"<asset id>.<signal>"``.
+
+    Attributes:
+        name: shown in every decision it changes.
+        when: measured outputs, e.g. ``["dra-line.discharge_pressure_1", ...]``.
+        above: trip value, in the outputs' unit (Pa for a pipeline MAOP).
+        hold: inputs that may not rise while tripped.
+        close: inputs driven to their lower limit while tripped.
+    """
+
+    name: str
+    when: list[str]
+    above: float
+    hold: list[str] = []
+    close: list[str] = []
+
+
+class CountInterlock(_Strict, tag_field="kind", tag="max_active"):
+    """At most ``max_active`` of ``signals`` above ``active_above`` at once.
+
+    A write that would make one more signal active than allowed is rejected; the
+    signal keeps its last applied value. Signals are ``"<asset id>.<input>"``.
+
+    Attributes:
+        name: shown in every decision it refuses.
+        signals: writable signals counted, e.g. the loading pumps' draws.
+        max_active: largest number active at once.
+        active_above: a signal counts as active above this value, its unit.
+    """
+
+    name: str
+    signals: list[str]
+    max_active: int
+    active_above: float = 0.0
+
+
+Interlock = TripInterlock | CountInterlock
 
 
 class SiteConfig(_Strict):
     site: SiteSettings
     http: HttpSettings = HttpSettings()
     assets: list[AssetConfig] = []
+    interlocks: list[Interlock] = []
 
 
 class PlantDefaults(_Strict):
@@ -269,3 +324,14 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
             if not limit.max_rate > 0:
                 raise ConfigError(path, f"{key}.limits.{name}.max_rate",
                                   f"must be positive, got {limit.max_rate}")
+    for i, interlock in enumerate(site.interlocks):
+        key = f"interlocks[{i}]"
+        names = interlock.when + interlock.hold + interlock.close \
+            if isinstance(interlock, TripInterlock) else interlock.signals
+        for name in names:
+            if name.partition(".")[0] not in seen or not name.partition(".")[2]:
+                raise ConfigError(path, f"{key}.{name}", "not '<asset id>.<signal>' of an asset "
+                                  f"of this site; assets: {', '.join(sorted(seen))}")
+        if isinstance(interlock, CountInterlock) and interlock.max_active < 0:
+            raise ConfigError(path, f"{key}.max_active",
+                              f"must be at least 0, got {interlock.max_active}")

@@ -57,8 +57,17 @@ class SimulatedPlant:
         self.t = float(t0)
 
     def apply(self, setpoints: Mapping[str, float]) -> None:
-        """Write inputs; they hold until the next write."""
-        self.u = self.model.inputs.vector(self.model.inputs.check(setpoints), default=self.u)
+        """Write inputs (and operator-set disturbances such as a loading line-up); they
+        hold until the next write. Unknown names raise KeyError."""
+        inputs, disturbances = self.model.inputs, self.model.disturbances
+        unknown = [n for n in setpoints if n not in inputs and n not in disturbances]
+        if unknown:
+            raise KeyError(f"unknown signal(s) {unknown}: neither inputs nor disturbances "
+                           f"of {self.asset}")
+        self.u = inputs.vector(inputs.check({n: v for n, v in setpoints.items() if n in inputs}),
+                               default=self.u)
+        self.d = disturbances.vector(disturbances.check(
+            {n: v for n, v in setpoints.items() if n in disturbances}), default=self.d)
 
     def advance(self, duration: float) -> None:
         """Integrate ``duration`` seconds in steps no longer than the model's ``dt``."""

@@ -9,7 +9,14 @@ from typing import Any
 
 import msgspec
 
-from engine.config import AssetConfig, ConfigError, PlantDefaults, SetpointLimit, SiteConfig
+from engine.config import (
+    AssetConfig,
+    ConfigError,
+    PlantDefaults,
+    SetpointLimit,
+    SiteConfig,
+    TripInterlock,
+)
 from engine.model import PlantModel
 from engine.simulation import Synthesize
 from engine.signals import SignalSet
@@ -67,10 +74,34 @@ def synthesizer_of(asset: AssetConfig) -> Synthesize | None:
 
 def resolve_site(site: SiteConfig, path: str | Path = "<site>") -> SiteConfig:
     """Fill every asset's unset settings from its kind's defaults and check every signal
-    name and value against its model. Raises ConfigError naming the file and the key."""
-    return msgspec.structs.replace(
+    name and value against its model, the interlocks' too. Raises ConfigError naming the
+    file and the key."""
+    resolved = msgspec.structs.replace(
         site, assets=[_resolve_asset(a, f"assets[{i}]", path) for i, a in enumerate(site.assets)]
     )
+    _check_interlocks(resolved, path)
+    return resolved
+
+
+def _check_interlocks(site: SiteConfig, path: str | Path) -> None:
+    """Interlocks watch measured outputs and act on writable signals (those with limits)."""
+    assets = {a.id: a for a in site.assets}
+    for i, lock in enumerate(site.interlocks):
+        if isinstance(lock, TripInterlock):
+            roles = [("when", lock.when, "output"), ("hold", lock.hold, "writable"),
+                     ("close", lock.close, "writable")]
+        else:
+            roles = [("signals", lock.signals, "writable")]
+        for field, names, role in roles:
+            for j, name in enumerate(names):
+                asset = assets[name.partition(".")[0]]
+                signal = name.partition(".")[2]
+                known = model_of(asset).outputs.names if role == "output" else list(asset.limits)
+                if signal not in known:
+                    raise ConfigError(path, f"interlocks[{i}].{field}[{j}]",
+                                      f"{name!r} is not a{'' if role == 'output' else ' writable'} "
+                                      f"{role if role == 'output' else 'signal'} of {asset.id}; "
+                                      f"known: {', '.join(known)}")
 
 
 def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfig:
@@ -89,8 +120,10 @@ def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfi
         asset,
         period_s=period,
         reference={**defaults.reference, **asset.reference},
-        limits={s.name: _limit_within(s.name, limits.get(s.name), model.inputs, path, key)
-                for s in model.inputs},
+        limits={**{s.name: _limit_within(s.name, limits.get(s.name), model.inputs, path, key)
+                   for s in model.inputs},
+                **{name: _limit_within(name, limit, model.disturbances, path, key)
+                   for name, limit in asset.limits.items() if name in model.disturbances}},
         controller=asset.controller or defaults.controller,
         estimator=asset.estimator or defaults.estimator,
     )
@@ -104,7 +137,10 @@ def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfi
     ):
         _check_values(values, signals, path, f"{key}.{field}")
     _check_names(asset.simulation.mismatch, model.parameters, path, f"{key}.simulation.mismatch")
-    _check_names(asset.limits, model.inputs, path, f"{key}.limits")
+    for name in asset.limits:  # inputs, and disturbances an operator sets (loading line-ups)
+        if name not in model.inputs and name not in model.disturbances:
+            raise ConfigError(path, f"{key}.limits.{name}", "unknown writable signal; known: "
+                              f"{', '.join([*model.inputs.names, *model.disturbances.names])}")
     return resolved
 
 

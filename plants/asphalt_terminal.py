@@ -3,20 +3,26 @@ stations. PHYSICS.md section 3, extended from plants/asphalt_tank.py to the whol
 
 Each tank i holds bitumen of mass m_i in two nodes, a bottom (bulk) node with the coil
 and a top layer, fixed fractions (1 - phi) and phi of the inventory. Loading pumps draw
-w_i from the bottom; as the level falls the layer above sinks into the bottom node
-(phi w_i at the top temperature). With c_p(T) from Cragoe and U A the loss conductances,
+w_i from the bottom; receipts (the refinery rundown filling the tank) r_i enter the
+bottom at T_in. To keep the fractions, phi (r_i - w_i) moves between the nodes: as the
+level falls the layer above sinks into the bottom node (J_down = phi max(w_i - r_i, 0)
+at the top temperature), as it rises bulk product rises into the top layer
+(J_up = phi max(r_i - w_i, 0) at the bulk temperature). With c_p(T) from Cragoe and
+U A the loss conductances,
 
-    dm_i/dt                    = -w_i
+    dm_i/dt                    = r_i - w_i
     (1-phi) m_i c_p(T_b) dT_b/dt = Q_coil,i - G_mix (T_b - T_t) - L_b,i (T_b - T_amb)
-                                   + phi w_i c_p((T_b + T_t)/2) (T_t - T_b)
+                                   + J_down c_p((T_b + T_t)/2) (T_t - T_b)
+                                   + r_i c_p((T_b + T_in)/2) (T_in - T_b)
     phi m_i c_p(T_t) dT_t/dt   = G_mix (T_b - T_t) - L_t,i (T_t - T_amb)
+                                   + J_up c_p((T_b + T_t)/2) (T_b - T_t)
     G_mix = h_mix A_i,   L_b,i = k_loss,i (U_floor A_i + U_shell pi D_i (1-phi) z_i),
     L_t,i = k_loss,i (U_roof A_i + U_shell pi D_i phi z_i)   (wetted wall only)
     z_i   = ((1-phi) m_i / rho(T_b) + phi m_i / rho(T_t)) / A_i            level, m
 
 The (1-phi) m c_p dT/dt form is exact for the enthalpy h(T) = int c_p dT, and the
-sinking-layer term uses h(T_t) - h(T_b) = c_p((T_b+T_t)/2)(T_t - T_b), exact for a c_p
-linear in T, so the balance closes to integration error.
+transfer and receipt terms use h(T_1) - h(T_2) = c_p((T_1+T_2)/2)(T_1 - T_2), exact for
+a c_p linear in T, so the balance closes to integration error.
 
 The closed hot-oil loop: the heater raises the return oil to the supply temperature
 T_sup (an input, held by the heater's own controller); the circulation pump delivers
@@ -39,7 +45,8 @@ heat exchanger against its well-mixed bottom node (PHYSICS.md):
 Signals (SI; tt = tank number 01..N):
     states (3N + 1):  T_bulk_tt [K], T_top_tt [K], mass_tt [kg], T_return [K]
     inputs:           T_supply [K], m_loop [kg/s], valve_tt [1] coil valve opening 0..1
-    disturbances:     T_ambient [K], draw_tt [kg/s] loading draw (see ``tank_draws``)
+    disturbances:     T_ambient [K], draw_tt [kg/s] loading draw (see ``tank_draws``),
+                      receipt_tt [kg/s] filling flow, T_receipt [K] received product
     outputs:          T_bulk_tt, T_top_tt [K], level_tt [m],
                       viscosity_tt [m^2/s] Walther at T_bulk (1 cSt = 1e-6 m^2/s),
                       T_return [K], heater_duty [W]
@@ -58,7 +65,7 @@ The EKF estimates the 3N + 1 states (31 for the seed plant). The loss and foulin
 multipliers are parameters, not states: they keep the state count near 30, and a
 simulated plant's mismatch in them shows up as process noise on the tank temperatures.
 
-Simplifications: no receipts (PHYSICS.md's m_in c_p (T_in - T) term is zero); the top
+Simplifications: receipts enter the bottom node and mix there at once; the top
 layer is a fixed mass fraction rather than a fixed thickness; the dry shell above the
 liquid and the vapour space are lumped into the roof loss; the floor loses to ambient
 air temperature; no heat loss from the oil headers, no hold-up in the heater or supply
@@ -104,6 +111,8 @@ LOOP_FLOW = 10.0
 """Nominal circulation flow, kg/s; the coil valves' nominal openings follow from it."""
 STATION_PUMP_FLOW = 30.0
 """Capacity of one loading station's pump, kg/s (about 110 m^3/h at 160 °C)."""
+RECEIPT_FLOW = 60.0
+"""Largest receipt flow into one tank, kg/s (about 200 m^3/h of rundown, unverified)."""
 HEEL_LEVEL = 0.3
 """Level of the loading suction nozzle; the inventory below it cannot be drawn, m."""
 COIL_UA_PER_FLOOR_AREA = 25.0
@@ -237,6 +246,7 @@ def _terminal(tags, x, u, d, p):
     """(dx/dt, y) of the whole terminal as name -> expression mappings."""
     phi, sg, c_oil = p["top_fraction"], p["SG"], p["c_oil"]
     T_sup, T_amb, flow = u["T_supply"], d["T_ambient"], u["m_loop"]
+    T_in = d["T_receipt"]
     flows, bypass_flow = coil_flows(
         flow, [u[f"valve_{tag}"] for tag in tags],
         [p[f"valve_capacity_{tag}"] for tag in tags], p["bypass_capacity"])
@@ -244,7 +254,7 @@ def _terminal(tags, x, u, d, p):
     rates, values = {}, {}
     for tag, coil_flow in zip(tags, flows):
         T_b, T_t, m = x[f"T_bulk_{tag}"], x[f"T_top_{tag}"], x[f"mass_{tag}"]
-        w = d[f"draw_{tag}"]
+        w, r = d[f"draw_{tag}"], d[f"receipt_{tag}"]
         diameter = p[f"diameter_{tag}"]
         area = np.pi / 4 * diameter**2
         heel = _heel_mass(area, sg)
@@ -258,15 +268,19 @@ def _terminal(tags, x, u, d, p):
             T_b, T_sup, p[f"k_foul_{tag}"] * p[f"UA_coil_{tag}"], coil_flow, c_oil)
         q_coil = coil_flow * c_oil * (T_sup - T_out)
         heat_returned += coil_flow * T_out
-        # energy balances; the sinking top layer carries its enthalpy into the bottom
-        sinking = phi * w * bitumen.specific_heat((T_b + T_t) / 2, sg) * (T_t - T_b)
-        bottom_heat = q_coil - mixing - loss_bottom * (T_b - T_amb) + sinking
-        top_heat = mixing - loss_top * (T_t - T_amb)
+        # energy balances; the layer moving between the nodes carries its enthalpy,
+        # receipts theirs into the bottom
+        transfer = bitumen.specific_heat((T_b + T_t) / 2, sg) * (T_t - T_b)
+        sinking = phi * ca.fmax(w - r, 0) * transfer
+        rising = -phi * ca.fmax(r - w, 0) * transfer
+        received = r * bitumen.specific_heat((T_b + T_in) / 2, sg) * (T_in - T_b)
+        bottom_heat = q_coil - mixing - loss_bottom * (T_b - T_amb) + sinking + received
+        top_heat = mixing - loss_top * (T_t - T_amb) + rising
         rates[f"T_bulk_{tag}"] = bottom_heat / (
             (1 - phi) * ca.fmax(m, heel) * bitumen.specific_heat(T_b, sg))
         rates[f"T_top_{tag}"] = top_heat / (
             phi * ca.fmax(m, heel) * bitumen.specific_heat(T_t, sg))
-        rates[f"mass_{tag}"] = -w
+        rates[f"mass_{tag}"] = r - w
         values[f"T_bulk_{tag}"] = T_b
         values[f"T_top_{tag}"] = T_t
         values[f"level_{tag}"] = level
@@ -317,7 +331,7 @@ def _parameters(seed, walther_a: float, walther_b: float) -> list[Signal]:
 def _signals(tags, seed, stations: int, p0: Mapping[str, float]):
     """Signal specs; nominal values here are the starting guess of the steady state."""
     sg = p0["SG"]
-    states, outputs, valves, draws = [], [], [], []
+    states, outputs, valves, draws, receipts = [], [], [], [], []
     for tag, (diameter, height, level) in zip(tags, seed):
         area = np.pi / 4 * diameter**2
         full = bitumen.density(bitumen.REFERENCE_TEMPERATURE, sg) * area * height
@@ -343,6 +357,8 @@ def _signals(tags, seed, stations: int, p0: Mapping[str, float]):
         valves.append(Signal(f"valve_{tag}", "1", 0.5, 0.0, 1.0, f"tank {tag} coil valve opening"))
         draws.append(Signal(f"draw_{tag}", "kg/s", 0.0, 0.0, stations * STATION_PUMP_FLOW,
                             f"tank {tag} loading draw"))
+        receipts.append(Signal(f"receipt_{tag}", "kg/s", 0.0, 0.0, RECEIPT_FLOW,
+                               f"tank {tag} receipt (filling) flow"))
     states.append(Signal("T_return", "K", 450.0, 273.15, 623.15,
                          "hot-oil mixed return temperature", std=2e-2))
     outputs += [
@@ -355,7 +371,9 @@ def _signals(tags, seed, stations: int, p0: Mapping[str, float]):
         *valves,
     ]
     disturbances = [Signal("T_ambient", "K", 283.15, 233.15, 323.15, "ambient air temperature"),
-                    *draws]
+                    *draws, *receipts,
+                    Signal("T_receipt", "K", STORAGE_TEMPERATURE, 373.15, COKING_TEMPERATURE,
+                           "temperature of the received product")]
     return states, inputs, disturbances, outputs
 
 

@@ -4,19 +4,29 @@
 
 runs a site on an embedded Ray (or on the Ray cluster at ``--address``), serves the
 HTTP API and metrics, prints where each service listens, and runs until stopped
-(Ctrl-C) or until ``--duration`` wall seconds have passed.
+(Ctrl-C) or until ``--duration`` wall seconds have passed. The HTTP API accepts the
+tokens of the site's token file (``http.tokens``) and an admin token: the value of
+the environment variable TWINLOOP_ADMIN_TOKEN if set, else a new one, printed.
+
+    twinloop token add --user NAME --role viewer|operator|engineer|admin [--file F]
+
+generates a bearer token, prints it once and appends its salted hash to the token
+file (default ``var/tokens.toml``, the site files' default ``http.tokens``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from engine.config import ConfigError, load_site
+from engine.config import ConfigError, HttpSettings, load_site
+
+ADMIN_TOKEN_VARIABLE = "TWINLOOP_ADMIN_TOKEN"
 
 DEFAULT_SITE = Path(__file__).resolve().parent.parent / "examples" / "pilot.toml"
 
@@ -32,12 +42,30 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--address", help="Ray cluster address (default: start an embedded Ray)")
     demo.add_argument("--host", help="HTTP bind address (default: the site file's http.host)")
     demo.add_argument("--port", type=int, help="HTTP port (default: the site file's http.port)")
+    token = commands.add_parser("token", help="manage bearer tokens").add_subparsers(
+        dest="action", required=True).add_parser("add", help="generate a token, store its hash")
+    token.add_argument("--user", required=True, help="name recorded in the audit log")
+    token.add_argument("--role", required=True,
+                       choices=["viewer", "operator", "engineer", "admin"])
+    token.add_argument("--file", default=HttpSettings().tokens, help="token file (TOML)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "token":
+            return add_token(args)
         return run_demo(args)
-    except ConfigError as error:
+    except (ConfigError, ValueError) as error:
         print(f"twinloop: {error}", file=sys.stderr)
         return 2
+
+
+def add_token(args: argparse.Namespace) -> int:
+    from serve.auth import add_token as add
+
+    token = add(args.file, args.user, args.role)
+    print(f"twinloop: added a {args.role} token for {args.user} to {args.file} (hash only); "
+          "the token, shown once:")
+    print(token)
+    return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -57,6 +85,10 @@ def run_demo(args: argparse.Namespace) -> int:
     from actors.fleet import build_fleet
     from engine.clock import ClockSpec
     from serve.app import start_http
+    from serve.auth import Token, hash_token, load_tokens
+
+    admin = os.environ.get(ADMIN_TOKEN_VARIABLE) or secrets.token_urlsafe(32)
+    tokens = [*load_tokens(site.http.tokens), Token("admin", "admin", hash_token(admin))]
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     print(f"twinloop: starting site {site.site.name!r} ({len(site.assets)} assets) "
@@ -69,9 +101,16 @@ def run_demo(args: argparse.Namespace) -> int:
     fleet = build_fleet(site, ClockSpec(speed=speed))
     try:
         fleet.start()
-        url = start_http(fleet, host, port)
+        url = start_http(fleet, host, port, tokens)
         print(f"  HTTP API     {url}/assets   (OpenAPI: {url}/docs)", flush=True)
         print(f"  metrics      {url}/metrics", flush=True)
+        if os.environ.get(ADMIN_TOKEN_VARIABLE):
+            print(f"  admin token  from {ADMIN_TOKEN_VARIABLE}", flush=True)
+        else:
+            print(f"  admin token  {admin}   (generated; set {ADMIN_TOKEN_VARIABLE} to choose "
+                  "one)", flush=True)
+        print(f"  tokens file  {Path(site.http.tokens).resolve()} "
+              f"({len(tokens) - 1} token(s); `twinloop token add` adds one)", flush=True)
         print(f"  audit log    {Path(site.site.audit_db).resolve()}", flush=True)
         print("  OPC UA       not yet served (issue 6)", flush=True)
         print("  Modbus TCP   not yet served (issue 6)", flush=True)

@@ -125,18 +125,25 @@ def test_loop_flow_balance_sums_to_total(openings):
                                      abs=1e-9)
 
 
-def test_energy_balance_closes_over_two_hours():
+@pytest.mark.parametrize("flows", [
+    {"draw_03": 30.0},
+    {"draw_03": 30.0, "receipt_05": 40.0, "T_receipt": 443.15},
+    {"draw_03": 30.0, "receipt_03": 45.0, "T_receipt": 413.15},
+])
+def test_energy_balance_closes_over_two_hours(flows):
     """First law over the whole plant, from a cold, stratified start while tank 03 loads
-    at 30 kg/s: heat from the heater = rise of tank enthalpy + rise of loop hold-up
-    enthalpy + shell losses + enthalpy loaded out. Tank enthalpy sums (1-phi) m h(T_bulk)
-    + phi m h(T_top) with h integrated by hand from Cragoe; the loop holds M_loop c_oil
-    T_ret; integrals by the trapezoid rule on a 10 s grid. Tolerance 1e-5 of the
-    heater's heat (RK4 and trapezoid errors are far smaller)."""
+    at 30 kg/s (and a tank, or tank 03 itself, is filled): heat from the heater = rise
+    of tank enthalpy + rise of loop hold-up enthalpy + shell losses + enthalpy loaded out
+    - enthalpy received. Tank enthalpy sums (1-phi) m h(T_bulk) + phi m h(T_top) with h
+    integrated by hand from Cragoe; the loop holds M_loop c_oil T_ret; integrals by the
+    trapezoid rule on a 10 s grid. Tolerance 1e-5 of the heater's heat (RK4 and
+    trapezoid errors are far smaller)."""
     step, steps = 10.0, 720
     start = {f"T_bulk_{t}": 423.15 for t in TAGS} | {f"T_top_{t}": 418.15 for t in TAGS}
     x = MODEL.states.vector(start | {"T_return": 440.0})
     u = MODEL.inputs.vector({"T_supply": 533.15, "valve_04": 0.8})
-    d = MODEL.disturbances.vector({"draw_03": 30.0})
+    d = MODEL.disturbances.vector(flows)
+    received = {name[-2:]: flow for name, flow in flows.items() if name.startswith("receipt_")}
     phi, c_oil, M_loop = param("top_fraction"), param("c_oil"), param("M_loop")
     duty = MODEL.outputs.index("heater_duty")
 
@@ -148,7 +155,8 @@ def test_energy_balance_closes_over_two_hours():
 
     def rates(x):
         y = MODEL.output(0.0, x, u, d)
-        loaded = 30.0 * enthalpy(MODEL.states.mapping(x)["T_bulk_03"])
+        loaded = 30.0 * enthalpy(MODEL.states.mapping(x)["T_bulk_03"]) - sum(
+            flow * enthalpy(flows["T_receipt"]) for flow in received.values())
         return np.array([y[duty], losses(x, y), loaded])
 
     energy_start = stored(x)
@@ -186,6 +194,28 @@ def test_loading_lowers_mass_and_level_by_the_loaded_volume():
     rho = bitumen.density(x[MODEL.states.index("T_bulk_03")], param("SG"))
     drop = y_start[level] - MODEL.output(0.0, x_end, u, d)[level]
     assert drop == pytest.approx(50.0 * 3600.0 / rho / area, abs=1e-3)
+
+
+def test_filling_raises_mass_and_level_by_the_received_volume():
+    """40 kg/s into tank 05 for one hour at its own bulk temperature: 144 t more, the level
+    up by 144 t / rho / A (1 mm), the bulk temperature nearly unchanged, no other tank
+    changed."""
+    x, u, _, _ = MODEL.steady_input_vectors()
+    T_bulk = x[MODEL.states.index("T_bulk_05")]
+    d = MODEL.disturbances.vector({"receipt_05": 40.0, "T_receipt": T_bulk})
+    level = MODEL.outputs.index("level_05")
+    x_end = x
+    for _ in range(12):
+        x_end = MODEL.step(x_end, u, d)
+    masses = [MODEL.states.index(f"mass_{t}") for t in TAGS]
+    received = x_end[masses] - x[masses]
+    assert received[4] == pytest.approx(40.0 * 3600.0, rel=1e-9)
+    assert np.all(np.delete(received, 4) == 0.0)
+    area = math.pi * param("diameter_05") ** 2 / 4
+    rho = bitumen.density(T_bulk, param("SG"))
+    rise = MODEL.output(0.0, x_end, u, d)[level] - MODEL.output(0.0, x, u, d)[level]
+    assert rise == pytest.approx(40.0 * 3600.0 / rho / area, abs=1e-3)
+    assert x_end[MODEL.states.index("T_bulk_05")] == pytest.approx(T_bulk, abs=0.5)
 
 
 @pytest.mark.parametrize(

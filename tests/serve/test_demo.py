@@ -8,6 +8,7 @@ and every applied setpoint in the audit respects the configured limits and rates
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -31,15 +32,18 @@ def demo(tmp_path_factory):
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),
                "demo", "--site", str(SITE), "--speed", "600", "--duration", "240", "--port", str(port)]
+    token = secrets.token_urlsafe(32)
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env={**os.environ})
+                               stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "TWINLOOP_ADMIN_TOKEN": token})
     lines = []
     for line in process.stdout:
         lines.append(line)
         if "Stopping in" in line or process.poll() is not None:
             break
     assert any(f"http://127.0.0.1:{port}/assets" in line for line in lines), "".join(lines)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
         yield client, lines, workdir
     process.terminate()
     process.wait(timeout=60)
@@ -50,6 +54,14 @@ def test_demo_prints_where_it_listens(demo):
     text = "".join(lines)
     assert "metrics" in text and "/metrics" in text
     assert str(workdir / "var" / "two-tanks-audit.db") in text
+    assert "admin token  from TWINLOOP_ADMIN_TOKEN" in text
+
+
+def test_demo_refuses_requests_without_the_admin_token(demo):
+    client, _, _ = demo
+    assert httpx.get(client.base_url.join("/assets"), timeout=30.0).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert httpx.get(client.base_url.join("/assets"), headers=wrong, timeout=30.0).status_code == 401
 
 
 def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):
@@ -64,6 +76,8 @@ def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):
         time.sleep(2.0)
         now = client.get("/assets/tank-01").json()["estimate"]["T_bulk"]["value"]
     assert now >= start + 1.0, f"estimate {start:.2f} K -> {now:.2f} K, target {target:.2f} K"
+    change = [r for r in client.get("/assets/tank-01/audit").json() if r["signal"] == "T_bulk"]
+    assert change[-1]["user"] == "admin"
 
     for asset, (lower, upper, rate) in LIMITS.items():
         records = client.get(f"/assets/{asset}/audit", params={"limit": 100_000}).json()

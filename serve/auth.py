@@ -1,0 +1,169 @@
+"""Bearer-token authentication with ordered roles: viewer < operator < engineer < admin.
+
+Tokens live in a TOML file, hashed (SHA-256 of a per-token random salt and the token;
+tokens are 256-bit random strings, so a fast salted hash is enough, and the file
+reveals no token)::
+
+    [[tokens]]
+    user = "olga"
+    role = "operator"
+    hash = "sha256:<salt hex>:<digest hex>"
+
+``twinloop token add --user olga --role operator`` generates a token, prints it once and
+appends its hash. A route declares the role it needs with a dependency, which answers
+401 without a valid token and 403 without the role, and otherwise gives the route the
+caller's user name (recorded in the audit log)::
+
+    @app.put("/assets/{asset_id}/mode")
+    async def put_mode(self, ..., user: str = Depends(RoleRequired(Role.OPERATOR))): ...
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from engine.config import ConfigError
+
+
+class Role(enum.IntEnum):
+    """What a token may do; each role may do everything the roles below it may."""
+
+    VIEWER = 1    # read assets, audit, proposals, metrics
+    OPERATOR = 2  # modes, references, setpoints, operator limits, approvals
+    ENGINEER = 3  # controller tuning
+    ADMIN = 4     # everything
+
+    @classmethod
+    def named(cls, name: str) -> Role:
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            raise ValueError(f"unknown role {name!r}; roles: "
+                             f"{', '.join(r.name.lower() for r in cls)}") from None
+
+
+class Token(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One entry of the token file."""
+
+    user: str
+    role: str
+    hash: str
+
+
+class TokenFile(msgspec.Struct, forbid_unknown_fields=True):
+    tokens: list[Token] = []
+
+
+def hash_token(token: str, salt: bytes | None = None) -> str:
+    """``sha256:<salt>:<sha256(salt + token)>``, salt 16 random bytes unless given."""
+    salt = secrets.token_bytes(16) if salt is None else salt
+    digest = hashlib.sha256(salt + token.encode()).hexdigest()
+    return f"sha256:{salt.hex()}:{digest}"
+
+
+def matches(token: str, hashed: str) -> bool:
+    scheme, _, rest = hashed.partition(":")
+    salt, _, _ = rest.partition(":")
+    if scheme != "sha256":
+        return False
+    return hmac.compare_digest(hash_token(token, bytes.fromhex(salt)), hashed)
+
+
+def load_tokens(path: str | Path) -> list[Token]:
+    """The tokens of ``path`` ([] if it does not exist). Bad entries raise ConfigError."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        tokens = msgspec.toml.decode(path.read_bytes(), type=TokenFile).tokens
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise ConfigError(path, "tokens", str(error)) from None
+    for i, token in enumerate(tokens):
+        try:
+            Role.named(token.role)
+        except ValueError as error:
+            raise ConfigError(path, f"tokens[{i}].role", str(error)) from None
+        scheme, salt, digest = (token.hash.split(":") + ["", ""])[:3]
+        if scheme != "sha256" or len(digest) != 64 or not _is_hex(salt + digest):
+            raise ConfigError(path, f"tokens[{i}].hash",
+                              "expected 'sha256:<salt hex>:<64 hex digits>'")
+    return tokens
+
+
+def add_token(path: str | Path, user: str, role: str) -> str:
+    """Generate a token for ``user`` with ``role``, append its hash to ``path`` (created
+    readable by its owner only) and return the token: it is shown once, never stored."""
+    Role.named(role)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]*", user):
+        raise ValueError(f"user {user!r} must be letters, digits, '_', '.', '@', '-'")
+    token = secrets.token_urlsafe(32)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as file:
+        file.write(f'\n[[tokens]]\nuser = "{user}"\nrole = "{role.lower()}"\n'
+                   f'hash = "{hash_token(token)}"\n')
+    return token
+
+
+class TokenTable:
+    """The tokens a server accepts."""
+
+    def __init__(self, tokens: Iterable[Token] = ()) -> None:
+        self.tokens = [(t.user, Role.named(t.role), t.hash) for t in tokens]
+
+    def identify(self, token: str) -> tuple[str, Role] | None:
+        """The user and role of ``token``, or None."""
+        for user, role, hashed in self.tokens:
+            if matches(token, hashed):
+                return user, role
+        return None
+
+
+_table = TokenTable()
+_bearer = HTTPBearer(auto_error=False)
+
+
+def install(table: TokenTable) -> None:
+    """Make ``table`` the tokens this process accepts (called in the HTTP replica)."""
+    global _table
+    _table = table
+
+
+class RoleRequired:
+    """FastAPI dependency: the caller's user name if its bearer token has ``role``."""
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+
+    def __call__(self, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
+        if credentials is None:
+            raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        identity = _table.identify(credentials.credentials)
+        if identity is None:
+            raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+        user, role = identity
+        if role < self.role:
+            raise HTTPException(403, f"role {self.role.name.lower()} required; {user} has "
+                                     f"{role.name.lower()}")
+        return user
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True

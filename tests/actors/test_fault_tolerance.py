@@ -1,0 +1,169 @@
+"""Fail closed, and come back: worker processes of the safety actor and of an asset actor
+killed with SIGKILL on the shared embedded Ray.
+
+One tank of the two-tank site per test, each in a namespace and audit database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import msgspec
+import pytest
+import ray
+
+import plants
+from actors.fleet import build_fleet
+from engine.audit import AuditLog
+from engine.clock import ClockSpec
+from engine.config import load_site
+from tests.conftest import TWO_TANKS
+
+LOWER, UPPER, RATE = 0.1, 10.0, 0.02
+"""tank-01's m_oil limits (kg/s) and rate (kg/s per s) in tests/sites/two_tanks.toml."""
+PERIOD = 120.0
+
+
+def one_tank(tmp_path, name, clock):
+    site = plants.resolve_site(load_site(TWO_TANKS), TWO_TANKS)
+    site = msgspec.structs.replace(
+        site, assets=site.assets[:1],
+        site=msgspec.structs.replace(site.site, audit_db=str(tmp_path / "audit.db")))
+    return build_fleet(site, clock, namespace=f"test-fault-{name}")
+
+
+def kill(actor) -> int:
+    """SIGKILL the actor's worker process; returns its pid."""
+    pid = ray.get(actor.pid.remote())
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def wait_until_restarted(actor, old_pid: int, timeout: float = 60.0) -> float:
+    """Wall seconds until the actor answers from a new process."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if ray.get(actor.pid.remote(), timeout=5.0) != old_pid:
+                return time.monotonic() - start
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"actor not back within {timeout} s")
+
+
+def assert_bounded(records):
+    """Every applied m_oil within its limits and its rate of the previous applied one."""
+    applied = [r for r in records if r["signal"] == "m_oil" and r["applied"] is not None]
+    assert applied
+    for before, after in zip(applied, applied[1:]):
+        assert LOWER <= after["applied"] <= UPPER
+        step = abs(after["applied"] - before["applied"])
+        assert step <= RATE * (after["time"] - before["time"]) + 1e-9, (before, after)
+
+
+@pytest.fixture
+def lockstep(ray_session, tmp_path):
+    fleet = one_tank(tmp_path, "safety", ClockSpec(lockstep=True, epoch=1.7e9))
+    yield fleet
+    fleet.shutdown()
+
+
+def test_no_write_passes_while_the_safety_actor_is_down_and_its_state_survives(lockstep):
+    fleet = lockstep
+    asset, plant, safety = fleet.assets["tank-01"], fleet.plants["tank-01"], fleet.safety
+    fleet.run_for(6 * PERIOD)
+    ray.get(asset.set_operator_limits.remote({"m_oil": (0.2, 6.0)}, "olga"))
+    ray.get(asset.set_mode.remote("ADVISORY", "olga"))
+    fleet.run_for(2 * PERIOD)
+    queue = ray.get(asset.proposals.remote())
+    assert [p["n"] for p in queue] == [1, 2]
+    ray.get(asset.set_mode.remote("AUTONOMOUS", "olga"))
+    fleet.run_for(2 * PERIOD)
+    before = ray.get(safety.audit_records.remote("tank-01", limit=100_000))
+    held = ray.get(plant.truth.remote())["inputs"]["m_oil"]
+
+    # too slow: the safety actor's process hangs; the asset waits 2 s per tick, then holds
+    pid = ray.get(safety.pid.remote())
+    os.kill(pid, signal.SIGSTOP)
+    down_from = ray.get(asset.status.remote())["time"]
+    fleet.run_for(3 * PERIOD)
+    status = ray.get(asset.status.remote())
+    assert status["outputs_held"] and not status["healthy"]
+    assert "safety unreachable" in status["errors"][0]
+    assert ray.get(plant.truth.remote())["inputs"]["m_oil"] == held
+
+    # down: killed while hung; Ray restarts it from its durable store
+    os.kill(pid, signal.SIGKILL)
+    fleet.run_for(PERIOD)  # ticks while it restarts
+    assert ray.get(plant.truth.remote())["inputs"]["m_oil"] == held
+    wait_until_restarted(safety, pid)
+    back_from = ray.get(asset.status.remote())["time"]
+    after = ray.get(safety.audit_records.remote("tank-01", limit=100_000))
+    assert after == before  # every decision before the kill, and none while it was down
+    assert ray.get(safety.mode.remote("tank-01")) == "AUTONOMOUS"
+    assert [p["n"] for p in ray.get(asset.proposals.remote())] == [1, 2]
+    limits = ray.get(asset.limits.remote())["m_oil"]
+    assert (limits["operator_lower"], limits["operator_upper"]) == (0.2, 6.0)
+    assert ray.get(safety.last_applied.remote("tank-01"))["m_oil"]["value"] == held
+
+    fleet.run_for(3 * PERIOD)
+    status = ray.get(asset.status.remote())
+    assert status["healthy"] and not status["outputs_held"], status["errors"]
+    records = ray.get(safety.audit_records.remote("tank-01", limit=100_000))
+    assert records[:len(before)] == before
+    resumed = records[len(before):]
+    assert resumed and all(r["time"] > back_from for r in resumed)
+    assert not [r for r in records if down_from < r["time"] <= back_from]
+    assert_bounded(records)
+    assert all(0.2 <= r["applied"] <= 6.0 for r in resumed if r["applied"] is not None)
+
+
+def test_a_killed_asset_actor_resumes_control_from_its_checkpoint_within_5_s(
+        ray_session, tmp_path):
+    speed = 120.0  # one 120 s tick every second of wall time
+    fleet = one_tank(tmp_path, "asset", ClockSpec(speed=speed))
+    asset, plant, safety = fleet.assets["tank-01"], fleet.plants["tank-01"], fleet.safety
+    try:
+        fleet.start()
+        ray.get(asset.set_reference.remote({"T_bulk": 436.15}, "olga"))
+        deadline = time.monotonic() + 60.0
+        while ray.get(asset.status.remote())["ticks"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        status = ray.get(asset.status.remote())
+        assert status["ticks"] >= 5, status
+        converged_std = status["estimate"]["T_bulk"]["std"]
+
+        killed = kill(asset)
+        killed_at = time.monotonic()
+        wait_until_restarted(asset, killed)
+        ticks = 0
+        while time.monotonic() - killed_at < 30.0:
+            status = ray.get(asset.status.remote())
+            ticks = status["ticks"]
+            if ticks >= 1:
+                break
+            time.sleep(0.05)
+        resumed_after = time.monotonic() - killed_at
+        assert ticks >= 1 and resumed_after <= 5.0, f"resumed after {resumed_after:.1f} s"
+
+        status = ray.get(asset.status.remote())
+        assert status["restarted"]
+        assert status["reference"]["T_bulk"]["value"] == 436.15  # from the checkpoint
+        assert status["estimate"]["T_bulk"]["std"] < 3 * converged_std + 0.05  # not P0 again
+        time.sleep(3 * PERIOD / speed)
+    finally:
+        fleet.shutdown()
+
+    # the fleet is down: read the durable log itself
+    records = [msgspec.structs.asdict(r)
+               for r in AuditLog(tmp_path / "audit.db").query("tank-01", limit=100_000)]
+    decisions = [r for r in records if r["signal"] == "m_oil"]
+    assert_bounded(records)
+    times = [r["time"] for r in decisions]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(gap == pytest.approx(PERIOD) for gap in gaps if gap < 2 * PERIOD)
+    assert max(gaps) <= 5.0 * speed + PERIOD  # the restart: at most 5 s of ticks missed
+    assert len(decisions) >= 8
