@@ -62,6 +62,7 @@ class AssetActor:
         self._numerics = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"numerics-{asset.id}")
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self.listeners: list = []
 
     # -- running ------------------------------------------------------------------------
 
@@ -111,6 +112,18 @@ class AssetActor:
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         self.metrics.estimates = self.loop.model.states.mapping(self.loop.state.x)
         self.metrics.nis = self.loop.state.nis
+        self._notify()
+
+    def add_listener(self, listener) -> None:
+        """Push this asset's status to ``listener.publish`` (an actor handle, e.g. the OPC UA
+        gateway) after every tick and operator action; fire and forget."""
+        self.listeners.append(listener)
+
+    def _notify(self) -> None:
+        if self.listeners:
+            status = self.status()
+            for listener in self.listeners:
+                listener.publish.remote(status)
 
     async def _numeric(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._numerics, function, *args)
@@ -148,11 +161,13 @@ class AssetActor:
             reason=f"reference {name} {before.get(name, math.nan):.6g} -> {value:.6g} "
                    f"{self.model.outputs[name].unit}",
         ) for name, value in values.items()])
+        self._notify()
         return reference
 
     async def set_mode(self, mode: str, user: str) -> str:
         self.mode = Mode(await self.safety.set_mode.remote(
             self.config.id, Mode(mode), user, self.clock.now()))
+        self._notify()
         return self.mode.value
 
     async def write_setpoints(self, values: dict[str, float], user: str) -> dict[str, Any]:
@@ -169,7 +184,8 @@ class AssetActor:
             decision = await self._gate(proposal, age)
         if decision is None:
             raise RuntimeError(self.safety_error)
-        return {"applied": decision.applied,
+        self._notify()
+        return {"applied": decision.applied, "time": decision.time, "mode": decision.mode.value,
                 "records": [{"signal": r.signal, "outcome": r.outcome.value, "reason": r.reason}
                             for r in decision.records]}
 
@@ -185,6 +201,7 @@ class AssetActor:
             "kind": self.config.kind,
             "mode": self.mode.value,
             "time": loop.t,
+            "measurement_age_s": None if last is None else self.clock.now() - last.time,
             "healthy": self.healthy(),
             "estimate": {name: {"value": value, "unit": model.states[name].unit,
                                 "std": estimate.std[name]}

@@ -1,5 +1,6 @@
 """Build a site's actors from its configuration: one safety actor, and per asset a
-simulated plant and an asset actor, all named in the ``twinloop`` namespace.
+simulated plant and an asset actor, all named in the ``twinloop`` namespace; on request
+the OPC UA gateway (``opcua:<site>``) in front of them.
 
 Called from the driver (CLI, tests), never from inside an actor's loop.
 """
@@ -9,14 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import ray
 
 from actors import NAMESPACE
 from actors.asset import AssetActor
+from actors.opcua import OpcUaActor
 from actors.plant import SimulatedPlantActor
 from actors.safety import SafetyActor
 from engine.clock import ClockSpec
-from engine.config import SiteConfig
+from engine.config import OpcUaSettings, SiteConfig
 from plants import model_of
 
 
@@ -29,6 +32,8 @@ class Fleet:
     safety: Any
     assets: dict[str, Any] = field(default_factory=dict)
     plants: dict[str, Any] = field(default_factory=dict)
+    namespace: str = NAMESPACE
+    opcua: Any = None
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -42,8 +47,21 @@ class Fleet:
         """Lock-step: run every asset ``duration`` twin-seconds, assets in parallel."""
         ray.get([a.run_for.remote(duration) for a in self.assets.values()])
 
+    def serve_opcua(self, settings: OpcUaSettings | None = None) -> str:
+        """Start the OPC UA server (``settings``, default the site file's ``[opcua]``
+        table); every asset pushes its status to it. Returns the endpoint URL."""
+        site = self.site if settings is None else msgspec.structs.replace(self.site, opcua=settings)
+        self.opcua = OpcUaActor.options(
+            name=f"opcua:{self.site.site.name}", namespace=self.namespace).remote(site, self.assets)
+        url = ray.get(self.opcua.start.remote())
+        ray.get([a.add_listener.remote(self.opcua) for a in self.assets.values()])
+        return url
+
     def shutdown(self) -> None:
-        for handle in [*self.assets.values(), *self.plants.values(), self.safety]:
+        if self.opcua is not None:
+            ray.get(self.opcua.stop.remote())
+        gateways = [self.opcua] if self.opcua is not None else []
+        for handle in [*gateways, *self.assets.values(), *self.plants.values(), self.safety]:
             ray.kill(handle, no_restart=True)
 
 
@@ -52,7 +70,7 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE) 
     name = site.site.name
     safety = SafetyActor.options(name=f"safety:{name}", namespace=namespace).remote(
         name, site.site.audit_db)
-    fleet = Fleet(site, clock, safety)
+    fleet = Fleet(site, clock, safety, namespace=namespace)
     for asset in site.assets:
         model = model_of(asset)
         initial_inputs = model.inputs.mapping(model.inputs.vector(asset.inputs))
