@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import NAMESPACE
 from actors.asset import AssetActor
@@ -51,15 +52,20 @@ class Fleet:
         """Start the OPC UA server (``settings``, default the site file's ``[opcua]``
         table); every asset pushes its status to it. Returns the endpoint URL."""
         site = self.site if settings is None else msgspec.structs.replace(self.site, opcua=settings)
-        self.opcua = OpcUaActor.options(
-            name=f"opcua:{self.site.site.name}", namespace=self.namespace).remote(site, self.assets)
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.opcua = OpcUaActor.options(  # on this node: it binds the configured (local) host
+            name=f"opcua:{self.site.site.name}", namespace=self.namespace,
+            scheduling_strategy=here).remote(site, self.assets)
         url = ray.get(self.opcua.start.remote())
         ray.get([a.add_listener.remote(self.opcua) for a in self.assets.values()])
         return url
 
     def shutdown(self) -> None:
         if self.opcua is not None:
-            ray.get(self.opcua.stop.remote())
+            try:
+                ray.get(self.opcua.stop.remote(), timeout=10)
+            except Exception:  # already gone: killed below all the same
+                pass
         gateways = [self.opcua] if self.opcua is not None else []
         for handle in [*gateways, *self.assets.values(), *self.plants.values(), self.safety]:
             ray.kill(handle, no_restart=True)

@@ -1,10 +1,11 @@
 """The ``twinloop`` command line.
 
     twinloop demo [--site examples/pilot.toml] [--speed X] [--duration S] [--address A]
+                  [--host H] [--port P] [--opcua-port P]
 
 runs a site on an embedded Ray (or on the Ray cluster at ``--address``), serves the
-HTTP API and metrics, prints where each service listens, and runs until stopped
-(Ctrl-C) or until ``--duration`` wall seconds have passed.
+HTTP API and metrics and the OPC UA server, prints where each service listens, and
+runs until stopped (Ctrl-C) or until ``--duration`` wall seconds have passed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import signal
 import sys
 import threading
 from pathlib import Path
+
+import msgspec
 
 from engine.config import ConfigError, load_site
 
@@ -32,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--address", help="Ray cluster address (default: start an embedded Ray)")
     demo.add_argument("--host", help="HTTP bind address (default: the site file's http.host)")
     demo.add_argument("--port", type=int, help="HTTP port (default: the site file's http.port)")
+    demo.add_argument("--opcua-port", type=int,
+                      help="OPC UA port (default: the site file's opcua.port, 4840)")
     args = parser.parse_args(argv)
     try:
         return run_demo(args)
@@ -49,6 +54,11 @@ def run_demo(args: argparse.Namespace) -> int:
     speed = args.speed or site.site.speed
     host = args.host or site.http.host
     port = args.port or site.http.port
+    if args.opcua_port is not None:
+        if not 0 < args.opcua_port < 65536:
+            raise ConfigError(args.site, "--opcua-port", f"must be in 1..65535, got {args.opcua_port}")
+        site = msgspec.structs.replace(
+            site, opcua=msgspec.structs.replace(site.opcua, port=args.opcua_port))
 
     import ray
     from ray import serve
@@ -73,7 +83,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"  HTTP API     {url}/assets   (OpenAPI: {url}/docs)", flush=True)
         print(f"  metrics      {url}/metrics", flush=True)
         print(f"  audit log    {Path(site.site.audit_db).resolve()}", flush=True)
-        print("  OPC UA       not yet served (issue 6)", flush=True)
+        print(f"  OPC UA       {_serve_opcua(fleet)}", flush=True)
         print("  Modbus TCP   not yet served (issue 6)", flush=True)
         print(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}",
               flush=True)
@@ -89,6 +99,18 @@ def run_demo(args: argparse.Namespace) -> int:
         ray.shutdown()
     print("twinloop: stopped", flush=True)
     return 0
+
+
+def _serve_opcua(fleet) -> str:
+    """Start the site's OPC UA server; the line the demo prints for it."""
+    settings = fleet.site.opcua
+    if not settings.enabled:
+        return "off (site file: [opcua] enabled = false)"
+    url = fleet.serve_opcua()
+    if settings.security == "none":
+        return f"{url}   (security None, anonymous)"
+    return (f"{url}   (security {settings.security}, users: {', '.join(settings.users)}; "
+            f"server certificate in {Path(settings.certificate_dir).resolve()})")
 
 
 if __name__ == "__main__":
