@@ -163,9 +163,6 @@ class OpcUaActor:
             await self.server.stop()
             self.server = None
 
-    def url(self) -> str:
-        return self.settings.url
-
     async def publish(self, status: dict[str, Any]) -> None:
         """Show one asset's status snapshot (AssetActor.status); writes only changes."""
         if self.server is None:

@@ -145,6 +145,30 @@ def test_a_clamped_write_answers_good_clamped_and_shows_the_applied_value(url, t
     assert (last["user"], last["requested"], last["applied"]) == ("anonymous", 11.0, 10.0)
 
 
+def test_writes_to_an_off_asset_or_of_a_string_are_refused_and_change_nothing(url, two_tanks):
+    asset = two_tanks.assets["tank-01"]
+    ray.get(asset.set_mode.remote("OFF", "test"))
+
+    async def write():
+        async with Client(url) as client:
+            node = await node_of(client, "tank-01", "Setpoints", "m_oil")
+            before = await node.read_value()
+            with pytest.raises(ua.uaerrors.BadInvalidState):
+                await node.write_value(5.0)
+            with pytest.raises(ua.uaerrors.BadTypeMismatch):
+                await node.write_value(ua.DataValue(ua.Variant("5.0", ua.VariantType.String)))
+            return before, await node.read_value()
+
+    try:
+        before, after = asyncio.run(write())
+    finally:
+        ray.get(asset.set_mode.remote("MANUAL", "test"))
+    assert after == before
+    last = ray.get(two_tanks.safety.audit_records.remote("tank-01", outcome="rejected"))[-1]
+    assert (last["user"], last["requested"], last["applied"]) == ("anonymous", 5.0, None)
+    assert "OFF" in last["reason"]
+
+
 @pytest.fixture(scope="module")
 def secure(two_tanks, tmp_path_factory):
     """A second gateway on the same assets, with Basic256Sha256 SignAndEncrypt and one user,
