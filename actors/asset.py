@@ -63,6 +63,7 @@ class AssetActor:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self.listeners: list = []
+        self.revision = 0
 
     # -- running ------------------------------------------------------------------------
 
@@ -120,6 +121,9 @@ class AssetActor:
         self.listeners.append(listener)
 
     def _notify(self) -> None:
+        """The status changed: count a new revision (so that a listener can tell an older
+        snapshot from a newer one) and push it to every listener."""
+        self.revision += 1
         if self.listeners:
             status = self.status()
             for listener in self.listeners:
@@ -186,6 +190,7 @@ class AssetActor:
             raise RuntimeError(self.safety_error)
         self._notify()
         return {"applied": decision.applied, "time": decision.time, "mode": decision.mode.value,
+                "revision": self.revision,
                 "records": [{"signal": r.signal, "outcome": r.outcome.value, "reason": r.reason}
                             for r in decision.records]}
 
@@ -201,6 +206,7 @@ class AssetActor:
             "kind": self.config.kind,
             "mode": self.mode.value,
             "time": loop.t,
+            "revision": self.revision,
             "measurement_age_s": None if last is None else self.clock.now() - last.time,
             "healthy": self.healthy(),
             "estimate": {name: {"value": value, "unit": model.states[name].unit,

@@ -191,7 +191,8 @@ class OpcUaActor:
             return ua.StatusCode(ua.StatusCodes.BadInvalidState if result["mode"] == "OFF"
                                  else ua.StatusCodes.BadOutOfRange)
         change = self.nodes[target.asset].written(
-            "Setpoints", target.signal, result["applied"][target.signal], result["time"])
+            "Setpoints", target.signal, result["applied"][target.signal], result["time"],
+            result["revision"])
         if change is not None:
             async with self._lock:
                 await self.server.write_attribute_value(*change)

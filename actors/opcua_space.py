@@ -94,7 +94,9 @@ class AssetNodes:
 
     ``updates(status)`` turns an AssetActor status snapshot into the DataValues of the
     nodes whose value or status code changed, and remembers them; ``written`` records
-    a value written by another path (a client's setpoint write).
+    a value written by another path (a client's setpoint write). Snapshots carry the
+    asset's revision: one older than a revision already shown (a poll overtaken by a
+    push or a write) changes nothing.
     """
 
     def __init__(self, asset: AssetConfig, model: PlantModel, ns: int) -> None:
@@ -104,6 +106,7 @@ class AssetNodes:
         self.max_age = asset.max_measurement_age_s
         self._last: dict[ua.NodeId, tuple[Any, int]] = {}
         self._time = 0.0
+        self.revision = -1
 
     def node_id(self, folder: str, name: str) -> ua.NodeId:
         return ua.NodeId(f"{self.asset.id}.{folder}.{name}", self.ns)
@@ -142,6 +145,9 @@ class AssetNodes:
 
     def updates(self, status: dict[str, Any]) -> list[tuple[ua.NodeId, ua.DataValue]]:
         """DataValues of the nodes whose value or status changed in ``status``."""
+        if status["revision"] < self.revision:
+            return []
+        self.revision = status["revision"]
         t = self._time = status["time"]
         age = status.get("measurement_age_s")
         stale = age is not None and age > self.max_age
@@ -171,8 +177,12 @@ class AssetNodes:
         return [change for change in out if change is not None]
 
     def written(self, folder: str, name: str, value: float, t: float,
-                code: int = ua.StatusCodes.Good) -> tuple[ua.NodeId, ua.DataValue] | None:
-        return self._change(folder, name, value, t, code)
+                revision: int) -> tuple[ua.NodeId, ua.DataValue] | None:
+        """A value the asset reported at ``revision`` by another path than a snapshot."""
+        if revision < self.revision:
+            return None
+        self.revision = revision
+        return self._change(folder, name, value, t)
 
     def _change(self, folder: str, name: str, value: Any, t: float,
                 code: int = ua.StatusCodes.Good, kind: ua.VariantType = ua.VariantType.Double,

@@ -25,8 +25,8 @@ def tank() -> AssetNodes:
     return AssetNodes(site.assets[0], plants.model_of(site.assets[0]), ns=2)
 
 
-def status(measured_at: float, age: float, m_oil: float = 0.6) -> dict:
-    return {"id": "tank-01", "time": measured_at, "measurement_age_s": age, "mode": "AUTONOMOUS",
+def status(measured_at: float, age: float, m_oil: float = 0.6, revision: int = 1) -> dict:
+    return {"id": "tank-01", "time": measured_at, "revision": revision, "measurement_age_s": age, "mode": "AUTONOMOUS",
             "healthy": True, "errors": [],
             "measurement": {"T_bulk": {"value": 430.0, "time": measured_at}},
             "estimate": {"T_bulk": {"value": 430.1}},
@@ -64,7 +64,10 @@ def test_only_changed_values_are_written_and_stale_measurements_are_uncertain():
     stale = dict(nodes.updates(status(1000.0, 601.0)))
     assert list(stale) == [t_bulk]
     assert stale[t_bulk].StatusCode.value == ua.StatusCodes.UncertainLastUsableValue
-    assert list(dict(nodes.updates(status(1000.0, 601.0, m_oil=0.7)))) == [m_oil]
+    assert list(dict(nodes.updates(status(1000.0, 601.0, m_oil=0.7, revision=3)))) == [m_oil]
+    assert nodes.updates(status(1000.0, 601.0, m_oil=0.6, revision=2)) == []  # overtaken
+    assert nodes.written("Setpoints", "m_oil", 0.5, 1000.0, revision=2) is None
+    assert nodes.written("Setpoints", "m_oil", 0.5, 1000.0, revision=4)[1].Value.Value == 0.5
 
 
 def test_only_inputs_with_safety_limits_are_writable_setpoints():
