@@ -76,6 +76,8 @@ def test_measurements_are_analog_items_with_range_units_and_twin_time(url, two_t
             healthy = await (await node_of(client, "tank-01", "Status", "healthy")).read_value()
             with pytest.raises(ua.UaStatusCodeError):
                 await node.write_value(400.0)
+            with pytest.raises(ua.uaerrors.BadUserAccessDenied):  # no reshaping by clients
+                await client.delete_nodes([node])
             return value, kind, eu_range, units, estimate, mode, healthy
 
     value, kind, eu_range, units, estimate, mode, healthy = asyncio.run(read())
