@@ -111,6 +111,8 @@ class AssetActor:
     def pid(self) -> int:
         """The worker process id (tests kill it)."""
         return os.getpid()
+        self.listeners: list = []
+        self.revision = 0
 
     # -- running ------------------------------------------------------------------------
 
@@ -163,6 +165,21 @@ class AssetActor:
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         self.metrics.estimates = self.loop.model.states.mapping(self.loop.state.x)
         self.metrics.nis = self.loop.state.nis
+        self._notify()
+
+    def add_listener(self, listener) -> None:
+        """Push this asset's status to ``listener.publish`` (an actor handle, e.g. the OPC UA
+        gateway) after every tick and operator action; fire and forget."""
+        self.listeners.append(listener)
+
+    def _notify(self) -> None:
+        """The status changed: count a new revision (so that a listener can tell an older
+        snapshot from a newer one) and push it to every listener."""
+        self.revision += 1
+        if self.listeners:
+            status = self.status()
+            for listener in self.listeners:
+                listener.publish.remote(status)
 
     async def _numeric(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._numerics, function, *args)
@@ -227,11 +244,13 @@ class AssetActor:
             reason=f"reference {name} {before.get(name, math.nan):.6g} -> {value:.6g} "
                    f"{self.model.outputs[name].unit}",
         ) for name, value in values.items()])
+        self._notify()
         return reference
 
     async def set_mode(self, mode: str, user: str) -> str:
         self.mode = Mode(await self.safety.set_mode.remote(
             self.config.id, Mode(mode), user, self.clock.now()))
+        self._notify()
         return self.mode.value
 
     async def write_setpoints(self, values: dict[str, float], user: str) -> dict[str, Any]:
@@ -283,7 +302,9 @@ class AssetActor:
     def _answer(self, decision: Decision | None) -> dict[str, Any]:
         if decision is None:
             raise RuntimeError(self.safety_error)
-        return {"applied": decision.applied,
+        self._notify()
+        return {"applied": decision.applied, "time": decision.time, "mode": decision.mode.value,
+                "revision": self.revision,
                 "records": [{"signal": r.signal, "outcome": r.outcome.value, "reason": r.reason}
                             for r in decision.records]}
 
@@ -299,6 +320,8 @@ class AssetActor:
             "kind": self.config.kind,
             "mode": self.mode.value,
             "time": loop.t,
+            "revision": self.revision,
+            "measurement_age_s": None if last is None else self.clock.now() - last.time,
             "healthy": self.healthy(),
             "estimate": {name: {"value": value, "unit": model.states[name].unit,
                                 "std": estimate.std[name]}

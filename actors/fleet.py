@@ -1,5 +1,6 @@
 """Build a site's actors from its configuration: one safety actor, and per asset a
-simulated plant and an asset actor, all named in the ``twinloop`` namespace.
+simulated plant and an asset actor, all named in the ``twinloop`` namespace; on request
+the OPC UA gateway (``opcua:<site>``) in front of them.
 
 Called from the driver (CLI, tests), never from inside an actor's loop.
 """
@@ -9,14 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import NAMESPACE
 from actors.asset import AssetActor
+from actors.opcua import OpcUaActor
 from actors.plant import SimulatedPlantActor
 from actors.safety import SafetyActor
 from engine.clock import ClockSpec
-from engine.config import SiteConfig
+from engine.config import OpcUaSettings, SiteConfig
 
 
 @dataclass
@@ -28,6 +32,8 @@ class Fleet:
     safety: Any
     assets: dict[str, Any] = field(default_factory=dict)
     plants: dict[str, Any] = field(default_factory=dict)
+    namespace: str = NAMESPACE
+    opcua: Any = None
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -41,8 +47,26 @@ class Fleet:
         """Lock-step: run every asset ``duration`` twin-seconds, assets in parallel."""
         ray.get([a.run_for.remote(duration) for a in self.assets.values()])
 
+    def serve_opcua(self, settings: OpcUaSettings | None = None) -> str:
+        """Start the OPC UA server (``settings``, default the site file's ``[opcua]``
+        table); every asset pushes its status to it. Returns the endpoint URL."""
+        site = self.site if settings is None else msgspec.structs.replace(self.site, opcua=settings)
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.opcua = OpcUaActor.options(  # on this node: it binds the configured (local) host
+            name=f"opcua:{self.site.site.name}", namespace=self.namespace,
+            scheduling_strategy=here).remote(site, self.assets)
+        url = ray.get(self.opcua.start.remote())
+        ray.get([a.add_listener.remote(self.opcua) for a in self.assets.values()])
+        return url
+
     def shutdown(self) -> None:
-        for handle in [*self.assets.values(), *self.plants.values(), self.safety]:
+        if self.opcua is not None:
+            try:
+                ray.get(self.opcua.stop.remote(), timeout=10)
+            except Exception:  # already gone: killed below all the same
+                pass
+        gateways = [self.opcua] if self.opcua is not None else []
+        for handle in [*gateways, *self.assets.values(), *self.plants.values(), self.safety]:
             ray.kill(handle, no_restart=True)
 
 
@@ -50,7 +74,7 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE) 
     """Create and wait for every actor of a resolved site (see plants.resolve_site)."""
     safety = SafetyActor.options(name=f"safety:{site.site.name}", namespace=namespace).remote(
         site, clock.epoch)
-    fleet = Fleet(site, clock, safety)
+    fleet = Fleet(site, clock, safety, namespace=namespace)
     for asset in site.assets:
         plant = SimulatedPlantActor.options(
             name=f"plant:{asset.id}", namespace=namespace).remote(asset, clock)

@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from engine.messages import Mode
+from engine.passwords import parse_hash
 
 
 class ConfigError(ValueError):
@@ -254,9 +255,47 @@ class CountInterlock(_Strict, tag_field="kind", tag="max_active"):
 Interlock = TripInterlock | CountInterlock
 
 
+OPCUA_SECURITY = ("none", "Basic256Sha256_SignAndEncrypt")
+"""Security modes of the OPC UA server: ``none`` (anonymous, unencrypted: loopback
+demos) or ``Basic256Sha256_SignAndEncrypt`` (signed and encrypted channel, username and
+password required; the None endpoint is not offered)."""
+
+
+class OpcUaSettings(_Strict):
+    """The OPC UA server, served at ``opc.tcp://<host>:<port>/<path>``.
+
+    Attributes:
+        enabled: serve OPC UA from ``twinloop demo``.
+        host: bind address.
+        port: TCP port (0 is not allowed: clients need a known address).
+        path: endpoint path.
+        security: one of :data:`OPCUA_SECURITY`.
+        users: username -> password hash (``engine.passwords.hash_password``), required
+            when ``security`` is not ``none``.
+        certificate_dir: where the server's key and self-signed certificate are
+            generated at start (relative to the working directory).
+        refresh_s: wall seconds between polls of every asset's status; between polls
+            the assets push their status after each tick and each operator action.
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 4840
+    path: str = "twinloop"
+    security: str = "none"
+    users: dict[str, str] = {}
+    certificate_dir: str = "var/opcua"
+    refresh_s: float = 1.0
+
+    @property
+    def url(self) -> str:
+        return f"opc.tcp://{self.host}:{self.port}/{self.path}"
+
+
 class SiteConfig(_Strict):
     site: SiteSettings
     http: HttpSettings = HttpSettings()
+    opcua: OpcUaSettings = OpcUaSettings()
     assets: list[AssetConfig] = []
     interlocks: list[Interlock] = []
 
@@ -304,6 +343,7 @@ def _split_validation(message: str) -> tuple[str, str]:
 def _check_site(site: SiteConfig, path: str | Path) -> None:
     if not site.site.speed > 0:
         raise ConfigError(path, "site.speed", f"must be positive, got {site.site.speed}")
+    _check_opcua(site.opcua, path)
     seen: set[str] = set()
     for i, asset in enumerate(site.assets):
         key = f"assets[{i}]"
@@ -335,3 +375,21 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
         if isinstance(interlock, CountInterlock) and interlock.max_active < 0:
             raise ConfigError(path, f"{key}.max_active",
                               f"must be at least 0, got {interlock.max_active}")
+
+
+def _check_opcua(opcua: OpcUaSettings, path: str | Path) -> None:
+    if opcua.security not in OPCUA_SECURITY:
+        raise ConfigError(path, "opcua.security",
+                          f"{opcua.security!r} is not one of {', '.join(OPCUA_SECURITY)}")
+    if not 0 < opcua.port < 65536:
+        raise ConfigError(path, "opcua.port", f"must be in 1..65535, got {opcua.port}")
+    if not opcua.refresh_s > 0:
+        raise ConfigError(path, "opcua.refresh_s", f"must be positive, got {opcua.refresh_s}")
+    if opcua.security != "none" and not opcua.users:
+        raise ConfigError(path, "opcua.users",
+                          f"security {opcua.security} needs at least one user (username = hash)")
+    for user, hashed in opcua.users.items():
+        try:
+            parse_hash(hashed)
+        except ValueError as error:
+            raise ConfigError(path, f"opcua.users.{user}", str(error)) from None

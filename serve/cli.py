@@ -1,11 +1,12 @@
 """The ``twinloop`` command line.
 
     twinloop demo [--site examples/pilot.toml] [--speed X] [--duration S] [--address A]
+                  [--host H] [--port P] [--opcua-port P]
 
 runs a site on an embedded Ray (or on the Ray cluster at ``--address``), serves the
-HTTP API and metrics, prints where each service listens, and runs until stopped
-(Ctrl-C) or until ``--duration`` wall seconds have passed. The HTTP API accepts the
-tokens of the site's token file (``http.tokens``) and an admin token: the value of
+HTTP API and metrics and the OPC UA server, prints where each service listens, and
+runs until stopped (Ctrl-C) or until ``--duration`` wall seconds have passed. The HTTP
+API accepts the tokens of the site's token file (``http.tokens``) and an admin token: the value of
 the environment variable TWINLOOP_ADMIN_TOKEN if set, else a new one, printed.
 
     twinloop token add --user NAME --role viewer|operator|engineer|admin [--file F]
@@ -23,6 +24,8 @@ import signal
 import sys
 import threading
 from pathlib import Path
+
+import msgspec
 
 from engine.config import ConfigError, HttpSettings, load_site
 
@@ -42,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--address", help="Ray cluster address (default: start an embedded Ray)")
     demo.add_argument("--host", help="HTTP bind address (default: the site file's http.host)")
     demo.add_argument("--port", type=int, help="HTTP port (default: the site file's http.port)")
+    demo.add_argument("--opcua-port", type=int,
+                      help="OPC UA port (default: the site file's opcua.port, 4840)")
     token = commands.add_parser("token", help="manage bearer tokens").add_subparsers(
         dest="action", required=True).add_parser("add", help="generate a token, store its hash")
     token.add_argument("--user", required=True, help="name recorded in the audit log")
@@ -77,6 +82,11 @@ def run_demo(args: argparse.Namespace) -> int:
     speed = args.speed or site.site.speed
     host = args.host or site.http.host
     port = args.port or site.http.port
+    if args.opcua_port is not None:
+        if not 0 < args.opcua_port < 65536:
+            raise ConfigError(args.site, "--opcua-port", f"must be in 1..65535, got {args.opcua_port}")
+        site = msgspec.structs.replace(
+            site, opcua=msgspec.structs.replace(site.opcua, port=args.opcua_port))
 
     import ray
     from ray import serve
@@ -112,7 +122,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"  tokens file  {Path(site.http.tokens).resolve()} "
               f"({len(tokens) - 1} token(s); `twinloop token add` adds one)", flush=True)
         print(f"  audit log    {Path(site.site.audit_db).resolve()}", flush=True)
-        print("  OPC UA       not yet served (issue 6)", flush=True)
+        print(f"  OPC UA       {_serve_opcua(fleet)}", flush=True)
         print("  Modbus TCP   not yet served (issue 6)", flush=True)
         print(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}",
               flush=True)
@@ -128,6 +138,18 @@ def run_demo(args: argparse.Namespace) -> int:
         ray.shutdown()
     print("twinloop: stopped", flush=True)
     return 0
+
+
+def _serve_opcua(fleet) -> str:
+    """Start the site's OPC UA server; the line the demo prints for it."""
+    settings = fleet.site.opcua
+    if not settings.enabled:
+        return "off (site file: [opcua] enabled = false)"
+    url = fleet.serve_opcua()
+    if settings.security == "none":
+        return f"{url}   (security None, anonymous)"
+    return (f"{url}   (security {settings.security}, users: {', '.join(settings.users)}; "
+            f"server certificate in {Path(settings.certificate_dir).resolve()})")
 
 
 if __name__ == "__main__":

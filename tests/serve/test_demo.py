@@ -1,12 +1,14 @@
-"""`twinloop demo` as a user runs it: its own embedded Ray, real time, real HTTP.
+"""`twinloop demo` as a user runs it: its own embedded Ray, real time, real HTTP and OPC UA.
 
 The acceptance path of the foundation, on the two-tank site: both tanks are listed, a new bulk
 temperature reference moves the estimate towards it within a minute at --speed 600,
-and every applied setpoint in the audit respects the configured limits and rates.
+and every applied setpoint in the audit respects the configured limits and rates. The
+printed OPC UA address answers a standard client with the same values as HTTP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asyncua import Client
 
 from tests.serve.test_http import free_port
 
@@ -27,11 +30,12 @@ SITE = Path(__file__).resolve().parents[1] / "sites" / "two_tanks.toml"
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    port = free_port()
+    port, opcua_port = free_port(), free_port()
     workdir = tmp_path_factory.mktemp("demo")
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),
-               "demo", "--site", str(SITE), "--speed", "600", "--duration", "240", "--port", str(port)]
+               "demo", "--site", str(SITE), "--speed", "600", "--duration", "240", "--port", str(port),
+               "--opcua-port", str(opcua_port)]
     token = secrets.token_urlsafe(32)
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True,
@@ -62,6 +66,21 @@ def test_demo_refuses_requests_without_the_admin_token(demo):
     assert httpx.get(client.base_url.join("/assets"), timeout=30.0).status_code == 401
     wrong = {"Authorization": "Bearer not-the-token"}
     assert httpx.get(client.base_url.join("/assets"), headers=wrong, timeout=30.0).status_code == 401
+
+
+def test_the_printed_opc_ua_address_serves_the_assets(demo):
+    client, lines, _ = demo
+    [line] = [line for line in lines if line.strip().startswith("OPC UA")]
+    url = line.split()[2]
+    assert url.startswith("opc.tcp://127.0.0.1:") and url.endswith("/twinloop")
+
+    async def read():
+        async with Client(url) as opcua:
+            ns = await opcua.get_namespace_index("urn:twinloop:two-tanks")
+            path = [f"{ns}:Assets", f"{ns}:tank-02", f"{ns}:Status", f"{ns}:mode"]
+            return await (await opcua.nodes.objects.get_child(path)).read_value()
+
+    assert asyncio.run(read()) == client.get("/assets/tank-02").json()["mode"]
 
 
 def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):

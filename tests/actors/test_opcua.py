@@ -1,0 +1,274 @@
+"""The OPC UA gateway over real OPC UA on loopback, against the two-tank site in lock-step.
+
+A SCADA client (asyncua) browses the address space, subscribes to a setpoint and sees
+each value the safety actor applies; a write outside the signal's bounds is refused
+with BadOutOfRange and changes nothing; a clamped write shows the applied value; every
+write is audited under the session's user. With Basic256Sha256 SignAndEncrypt
+configured, only that endpoint is offered and only configured users get in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+import ray
+from asyncua import Client, ua
+from asyncua.crypto import security_policies
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from actors.opcua import OpcUaActor
+from actors.opcua_space import UNECE_NAMESPACE, unit_id
+from engine.config import OpcUaSettings
+from engine.passwords import hash_password
+from tests.serve.test_http import free_port
+
+NAMESPACE_URI = "urn:twinloop:two-tanks"
+TIMEOUT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def url(two_tanks, tmp_path_factory):
+    settings = OpcUaSettings(port=free_port(),
+                             certificate_dir=str(tmp_path_factory.mktemp("opcua-pki")))
+    url = two_tanks.serve_opcua(settings)
+    two_tanks.run_for(600.0)
+    return url
+
+
+class Changes:
+    """Subscription handler: every data change notification, in order."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[ua.DataValue] = asyncio.Queue()
+
+    def datachange_notification(self, node, value, data) -> None:
+        self.queue.put_nowait(data.monitored_item.Value)
+
+    async def next(self) -> ua.DataValue:
+        return await asyncio.wait_for(self.queue.get(), TIMEOUT_S)
+
+
+async def node_of(client: Client, asset: str, folder: str, name: str):
+    ns = await client.get_namespace_index(NAMESPACE_URI)
+    return await client.nodes.objects.get_child(
+        [f"{ns}:Assets", f"{ns}:{asset}", f"{ns}:{folder}", f"{ns}:{name}"])
+
+
+async def property_of(node, name: str):
+    return await (await node.get_child(f"0:{name}")).read_value()
+
+
+def test_measurements_are_analog_items_with_range_units_and_twin_time(url, two_tanks):
+    status = ray.get(two_tanks.assets["tank-01"].status.remote())
+
+    async def read():
+        async with Client(url) as client:
+            node = await node_of(client, "tank-01", "Measurements", "T_bulk")
+            value = await node.read_data_value()
+            kind = await node.read_type_definition()
+            eu_range = await property_of(node, "EURange")
+            units = await property_of(node, "EngineeringUnits")
+            estimate = await (await node_of(client, "tank-01", "Estimates", "T_bulk")).read_value()
+            mode = await (await node_of(client, "tank-01", "Status", "mode")).read_value()
+            healthy = await (await node_of(client, "tank-01", "Status", "healthy")).read_value()
+            with pytest.raises(ua.UaStatusCodeError):
+                await node.write_value(400.0)
+            with pytest.raises(ua.uaerrors.BadUserAccessDenied):  # no reshaping by clients
+                await client.delete_nodes([node])
+            return value, kind, eu_range, units, estimate, mode, healthy
+
+    value, kind, eu_range, units, estimate, mode, healthy = asyncio.run(read())
+    measured = status["measurement"]["T_bulk"]
+    assert kind == ua.NodeId(ua.ObjectIds.AnalogItemType)
+    assert value.Value.Value == measured["value"] and value.StatusCode.is_good()
+    assert value.SourceTimestamp.timestamp() == pytest.approx(measured["time"])
+    assert (eu_range.Low, eu_range.High) == (273.15, 473.15)
+    assert (units.NamespaceUri, units.UnitId, units.DisplayName.Text) == (
+        UNECE_NAMESPACE, unit_id("KEL"), "K")
+    assert estimate == status["estimate"]["T_bulk"]["value"]
+    assert (mode, healthy) == ("AUTONOMOUS", True)
+
+
+def test_subscriber_sees_each_applied_setpoint_and_an_out_of_range_write_changes_nothing(
+        url, two_tanks):
+    """MANUAL mode (the controller's proposals are refused), so every change of m_oil is the
+    client's; 300 s of twin time between writes keeps them inside the 0.02 kg/s/s rate."""
+    asset = two_tanks.assets["tank-01"]
+    ray.get(asset.set_mode.remote("MANUAL", "test"))
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        async with Client(url) as client:
+            node = await node_of(client, "tank-01", "Setpoints", "m_oil")
+            changes = Changes()
+            subscription = await client.create_subscription(10, changes)
+            await subscription.subscribe_data_change(node)
+            await changes.next()  # the current value
+            seen = []
+            for value in (7.0, 4.5, 2.0):
+                await loop.run_in_executor(None, two_tanks.run_for, 300.0)
+                await node.write_value(value)
+                seen.append((await changes.next()).Value.Value)
+            with pytest.raises(ua.uaerrors.BadOutOfRange):
+                await node.write_value(50.0)
+            await asyncio.sleep(0.5)
+            return seen, await node.read_value(), changes.queue.qsize()
+
+    seen, after, pending = asyncio.run(scenario())
+    assert seen == [7.0, 4.5, 2.0]
+    assert after == 2.0 and pending == 0
+    assert ray.get(asset.status.remote())["setpoints"]["m_oil"]["value"] == 2.0
+    records = ray.get(two_tanks.safety.audit_records.remote("tank-01", limit=100_000))
+    operator = [r for r in records if r["source"] == "operator" and r["signal"] == "m_oil"]
+    assert [(r["user"], r["applied"]) for r in operator[-3:]] == [
+        ("anonymous", 7.0), ("anonymous", 4.5), ("anonymous", 2.0)]
+
+
+def test_a_clamped_write_answers_good_clamped_and_shows_the_applied_value(url, two_tanks):
+    """11 kg/s is inside m_oil's engineering bounds (12) but above its safety limit (10);
+    after 600 s the rate limit (0.02 kg/s per s) allows the step from 2 kg/s."""
+    two_tanks.run_for(600.0)
+
+    async def write():
+        async with Client(url) as client:
+            node = await node_of(client, "tank-01", "Setpoints", "m_oil")
+            value = ua.DataValue(ua.Variant(11.0, ua.VariantType.Double))
+            [result] = await client.uaclient.write_attributes(
+                [node.nodeid], [value], ua.AttributeIds.Value)
+            return result, await node.read_value()
+
+    result, shown = asyncio.run(write())
+    assert result.value == ua.StatusCodes.GoodClamped
+    assert shown == 10.0
+    last = ray.get(two_tanks.safety.audit_records.remote("tank-01", outcome="clamped"))[-1]
+    assert (last["user"], last["requested"], last["applied"]) == ("anonymous", 11.0, 10.0)
+
+
+def test_writes_to_an_off_asset_or_of_a_string_are_refused_and_change_nothing(url, two_tanks):
+    asset = two_tanks.assets["tank-01"]
+    ray.get(asset.set_mode.remote("OFF", "test"))
+
+    async def write():
+        async with Client(url) as client:
+            node = await node_of(client, "tank-01", "Setpoints", "m_oil")
+            before = await node.read_value()
+            with pytest.raises(ua.uaerrors.BadInvalidState):
+                await node.write_value(5.0)
+            with pytest.raises(ua.uaerrors.BadTypeMismatch):
+                await node.write_value(ua.DataValue(ua.Variant("5.0", ua.VariantType.String)))
+            return before, await node.read_value()
+
+    try:
+        before, after = asyncio.run(write())
+    finally:
+        ray.get(asset.set_mode.remote("MANUAL", "test"))
+    assert after == before
+    last = ray.get(two_tanks.safety.audit_records.remote("tank-01", outcome="rejected"))[-1]
+    assert (last["user"], last["requested"], last["applied"]) == ("anonymous", 5.0, None)
+    assert "OFF" in last["reason"]
+
+
+@pytest.fixture(scope="module")
+def secure(two_tanks, tmp_path_factory):
+    """A second gateway on the same assets, with Basic256Sha256 SignAndEncrypt and one user,
+    and a client certificate for it."""
+    pki = tmp_path_factory.mktemp("opcua-secure")
+    settings = OpcUaSettings(port=free_port(), security="Basic256Sha256_SignAndEncrypt",
+                             users={"alice": hash_password("wonderland")},
+                             certificate_dir=str(pki / "server"))
+    site = msgspec.structs.replace(two_tanks.site, opcua=settings)
+    gateway = OpcUaActor.remote(site, two_tanks.assets)
+    url = ray.get(gateway.start.remote())
+    key, certificate = pki / "client-key.pem", pki / "client-cert.der"
+    asyncio.run(setup_self_signed_certificate(
+        key, certificate, "urn:twinloop:test-client", "localhost",
+        [ExtendedKeyUsageOID.CLIENT_AUTH], {"organizationName": "TwinLoop tests"}))
+    yield url, key, certificate
+    ray.get(gateway.stop.remote())
+    ray.kill(gateway)
+
+
+async def secure_client(url, key, certificate, user: str, password: str) -> Client:
+    client = Client(url)
+    client.application_uri = "urn:twinloop:test-client"
+    client.set_user(user)
+    client.set_password(password)
+    await client.set_security(security_policies.SecurityPolicyBasic256Sha256,
+                              certificate=str(certificate), private_key=str(key),
+                              mode=ua.MessageSecurityMode.SignAndEncrypt)
+    return client
+
+
+def test_secure_server_offers_only_basic256sha256_sign_and_encrypt(secure):
+    url, _, _ = secure
+
+    async def endpoints():
+        return await Client(url).connect_and_get_server_endpoints()
+
+    offered = asyncio.run(endpoints())
+    assert offered
+    assert {(e.SecurityPolicyUri, e.SecurityMode) for e in offered} == {
+        (security_policies.SecurityPolicyBasic256Sha256.URI, ua.MessageSecurityMode.SignAndEncrypt)}
+    tokens = {t.TokenType for e in offered for t in e.UserIdentityTokens}
+    assert tokens == {ua.UserTokenType.UserName}
+
+
+def test_user_with_the_right_password_writes_and_is_named_in_the_audit(secure, two_tanks):
+    url, key, certificate = secure
+    two_tanks.run_for(300.0)
+
+    async def write():
+        async with await secure_client(url, key, certificate, "alice", "wonderland") as client:
+            node = await node_of(client, "tank-01", "Setpoints", "m_oil")
+            await node.write_value(8.5)
+            return await node.read_value()
+
+    assert asyncio.run(write()) == 8.5
+    last = ray.get(two_tanks.safety.audit_records.remote("tank-01"))[-1]
+    assert (last["user"], last["signal"], last["applied"]) == ("alice", "m_oil", 8.5)
+
+
+@pytest.mark.parametrize(("user", "password"), [("alice", "looking-glass"), ("mallory", "x")])
+def test_wrong_password_or_unknown_user_is_refused(secure, user, password):
+    url, key, certificate = secure
+
+    async def connect():
+        async with await secure_client(url, key, certificate, user, password):
+            pass
+
+    with pytest.raises(ua.uaerrors.BadUserAccessDenied):
+        asyncio.run(connect())
+
+
+def test_anonymous_client_without_security_is_refused(secure):
+    url, _, _ = secure
+
+    async def connect():
+        async with Client(url):
+            pass
+
+    with pytest.raises(ua.UaError):
+        asyncio.run(connect())
+
+
+def test_stale_measurements_turn_uncertain_and_status_reports_the_fault(url, two_tanks):
+    """tank-02's plant dies (last test of the module): after more than its 600 s
+    max_measurement_age_s its measurements are UncertainLastUsableValue, values unchanged."""
+    async def read(names):
+        async with Client(url) as client:
+            nodes = [await node_of(client, "tank-02", folder, name) for folder, name in names]
+            return [await node.read_data_value(raise_on_bad_status=False) for node in nodes]
+
+    names = [("Measurements", "T_bulk"), ("Status", "healthy"), ("Status", "errors")]
+    before, _, _ = asyncio.run(read(names))
+    assert before.StatusCode.is_good()
+    ray.kill(two_tanks.plants["tank-02"], no_restart=True)
+    two_tanks.run_for(720.0)
+    after, healthy, errors = asyncio.run(read(names))
+    assert after.StatusCode.value == ua.StatusCodes.UncertainLastUsableValue
+    assert after.Value.Value == before.Value.Value
+    assert healthy.Value.Value is False
+    assert errors.Value.Value and "SimulatedPlantActor" in errors.Value.Value[0]
