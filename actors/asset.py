@@ -74,6 +74,8 @@ class AssetActor:
         self._numerics = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"numerics-{asset.id}")
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self.listeners: list = []
+        self.revision = 0
         self._resumed = asyncio.Event()
         self._resumer = asyncio.get_event_loop().create_task(self._resume())
 
@@ -111,8 +113,6 @@ class AssetActor:
     def pid(self) -> int:
         """The worker process id (tests kill it)."""
         return os.getpid()
-        self.listeners: list = []
-        self.revision = 0
 
     # -- running ------------------------------------------------------------------------
 
