@@ -2,11 +2,16 @@
 
 Each tick (period ``period_s`` of twin time):
 
-    measurement = plant.measure()                      (the twin's only view of the plant)
-    estimate    = estimator.step(u, y, dt)             (EKF)
+    measurement = link.measure()                       (the twin's only view of the plant)
+    estimate    = estimator.step(u, y, dt)             (EKF; skipped if nothing new came)
     proposal    = controller.step(t, x_hat, u, d, r)   (MPC; skipped when OFF)
     decision    = safety.decide(proposal, age)          (limits, rates, watchdog, mode)
-    plant.apply(decision.applied)                       (only what the gate let through)
+    link.apply(decision.applied)                        (only what the gate let through)
+
+The link (actors.plant_link) is the plant's PLC over Modbus TCP, the simulated plant
+actor called directly (lock-step tests), or measurements ingested from MQTT. When no new
+measurement arrives, the last one ages; the safety watchdog refuses controller writes
+once it is older than the asset's ``max_measurement_age_s``.
 
 Numerical work runs on one dedicated thread so that status queries are answered while
 the controller solves. If the safety actor is unreachable or too slow nothing is
@@ -24,11 +29,21 @@ from typing import Any
 import ray
 
 from controllers import build_controller, build_estimator
+from actors.plant_link import DirectLink, IngestLink, ModbusLink
 from engine.clock import ClockSpec
-from engine.config import AssetConfig
+from engine.config import AssetConfig, ModbusSettings
 from engine.loop import ControlLoop
-from engine.messages import AuditRecord, Decision, Measurement, Mode, Outcome, Proposal
+from engine.messages import (
+    AuditRecord,
+    Decision,
+    Measurement,
+    Mode,
+    Outcome,
+    Proposal,
+    Setpoint,
+)
 from engine.metrics import AssetMetrics
+from engine.registers import PlcMap
 from plants import model_of
 
 SAFETY_TIMEOUT_S = 2.0
@@ -39,10 +54,23 @@ SAFETY_TIMEOUT_S = 2.0
 class AssetActor:
     """Twin state, estimator and controller of one asset."""
 
-    def __init__(self, asset: AssetConfig, clock: ClockSpec, plant, safety) -> None:
+    def __init__(self, asset: AssetConfig, clock: ClockSpec, plant, safety,
+                 plc: PlcMap | None = None, modbus: ModbusSettings = ModbusSettings()) -> None:
+        """``plant`` is the simulated plant actor (None for a plant outside the twin);
+        given ``plc``, its register map, the asset talks to the plant's PLC over Modbus
+        TCP, and calls the plant actor only to advance it in lock-step."""
         self.config = asset
         self.plant = plant
         self.safety = safety
+        if asset.measurement_source == "mqtt":
+            self.link = IngestLink(asset.id)
+        elif plc is not None:
+            self.link = ModbusLink(plc, timeout_s=modbus.timeout_s,
+                                   retry_initial_s=modbus.retry_initial_s,
+                                   retry_max_s=modbus.retry_max_s)
+        else:
+            self.link = DirectLink(plant)
+        self.publisher = None
         self.model = model = model_of(asset)
         self.loop = ControlLoop(
             asset.id, model, build_estimator(model, asset.estimator),
@@ -94,15 +122,16 @@ class AssetActor:
         """One measure -> estimate -> propose -> gate -> write cycle at twin time ``t``."""
         started = time.perf_counter()
         try:
-            if self.lockstep:
+            if self.lockstep and self.plant is not None:
                 await self.plant.advance_to.remote(t)
-            measurement: Measurement = await self.plant.measure.remote()
+            measurement: Measurement | None = await self.link.measure()
             async with self._lock:
-                await self._numeric(self.loop.observe, measurement)
+                if measurement is not None:
+                    await self._numeric(self.loop.observe, measurement)
                 if self.mode is not Mode.OFF:
                     self.proposal = await self._numeric(self.loop.propose, t)
                     self.metrics.solve_seconds.observe(self.proposal.solve_time_s)
-                    await self._gate(self.proposal, t - measurement.time)
+                    await self._gate(self.proposal, self._measurement_age(t))
             self.tick_error = None
         except Exception as error:  # a failed tick is reported, and the next one tries again
             self.tick_error = f"{type(error).__name__}: {error}"
@@ -111,6 +140,13 @@ class AssetActor:
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         self.metrics.estimates = self.loop.model.states.mapping(self.loop.state.x)
         self.metrics.nis = self.loop.state.nis
+        if self.publisher is not None:
+            self.publisher.publish_estimate.remote(self.loop.estimate())
+
+    def _measurement_age(self, t: float) -> float:
+        """Twin seconds since the newest measurement was sampled (inf before the first)."""
+        last = self.loop.last_measurement
+        return math.inf if last is None else t - last.time
 
     async def _numeric(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._numerics, function, *args)
@@ -129,9 +165,14 @@ class AssetActor:
         for record in decision.records:
             self.metrics.decisions[record.outcome.value] += 1
         if decision.applied:
-            await self.plant.apply.remote(decision.applied)
+            inputs = self.model.inputs
+            await self.link.apply(decision.applied,
+                                  inputs.mapping(inputs.vector(decision.applied, self.loop.u)))
             self.loop.applied(decision.applied)
             self.setpoint_times.update(dict.fromkeys(decision.applied, decision.time))
+            if self.publisher is not None:
+                self.publisher.publish_setpoints.remote(
+                    Setpoint(asset=self.config.id, time=decision.time, values=decision.applied))
         return decision
 
     # -- operator requests --------------------------------------------------------------
@@ -161,8 +202,7 @@ class AssetActor:
             self.model.inputs.check(values)
         except KeyError as error:
             raise ValueError(error.args[0]) from None
-        last = self.loop.last_measurement
-        age = self.clock.now() - last.time if last is not None else math.inf
+        age = self._measurement_age(self.clock.now())
         proposal = Proposal(asset=self.config.id, time=self.clock.now(), setpoints=values,
                             reason="operator setpoint", source="operator", user=user)
         async with self._lock:
@@ -172,6 +212,23 @@ class AssetActor:
         return {"applied": decision.applied,
                 "records": [{"signal": r.signal, "outcome": r.outcome.value, "reason": r.reason}
                             for r in decision.records]}
+
+    # -- measurements pushed in, estimates and setpoints published out -----------------
+
+    def ingest(self, measurements: list[Measurement]) -> int:
+        """Take measurements from a gateway (MQTT); the next tick uses the newest.
+        Returns how many this asset has received in all."""
+        if not isinstance(self.link, IngestLink):
+            raise ValueError(f"asset {self.config.id!r} takes its measurements from its plant "
+                             "(measurement_source = \"plant\"), not from a gateway")
+        self.link.ingest(measurements)
+        return self.link.received
+
+    def attach_publisher(self, publisher) -> None:
+        """Publish every estimate and applied setpoint through ``publisher`` (MQTT gateway)."""
+        self.publisher = publisher
+        if isinstance(self.link, IngestLink):
+            self.link.publisher = publisher
 
     # -- queries ------------------------------------------------------------------------
 
@@ -186,6 +243,8 @@ class AssetActor:
             "mode": self.mode.value,
             "time": loop.t,
             "healthy": self.healthy(),
+            "link": self.link.status(),
+            "measurement_age_s": _finite_or_none(self._measurement_age(self.clock.now())),
             "estimate": {name: {"value": value, "unit": model.states[name].unit,
                                 "std": estimate.std[name]}
                          for name, value in estimate.values.items()},
@@ -207,11 +266,13 @@ class AssetActor:
             "period_s": self.config.period_s,
             "ticks": self.metrics.ticks,
             "overruns": self.clock.overruns,
-            "errors": [e for e in (self.safety_error, self.tick_error) if e],
+            "errors": [e for e in (self.link.status()["error"], self.safety_error, self.tick_error)
+                       if e],
         }
 
     def healthy(self) -> bool:
-        return self.safety_error is None and self.tick_error is None
+        return (self.safety_error is None and self.tick_error is None
+                and self.link.status()["error"] is None)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.config.id, "kind": self.config.kind, "mode": self.mode.value,
@@ -219,3 +280,7 @@ class AssetActor:
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self.metrics.snapshot(self.config.id, self.config.kind)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None

@@ -1,6 +1,10 @@
 """Build a site's actors from its configuration: one safety actor, and per asset a
 simulated plant and an asset actor, all named in the ``twinloop`` namespace.
 
+With ``modbus=True`` each simulated plant serves its PLC registers over Modbus TCP
+(``base_port + i`` for asset i; engine.registers) and each asset reads measurements and
+writes setpoints through it; otherwise assets call their plant actors directly.
+
 Called from the driver (CLI, tests), never from inside an actor's loop.
 """
 
@@ -17,6 +21,7 @@ from actors.plant import SimulatedPlantActor
 from actors.safety import SafetyActor
 from engine.clock import ClockSpec
 from engine.config import SiteConfig
+from engine.registers import PlcMap, site_map
 from plants import model_of
 
 
@@ -29,6 +34,7 @@ class Fleet:
     safety: Any
     assets: dict[str, Any] = field(default_factory=dict)
     plants: dict[str, Any] = field(default_factory=dict)
+    plcs: dict[str, PlcMap] = field(default_factory=dict)
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -47,21 +53,32 @@ class Fleet:
             ray.kill(handle, no_restart=True)
 
 
-def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE) -> Fleet:
-    """Create and wait for every actor of a resolved site (see plants.resolve_site)."""
+def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, *,
+                modbus: bool = False) -> Fleet:
+    """Create and wait for every actor of a resolved site (see plants.resolve_site).
+    Assets whose ``measurement_source`` is "mqtt" get no simulated plant."""
     name = site.site.name
     safety = SafetyActor.options(name=f"safety:{name}", namespace=namespace).remote(
         name, site.site.audit_db)
     fleet = Fleet(site, clock, safety)
+    models = {asset.id: model_of(asset) for asset in site.assets}
+    plcs = {plc.asset: plc for plc in site_map(site, models)} if modbus else {}
     for asset in site.assets:
-        model = model_of(asset)
+        model = models[asset.id]
         initial_inputs = model.inputs.mapping(model.inputs.vector(asset.inputs))
         safety.register.remote(asset.id, asset.limits, asset.mode, asset.max_measurement_age_s,
                                initial_inputs, clock.epoch)
-        plant = SimulatedPlantActor.options(
-            name=f"plant:{asset.id}", namespace=namespace).remote(asset, clock)
-        fleet.plants[asset.id] = plant
+        plant, plc = None, None
+        if asset.measurement_source == "plant":
+            plc = plcs.get(asset.id)
+            plant = SimulatedPlantActor.options(name=f"plant:{asset.id}", namespace=namespace
+                                                ).remote(asset, clock, plc, site.modbus.scan_period_s)
+            fleet.plants[asset.id] = plant
+            if plc is not None:
+                fleet.plcs[asset.id] = plc
         fleet.assets[asset.id] = AssetActor.options(
-            name=f"asset:{asset.id}", namespace=namespace).remote(asset, clock, plant, safety)
+            name=f"asset:{asset.id}", namespace=namespace).remote(
+                asset, clock, plant, safety, plc, site.modbus)
+    ray.get([fleet.plants[a].start_plc.remote() for a in fleet.plcs])
     ray.get([a.summary.remote() for a in fleet.assets.values()])
     return fleet

@@ -1,10 +1,12 @@
 """The ``twinloop`` command line.
 
     twinloop demo [--site examples/pilot.toml] [--speed X] [--duration S] [--address A]
+    twinloop modbus-map [--site examples/pilot.toml]
 
-runs a site on an embedded Ray (or on the Ray cluster at ``--address``), serves the
-HTTP API and metrics, prints where each service listens, and runs until stopped
-(Ctrl-C) or until ``--duration`` wall seconds have passed.
+``demo`` runs a site on an embedded Ray (or on the Ray cluster at ``--address``) with
+each simulated plant behind a Modbus TCP PLC simulator, serves the HTTP API and metrics,
+prints where each service listens, and runs until stopped (Ctrl-C) or until
+``--duration`` wall seconds have passed. ``modbus-map`` prints the site's register map.
 """
 
 from __future__ import annotations
@@ -32,12 +34,26 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--address", help="Ray cluster address (default: start an embedded Ray)")
     demo.add_argument("--host", help="HTTP bind address (default: the site file's http.host)")
     demo.add_argument("--port", type=int, help="HTTP port (default: the site file's http.port)")
+    registers = commands.add_parser("modbus-map", help="print the site's Modbus register map")
+    registers.add_argument("--site", default=str(DEFAULT_SITE), help="site file (TOML)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "modbus-map":
+            return print_modbus_map(args)
         return run_demo(args)
     except ConfigError as error:
         print(f"twinloop: {error}", file=sys.stderr)
         return 2
+
+
+def print_modbus_map(args: argparse.Namespace) -> int:
+    import plants
+    from engine.registers import format_map, site_map
+
+    site = plants.resolve_site(load_site(args.site), args.site)
+    models = {asset.id: plants.model_of(asset) for asset in site.assets}
+    print(format_map(site_map(site, models)))
+    return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
