@@ -18,6 +18,8 @@ import sys
 import threading
 from pathlib import Path
 
+import msgspec
+
 from engine.config import ConfigError, load_site
 
 DEFAULT_SITE = Path(__file__).resolve().parent.parent / "examples" / "pilot.toml"
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--address", help="Ray cluster address (default: start an embedded Ray)")
     demo.add_argument("--host", help="HTTP bind address (default: the site file's http.host)")
     demo.add_argument("--port", type=int, help="HTTP port (default: the site file's http.port)")
+    demo.add_argument("--modbus-port", type=int, help="Modbus TCP port of the first asset's PLC; "
+                      "asset i listens on this + i (default: the site file's modbus.base_port)")
     registers = commands.add_parser("modbus-map", help="print the site's Modbus register map")
     registers.add_argument("--site", default=str(DEFAULT_SITE), help="site file (TOML)")
     args = parser.parse_args(argv)
@@ -59,7 +63,14 @@ def print_modbus_map(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     import plants
 
-    site = plants.resolve_site(load_site(args.site), args.site)
+    site = load_site(args.site)
+    if args.modbus_port is not None:
+        if not 1 <= args.modbus_port <= 65536 - max(1, len(site.assets)):
+            raise ConfigError(args.site, "--modbus-port", f"{args.modbus_port} leaves no port "
+                              f"for each of {len(site.assets)} assets")
+        site = msgspec.structs.replace(
+            site, modbus=msgspec.structs.replace(site.modbus, base_port=args.modbus_port))
+    site = plants.resolve_site(site, args.site)
     if args.speed is not None and not args.speed > 0:
         raise ConfigError(args.site, "--speed", f"must be positive, got {args.speed}")
     speed = args.speed or site.site.speed
@@ -82,7 +93,7 @@ def run_demo(args: argparse.Namespace) -> int:
              logging_level="WARNING", log_to_driver=False, **embedded)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    fleet = build_fleet(site, ClockSpec(speed=speed))
+    fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True)
     try:
         fleet.start()
         url = start_http(fleet, host, port)
@@ -90,7 +101,12 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"  metrics      {url}/metrics", flush=True)
         print(f"  audit log    {Path(site.site.audit_db).resolve()}", flush=True)
         print("  OPC UA       not yet served (issue 6)", flush=True)
-        print("  Modbus TCP   not yet served (issue 6)", flush=True)
+        if fleet.plcs:
+            ports = sorted(plc.port for plc in fleet.plcs.values())
+            unit_ids = sorted({plc.unit_id for plc in fleet.plcs.values()})
+            print(f"  Modbus TCP   {site.modbus.host}:{ports[0]}-{ports[-1]}   (one PLC per "
+                  f"asset, unit id {', '.join(map(str, unit_ids))}; twinloop modbus-map "
+                  "lists the registers)", flush=True)
         print(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}",
               flush=True)
         print("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.",
