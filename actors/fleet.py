@@ -4,6 +4,8 @@ simulated plant and an asset actor, all named in the ``twinloop`` namespace.
 With ``modbus=True`` each simulated plant serves its PLC registers over Modbus TCP
 (``base_port + i`` for asset i; engine.registers) and each asset reads measurements and
 writes setpoints through it; otherwise assets call their plant actors directly.
+Given an MQTT broker, an MqttGateway feeds the assets whose ``measurement_source`` is
+"mqtt" and publishes every asset's estimates and applied setpoints.
 
 Called from the driver (CLI, tests), never from inside an actor's loop.
 """
@@ -17,10 +19,12 @@ import ray
 
 from actors import NAMESPACE
 from actors.asset import AssetActor
+from actors.mqtt import MqttGateway
 from actors.plant import SimulatedPlantActor
 from actors.safety import SafetyActor
 from engine.clock import ClockSpec
 from engine.config import SiteConfig
+from engine.mqtt_codec import parse_broker
 from engine.registers import PlcMap, site_map
 from plants import model_of
 
@@ -35,6 +39,7 @@ class Fleet:
     assets: dict[str, Any] = field(default_factory=dict)
     plants: dict[str, Any] = field(default_factory=dict)
     plcs: dict[str, PlcMap] = field(default_factory=dict)
+    mqtt: Any = None
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -49,15 +54,23 @@ class Fleet:
         ray.get([a.run_for.remote(duration) for a in self.assets.values()])
 
     def shutdown(self) -> None:
-        for handle in [*self.assets.values(), *self.plants.values(), self.safety]:
+        gateways = [] if self.mqtt is None else [self.mqtt]
+        for handle in [*gateways, *self.assets.values(), *self.plants.values(), self.safety]:
             ray.kill(handle, no_restart=True)
 
 
 def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, *,
-                modbus: bool = False) -> Fleet:
+                modbus: bool = False, mqtt: str | None = None) -> Fleet:
     """Create and wait for every actor of a resolved site (see plants.resolve_site).
-    Assets whose ``measurement_source`` is "mqtt" get no simulated plant."""
+    Assets whose ``measurement_source`` is "mqtt" get no simulated plant, and need the
+    broker ``mqtt`` (``mqtt://host:port``)."""
     name = site.site.name
+    from_mqtt = [asset.id for asset in site.assets if asset.measurement_source == "mqtt"]
+    if from_mqtt and mqtt is None:
+        raise ValueError(f"assets {from_mqtt} take their measurements from MQTT: "
+                         "give a broker (twinloop demo --mqtt mqtt://host:port)")
+    if mqtt is not None:
+        parse_broker(mqtt)
     safety = SafetyActor.options(name=f"safety:{name}", namespace=namespace).remote(
         name, site.site.audit_db)
     fleet = Fleet(site, clock, safety)
@@ -80,5 +93,11 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
             name=f"asset:{asset.id}", namespace=namespace).remote(
                 asset, clock, plant, safety, plc, site.modbus)
     ray.get([fleet.plants[a].start_plc.remote() for a in fleet.plcs])
+    if mqtt is not None:
+        fleet.mqtt = MqttGateway.options(name=f"mqtt:{name}", namespace=namespace).remote(
+            name, mqtt, {a: fleet.assets[a] for a in from_mqtt},
+            {a: models[a].outputs for a in from_mqtt})
+        ray.get(fleet.mqtt.start.remote())
+        ray.get([a.attach_publisher.remote(fleet.mqtt) for a in fleet.assets.values()])
     ray.get([a.summary.remote() for a in fleet.assets.values()])
     return fleet

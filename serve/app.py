@@ -52,10 +52,11 @@ async def _unprocessable(ref):
 class TwinLoopAPI:
     """Routes HTTP requests to the asset actors and the safety actor of one site."""
 
-    def __init__(self, site: str, assets: dict[str, Any], safety: Any) -> None:
+    def __init__(self, site: str, assets: dict[str, Any], safety: Any, mqtt: Any = None) -> None:
         self.site = site
         self.assets = assets
         self.safety = safety
+        self.mqtt = mqtt
 
     def _asset(self, asset_id: str):
         try:
@@ -113,12 +114,13 @@ class TwinLoopAPI:
     @app.get("/metrics")
     async def metrics(self) -> Response:
         snapshots = await asyncio.gather(*(a.metrics_snapshot.remote() for a in self.assets.values()))
-        return Response(render(snapshots), media_type="text/plain; version=0.0.4; charset=utf-8")
+        mqtt = None if self.mqtt is None else await self.mqtt.metrics_snapshot.remote()
+        return Response(render(snapshots, mqtt), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def start_http(fleet, host: str = "127.0.0.1", port: int = 8000) -> str:
     """Start Ray Serve on ``host:port`` and deploy the API over ``fleet``; returns its URL."""
     serve.start(http_options={"host": host, "port": port})
-    serve.run(TwinLoopAPI.bind(fleet.site.site.name, fleet.assets, fleet.safety),
+    serve.run(TwinLoopAPI.bind(fleet.site.site.name, fleet.assets, fleet.safety, fleet.mqtt),
               name="twinloop", route_prefix="/")
     return f"http://{host}:{port}"

@@ -40,3 +40,45 @@ def two_tanks(ray_session, tmp_path_factory, request):
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace=namespace)
     yield fleet
     fleet.shutdown()
+
+
+@pytest.fixture(scope="module")
+def mqtt_broker(tmp_path_factory):
+    """A real MQTT broker on a free loopback port: mosquitto if installed (.ci/run installs
+    it), else amqtt (the test extra). Yields its ``mqtt://host:port`` URL."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from tests.serve.test_http import free_port
+
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("broker")
+    if shutil.which("mosquitto"):
+        config = workdir / "mosquitto.conf"
+        config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                          "max_inflight_messages 1000\nmax_queued_messages 100000\n")
+        command = ["mosquitto", "-c", str(config)]
+    else:
+        config = workdir / "amqtt.yaml"
+        config.write_text(f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\n"
+                          "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+                          "    allow_anonymous: true\n")
+        command = [str(Path(sys.executable).with_name("amqtt")), "-c", str(config)]
+    broker = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20.0
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or broker.poll() is not None:
+                broker.kill()
+                raise RuntimeError(f"MQTT broker {command} did not listen on {port}") from None
+            time.sleep(0.05)
+    yield f"mqtt://127.0.0.1:{port}"
+    broker.terminate()
+    broker.wait(timeout=10)
