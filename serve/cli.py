@@ -1,12 +1,15 @@
 """The ``twinloop`` command line.
 
     twinloop demo [--site examples/pilot.toml] [--speed X] [--duration S] [--address A]
+                  [--mqtt mqtt://host:port]
     twinloop modbus-map [--site examples/pilot.toml]
 
 ``demo`` runs a site on an embedded Ray (or on the Ray cluster at ``--address``) with
 each simulated plant behind a Modbus TCP PLC simulator, serves the HTTP API and metrics,
 prints where each service listens, and runs until stopped (Ctrl-C) or until
-``--duration`` wall seconds have passed. ``modbus-map`` prints the site's register map.
+``--duration`` wall seconds have passed. With ``--mqtt`` it publishes every asset's
+estimates and setpoints to that broker and ingests the measurements of assets whose
+``measurement_source`` is "mqtt". ``modbus-map`` prints the site's register map.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                       "asset i listens on this + i (default: the site file's modbus.base_port)")
     registers = commands.add_parser("modbus-map", help="print the site's Modbus register map")
     registers.add_argument("--site", default=str(DEFAULT_SITE), help="site file (TOML)")
+    demo.add_argument("--mqtt", metavar="URL", help="MQTT broker, mqtt://host:port "
+                      "(default: none)")
     args = parser.parse_args(argv)
     try:
         if args.command == "modbus-map":
@@ -93,7 +98,10 @@ def run_demo(args: argparse.Namespace) -> int:
              logging_level="WARNING", log_to_driver=False, **embedded)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True)
+    try:
+        fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True, mqtt=args.mqtt)
+    except ValueError as error:
+        raise ConfigError(args.site, "--mqtt", str(error)) from None
     try:
         fleet.start()
         url = start_http(fleet, host, port)
@@ -107,6 +115,11 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"  Modbus TCP   {site.modbus.host}:{ports[0]}-{ports[-1]}   (one PLC per "
                   f"asset, unit id {', '.join(map(str, unit_ids))}; twinloop modbus-map "
                   "lists the registers)", flush=True)
+        if fleet.mqtt is not None:
+            connected = ray.get(fleet.mqtt.wait_connected.remote(5.0))
+            print(f"  MQTT         {args.mqtt}   (twinloop/{site.site.name}/<asset id>/"
+                  "{measurements,estimates,setpoints}"
+                  f"{'' if connected else '; broker not reachable yet, retrying'})", flush=True)
         print(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}",
               flush=True)
         print("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.",

@@ -27,13 +27,13 @@ SITE = Path(__file__).resolve().parents[1] / "sites" / "two_tanks.toml"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, mqtt_broker):
     port, modbus_port = free_port(), free_ports(2)
     workdir = tmp_path_factory.mktemp("demo")
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),
                "demo", "--site", str(SITE), "--speed", "600", "--duration", "240", "--port", str(port),
-               "--modbus-port", str(modbus_port)]
+               "--modbus-port", str(modbus_port), "--mqtt", mqtt_broker]
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env={**os.environ})
     lines = []
@@ -43,21 +43,22 @@ def demo(tmp_path_factory):
             break
     assert any(f"http://127.0.0.1:{port}/assets" in line for line in lines), "".join(lines)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
-        yield client, lines, workdir, modbus_port
+        yield client, lines, workdir, modbus_port, mqtt_broker
     process.terminate()
     process.wait(timeout=60)
 
 
 def test_demo_prints_where_it_listens(demo):
-    _, lines, workdir, modbus_port = demo
+    _, lines, workdir, modbus_port, mqtt_broker = demo
     text = "".join(lines)
     assert "metrics" in text and "/metrics" in text
     assert f"Modbus TCP   127.0.0.1:{modbus_port}-{modbus_port + 1}" in text
+    assert f"MQTT         {mqtt_broker}   (twinloop/two-tanks/<asset id>/" in text
     assert str(workdir / "var" / "two-tanks-audit.db") in text
 
 
 def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):
-    client, _, _, _ = demo
+    client, _, _, _, _ = demo
     assert [a["id"] for a in client.get("/assets").json()] == ["tank-01", "tank-02"]
     start = client.get("/assets/tank-01").json()["estimate"]["T_bulk"]["value"]
     target = start + 10.0
@@ -90,7 +91,7 @@ def test_the_loop_runs_over_modbus_and_a_plain_client_reads_the_plc(demo):
 
     from engine.registers import decode
 
-    client, _, _, modbus_port = demo
+    client, _, _, modbus_port, _ = demo
     status = client.get("/assets/tank-02").json()
     assert status["link"] == {**status["link"], "kind": "modbus", "connected": True,
                               "address": f"127.0.0.1:{modbus_port + 1}"}
@@ -101,3 +102,29 @@ def test_the_loop_runs_over_modbus_and_a_plain_client_reads_the_plc(demo):
     t_bulk = decode(reply.registers[4:6], "float32", "ABCD")
     assert t_bulk == pytest.approx(status["measurement"]["T_bulk"]["value"], abs=0.5)
     assert abs(sample_time - status["measurement"]["T_bulk"]["time"]) < 600 * 4.0
+
+
+def test_the_demo_publishes_estimates_over_mqtt(demo):
+    """A plain paho subscriber receives tank-02's estimates, with its units' SI values."""
+    import json
+
+    import paho.mqtt.client as mqtt
+
+    client, _, _, _, mqtt_broker = demo
+    _, host, port = mqtt_broker.replace("/", "").split(":")
+    received = []
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    subscriber.on_message = lambda c, u, m: received.append(json.loads(m.payload))
+    subscriber.connect(host, int(port))
+    subscriber.subscribe("twinloop/two-tanks/tank-02/estimates", qos=1)
+    subscriber.loop_start()
+    try:
+        deadline = time.monotonic() + 30.0
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        subscriber.loop_stop()
+        subscriber.disconnect()
+    assert received, "no estimate published within 30 s"
+    assert set(received[-1]) == {"ts", "values", "std", "nis"}
+    assert 400.0 < received[-1]["values"]["T_bulk"] < 473.15
