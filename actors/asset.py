@@ -28,8 +28,8 @@ from typing import Any
 
 import ray
 
-from controllers import build_controller, build_estimator
 from actors.plant_link import DirectLink, IngestLink, ModbusLink
+from controllers import build_controller, build_estimator
 from engine.clock import ClockSpec
 from engine.config import AssetConfig, ModbusSettings
 from engine.loop import ControlLoop
@@ -227,8 +227,6 @@ class AssetActor:
     def attach_publisher(self, publisher) -> None:
         """Publish every estimate and applied setpoint through ``publisher`` (MQTT gateway)."""
         self.publisher = publisher
-        if isinstance(self.link, IngestLink):
-            self.link.publisher = publisher
 
     # -- queries ------------------------------------------------------------------------
 

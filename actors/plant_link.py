@@ -127,7 +127,6 @@ class IngestLink:
         self.latest: Measurement | None = None
         self.taken: float = float("-inf")
         self.received = 0
-        self.publisher = None
 
     def ingest(self, measurements: list[Measurement]) -> None:
         for measurement in measurements:
@@ -142,12 +141,12 @@ class IngestLink:
         return self.latest
 
     async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
-        """Setpoints are published by the gateway (see AssetActor._publish)."""
+        """Nothing to write here: the asset publishes applied setpoints to the gateway."""
 
     def status(self) -> dict[str, Any]:
         error = None if self.latest is not None else "no MQTT measurement received yet"
-        return {"kind": "mqtt", "connected": self.publisher is not None, "error": error,
-                "received": self.received}
+        return {"kind": "mqtt", "error": error, "received": self.received,
+                "latest_time": None if self.latest is None else self.latest.time}
 
     async def close(self) -> None:
         pass

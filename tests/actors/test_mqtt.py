@@ -59,7 +59,7 @@ def fleet(ray_session, mqtt_broker, tmp_path_factory):
     audit = tmp_path_factory.mktemp("audit") / "mqtt-audit.db"
     site = msgspec.structs.replace(site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=EPOCH), namespace="test-mqtt",
-                        mqtt=mqtt_broker)
+                        mqtt=mqtt_broker.url)
     assert ray.get(fleet.mqtt.wait_connected.remote(20.0)), ray.get(fleet.mqtt.status.remote())
     yield fleet
     fleet.shutdown()
@@ -80,12 +80,11 @@ def api(fleet):
 @pytest.fixture(scope="module")
 def subscriber(mqtt_broker):
     """A plain paho client recording what the gateway publishes for tank-01."""
-    _, host, port = mqtt_broker.replace("/", "").split(":")
     received: dict[str, list[dict]] = {"estimates": [], "setpoints": []}
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.on_message = lambda c, u, m: received[m.topic.rsplit("/", 1)[1]].append(
         json.loads(m.payload))
-    client.connect(host, int(port))
+    client.connect("127.0.0.1", mqtt_broker.port)
     client.subscribe([(f"{TOPIC}/estimates", 1), (f"{TOPIC}/setpoints", 1)])
     client.loop_start()
     yield received
@@ -109,7 +108,7 @@ def test_a_published_measurement_moves_the_estimate(fleet, api, subscriber, mqtt
     assert "no MQTT measurement" in before["errors"][0]
 
     now = EPOCH + 240.0
-    publish(mqtt_broker, f"{TOPIC}/measurements",
+    publish(mqtt_broker.url, f"{TOPIC}/measurements",
             json.dumps({"ts": now, "values": {"T_bulk": 440.0, "T_return": 445.0}}))
     wait_for(lambda: api.get("/assets/tank-01").json()["link"]["received"] == 1, "ingestion")
     fleet.run_for(120.0)
@@ -146,7 +145,7 @@ def test_a_malformed_payload_is_counted_and_changes_nothing(api, mqtt_broker, re
     counts = malformed_counts(api)
     tank_01 = api.get("/assets/tank-01").json()
     tank_02 = api.get("/assets/tank-02").json()
-    publish(mqtt_broker, topic, payload)
+    publish(mqtt_broker.url, topic, payload)
     wait_for(lambda: malformed_counts(api)[reason] == counts[reason] + 1, f"{reason} counted")
     assert {r: c for r, c in malformed_counts(api).items() if r != reason} == {
         r: c for r, c in counts.items() if r != reason}
@@ -171,8 +170,25 @@ def test_metrics_with_the_gateway_pass_promtool(api):
 def test_the_gateway_survived_and_still_ingests(api, mqtt_broker):
     received = api.get("/assets/tank-01").json()["link"]["received"]
     now = EPOCH + 360.0
-    publish(mqtt_broker, f"{TOPIC}/measurements",
+    publish(mqtt_broker.url, f"{TOPIC}/measurements",
             json.dumps([{"ts": now, "values": {"T_bulk": 438.0}},
                         {"ts": now + 1.0, "values": {"T_bulk": 438.5, "T_return": 444.0}}]))
     wait_for(lambda: api.get("/assets/tank-01").json()["link"]["received"] == received + 2,
              "a batch of two samples ingested")
+
+
+def test_the_gateway_reconnects_after_the_broker_restarts(fleet, api, mqtt_broker):
+    """Broker down: /metrics shows the gateway disconnected. Broker back on the same
+    port: the gateway reconnects by itself (paho's backoff), subscribes again and ingests."""
+    import ray
+
+    mqtt_broker.stop()
+    wait_for(lambda: "twinloop_mqtt_connected 0.0" in api.get("/metrics").text, "disconnection")
+    assert "reconnecting" in ray.get(fleet.mqtt.status.remote())["error"]
+    mqtt_broker.start()
+    wait_for(lambda: ray.get(fleet.mqtt.status.remote())["connected"], "reconnection", 60.0)
+    received = api.get("/assets/tank-01").json()["link"]["received"]
+    publish(mqtt_broker.url, f"{TOPIC}/measurements",
+            json.dumps({"ts": EPOCH + 400.0, "values": {"T_bulk": 437.0}}))
+    wait_for(lambda: api.get("/assets/tank-01").json()["link"]["received"] == received + 1,
+             "ingestion after the reconnection")

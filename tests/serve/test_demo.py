@@ -33,7 +33,7 @@ def demo(tmp_path_factory, mqtt_broker):
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),
                "demo", "--site", str(SITE), "--speed", "600", "--duration", "240", "--port", str(port),
-               "--modbus-port", str(modbus_port), "--mqtt", mqtt_broker]
+               "--modbus-port", str(modbus_port), "--mqtt", mqtt_broker.url]
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env={**os.environ})
     lines = []
@@ -43,7 +43,7 @@ def demo(tmp_path_factory, mqtt_broker):
             break
     assert any(f"http://127.0.0.1:{port}/assets" in line for line in lines), "".join(lines)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
-        yield client, lines, workdir, modbus_port, mqtt_broker
+        yield client, lines, workdir, modbus_port, mqtt_broker.url
     process.terminate()
     process.wait(timeout=60)
 
