@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import msgspec
 import ray
 
 from actors.plant_link import DirectLink, IngestLink, ModbusLink
@@ -37,6 +38,7 @@ from engine.messages import (
     AuditRecord,
     Decision,
     Measurement,
+    MeasurementPayload,
     Mode,
     Outcome,
     Proposal,
@@ -71,6 +73,7 @@ class AssetActor:
         else:
             self.link = DirectLink(plant)
         self.publisher = None
+        self._samples = msgspec.msgpack.Decoder(list[MeasurementPayload])
         self.model = model = model_of(asset)
         self.loop = ControlLoop(
             asset.id, model, build_estimator(model, asset.estimator),
@@ -215,13 +218,14 @@ class AssetActor:
 
     # -- measurements pushed in, estimates and setpoints published out -----------------
 
-    def ingest(self, measurements: list[Measurement]) -> int:
-        """Take measurements from a gateway (MQTT); the next tick uses the newest.
-        Returns how many this asset has received in all."""
+    def ingest(self, batch: bytes) -> int:
+        """Take checked samples from a gateway (MQTT): a msgpack-encoded list of
+        MeasurementPayload. The next tick uses the newest. Returns how many samples this
+        asset has received in all."""
         if not isinstance(self.link, IngestLink):
             raise ValueError(f"asset {self.config.id!r} takes its measurements from its plant "
                              "(measurement_source = \"plant\"), not from a gateway")
-        self.link.ingest(measurements)
+        self.link.ingest(self._samples.decode(batch))
         return self.link.received
 
     def attach_publisher(self, publisher) -> None:

@@ -21,7 +21,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from engine.backoff import Backoff
-from engine.messages import Measurement
+from engine.messages import Measurement, MeasurementPayload
 from engine.registers import PlcMap
 
 
@@ -124,21 +124,21 @@ class IngestLink:
 
     def __init__(self, asset: str) -> None:
         self.asset = asset
-        self.latest: Measurement | None = None
+        self.latest: MeasurementPayload | None = None
         self.taken: float = float("-inf")
         self.received = 0
 
-    def ingest(self, measurements: list[Measurement]) -> None:
-        for measurement in measurements:
-            if self.latest is None or measurement.time >= self.latest.time:
-                self.latest = measurement
-        self.received += len(measurements)
+    def ingest(self, samples: list[MeasurementPayload]) -> None:
+        for sample in samples:
+            if self.latest is None or sample.ts >= self.latest.ts:
+                self.latest = sample
+        self.received += len(samples)
 
     async def measure(self) -> Measurement | None:
-        if self.latest is None or self.latest.time <= self.taken:
+        if self.latest is None or self.latest.ts <= self.taken:
             return None
-        self.taken = self.latest.time
-        return self.latest
+        self.taken = self.latest.ts
+        return Measurement(asset=self.asset, time=self.latest.ts, values=self.latest.values)
 
     async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
         """Nothing to write here: the asset publishes applied setpoints to the gateway."""
@@ -146,7 +146,7 @@ class IngestLink:
     def status(self) -> dict[str, Any]:
         error = None if self.latest is not None else "no MQTT measurement received yet"
         return {"kind": "mqtt", "error": error, "received": self.received,
-                "latest_time": None if self.latest is None else self.latest.time}
+                "latest_time": None if self.latest is None else self.latest.ts}
 
     async def close(self) -> None:
         pass

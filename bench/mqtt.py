@@ -16,9 +16,11 @@ per sample), as fast as it can.
   20 ms, while the assets tick in real time (60x). Zero loss is checked at the
   assets: every published sample must have been ingested, none refused.
 
-Rate = points delivered / (last delivery - first publish). Ratio = TwinLoop / baseline.
-Each configuration runs once per sample count in ``--samples`` (default 1 and 50: one
-sample per message shows the per-message cost, 50 the batched throughput).
+Rate = points delivered / (last delivery - first publish). Baseline and TwinLoop runs
+alternate ``--repeats`` times (other work on the machine shifts both alike); the median
+of each is reported, and Ratio = TwinLoop median / baseline median. Each sample count in
+``--samples`` is measured (default 1 and 50: one sample per message shows the
+per-message cost, 50 the batched throughput).
 Results are merged into ``bench/results.json`` under the key ``"mqtt"``.
 """
 
@@ -172,11 +174,17 @@ def twinloop(port: int, fleet, messages: list[tuple[str, bytes]], samples: int, 
             "messages_per_s": len(messages) / elapsed, "points_per_s": points / elapsed}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median points per second."""
+    return sorted(runs, key=lambda r: r["points_per_s"])[len(runs) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--samples", type=int, nargs="+", default=[1, 50])
     parser.add_argument("--assets", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="twinloop-bench-mqtt-"))
@@ -199,20 +207,26 @@ def main() -> None:
         for samples in args.samples:
             messages = payloads(args.messages, samples, args.assets)
             points = args.messages * samples * 2
-            raw = baseline(port, messages, points)
-            ours = twinloop(port, fleet, messages, samples, points)
+            raws, ours_all = [], []
+            for _ in range(args.repeats):
+                raws.append(baseline(port, messages, points))
+                ours_all.append(twinloop(port, fleet, messages, samples, points))
+            raw = median_run(raws)
+            ours = median_run(ours_all)
             run = {"samples_per_message": samples, "points_per_message": 2 * samples,
-                   "messages": args.messages, "points": points, "baseline": raw,
-                   "twinloop": ours,
+                   "messages": args.messages, "points": points, "repeats": args.repeats,
+                   "baseline": raw, "twinloop": ours,
+                   "baseline_points_per_s_all": [r["points_per_s"] for r in raws],
+                   "twinloop_points_per_s_all": [r["points_per_s"] for r in ours_all],
                    "ratio_points_per_s": ours["points_per_s"] / raw["points_per_s"],
-                   "zero_loss": ours["lost"] == 0 and ours["refused"] == 0,
+                   "zero_loss": all(r["lost"] == 0 and r["refused"] == 0 for r in ours_all),
                    "meets_target": ours["points_per_s"] >= TARGET_POINTS_PER_S}
             results["runs"].append(run)
             print(f"{samples:3d} samples/message: baseline {raw['points_per_s']:9.0f} points/s "
                   f"({raw['messages_per_s']:7.0f} msg/s), twinloop {ours['points_per_s']:9.0f} "
                   f"points/s ({ours['messages_per_s']:7.0f} msg/s), ratio "
-                  f"{run['ratio_points_per_s']:.2f}, lost {ours['lost']}, refused "
-                  f"{ours['refused']}", flush=True)
+                  f"{run['ratio_points_per_s']:.2f} (medians of {args.repeats}), zero loss: "
+                  f"{run['zero_loss']}", flush=True)
         ticks = [ray.get(a.status.remote())["ticks"] for a in fleet.assets.values()]
         results["asset_ticks_during_run"] = ticks
         fleet.shutdown()

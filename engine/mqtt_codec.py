@@ -21,7 +21,7 @@ import urllib.parse
 
 import msgspec
 
-from engine.messages import Measurement, MeasurementPayload
+from engine.messages import MeasurementPayload
 from engine.metrics import MALFORMED_REASONS
 from engine.signals import SignalSet
 
@@ -56,36 +56,50 @@ _NON_FINITE = re.compile(rb"[:\[,]\s*-?(NaN|Infinity)\s*[,}\]]")
 _decoder = msgspec.json.Decoder(MeasurementPayload | list[MeasurementPayload])
 
 
-def decode_measurements(asset: str, payload: bytes, outputs: SignalSet) -> list[Measurement]:
-    """Typed, checked measurements of ``asset`` from one message; raises MalformedPayload."""
-    try:
-        decoded = _decoder.decode(payload)
-    except msgspec.ValidationError as error:
-        # a JSON number beyond float64's range (1e999) decodes to infinity: out of range
-        reason = "non_finite" if "Number out of range" in str(error) else "schema"
-        raise MalformedPayload(reason, f"asset {asset!r}: {error}") from None
-    except msgspec.DecodeError as error:
-        # NaN and Infinity are not JSON, but some encoders write them (Python's json)
-        reason = "non_finite" if _NON_FINITE.search(payload) else "json"
-        raise MalformedPayload(reason, f"asset {asset!r}: not valid JSON: {error}") from None
-    samples = decoded if isinstance(decoded, list) else [decoded]
-    measurements = []
-    for sample in samples:
-        if not math.isfinite(sample.ts):
-            raise MalformedPayload("non_finite", f"asset {asset!r}: ts {sample.ts} is not finite")
-        for tag, value in sample.values.items():
-            if tag not in outputs:
-                raise MalformedPayload("unknown_tag", f"asset {asset!r}: unknown tag {tag!r}; "
-                                       f"known tags: {', '.join(outputs.names)}")
-            if not math.isfinite(value):
-                raise MalformedPayload("non_finite",
-                                       f"asset {asset!r}: tag {tag!r}: {value} is not finite")
-            try:
-                outputs[tag].check(value)
-            except ValueError as error:
-                raise MalformedPayload("out_of_range", f"asset {asset!r}: {error}") from None
-        measurements.append(Measurement(asset=asset, time=sample.ts, values=sample.values))
-    return measurements
+class MeasurementDecoder:
+    """Decodes and checks one asset's measurement payloads against its output signals."""
+
+    def __init__(self, asset: str, outputs: SignalSet) -> None:
+        self.asset = asset
+        self.outputs = outputs
+        self._bounds = {s.name: (s.lower, s.upper) for s in outputs}
+
+    def __call__(self, payload: bytes) -> list[MeasurementPayload]:
+        """The checked samples of one message; raises MalformedPayload."""
+        asset = self.asset
+        try:
+            decoded = _decoder.decode(payload)
+        except msgspec.ValidationError as error:
+            # a JSON number beyond float64's range (1e999) decodes to infinity
+            reason = "non_finite" if "Number out of range" in str(error) else "schema"
+            raise MalformedPayload(reason, f"asset {asset!r}: {error}") from None
+        except msgspec.DecodeError as error:
+            # NaN and Infinity are not JSON, but some encoders write them (Python's json)
+            reason = "non_finite" if _NON_FINITE.search(payload) else "json"
+            raise MalformedPayload(reason, f"asset {asset!r}: not valid JSON: {error}") from None
+        samples = decoded if isinstance(decoded, list) else [decoded]
+        bounds = self._bounds
+        for sample in samples:
+            if not math.isfinite(sample.ts):
+                raise MalformedPayload("non_finite", f"asset {asset!r}: ts {sample.ts} is not finite")
+            for tag, value in sample.values.items():
+                bound = bounds.get(tag)
+                if bound is None or not bound[0] <= value <= bound[1]:  # NaN fails too
+                    self._refuse(tag, value)
+        return samples
+
+    def _refuse(self, tag: str, value: float) -> None:
+        asset = self.asset
+        if tag not in self._bounds:
+            raise MalformedPayload("unknown_tag", f"asset {asset!r}: unknown tag {tag!r}; "
+                                   f"known tags: {', '.join(self.outputs.names)}")
+        if not math.isfinite(value):
+            raise MalformedPayload("non_finite", f"asset {asset!r}: tag {tag!r}: {value} is not "
+                                   "finite")
+        try:
+            self.outputs[tag].check(value)
+        except ValueError as error:
+            raise MalformedPayload("out_of_range", f"asset {asset!r}: {error}") from None
 
 
 def parse_broker(url: str) -> tuple[str, int]:
