@@ -84,8 +84,9 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
         plant, plc = None, None
         if asset.measurement_source == "plant":
             plc = plcs.get(asset.id)
-            plant = SimulatedPlantActor.options(name=f"plant:{asset.id}", namespace=namespace
-                                                ).remote(asset, clock, plc, site.modbus.scan_period_s)
+            plant = SimulatedPlantActor.options(
+                name=f"plant:{asset.id}", namespace=namespace).remote(
+                    asset, clock, plc, site.modbus.scan_period_s)
             fleet.plants[asset.id] = plant
             if plc is not None:
                 fleet.plcs[asset.id] = plc

@@ -7,12 +7,12 @@ paho-mqtt 2.x (VERSION2 callbacks) runs its network loop on its own thread:
                                       batch msgpack-encoded (cheaper than pickling)
     AssetActor tick --> publish_estimate / publish_setpoints --> .../estimates, .../setpoints
 
-Measurements of every asset (``twinloop/<site>/+/measurements``) are subscribed at QoS 1 with a persistent session (clean_session False),
-so the broker keeps them while the gateway reconnects (paho's exponential backoff,
-1 s doubling to 30 s). A refused payload is counted by reason
-(``twinloop_mqtt_malformed_total``; a topic naming an asset whose measurements do
-not come over MQTT counts as ``unknown_asset``) and logged; it never reaches an asset and never
-stops the gateway.
+Measurements of every asset (``twinloop/<site>/+/measurements``) are subscribed at
+QoS 1 with a persistent session (clean_session False), so the broker keeps them while
+the gateway reconnects (paho's exponential backoff, 1 s doubling to 30 s). A refused
+payload is counted by reason (``twinloop_mqtt_malformed_total``; a topic naming an
+asset whose measurements do not come over MQTT counts as ``unknown_asset``) and
+logged; it never reaches an asset and never stops the gateway.
 """
 
 from __future__ import annotations

@@ -259,7 +259,8 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
                           f"{modbus.retry_max_s} is below retry_initial_s {modbus.retry_initial_s}")
     if not 1 <= modbus.base_port <= 65536 - max(1, len(site.assets)):
         raise ConfigError(path, "modbus.base_port",
-                          f"{modbus.base_port} leaves no port for each of {len(site.assets)} assets")
+                          f"{modbus.base_port} leaves no port for each of "
+                          f"{len(site.assets)} assets")
     seen: set[str] = set()
     for i, asset in enumerate(site.assets):
         key = f"assets[{i}]"

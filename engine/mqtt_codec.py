@@ -81,7 +81,8 @@ class MeasurementDecoder:
         bounds = self._bounds
         for sample in samples:
             if not math.isfinite(sample.ts):
-                raise MalformedPayload("non_finite", f"asset {asset!r}: ts {sample.ts} is not finite")
+                raise MalformedPayload("non_finite",
+                                       f"asset {asset!r}: ts {sample.ts} is not finite")
             for tag, value in sample.values.items():
                 bound = bounds.get(tag)
                 if bound is None or not bound[0] <= value <= bound[1]:  # NaN fails too

@@ -115,7 +115,8 @@ class TwinLoopAPI:
     async def metrics(self) -> Response:
         snapshots = await asyncio.gather(*(a.metrics_snapshot.remote() for a in self.assets.values()))
         mqtt = None if self.mqtt is None else await self.mqtt.metrics_snapshot.remote()
-        return Response(render(snapshots, mqtt), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(render(snapshots, mqtt),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def start_http(fleet, host: str = "127.0.0.1", port: int = 8000) -> str:

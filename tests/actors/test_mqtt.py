@@ -57,7 +57,8 @@ def fleet(ray_session, mqtt_broker, tmp_path_factory):
 
     site = plants.resolve_site(load_site(SITE), SITE)
     audit = tmp_path_factory.mktemp("audit") / "mqtt-audit.db"
-    site = msgspec.structs.replace(site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
+    site = msgspec.structs.replace(site,
+                                   site=msgspec.structs.replace(site.site, audit_db=str(audit)))
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=EPOCH), namespace="test-mqtt",
                         mqtt=mqtt_broker.url)
     assert ray.get(fleet.mqtt.wait_connected.remote(20.0)), ray.get(fleet.mqtt.status.remote())

@@ -32,8 +32,8 @@ def demo(tmp_path_factory, mqtt_broker):
     workdir = tmp_path_factory.mktemp("demo")
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),
-               "demo", "--site", str(SITE), "--speed", "600", "--duration", "240", "--port", str(port),
-               "--modbus-port", str(modbus_port), "--mqtt", mqtt_broker.url]
+               "demo", "--site", str(SITE), "--speed", "600", "--duration", "240",
+               "--port", str(port), "--modbus-port", str(modbus_port), "--mqtt", mqtt_broker.url]
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env={**os.environ})
     lines = []
