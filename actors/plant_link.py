@@ -47,7 +47,8 @@ class DirectLink:
 class ModbusLink:
     """Modbus TCP client of one PLC. A failed request closes the connection; the next
     attempt waits d_k = min(retry_initial * 2^k, retry_max) wall seconds (k failures in
-    a row) and measurements stay stale until a read succeeds again."""
+    a row) and measurements stay stale until a read succeeds again. A sample no newer
+    than the last one read (a PLC that stopped scanning) is nothing new either."""
 
     def __init__(self, plc: PlcMap, *, timeout_s: float, retry_initial_s: float,
                  retry_max_s: float) -> None:
@@ -57,7 +58,7 @@ class ModbusLink:
         self.backoff = Backoff(retry_initial_s, retry_max_s)
         self.retry_at = 0.0
         self.error: str | None = None
-        self.reads = 0
+        self.sample_time = float("-inf")
 
     async def _connected(self) -> bool:
         if self.client.connected:
@@ -91,8 +92,10 @@ class ModbusLink:
             return None
         self.backoff.reset()
         self.error = None
-        self.reads += 1
         sample_time, values = self.plc.decode_inputs(reply.registers)
+        if not sample_time > self.sample_time:
+            return None
+        self.sample_time = sample_time
         return Measurement(asset=self.plc.asset, time=sample_time, values=values)
 
     async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:

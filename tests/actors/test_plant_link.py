@@ -43,6 +43,7 @@ def test_reads_writes_and_refusals_through_real_modbus():
                 plant.model.output(plant.t, plant.x, plant.u, plant.d, plant.p))
             for name, value in measurement.values.items():
                 assert value == pytest.approx(truth[name], abs=1.0)  # noise std 0.2 K
+            assert await link.measure() is None  # no new scan, nothing new
             await link.apply({"m_oil": 2.5}, {"m_oil": 2.5})
             assert plant.u[0] == pytest.approx(2.5, rel=2.0 ** -23)
             with pytest.raises(ConnectionError, match="PLC refused setpoints"):
@@ -63,6 +64,8 @@ def test_a_lost_plc_is_retried_with_growing_delays_until_it_returns():
         try:
             assert await link.measure() is not None
             await plc.stop()
+            plant.advance(120.0)
+            plc.scan()
             delays = []
             for _ in range(40):
                 assert await link.measure() is None
@@ -72,7 +75,6 @@ def test_a_lost_plc_is_retried_with_growing_delays_until_it_returns():
             gaps = [later - earlier for earlier, later in zip(delays, delays[1:])]
             assert len(delays) >= 3 and gaps[0] < gaps[-1]
             assert "retrying in 0.4 s" in link.error and "stale" in link.error
-            plant.advance(120.0)
             await plc.start(scan_period_s=None)
             await asyncio.sleep(0.45)
             measurement = await link.measure()
