@@ -112,7 +112,8 @@ def run_demo(args: argparse.Namespace) -> int:
         if fleet.plcs:
             ports = sorted(plc.port for plc in fleet.plcs.values())
             unit_ids = sorted({plc.unit_id for plc in fleet.plcs.values()})
-            print(f"  Modbus TCP   {site.modbus.host}:{ports[0]}-{ports[-1]}   (one PLC per "
+            span = f"{ports[0]}" if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
+            print(f"  Modbus TCP   {site.modbus.host}:{span}   (one PLC per "
                   f"asset, unit id {', '.join(map(str, unit_ids))}; twinloop modbus-map "
                   "lists the registers)", flush=True)
         if fleet.mqtt is not None:
