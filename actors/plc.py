@@ -44,6 +44,7 @@ class PlcSimulator:
         self.plc = plc
         self.catch_up = catch_up
         self.server: ModbusTcpServer | None = None
+        self._device = None  # the server's register memory (pymodbus SimRuntime) while serving
         self._inputs = [0] * plc.input_count
         self._holding = plc.encode_setpoints(plant.model.inputs.mapping(plant.u))
         self._scanner: asyncio.Task | None = None
