@@ -25,6 +25,7 @@ bench: install
 	$(PY) bench/fleet.py
 	$(PY) bench/plant_speed.py
 	$(PY) bench/opcua.py
+	$(PY) bench/mqtt.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -2,11 +2,16 @@
 
 Each tick (period ``period_s`` of twin time):
 
-    measurement = plant.measure()                      (the twin's only view of the plant)
-    estimate    = estimator.step(u, y, dt)             (EKF)
+    measurement = link.measure()                       (the twin's only view of the plant)
+    estimate    = estimator.step(u, y, dt)             (EKF; skipped if nothing new came)
     proposal    = controller.step(t, x_hat, u, d, r)   (MPC; skipped when OFF)
     decision    = safety.decide(proposal, age)          (limits, rates, watchdog, mode)
-    plant.apply(decision.applied)                       (only what the gate let through)
+    link.apply(decision.applied)                        (only what the gate let through)
+
+The link (actors.plant_link) is the plant's PLC over Modbus TCP, the simulated plant
+actor called directly (lock-step tests), or measurements ingested from MQTT. When no new
+measurement arrives, the last one ages; the safety watchdog refuses controller writes
+once it is older than the asset's ``max_measurement_age_s``.
 
 Numerical work runs on one dedicated thread so that status queries are answered while
 the controller solves. If the safety actor is unreachable or too slow nothing is
@@ -29,14 +34,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import msgspec
 import ray
 
+from actors.plant_link import DirectLink, IngestLink, ModbusLink
 from controllers import build_controller, build_estimator
 from engine.clock import ClockSpec
-from engine.config import AssetConfig
+from engine.config import AssetConfig, ModbusSettings
 from engine.loop import ControlLoop
-from engine.messages import AuditRecord, Decision, Measurement, Mode, Outcome, Proposal
+from engine.messages import (
+    AuditRecord,
+    Decision,
+    Measurement,
+    MeasurementPayload,
+    Mode,
+    Outcome,
+    Proposal,
+    Setpoint,
+)
 from engine.metrics import AssetMetrics
+from engine.registers import PlcMap
 from plants import model_of
 
 SAFETY_TIMEOUT_S = 2.0
@@ -49,10 +66,24 @@ MAX_RESTARTS = 20
 class AssetActor:
     """Twin state, estimator and controller of one asset."""
 
-    def __init__(self, asset: AssetConfig, clock: ClockSpec, plant, safety) -> None:
+    def __init__(self, asset: AssetConfig, clock: ClockSpec, plant, safety,
+                 plc: PlcMap | None = None, modbus: ModbusSettings = ModbusSettings()) -> None:
+        """``plant`` is the simulated plant actor (None for a plant outside the twin);
+        given ``plc``, its register map, the asset talks to the plant's PLC over Modbus
+        TCP, and calls the plant actor only to advance it in lock-step."""
         self.config = asset
         self.plant = plant
         self.safety = safety
+        if asset.measurement_source == "mqtt":
+            self.link = IngestLink(asset.id)
+        elif plc is not None:
+            self.link = ModbusLink(plc, timeout_s=modbus.timeout_s,
+                                   retry_initial_s=modbus.retry_initial_s,
+                                   retry_max_s=modbus.retry_max_s)
+        else:
+            self.link = DirectLink(plant)
+        self.publisher = None
+        self._samples = msgspec.msgpack.Decoder(list[MeasurementPayload])
         self.model = model = model_of(asset)
         self.loop = ControlLoop(
             asset.id, model, build_estimator(model, asset.estimator),
@@ -147,15 +178,16 @@ class AssetActor:
         """One measure -> estimate -> propose -> gate -> write cycle at twin time ``t``."""
         started = time.perf_counter()
         try:
-            if self.lockstep:
+            if self.lockstep and self.plant is not None:
                 await self.plant.advance_to.remote(t)
-            measurement: Measurement = await self.plant.measure.remote()
+            measurement: Measurement | None = await self.link.measure()
             async with self._lock:
-                await self._numeric(self.loop.observe, measurement)
+                if measurement is not None:
+                    await self._numeric(self.loop.observe, measurement)
                 if self.mode is not Mode.OFF:
                     self.proposal = await self._numeric(self.loop.propose, t)
                     self.metrics.solve_seconds.observe(self.proposal.solve_time_s)
-                    await self._gate(self.proposal, t - measurement.time, measurement)
+                    await self._gate(self.proposal, self._measurement_age(t), measurement)
                 await self._save_checkpoint()
             self.tick_error = None
         except Exception as error:  # a failed tick is reported, and the next one tries again
@@ -166,6 +198,8 @@ class AssetActor:
         self.metrics.estimates = self.loop.model.states.mapping(self.loop.state.x)
         self.metrics.nis = self.loop.state.nis
         self._notify()
+        if self.publisher is not None:
+            self.publisher.publish_estimate.remote(self.loop.estimate())
 
     def add_listener(self, listener) -> None:
         """Push this asset's status to ``listener.publish`` (an actor handle, e.g. the OPC UA
@@ -180,6 +214,11 @@ class AssetActor:
             status = self.status()
             for listener in self.listeners:
                 listener.publish.remote(status)
+
+    def _measurement_age(self, t: float) -> float:
+        """Twin seconds since the newest measurement was sampled (inf before the first)."""
+        last = self.loop.last_measurement
+        return math.inf if last is None else t - last.time
 
     async def _numeric(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._numerics, function, *args)
@@ -217,10 +256,22 @@ class AssetActor:
         for record in decision.records:
             self.metrics.decisions[record.outcome.value] += 1
         if decision.applied:
-            await self.plant.apply.remote(decision.applied)
+            await self.link.apply(decision.applied, self._written(decision.applied))
             self._take(decision.applied)
             self.setpoint_times.update(dict.fromkeys(decision.applied, decision.time))
+            if self.publisher is not None:
+                self.publisher.publish_setpoints.remote(
+                    Setpoint(asset=self.config.id, time=decision.time, values=decision.applied))
         return decision
+
+    def _written(self, applied: dict[str, float]) -> dict[str, float]:
+        """Every value the plant's PLC holds for this asset, its inputs and its writable
+        disturbances, with ``applied`` over the values written before."""
+        model = self.model
+        held = {**model.inputs.mapping(self.loop.u),
+                **{name: value for name, value in model.disturbances.mapping(self.loop.d).items()
+                   if name in self.config.limits}}
+        return {**held, **applied}
 
     def _take(self, applied: dict[str, float]) -> None:
         """Hold applied values in the loop: inputs as ``u``, writable disturbances as ``d``."""
@@ -259,8 +310,7 @@ class AssetActor:
         ValueError; an unreachable safety actor raises RuntimeError (nothing written)."""
         for name, value in values.items():
             self._writable(name).check(value)
-        last = self.loop.last_measurement
-        age = self.clock.now() - last.time if last is not None else math.inf
+        age = self._measurement_age(self.clock.now())
         proposal = Proposal(asset=self.config.id, time=self.clock.now(), setpoints=values,
                             reason="operator setpoint", source="operator", user=user)
         async with self._lock:
@@ -308,6 +358,22 @@ class AssetActor:
                 "records": [{"signal": r.signal, "outcome": r.outcome.value, "reason": r.reason}
                             for r in decision.records]}
 
+    # -- measurements pushed in, estimates and setpoints published out -----------------
+
+    def ingest(self, batch: bytes) -> int:
+        """Take checked samples from a gateway (MQTT): a msgpack-encoded list of
+        MeasurementPayload. The next tick uses the newest. Returns how many samples this
+        asset has received in all."""
+        if not isinstance(self.link, IngestLink):
+            raise ValueError(f"asset {self.config.id!r} takes its measurements from its plant "
+                             "(measurement_source = \"plant\"), not from a gateway")
+        self.link.ingest(self._samples.decode(batch))
+        return self.link.received
+
+    def attach_publisher(self, publisher) -> None:
+        """Publish every estimate and applied setpoint through ``publisher`` (MQTT gateway)."""
+        self.publisher = publisher
+
     # -- queries ------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -321,8 +387,9 @@ class AssetActor:
             "mode": self.mode.value,
             "time": loop.t,
             "revision": self.revision,
-            "measurement_age_s": None if last is None else self.clock.now() - last.time,
             "healthy": self.healthy(),
+            "link": self.link.status(),
+            "measurement_age_s": _finite_or_none(self._measurement_age(self.clock.now())),
             "estimate": {name: {"value": value, "unit": model.states[name].unit,
                                 "std": estimate.std[name]}
                          for name, value in estimate.values.items()},
@@ -346,13 +413,15 @@ class AssetActor:
             "period_s": self.config.period_s,
             "ticks": self.metrics.ticks,
             "overruns": self.clock.overruns,
-            "errors": [e for e in (self.safety_error, self.tick_error) if e],
+            "errors": [e for e in (self.link.status()["error"], self.safety_error, self.tick_error)
+                       if e],
             "outputs_held": self.safety_error is not None,
             "restarted": self.restarted,
         }
 
     def healthy(self) -> bool:
-        return self.safety_error is None and self.tick_error is None
+        return (self.safety_error is None and self.tick_error is None
+                and self.link.status()["error"] is None)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.config.id, "kind": self.config.kind, "mode": self.mode.value,
@@ -360,3 +429,7 @@ class AssetActor:
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self.metrics.snapshot(self.config.id, self.config.kind)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None

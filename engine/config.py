@@ -26,12 +26,13 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from engine.messages import Mode
 from engine.passwords import parse_hash
+from engine.registers import WordOrder
 
 
 class ConfigError(ValueError):
@@ -160,6 +161,18 @@ class SimulationSettings(_Strict):
     initial: dict[str, float] = {}
 
 
+class AssetModbusSettings(_Strict):
+    """Per-asset overrides of the site's Modbus settings (PLCs of different makes).
+
+    Attributes:
+        word_order: float word order of this asset's PLC ("ABCD", "CDAB", "BADC", "DCBA").
+        unit_id: Modbus unit id this asset's PLC answers for (1-247).
+    """
+
+    word_order: WordOrder | None = None
+    unit_id: int | None = None
+
+
 class AssetConfig(_Strict):
     """One asset of a site. Values are SI, keyed by signal name.
 
@@ -182,6 +195,8 @@ class AssetConfig(_Strict):
     controller: ControllerSettings | None = None
     estimator: EstimatorSettings | None = None
     simulation: SimulationSettings = SimulationSettings()
+    modbus: AssetModbusSettings = AssetModbusSettings()
+    measurement_source: Literal["plant", "mqtt"] = "plant"
 
 
 class SiteSettings(_Strict):
@@ -292,10 +307,38 @@ class OpcUaSettings(_Strict):
         return f"opc.tcp://{self.host}:{self.port}/{self.path}"
 
 
+class ModbusSettings(_Strict):
+    """The simulated plants' PLCs (Modbus TCP servers) and the twin's Modbus clients.
+
+    Attributes:
+        host: address every PLC simulator binds to and the twin connects to.
+        base_port: TCP port of the first asset's PLC; asset i (0-based, in site-file
+            order) listens on ``base_port + i``.
+        unit_id: unit id each PLC answers for (1-247), unless the asset overrides it.
+        word_order: float word order, unless the asset overrides it (see engine.registers).
+        scan_period_s: wall seconds between PLC scans (sample the plant into the input
+            registers) in real time; in lock-step the PLC scans when the plant advances.
+        timeout_s: wall seconds the twin waits for a connection or a reply.
+        retry_initial_s: first delay before reconnecting after a lost connection, wall s;
+            doubled after each failed attempt, up to ``retry_max_s``.
+        retry_max_s: cap of the reconnection delay, wall s.
+    """
+
+    host: str = "127.0.0.1"
+    base_port: int = 5020
+    unit_id: int = 1
+    word_order: WordOrder = "ABCD"
+    scan_period_s: float = 0.25
+    timeout_s: float = 1.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+
+
 class SiteConfig(_Strict):
     site: SiteSettings
     http: HttpSettings = HttpSettings()
     opcua: OpcUaSettings = OpcUaSettings()
+    modbus: ModbusSettings = ModbusSettings()
     assets: list[AssetConfig] = []
     interlocks: list[Interlock] = []
 
@@ -344,6 +387,18 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
     if not site.site.speed > 0:
         raise ConfigError(path, "site.speed", f"must be positive, got {site.site.speed}")
     _check_opcua(site.opcua, path)
+    modbus = site.modbus
+    for key, value in (("scan_period_s", modbus.scan_period_s), ("timeout_s", modbus.timeout_s),
+                       ("retry_initial_s", modbus.retry_initial_s)):
+        if not value > 0:
+            raise ConfigError(path, f"modbus.{key}", f"must be positive, got {value}")
+    if not modbus.retry_max_s >= modbus.retry_initial_s:
+        raise ConfigError(path, "modbus.retry_max_s",
+                          f"{modbus.retry_max_s} is below retry_initial_s {modbus.retry_initial_s}")
+    if not 1 <= modbus.base_port <= 65536 - max(1, len(site.assets)):
+        raise ConfigError(path, "modbus.base_port",
+                          f"{modbus.base_port} leaves no port for each of "
+                          f"{len(site.assets)} assets")
     seen: set[str] = set()
     for i, asset in enumerate(site.assets):
         key = f"assets[{i}]"
@@ -357,6 +412,10 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
         if asset.controller is not None and asset.controller.horizon < 1:
             raise ConfigError(path, f"{key}.controller.horizon",
                               f"must be at least 1, got {asset.controller.horizon}")
+        unit_id = asset.modbus.unit_id or modbus.unit_id
+        if not 1 <= unit_id <= 247:
+            raise ConfigError(path, f"{key}.modbus.unit_id" if asset.modbus.unit_id else
+                              "modbus.unit_id", f"must be in 1..247, got {unit_id}")
         for name, limit in asset.limits.items():
             if not limit.lower <= limit.upper:
                 raise ConfigError(path, f"{key}.limits.{name}",

@@ -108,3 +108,30 @@ class Setpoint(msgspec.Struct, frozen=True):
     asset: str
     time: float
     values: dict[str, float]
+
+
+class MeasurementPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One sample as it arrives over MQTT: ``{"ts": 1.7e9, "values": {"T_bulk": 433.1}}``.
+
+    ``ts`` is the sample time (UNIX seconds of the twin's clock), ``values`` maps output
+    tags (signal names) to SI values.
+    """
+
+    ts: float
+    values: dict[str, float]
+
+
+class EstimatePayload(msgspec.Struct, frozen=True):
+    """Published on ``.../estimates``: state values and their one-sigma uncertainty."""
+
+    ts: float
+    values: dict[str, float]
+    std: dict[str, float]
+    nis: float
+
+
+class SetpointPayload(msgspec.Struct, frozen=True):
+    """Published on ``.../setpoints``: setpoints the safety gate let through."""
+
+    ts: float
+    values: dict[str, float]

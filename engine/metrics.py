@@ -27,6 +27,9 @@ LATENCY_BUCKETS = (
 """Seconds; fine enough below a millisecond for estimator and fast-MPC steps."""
 
 OUTCOMES = ("accepted", "clamped", "rejected", "queued")
+MALFORMED_REASONS = ("json", "schema", "unknown_asset", "unknown_tag", "non_finite",
+                     "out_of_range")
+"""Why the MQTT gateway refused a payload (engine.mqtt_codec.REASONS)."""
 
 
 @dataclass
@@ -71,6 +74,43 @@ class AssetMetrics:
         }
 
 
+@dataclass
+class MqttMetrics:
+    """Counters of the MQTT gateway: accepted messages and values, refused payloads."""
+
+    messages: int = 0
+    points: int = 0
+    malformed: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(MALFORMED_REASONS, 0))
+    connected: bool = False
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"messages": self.messages, "points": self.points,
+                "malformed": dict(self.malformed), "connected": self.connected}
+
+
+class _Mqtt:
+    def __init__(self, snapshot: Mapping[str, Any]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self):
+        snap = self.snapshot
+        messages = CounterMetricFamily(
+            "twinloop_mqtt_messages", "MQTT measurement messages accepted and ingested")
+        messages.add_metric([], snap["messages"])
+        points = CounterMetricFamily(
+            "twinloop_mqtt_points", "Measured values (tag, value pairs) accepted over MQTT")
+        points.add_metric([], snap["points"])
+        malformed = CounterMetricFamily(
+            "twinloop_mqtt_malformed", "MQTT payloads refused, by reason", labels=["reason"])
+        for reason, count in snap["malformed"].items():
+            malformed.add_metric([reason], count)
+        connected = GaugeMetricFamily(
+            "twinloop_mqtt_connected", "1 while the MQTT gateway is connected to its broker")
+        connected.add_metric([], float(snap["connected"]))
+        yield from (messages, points, malformed, connected)
+
+
 class _Snapshots:
     def __init__(self, snapshots: Iterable[Mapping[str, Any]]) -> None:
         self.snapshots = list(snapshots)
@@ -109,8 +149,11 @@ class _Snapshots:
         yield from (tick, solve, ticks, overruns, decisions, estimate, nis)
 
 
-def render(snapshots: Iterable[Mapping[str, Any]]) -> bytes:
-    """Prometheus text exposition of every asset's snapshot."""
+def render(snapshots: Iterable[Mapping[str, Any]], mqtt: Mapping[str, Any] | None = None
+           ) -> bytes:
+    """Prometheus text exposition of every asset's snapshot (and the MQTT gateway's)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshots(snapshots))
+    if mqtt is not None:
+        registry.register(_Mqtt(mqtt))
     return generate_latest(registry)

@@ -81,10 +81,12 @@ def _message(error: Exception) -> str:
 class TwinLoopAPI:
     """Routes HTTP requests to the asset actors and the safety actor of one site."""
 
-    def __init__(self, site: str, assets: dict[str, Any], safety: Any, tokens: list) -> None:
+    def __init__(self, site: str, assets: dict[str, Any], safety: Any, tokens: list,
+                 mqtt: Any = None) -> None:
         self.site = site
         self.assets = assets
         self.safety = safety
+        self.mqtt = mqtt
         install(TokenTable(tokens))
 
     def _asset(self, asset_id: str):
@@ -177,13 +179,16 @@ class TwinLoopAPI:
     @app.get("/metrics")
     async def metrics(self, user: str = VIEWER) -> Response:
         snapshots = await asyncio.gather(*(a.metrics_snapshot.remote() for a in self.assets.values()))
-        return Response(render(snapshots), media_type="text/plain; version=0.0.4; charset=utf-8")
+        mqtt = None if self.mqtt is None else await self.mqtt.metrics_snapshot.remote()
+        return Response(render(snapshots, mqtt),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: list = ()) -> str:
     """Start Ray Serve on ``host:port`` and deploy the API over ``fleet``, accepting the
     bearer ``tokens`` (serve.auth.Token, hashed); returns its URL."""
     serve.start(http_options={"host": host, "port": port})
-    serve.run(TwinLoopAPI.bind(fleet.site.site.name, fleet.assets, fleet.safety, list(tokens)),
+    serve.run(TwinLoopAPI.bind(fleet.site.site.name, fleet.assets, fleet.safety, list(tokens),
+                               fleet.mqtt),
               name="twinloop", route_prefix="/")
     return f"http://{host}:{port}"

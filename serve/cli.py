@@ -1,18 +1,23 @@
 """The ``twinloop`` command line.
 
     twinloop demo [--site examples/pilot.toml] [--speed X] [--duration S] [--address A]
-                  [--host H] [--port P] [--opcua-port P]
-
-runs a site on an embedded Ray (or on the Ray cluster at ``--address``), serves the
-HTTP API and metrics and the OPC UA server, prints where each service listens, and
-runs until stopped (Ctrl-C) or until ``--duration`` wall seconds have passed. The HTTP
-API accepts the tokens of the site's token file (``http.tokens``) and an admin token: the value of
-the environment variable TWINLOOP_ADMIN_TOKEN if set, else a new one, printed.
-
+                  [--host H] [--port P] [--opcua-port P] [--modbus-port P]
+                  [--mqtt mqtt://host:port]
+    twinloop modbus-map [--site examples/pilot.toml]
     twinloop token add --user NAME --role viewer|operator|engineer|admin [--file F]
 
-generates a bearer token, prints it once and appends its salted hash to the token
-file (default ``var/tokens.toml``, the site files' default ``http.tokens``).
+``demo`` runs a site on an embedded Ray (or on the Ray cluster at ``--address``) with
+each simulated plant behind a Modbus TCP PLC simulator, serves the HTTP API, metrics and
+the OPC UA server, prints where each service listens, and runs until stopped (Ctrl-C)
+or until ``--duration`` wall seconds have passed. With ``--mqtt`` it publishes every
+asset's estimates and setpoints to that broker and ingests the measurements of assets
+whose ``measurement_source`` is "mqtt". The HTTP API accepts the tokens of the site's
+token file (``http.tokens``) and an admin token: the value of the environment variable
+TWINLOOP_ADMIN_TOKEN if set, else a new one, printed.
+
+``modbus-map`` prints the site's register map. ``token add`` generates a bearer token,
+prints it once and appends its salted hash to the token file (default
+``var/tokens.toml``, the site files' default ``http.tokens``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=int, help="HTTP port (default: the site file's http.port)")
     demo.add_argument("--opcua-port", type=int,
                       help="OPC UA port (default: the site file's opcua.port, 4840)")
+    demo.add_argument("--modbus-port", type=int, help="Modbus TCP port of the first asset's PLC; "
+                      "asset i listens on this + i (default: the site file's modbus.base_port)")
+    demo.add_argument("--mqtt", metavar="URL", help="MQTT broker, mqtt://host:port "
+                      "(default: none)")
+    registers = commands.add_parser("modbus-map", help="print the site's Modbus register map")
+    registers.add_argument("--site", default=str(DEFAULT_SITE), help="site file (TOML)")
     token = commands.add_parser("token", help="manage bearer tokens").add_subparsers(
         dest="action", required=True).add_parser("add", help="generate a token, store its hash")
     token.add_argument("--user", required=True, help="name recorded in the audit log")
@@ -57,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "token":
             return add_token(args)
+        if args.command == "modbus-map":
+            return print_modbus_map(args)
         return run_demo(args)
     except (ConfigError, ValueError) as error:
         print(f"twinloop: {error}", file=sys.stderr)
@@ -73,10 +86,27 @@ def add_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_modbus_map(args: argparse.Namespace) -> int:
+    import plants
+    from engine.registers import format_map, site_map
+
+    site = plants.resolve_site(load_site(args.site), args.site)
+    models = {asset.id: plants.model_of(asset) for asset in site.assets}
+    print(format_map(site_map(site, models)))
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     import plants
 
-    site = plants.resolve_site(load_site(args.site), args.site)
+    site = load_site(args.site)
+    if args.modbus_port is not None:
+        if not 1 <= args.modbus_port <= 65536 - max(1, len(site.assets)):
+            raise ConfigError(args.site, "--modbus-port", f"{args.modbus_port} leaves no port "
+                              f"for each of {len(site.assets)} assets")
+        site = msgspec.structs.replace(
+            site, modbus=msgspec.structs.replace(site.modbus, base_port=args.modbus_port))
+    site = plants.resolve_site(site, args.site)
     if args.speed is not None and not args.speed > 0:
         raise ConfigError(args.site, "--speed", f"must be positive, got {args.speed}")
     speed = args.speed or site.site.speed
@@ -108,7 +138,10 @@ def run_demo(args: argparse.Namespace) -> int:
              logging_level="WARNING", log_to_driver=False, **embedded)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    fleet = build_fleet(site, ClockSpec(speed=speed))
+    try:
+        fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True, mqtt=args.mqtt)
+    except ValueError as error:
+        raise ConfigError(args.site, "--mqtt", str(error)) from None
     try:
         fleet.start()
         url = start_http(fleet, host, port, tokens)
@@ -123,7 +156,18 @@ def run_demo(args: argparse.Namespace) -> int:
               f"({len(tokens) - 1} token(s); `twinloop token add` adds one)", flush=True)
         print(f"  audit log    {Path(site.site.audit_db).resolve()}", flush=True)
         print(f"  OPC UA       {_serve_opcua(fleet)}", flush=True)
-        print("  Modbus TCP   not yet served (issue 6)", flush=True)
+        if fleet.plcs:
+            ports = sorted(plc.port for plc in fleet.plcs.values())
+            unit_ids = sorted({plc.unit_id for plc in fleet.plcs.values()})
+            span = f"{ports[0]}" if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
+            print(f"  Modbus TCP   {site.modbus.host}:{span}   (one PLC per "
+                  f"asset, unit id {', '.join(map(str, unit_ids))}; twinloop modbus-map "
+                  "lists the registers)", flush=True)
+        if fleet.mqtt is not None:
+            connected = ray.get(fleet.mqtt.wait_connected.remote(5.0))
+            print(f"  MQTT         {args.mqtt}   (twinloop/{site.site.name}/<asset id>/"
+                  "{measurements,estimates,setpoints}"
+                  f"{'' if connected else '; broker not reachable yet, retrying'})", flush=True)
         print(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}",
               flush=True)
         print("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.",

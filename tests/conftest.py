@@ -40,3 +40,64 @@ def two_tanks(ray_session, tmp_path_factory, request):
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace=namespace)
     yield fleet
     fleet.shutdown()
+
+
+class MqttBroker:
+    """A real MQTT broker on a loopback port: mosquitto if installed (.ci/run installs
+    it), else amqtt (the test extra). ``url`` is ``mqtt://127.0.0.1:<port>``."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        import shutil
+        import sys
+
+        self.port = port
+        self.url = f"mqtt://127.0.0.1:{port}"
+        if shutil.which("mosquitto"):
+            config = workdir / "mosquitto.conf"
+            config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                              "max_inflight_messages 1000\nmax_queued_messages 100000\n")
+            self.command = ["mosquitto", "-c", str(config)]
+        else:
+            config = workdir / "amqtt.yaml"
+            config.write_text(f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\n"
+                              "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+                              "    allow_anonymous: true\n")
+            self.command = [str(Path(sys.executable).with_name("amqtt")), "-c", str(config)]
+        self.workdir = workdir
+        self.process = None
+
+    def start(self) -> None:
+        import socket
+        import subprocess
+        import time
+
+        self.process = subprocess.Popen(self.command, cwd=self.workdir,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20.0
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"MQTT broker {self.command} did not listen on "
+                                       f"{self.port}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def mqtt_broker(tmp_path_factory):
+    """A running MqttBroker on a free port, one per test module."""
+    from tests.serve.test_http import free_port
+
+    broker = MqttBroker(free_port(), tmp_path_factory.mktemp("broker"))
+    broker.start()
+    yield broker
+    broker.stop()

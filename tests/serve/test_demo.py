@@ -1,4 +1,5 @@
-"""`twinloop demo` as a user runs it: its own embedded Ray, real time, real HTTP and OPC UA.
+"""`twinloop demo` as a user runs it: its own embedded Ray, real time, real HTTP and
+OPC UA, the loop closed over real Modbus TCP.
 
 The acceptance path of the foundation, on the two-tank site: both tanks are listed, a new bulk
 temperature reference moves the estimate towards it within a minute at --speed 600,
@@ -21,6 +22,7 @@ import httpx
 import pytest
 from asyncua import Client
 
+from tests.actors.test_modbus import free_ports
 from tests.serve.test_http import free_port
 
 LIMITS = {"tank-01": (0.1, 10.0, 0.02), "tank-02": (0.1, 8.0, 0.02)}
@@ -29,12 +31,13 @@ SITE = Path(__file__).resolve().parents[1] / "sites" / "two_tanks.toml"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    port, opcua_port = free_port(), free_port()
+def demo(tmp_path_factory, mqtt_broker):
+    port, opcua_port, modbus_port = free_port(), free_port(), free_ports(2)
     workdir = tmp_path_factory.mktemp("demo")
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),
-               "demo", "--site", str(SITE), "--speed", "600", "--duration", "240", "--port", str(port),
+               "demo", "--site", str(SITE), "--speed", "600", "--duration", "240",
+               "--port", str(port), "--modbus-port", str(modbus_port), "--mqtt", mqtt_broker.url,
                "--opcua-port", str(opcua_port)]
     token = secrets.token_urlsafe(32)
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE,
@@ -48,28 +51,30 @@ def demo(tmp_path_factory):
     assert any(f"http://127.0.0.1:{port}/assets" in line for line in lines), "".join(lines)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0,
                       headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client, lines, workdir
+        yield client, lines, workdir, modbus_port, mqtt_broker.url
     process.terminate()
     process.wait(timeout=60)
 
 
 def test_demo_prints_where_it_listens(demo):
-    _, lines, workdir = demo
+    _, lines, workdir, modbus_port, mqtt_broker = demo
     text = "".join(lines)
     assert "metrics" in text and "/metrics" in text
+    assert f"Modbus TCP   127.0.0.1:{modbus_port}-{modbus_port + 1}" in text
+    assert f"MQTT         {mqtt_broker}   (twinloop/two-tanks/<asset id>/" in text
     assert str(workdir / "var" / "two-tanks-audit.db") in text
     assert "admin token  from TWINLOOP_ADMIN_TOKEN" in text
 
 
 def test_demo_refuses_requests_without_the_admin_token(demo):
-    client, _, _ = demo
+    client, *_ = demo
     assert httpx.get(client.base_url.join("/assets"), timeout=30.0).status_code == 401
     wrong = {"Authorization": "Bearer not-the-token"}
     assert httpx.get(client.base_url.join("/assets"), headers=wrong, timeout=30.0).status_code == 401
 
 
 def test_the_printed_opc_ua_address_serves_the_assets(demo):
-    client, lines, _ = demo
+    client, lines, *_ = demo
     [line] = [line for line in lines if line.strip().startswith("OPC UA")]
     url = line.split()[2]
     assert url.startswith("opc.tcp://127.0.0.1:") and url.endswith("/twinloop")
@@ -84,7 +89,7 @@ def test_the_printed_opc_ua_address_serves_the_assets(demo):
 
 
 def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):
-    client, _, _ = demo
+    client, _, _, _, _ = demo
     assert [a["id"] for a in client.get("/assets").json()] == ["tank-01", "tank-02"]
     start = client.get("/assets/tank-01").json()["estimate"]["T_bulk"]["value"]
     target = start + 10.0
@@ -109,3 +114,50 @@ def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):
                 step = abs(record["applied"] - previous["applied"])
                 assert step <= rate * (record["time"] - previous["time"]) + 1e-9
             previous = record
+
+
+def test_the_loop_runs_over_modbus_and_a_plain_client_reads_the_plc(demo):
+    """Each tank's twin reads its PLC over Modbus; a pymodbus client at the printed
+    address reads a bulk temperature within 0.5 K of the twin's last measurement and a
+    sample time a few twin-seconds old at most (the PLC scans every 0.25 wall s)."""
+    from pymodbus.client import ModbusTcpClient
+
+    from engine.registers import decode
+
+    client, _, _, modbus_port, _ = demo
+    status = client.get("/assets/tank-02").json()
+    assert status["link"] == {**status["link"], "kind": "modbus", "connected": True,
+                              "address": f"127.0.0.1:{modbus_port + 1}"}
+    with ModbusTcpClient("127.0.0.1", port=modbus_port + 1) as plc:
+        reply = plc.read_input_registers(0, count=6, device_id=1)
+    assert not reply.isError(), reply
+    sample_time = decode(reply.registers[0:4], "float64", "ABCD")
+    t_bulk = decode(reply.registers[4:6], "float32", "ABCD")
+    assert t_bulk == pytest.approx(status["measurement"]["T_bulk"]["value"], abs=0.5)
+    assert abs(sample_time - status["measurement"]["T_bulk"]["time"]) < 600 * 4.0
+
+
+def test_the_demo_publishes_estimates_over_mqtt(demo):
+    """A plain paho subscriber receives tank-02's estimates, with its units' SI values."""
+    import json
+
+    import paho.mqtt.client as mqtt
+
+    client, _, _, _, mqtt_broker = demo
+    _, host, port = mqtt_broker.replace("/", "").split(":")
+    received = []
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    subscriber.on_message = lambda c, u, m: received.append(json.loads(m.payload))
+    subscriber.connect(host, int(port))
+    subscriber.subscribe("twinloop/two-tanks/tank-02/estimates", qos=1)
+    subscriber.loop_start()
+    try:
+        deadline = time.monotonic() + 30.0
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        subscriber.loop_stop()
+        subscriber.disconnect()
+    assert received, "no estimate published within 30 s"
+    assert set(received[-1]) == {"ts", "values", "std", "nis"}
+    assert 400.0 < received[-1]["values"]["T_bulk"] < 473.15

@@ -1,0 +1,155 @@
+"""How an AssetActor reaches its plant: measurements in, gated setpoints out.
+
+    DirectLink   actor calls to the SimulatedPlantActor (lock-step tests, no protocol)
+    ModbusLink   a Modbus TCP client of the plant's PLC: input registers in, holding
+                 registers out (engine.registers)
+    IngestLink   measurements pushed by a gateway (MQTT) through AssetActor.ingest;
+                 setpoints leave through the gateway's publisher
+
+``measure()`` returns the newest measurement, or None when there is nothing new (a lost
+connection, no message yet): the asset then keeps its last measurement, whose age
+grows until the safety watchdog refuses controller writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from engine.backoff import Backoff
+from engine.messages import Measurement, MeasurementPayload
+from engine.registers import PlcMap
+
+
+class DirectLink:
+    """The simulated plant actor, called directly."""
+
+    def __init__(self, plant) -> None:
+        self.plant = plant
+
+    async def measure(self) -> Measurement:
+        return await self.plant.measure.remote()
+
+    async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
+        await self.plant.apply.remote(setpoints)
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": "direct", "connected": True, "error": None}
+
+    async def close(self) -> None:
+        pass
+
+
+class ModbusLink:
+    """Modbus TCP client of one PLC. A failed request closes the connection; the next
+    attempt waits d_k = min(retry_initial * 2^k, retry_max) wall seconds (k failures in
+    a row) and measurements stay stale until a read succeeds again. A sample no newer
+    than the last one read (a PLC that stopped scanning) is nothing new either."""
+
+    def __init__(self, plc: PlcMap, *, timeout_s: float, retry_initial_s: float,
+                 retry_max_s: float) -> None:
+        self.plc = plc
+        self.client = AsyncModbusTcpClient(plc.host, port=plc.port, timeout=timeout_s,
+                                           retries=0, reconnect_delay=0)
+        self.backoff = Backoff(retry_initial_s, retry_max_s)
+        self.retry_at = 0.0
+        self.error: str | None = None
+        self.sample_time = float("-inf")
+
+    async def _connected(self) -> bool:
+        if self.client.connected:
+            return True
+        if time.monotonic() < self.retry_at:
+            return False
+        if await self.client.connect():
+            return True
+        self._failed("cannot connect")
+        return False
+
+    def _failed(self, problem: str) -> None:
+        self.client.close()
+        delay = self.backoff.next_delay()
+        self.retry_at = time.monotonic() + delay
+        self.error = (f"Modbus {self.plc.address} unit {self.plc.unit_id}: {problem}; "
+                      f"attempt {self.backoff.failures} failed, retrying in {delay:g} s; "
+                      "measurements are stale")
+
+    async def measure(self) -> Measurement | None:
+        if not await self._connected():
+            return None
+        try:
+            reply = await self.client.read_input_registers(
+                0, count=self.plc.input_count, device_id=self.plc.unit_id)
+        except (ModbusException, OSError, asyncio.TimeoutError) as error:
+            self._failed(f"read failed ({type(error).__name__}: {error})")
+            return None
+        if reply.isError():
+            self._failed(f"read refused ({reply})")
+            return None
+        self.backoff.reset()
+        self.error = None
+        sample_time, values = self.plc.decode_inputs(reply.registers)
+        if not sample_time > self.sample_time:
+            return None
+        self.sample_time = sample_time
+        return Measurement(asset=self.plc.asset, time=sample_time, values=values)
+
+    async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
+        """Write every input's holding registers in one request (function code 16).
+        Raises ConnectionError when the write does not reach the PLC."""
+        if not await self._connected():
+            raise ConnectionError(self.error)
+        try:
+            reply = await self.client.write_registers(
+                0, self.plc.encode_setpoints(all_inputs), device_id=self.plc.unit_id)
+        except (ModbusException, OSError, asyncio.TimeoutError) as error:
+            self._failed(f"write failed ({type(error).__name__}: {error})")
+            raise ConnectionError(self.error) from None
+        if reply.isError():
+            raise ConnectionError(f"Modbus {self.plc.address}: PLC refused setpoints "
+                                  f"{setpoints} ({reply})")
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": "modbus", "address": self.plc.address, "unit_id": self.plc.unit_id,
+                "word_order": self.plc.word_order, "connected": self.client.connected,
+                "error": self.error, "reconnect_attempts": self.backoff.failures}
+
+    async def close(self) -> None:
+        self.client.close()
+
+
+class IngestLink:
+    """Measurements pushed in (AssetActor.ingest); setpoints go out through a publisher."""
+
+    def __init__(self, asset: str) -> None:
+        self.asset = asset
+        self.latest: MeasurementPayload | None = None
+        self.taken: float = float("-inf")
+        self.received = 0
+
+    def ingest(self, samples: list[MeasurementPayload]) -> None:
+        for sample in samples:
+            if self.latest is None or sample.ts >= self.latest.ts:
+                self.latest = sample
+        self.received += len(samples)
+
+    async def measure(self) -> Measurement | None:
+        if self.latest is None or self.latest.ts <= self.taken:
+            return None
+        self.taken = self.latest.ts
+        return Measurement(asset=self.asset, time=self.latest.ts, values=self.latest.values)
+
+    async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
+        """Nothing to write here: the asset publishes applied setpoints to the gateway."""
+
+    def status(self) -> dict[str, Any]:
+        error = None if self.latest is not None else "no MQTT measurement received yet"
+        return {"kind": "mqtt", "error": error, "received": self.received,
+                "latest_time": None if self.latest is None else self.latest.ts}
+
+    async def close(self) -> None:
+        pass
