@@ -56,8 +56,7 @@ class AssetActor:
         self.model = model = model_of(asset)
         self.loop = ControlLoop(
             asset.id, model, build_estimator(model, asset.estimator),
-            build_controller(model, asset.controller,
-                             {n: lim for n, lim in asset.limits.items() if n in model.inputs}),
+            build_controller(model, asset.controller, asset.limits),
             x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
             reference=asset.reference, t0=clock.epoch,
         )
