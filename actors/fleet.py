@@ -16,7 +16,8 @@ from actors.asset import AssetActor
 from actors.plant import SimulatedPlantActor
 from actors.safety import SafetyActor
 from engine.clock import ClockSpec
-from engine.config import SiteConfig
+from engine.config import AssetConfig, SiteConfig
+from plants import model_of
 
 
 @dataclass
@@ -46,10 +47,19 @@ class Fleet:
             ray.kill(handle, no_restart=True)
 
 
+def initial_outputs(asset: AssetConfig) -> dict[str, float]:
+    """The value each writable signal (inputs, operator-set disturbances) starts at."""
+    model = model_of(asset)
+    values = {**model.inputs.mapping(model.inputs.vector(asset.inputs)),
+              **model.disturbances.mapping(model.disturbances.vector(asset.disturbances))}
+    return {name: values[name] for name in asset.limits}
+
+
 def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE) -> Fleet:
     """Create and wait for every actor of a resolved site (see plants.resolve_site)."""
+    initial = {asset.id: initial_outputs(asset) for asset in site.assets}
     safety = SafetyActor.options(name=f"safety:{site.site.name}", namespace=namespace).remote(
-        site, clock.epoch)
+        site, initial, clock.epoch)
     fleet = Fleet(site, clock, safety)
     for asset in site.assets:
         plant = SimulatedPlantActor.options(

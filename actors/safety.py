@@ -26,7 +26,6 @@ from engine.audit import AuditLog
 from engine.config import AssetConfig, SetpointLimit, SiteConfig
 from engine.messages import AuditRecord, Decision, Measurement, Mode, Outcome, Proposal
 from engine.safety import Applied, SiteView, decide, operator_limit
-from plants import model_of
 
 QUEUE_LENGTH = 20
 """Proposals kept per asset for approval; older ones drop off the queue."""
@@ -37,14 +36,11 @@ DEADLINE_MARGIN_S = 0.2
 class AssetGate:
     """What the safety actor knows about one asset."""
 
-    def __init__(self, asset: AssetConfig, t0: float) -> None:
-        model = model_of(asset)
+    def __init__(self, asset: AssetConfig, initial: dict[str, float], t0: float) -> None:
         self.limits: dict[str, SetpointLimit] = dict(asset.limits)
         self.operator_limits: dict[str, SetpointLimit] = {}
         self.mode = Mode(asset.mode)
         self.max_measurement_age = asset.max_measurement_age_s
-        initial = {**model.inputs.mapping(model.inputs.vector(asset.inputs)),
-                   **model.disturbances.mapping(model.disturbances.vector(asset.disturbances))}
         self.last_applied = {name: Applied(initial[name], t0) for name in self.limits}
         self.measured: dict[str, float] = {}
         self.queue: list[dict[str, Any]] = []
@@ -76,11 +72,14 @@ class SafetyActor:
     # Restarts without limit: while it is down every asset fails closed, so it must return.
     """Gates the setpoints of every asset of one site; see engine.safety for the rules."""
 
-    def __init__(self, site: SiteConfig, t0: float) -> None:
+    def __init__(self, site: SiteConfig, initial: dict[str, dict[str, float]], t0: float) -> None:
+        """``site`` resolved; ``initial`` the first value of each writable signal per
+        asset (see actors.fleet.initial_outputs) at twin time ``t0``; both are only the
+        starting point: what the durable store holds wins."""
         self.site = site.site.name
         self.interlocks = list(site.interlocks)
         self.audit = AuditLog(site.site.audit_db)
-        self.gates = {asset.id: AssetGate(asset, t0) for asset in site.assets}
+        self.gates = {asset.id: AssetGate(asset, initial[asset.id], t0) for asset in site.assets}
         stored = self.audit.state()
         for asset, gate in self.gates.items():
             if f"gate:{asset}" in stored:
