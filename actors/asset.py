@@ -85,7 +85,7 @@ class AssetActor:
                 self._restore(point)
                 checkpoint = point["checkpoint"] or {}
                 if checkpoint.get("running") and not self.lockstep:
-                    self._task = asyncio.create_task(self._run())
+                    self._task = asyncio.create_task(self._run(after=checkpoint["clock"]))
         finally:
             self._resumed.set()
 
@@ -136,7 +136,15 @@ class AssetActor:
             ticks += 1
         return ticks
 
-    async def _run(self) -> None:
+    async def _run(self, after: float | None = None) -> None:
+        """Tick at every deadline. A restarted loop (``after``: the twin time of its last
+        checkpoint) first runs the deadline it missed while it was down, at once."""
+        if after is not None:
+            clock = self.clock
+            missed = clock.epoch + clock.period * math.floor((clock.now() - clock.epoch)
+                                                             / clock.period)
+            if missed > after:
+                await self.tick(missed)
         while True:
             await self.tick(await self.clock.tick())
 
