@@ -17,6 +17,7 @@ file (default ``var/tokens.toml``, the site files' default ``http.tokens``).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import secrets
 import signal
@@ -77,6 +78,12 @@ def run_demo(args: argparse.Namespace) -> int:
     speed = args.speed or site.site.speed
     host = args.host or site.http.host
     port = args.port or site.http.port
+    if not args.address and _is_loopback(host):
+        # Ray turns 127.0.0.1 into the machine's address and then binds its GCS, raylet
+        # and worker ports to every interface; on a single node this setting (Ray's
+        # default on macOS and Windows) keeps the node address, and every port, on
+        # loopback. Read when Ray is imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
     import ray
     from ray import serve
@@ -128,6 +135,13 @@ def run_demo(args: argparse.Namespace) -> int:
         ray.shutdown()
     print("twinloop: stopped", flush=True)
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

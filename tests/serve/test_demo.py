@@ -7,6 +7,7 @@ and every applied setpoint in the audit respects the configured limits and rates
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shutil
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.serve.test_http import free_port
@@ -44,13 +46,13 @@ def demo(tmp_path_factory):
     assert any(f"http://127.0.0.1:{port}/assets" in line for line in lines), "".join(lines)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0,
                       headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client, lines, workdir
+        yield client, lines, workdir, process.pid
     process.terminate()
     process.wait(timeout=60)
 
 
 def test_demo_prints_where_it_listens(demo):
-    _, lines, workdir = demo
+    _, lines, workdir, _ = demo
     text = "".join(lines)
     assert "metrics" in text and "/metrics" in text
     assert str(workdir / "var" / "two-tanks-audit.db") in text
@@ -58,14 +60,32 @@ def test_demo_prints_where_it_listens(demo):
 
 
 def test_demo_refuses_requests_without_the_admin_token(demo):
-    client, _, _ = demo
+    client, *_ = demo
     assert httpx.get(client.base_url.join("/assets"), timeout=30.0).status_code == 401
     wrong = {"Authorization": "Bearer not-the-token"}
     assert httpx.get(client.base_url.join("/assets"), headers=wrong, timeout=30.0).status_code == 401
 
 
+def test_every_listener_of_the_demo_binds_to_loopback(demo):
+    """The HTTP API, and Ray's own GCS, raylet and worker ports, of the demo's process tree.
+    One exception, Ray's: Ray Serve 2.60 binds each replica's inter-deployment gRPC
+    server to [::]:0 with no setting to change it (ray/serve/_private/replica.py)."""
+    process = psutil.Process(demo[3])
+    listening = []
+    for child in [process, *process.children(recursive=True)]:
+        try:
+            connections = child.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        listening += [(child.name(), c.laddr) for c in connections if c.status == psutil.CONN_LISTEN]
+    assert len(listening) >= 4
+    exposed = [(name, address) for name, address in listening
+               if not ipaddress.ip_address(address.ip.removeprefix("::ffff:")).is_loopback]
+    assert [name for name, _ in exposed] in ([], ["ray::ServeReplica:twinloop:TwinLoopAPI"])
+
+
 def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):
-    client, _, _ = demo
+    client, *_ = demo
     assert [a["id"] for a in client.get("/assets").json()] == ["tank-01", "tank-02"]
     start = client.get("/assets/tank-01").json()["estimate"]["T_bulk"]["value"]
     target = start + 10.0
