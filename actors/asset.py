@@ -75,7 +75,8 @@ class AssetActor:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._resumed = asyncio.Event()
-        self._resumer = asyncio.get_event_loop().create_task(self._resume())
+        # held so that the task is not garbage-collected before it runs
+        self._resuming = asyncio.get_event_loop().create_task(self._resume())
 
     async def _resume(self) -> None:
         """Restore the last checkpoint after a restart (a first start has none) and, if
