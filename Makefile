@@ -26,6 +26,7 @@ bench: install
 	$(PY) bench/plant_speed.py
 	$(PY) bench/opcua.py
 	$(PY) bench/mqtt.py
+	$(PY) bench/safety.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

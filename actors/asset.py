@@ -58,6 +58,7 @@ from plants import model_of
 
 SAFETY_TIMEOUT_S = 2.0
 """Wall seconds to wait for the safety actor before failing closed."""
+SAFETY_DOWN = "safety unreachable"
 MAX_RESTARTS = 20
 """How often Ray restarts a killed asset actor."""
 
@@ -87,8 +88,7 @@ class AssetActor:
         self.model = model = model_of(asset)
         self.loop = ControlLoop(
             asset.id, model, build_estimator(model, asset.estimator),
-            build_controller(model, asset.controller,
-                             {n: lim for n, lim in asset.limits.items() if n in model.inputs}),
+            build_controller(model, asset.controller, asset.limits),
             x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
             reference=asset.reference, t0=clock.epoch,
         )
@@ -108,7 +108,8 @@ class AssetActor:
         self.listeners: list = []
         self.revision = 0
         self._resumed = asyncio.Event()
-        self._resumer = asyncio.get_event_loop().create_task(self._resume())
+        # held so that the task is not garbage-collected before it runs
+        self._resuming = asyncio.get_event_loop().create_task(self._resume())
 
     async def _resume(self) -> None:
         """Restore the last checkpoint after a restart (a first start has none) and, if
@@ -119,7 +120,7 @@ class AssetActor:
                 self._restore(point)
                 checkpoint = point["checkpoint"] or {}
                 if checkpoint.get("running") and not self.lockstep:
-                    self._task = asyncio.create_task(self._run())
+                    self._task = asyncio.create_task(self._run(after=checkpoint["clock"]))
         finally:
             self._resumed.set()
 
@@ -170,7 +171,15 @@ class AssetActor:
             ticks += 1
         return ticks
 
-    async def _run(self) -> None:
+    async def _run(self, after: float | None = None) -> None:
+        """Tick at every deadline. A restarted loop (``after``: the twin time of its last
+        checkpoint) first runs the deadline it missed while it was down, at once."""
+        if after is not None:
+            clock = self.clock
+            missed = clock.epoch + clock.period * math.floor((clock.now() - clock.epoch)
+                                                             / clock.period)
+            if missed > after:
+                await self.tick(missed)
         while True:
             await self.tick(await self.clock.tick())
 
@@ -188,7 +197,7 @@ class AssetActor:
                     self.proposal = await self._numeric(self.loop.propose, t)
                     self.metrics.solve_seconds.observe(self.proposal.solve_time_s)
                     await self._gate(self.proposal, self._measurement_age(t), measurement)
-                await self._save_checkpoint()
+                await self._observe(measurement)
             self.tick_error = None
         except Exception as error:  # a failed tick is reported, and the next one tries again
             self.tick_error = f"{type(error).__name__}: {error}"
@@ -223,12 +232,27 @@ class AssetActor:
     async def _numeric(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._numerics, function, *args)
 
-    async def _save_checkpoint(self) -> None:
+    async def _observe(self, measurement: Measurement) -> None:
+        """Hand the safety actor this tick's measurement and a checkpoint, in any mode."""
         try:
-            await asyncio.wait_for(self.safety.save_checkpoint.remote(
-                self.config.id, self._checkpoint()), SAFETY_TIMEOUT_S)
-        except Exception:  # the safety actor is down: _gate has said so; the next tick retries
-            pass
+            await asyncio.wait_for(self.safety.observe.remote(
+                self.config.id, measurement, self._checkpoint()), SAFETY_TIMEOUT_S)
+        except (TimeoutError, ray.exceptions.RayActorError) as error:
+            self.safety_error = (f"{SAFETY_DOWN} ({type(error).__name__}): outputs hold their "
+                                 "last safe value")
+        else:
+            if self.mode is Mode.OFF:
+                self.safety_error = None
+
+    async def _ask(self, method, *args, deadline: bool = True):
+        """Call a safety-actor ``method``; if it does not answer within SAFETY_TIMEOUT_S,
+        RuntimeError. With ``deadline`` the actor drops the request once the wait is
+        over, so that an unanswered change is a change not made."""
+        kwargs = {"deadline": time.time() + SAFETY_TIMEOUT_S} if deadline else {}
+        try:
+            return await asyncio.wait_for(method.remote(*args, **kwargs), SAFETY_TIMEOUT_S)
+        except (TimeoutError, ray.exceptions.RayActorError) as error:
+            raise RuntimeError(f"{SAFETY_DOWN} ({type(error).__name__}): nothing changed") from None
 
     async def _gate(self, proposal: Proposal | None, measurement_age: float,
                     measurement: Measurement | None = None, approve: int | None = None,
@@ -245,10 +269,8 @@ class AssetActor:
             decision: Decision | None = await asyncio.wait_for(ref, SAFETY_TIMEOUT_S)
             if decision is None:
                 raise TimeoutError("answered after the deadline")
-        except LookupError:
-            raise
-        except Exception as error:
-            self.safety_error = (f"safety unreachable ({type(error).__name__}): nothing written, "
+        except (TimeoutError, ray.exceptions.RayActorError) as error:
+            self.safety_error = (f"{SAFETY_DOWN} ({type(error).__name__}): nothing written, "
                                  "outputs hold their last safe value")
             return None
         self.safety_error = None
@@ -284,23 +306,28 @@ class AssetActor:
     # -- operator requests --------------------------------------------------------------
 
     async def set_reference(self, values: dict[str, float], user: str) -> dict[str, float]:
-        """Change output targets. Unknown outputs or values outside bounds raise ValueError."""
-        async with self._lock:
-            before = dict(self.loop.reference)
-            reference = self.loop.set_reference(values)
-        t = self.clock.now()
-        await self.safety.note.remote([AuditRecord(
-            time=t, asset=self.config.id, user=user, source="operator", signal=name,
-            requested=value, applied=value, outcome=Outcome.ACCEPTED,
+        """Change output targets, on record first. Unknown outputs or values outside
+        bounds raise ValueError, an unreachable safety actor RuntimeError; either way
+        nothing changes."""
+        try:
+            checked = self.model.outputs.check(values)
+        except KeyError as error:
+            raise ValueError(error.args[0]) from None
+        before = self.loop.reference
+        await self._ask(self.safety.note, [AuditRecord(
+            time=self.clock.now(), asset=self.config.id, user=user, source="operator",
+            signal=name, requested=value, applied=value, outcome=Outcome.ACCEPTED,
             reason=f"reference {name} {before.get(name, math.nan):.6g} -> {value:.6g} "
                    f"{self.model.outputs[name].unit}",
-        ) for name, value in values.items()])
+        ) for name, value in checked.items()])
+        async with self._lock:
+            reference = self.loop.set_reference(checked)
         self._notify()
         return reference
 
     async def set_mode(self, mode: str, user: str) -> str:
-        self.mode = Mode(await self.safety.set_mode.remote(
-            self.config.id, Mode(mode), user, self.clock.now()))
+        self.mode = Mode(await self._ask(self.safety.set_mode, self.config.id, Mode(mode), user,
+                                         self.clock.now()))
         self._notify()
         return self.mode.value
 
@@ -319,7 +346,7 @@ class AssetActor:
 
     async def proposals(self) -> list[dict[str, Any]]:
         """ADVISORY proposals awaiting approval, oldest first, each with its reason."""
-        return await self.safety.proposals.remote(self.config.id)
+        return await self._ask(self.safety.proposals, self.config.id, deadline=False)
 
     async def approve(self, number: int, user: str) -> dict[str, Any]:
         """Write queued proposal ``number``, gated again now (limits, rates, interlocks,
@@ -330,17 +357,18 @@ class AssetActor:
 
     async def reject(self, number: int, user: str) -> dict[str, Any]:
         """Drop queued proposal ``number`` (LookupError if unknown); nothing is written."""
-        return await self.safety.reject.remote(self.config.id, number, user, self.clock.now())
+        return await self._ask(self.safety.reject, self.config.id, number, user,
+                               self.clock.now())
 
     async def limits(self) -> dict[str, dict[str, float]]:
-        return await self.safety.limits.remote(self.config.id)
+        return await self._ask(self.safety.limits, self.config.id, deadline=False)
 
     async def set_operator_limits(self, bands: dict[str, tuple[float, float]],
                                   user: str) -> dict[str, dict[str, float]]:
         """Narrow writable signals to operator bands inside the engineering limits;
         a band outside them raises ValueError and changes nothing."""
-        return await self.safety.set_operator_limits.remote(
-            self.config.id, bands, user, self.clock.now())
+        return await self._ask(self.safety.set_operator_limits, self.config.id, bands, user,
+                               self.clock.now())
 
     def _writable(self, name: str):
         if name not in self.config.limits:

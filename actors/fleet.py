@@ -27,7 +27,7 @@ from actors.opcua import OpcUaActor
 from actors.plant import SimulatedPlantActor
 from actors.safety import SafetyActor
 from engine.clock import ClockSpec
-from engine.config import OpcUaSettings, SiteConfig
+from engine.config import AssetConfig, OpcUaSettings, SiteConfig
 from engine.mqtt_codec import parse_broker
 from engine.registers import PlcMap, site_map
 from plants import model_of
@@ -82,6 +82,14 @@ class Fleet:
             ray.kill(handle, no_restart=True)
 
 
+def initial_outputs(asset: AssetConfig) -> dict[str, float]:
+    """The value each writable signal (inputs, operator-set disturbances) starts at."""
+    model = model_of(asset)
+    values = {**model.inputs.mapping(model.inputs.vector(asset.inputs)),
+              **model.disturbances.mapping(model.disturbances.vector(asset.disturbances))}
+    return {name: values[name] for name in asset.limits}
+
+
 def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, *,
                 modbus: bool = False, mqtt: str | None = None) -> Fleet:
     """Create and wait for every actor of a resolved site (see plants.resolve_site).
@@ -94,8 +102,9 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
                          "give a broker (twinloop demo --mqtt mqtt://host:port)")
     if mqtt is not None:
         parse_broker(mqtt)
+    initial = {asset.id: initial_outputs(asset) for asset in site.assets}
     safety = SafetyActor.options(name=f"safety:{name}", namespace=namespace).remote(
-        site, clock.epoch)
+        site, initial, clock.epoch)
     fleet = Fleet(site, clock, safety, namespace=namespace)
     models = {asset.id: model_of(asset) for asset in site.assets}
     plcs = {plc.asset: plc for plc in site_map(site, models)} if modbus else {}

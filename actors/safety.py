@@ -9,8 +9,12 @@ that is not on record, and a restarted actor (``max_restarts``) resumes exactly 
 the killed one stopped.
 
 Fail closed: a caller passes the wall-clock ``deadline`` after which it stops waiting
-and holds its outputs; a request that reaches the actor after its deadline (queued
-while the actor was restarting) is dropped unrecorded, because nobody will write it.
+and holds its outputs (or reports that nothing changed); a request that reaches the
+actor after its deadline (queued while the actor was restarting) is dropped
+unrecorded, because nobody acts on its answer.
+
+Interlocks see each asset's latest measurement while it is younger than that asset's
+``max_measurement_age_s``; an older one counts as not measured, which trips them.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from engine.audit import AuditLog
 from engine.config import AssetConfig, SetpointLimit, SiteConfig
 from engine.messages import AuditRecord, Decision, Measurement, Mode, Outcome, Proposal
 from engine.safety import Applied, SiteView, decide, operator_limit
-from plants import model_of
 
 QUEUE_LENGTH = 20
 """Proposals kept per asset for approval; older ones drop off the queue."""
@@ -37,19 +40,21 @@ DEADLINE_MARGIN_S = 0.2
 class AssetGate:
     """What the safety actor knows about one asset."""
 
-    def __init__(self, asset: AssetConfig, t0: float) -> None:
-        model = model_of(asset)
+    def __init__(self, asset: AssetConfig, initial: dict[str, float], t0: float) -> None:
         self.limits: dict[str, SetpointLimit] = dict(asset.limits)
         self.operator_limits: dict[str, SetpointLimit] = {}
         self.mode = Mode(asset.mode)
         self.max_measurement_age = asset.max_measurement_age_s
-        initial = {**model.inputs.mapping(model.inputs.vector(asset.inputs)),
-                   **model.disturbances.mapping(model.disturbances.vector(asset.disturbances))}
         self.last_applied = {name: Applied(initial[name], t0) for name in self.limits}
         self.measured: dict[str, float] = {}
+        self.measured_time = -math.inf
         self.queue: list[dict[str, Any]] = []
         self.next_proposal = 1
         self.checkpoint: dict[str, Any] | None = None
+
+    def note_measurement(self, measurement: Measurement) -> None:
+        self.measured = {name: float(value) for name, value in measurement.values.items()}
+        self.measured_time = measurement.time
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -57,6 +62,7 @@ class AssetGate:
             "operator_limits": {n: [lim.lower, lim.upper] for n, lim in self.operator_limits.items()},
             "last_applied": {n: [a.value, a.time] for n, a in self.last_applied.items()},
             "measured": self.measured,
+            "measured_time": self.measured_time,
             "queue": self.queue,
             "next_proposal": self.next_proposal,
         }
@@ -67,6 +73,7 @@ class AssetGate:
                                 for n, (lower, upper) in state["operator_limits"].items()}
         self.last_applied.update({n: Applied(v, t) for n, (v, t) in state["last_applied"].items()})
         self.measured = dict(state["measured"])
+        self.measured_time = float(state["measured_time"])
         self.queue = list(state["queue"])
         self.next_proposal = int(state["next_proposal"])
 
@@ -76,11 +83,14 @@ class SafetyActor:
     # Restarts without limit: while it is down every asset fails closed, so it must return.
     """Gates the setpoints of every asset of one site; see engine.safety for the rules."""
 
-    def __init__(self, site: SiteConfig, t0: float) -> None:
+    def __init__(self, site: SiteConfig, initial: dict[str, dict[str, float]], t0: float) -> None:
+        """``site`` resolved; ``initial`` the first value of each writable signal per
+        asset (see actors.fleet.initial_outputs) at twin time ``t0``; both are only the
+        starting point: what the durable store holds wins."""
         self.site = site.site.name
         self.interlocks = list(site.interlocks)
         self.audit = AuditLog(site.site.audit_db)
-        self.gates = {asset.id: AssetGate(asset, t0) for asset in site.assets}
+        self.gates = {asset.id: AssetGate(asset, initial[asset.id], t0) for asset in site.assets}
         stored = self.audit.state()
         for asset, gate in self.gates.items():
             if f"gate:{asset}" in stored:
@@ -98,11 +108,11 @@ class SafetyActor:
                deadline: float = math.inf) -> Decision | None:
         """Gate ``proposal`` (noting ``measurement`` for the interlocks first); None if
         the caller's wall-clock ``deadline`` has passed and it no longer waits."""
-        if time.time() > deadline - DEADLINE_MARGIN_S:
+        if _late(deadline):
             return None
         gate = self._gate(proposal.asset)
         if measurement is not None:
-            gate.measured = {name: float(v) for name, v in measurement.values.items()}
+            gate.note_measurement(measurement)
         decision = self._decide(gate, proposal, measurement_age)
         if any(r.outcome is Outcome.QUEUED for r in decision.records):
             gate.queue.append({"n": gate.next_proposal, "time": proposal.time,
@@ -118,7 +128,7 @@ class SafetyActor:
                 deadline: float = math.inf) -> Decision | None:
         """Gate queued proposal ``number`` again, now, as approved by ``user``: limits,
         rates, interlocks and staleness as they are at approval time."""
-        if time.time() > deadline - DEADLINE_MARGIN_S:
+        if _late(deadline):
             return None
         gate = self._gate(asset)
         entry = self._entry(asset, gate, number)
@@ -131,8 +141,10 @@ class SafetyActor:
         self._commit(asset, gate, decision.records)
         return decision
 
-    def reject(self, asset: str, number: int, user: str, time_now: float) -> dict[str, Any]:
+    def reject(self, asset: str, number: int, user: str, time_now: float,
+               deadline: float = math.inf) -> dict[str, Any]:
         """Drop queued proposal ``number``; nothing is written, and the audit says who."""
+        _refuse_if_late(deadline)
         gate = self._gate(asset)
         entry = self._entry(asset, gate, number)
         gate.queue.remove(entry)
@@ -160,14 +172,17 @@ class SafetyActor:
             proposal, mode=gate.mode, limits=gate.limits, last_applied=gate.last_applied,
             measurement_age=age, max_measurement_age=gate.max_measurement_age,
             operator_limits=gate.operator_limits, interlocks=self.interlocks,
-            site=self._site_view())
+            site=self._site_view(proposal.time))
         for name, value in decision.applied.items():
             gate.last_applied[name] = Applied(value, decision.time)
         return decision
 
-    def _site_view(self) -> SiteView:
+    def _site_view(self, now: float) -> SiteView:
+        """Measurements fresh at twin time ``now`` and last applied values, site-wide."""
         return SiteView(
-            measured={f"{a}.{n}": v for a, g in self.gates.items() for n, v in g.measured.items()},
+            measured={f"{a}.{n}": v for a, g in self.gates.items()
+                      if now - g.measured_time <= g.max_measurement_age
+                      for n, v in g.measured.items()},
             applied={f"{a}.{n}": x.value for a, g in self.gates.items()
                      for n, x in g.last_applied.items()})
 
@@ -176,11 +191,14 @@ class SafetyActor:
 
     # -- operator settings ---------------------------------------------------------------
 
-    def note(self, records: list[AuditRecord]) -> None:
+    def note(self, records: list[AuditRecord], deadline: float = math.inf) -> None:
         """Record operator actions that are not setpoint decisions (reference changes)."""
+        _refuse_if_late(deadline)
         self.audit.append(records)
 
-    def set_mode(self, asset: str, mode: Mode, user: str, time: float) -> Mode:
+    def set_mode(self, asset: str, mode: Mode, user: str, time: float,
+                 deadline: float = math.inf) -> Mode:
+        _refuse_if_late(deadline)
         gate = self._gate(asset)
         new = Mode(mode)
         record = AuditRecord(
@@ -196,9 +214,10 @@ class SafetyActor:
         return self._gate(asset).mode
 
     def set_operator_limits(self, asset: str, bands: dict[str, tuple[float, float]], user: str,
-                            time: float) -> dict[str, dict[str, float]]:
+                            time: float, deadline: float = math.inf) -> dict[str, dict[str, float]]:
         """Narrow writable signals to operator bands (lower, upper); each must lie inside
         the engineering limits, or nothing changes (ValueError naming signal and bound)."""
+        _refuse_if_late(deadline)
         gate = self._gate(asset)
         unknown = sorted(set(bands) - set(gate.limits))
         if unknown:
@@ -228,13 +247,17 @@ class SafetyActor:
                 out[name] |= {"operator_lower": band.lower, "operator_upper": band.upper}
         return out
 
-    # -- asset checkpoints ---------------------------------------------------------------
+    # -- every tick: measurements and checkpoints ------------------------------------------
 
-    def save_checkpoint(self, asset: str, data: dict[str, Any]) -> None:
-        """Keep an asset actor's plain-data checkpoint durably, for its restart."""
+    def observe(self, asset: str, measurement: Measurement | None,
+                checkpoint: dict[str, Any]) -> None:
+        """After each tick, in any mode: the asset's latest ``measurement`` (for the
+        interlocks) and its plain-data ``checkpoint`` (for its restart), kept durably."""
         gate = self._gate(asset)
-        gate.checkpoint = data
-        self.audit.append([], {f"checkpoint:{asset}": data})
+        if measurement is not None:
+            gate.note_measurement(measurement)
+        gate.checkpoint = checkpoint
+        self.audit.append([], {f"gate:{asset}": gate.to_state(), f"checkpoint:{asset}": checkpoint})
 
     def restore_point(self, asset: str) -> dict[str, Any]:
         """What a restarted asset actor resumes from: its checkpoint (or None), its
@@ -259,6 +282,17 @@ class SafetyActor:
             return self.gates[asset]
         except KeyError:
             raise KeyError(f"asset {asset!r} is not registered with safety:{self.site}") from None
+
+
+def _late(deadline: float) -> bool:
+    """Has the caller's wall-clock deadline (nearly) passed, so that it no longer waits?"""
+    return time.time() > deadline - DEADLINE_MARGIN_S
+
+
+def _refuse_if_late(deadline: float) -> None:
+    if _late(deadline):
+        raise TimeoutError("request reached the safety actor after its caller's deadline; "
+                           "nothing changed")
 
 
 def _record_dict(record: AuditRecord) -> dict[str, Any]:

@@ -27,8 +27,11 @@ def build_estimator(model: PlantModel, settings: EstimatorSettings) -> Estimator
 def build_controller(
     model: PlantModel, settings: ControllerSettings, limits: Mapping[str, SetpointLimit]
 ) -> Controller:
-    """The controller of ``settings.backend`` for ``model`` with the setpoint ``limits``.
-    Unknown backends raise ValueError."""
+    """The controller of ``settings.backend`` for ``model`` with the setpoint ``limits``
+    of its inputs (limits of disturbances an operator writes, such as a terminal's
+    loading draws, are the safety actor's, not the controller's). Unknown backends
+    raise ValueError."""
+    limits = {name: limit for name, limit in limits.items() if name not in model.disturbances}
     if settings.backend == "do-mpc":
         from controllers.mpc_dompc import DoMpcController
 

@@ -77,13 +77,6 @@ class AuditLog:
         return {key: json.loads(value)
                 for key, value in self._db.execute("SELECT key, value FROM state")}
 
-    def count(self, asset: str | None = None) -> int:
-        """How many records (of ``asset``) the log holds."""
-        sql, args = "SELECT COUNT(*) FROM audit", []
-        if asset is not None:
-            sql, args = sql + " WHERE asset = ?", [asset]
-        return self._db.execute(sql, args).fetchone()[0]
-
     def query(
         self,
         asset: str | None = None,

@@ -83,24 +83,26 @@ def resolve_site(site: SiteConfig, path: str | Path = "<site>") -> SiteConfig:
     return resolved
 
 
+OUTPUT, WRITABLE = "an output", "a writable signal"
+
+
 def _check_interlocks(site: SiteConfig, path: str | Path) -> None:
     """Interlocks watch measured outputs and act on writable signals (those with limits)."""
     assets = {a.id: a for a in site.assets}
     for i, lock in enumerate(site.interlocks):
         if isinstance(lock, TripInterlock):
-            roles = [("when", lock.when, "output"), ("hold", lock.hold, "writable"),
-                     ("close", lock.close, "writable")]
+            roles = [("when", lock.when, OUTPUT), ("hold", lock.hold, WRITABLE),
+                     ("close", lock.close, WRITABLE)]
         else:
-            roles = [("signals", lock.signals, "writable")]
+            roles = [("signals", lock.signals, WRITABLE)]
         for field, names, role in roles:
             for j, name in enumerate(names):
                 asset = assets[name.partition(".")[0]]
                 signal = name.partition(".")[2]
-                known = model_of(asset).outputs.names if role == "output" else list(asset.limits)
+                known = model_of(asset).outputs.names if role == OUTPUT else list(asset.limits)
                 if signal not in known:
                     raise ConfigError(path, f"interlocks[{i}].{field}[{j}]",
-                                      f"{name!r} is not a{'' if role == 'output' else ' writable'} "
-                                      f"{role if role == 'output' else 'signal'} of {asset.id}; "
+                                      f"{name!r} is not {role} of {asset.id}; "
                                       f"known: {', '.join(known)}")
 
 

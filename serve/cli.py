@@ -23,6 +23,7 @@ prints it once and appends its salted hash to the token file (default
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import secrets
 import signal
@@ -117,6 +118,12 @@ def run_demo(args: argparse.Namespace) -> int:
             raise ConfigError(args.site, "--opcua-port", f"must be in 1..65535, got {args.opcua_port}")
         site = msgspec.structs.replace(
             site, opcua=msgspec.structs.replace(site.opcua, port=args.opcua_port))
+    if not args.address and _is_loopback(host):
+        # Ray turns 127.0.0.1 into the machine's address and then binds its GCS, raylet
+        # and worker ports to every interface; on a single node this setting (Ray's
+        # default on macOS and Windows) keeps the node address, and every port, on
+        # loopback. Read when Ray is imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
     import ray
     from ray import serve
@@ -194,6 +201,11 @@ def _serve_opcua(fleet) -> str:
         return f"{url}   (security None, anonymous)"
     return (f"{url}   (security {settings.security}, users: {', '.join(settings.users)}; "
             f"server certificate in {Path(settings.certificate_dir).resolve()})")
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

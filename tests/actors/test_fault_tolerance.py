@@ -94,6 +94,14 @@ def test_no_write_passes_while_the_safety_actor_is_down_and_its_state_survives(l
     assert status["outputs_held"] and not status["healthy"]
     assert "safety unreachable" in status["errors"][0]
     assert ray.get(plant.truth.remote())["inputs"]["m_oil"] == held
+    reference = status["reference"]
+    for request in (asset.set_reference.remote({"T_bulk": 440.0}, "olga"),
+                    asset.set_mode.remote("MANUAL", "olga"),
+                    asset.write_setpoints.remote({"m_oil": 1.0}, "olga")):
+        with pytest.raises(RuntimeError, match="safety unreachable"):
+            ray.get(request)
+    status = ray.get(asset.status.remote())
+    assert (status["reference"], status["mode"]) == (reference, "AUTONOMOUS")
 
     # down: killed while hung; Ray restarts it from its durable store
     os.kill(pid, signal.SIGKILL)

@@ -59,6 +59,48 @@ def test_safety_limits_must_lie_inside_engineering_bounds():
         resolve(MINIMAL + "[assets.limits.m_oil]\nlower = 0.1\nupper = 50.0\n")
 
 
+def test_the_pilot_interlocks_resolve():
+    site = plants.resolve_site(load_site(PILOT), PILOT)
+    kinds = [type(lock).__name__ for lock in site.interlocks]
+    assert kinds == ["TripInterlock", "CountInterlock"] + ["TripInterlock"] * 10
+    terminal = next(a for a in site.assets if a.id == "terminal")
+    assert terminal.limits["receipt_03"].upper == 60.0  # an operator-written disturbance
+
+
+TRIP = """
+[[interlocks]]
+kind = "trip"
+name = "hot"
+when = ["tank-01.T_bulk"]
+above = 470.0
+"""
+
+
+@pytest.mark.parametrize(("extra", "key", "problem"), [
+    (TRIP + 'hold = ["tank-01.m_oil"]', None, None),
+    (TRIP + 'hold = ["tank-02.m_oil"]', "interlocks[0].tank-02.m_oil",
+     "not '<asset id>.<signal>' of an asset of this site; assets: tank-01"),
+    (TRIP + 'hold = ["m_oil"]', "interlocks[0].m_oil", "not '<asset id>.<signal>'"),
+    (TRIP + 'close = ["tank-01.T_supply"]', "interlocks[0].close[0]",
+     "'tank-01.T_supply' is not a writable signal of tank-01; known: m_oil"),
+    (TRIP.replace("tank-01.T_bulk", "tank-01.m_oil"), "interlocks[0].when[0]",
+     "'tank-01.m_oil' is not an output of tank-01; known: T_bulk, T_return"),
+    (TRIP.replace('"trip"', '"sometimes"'), "interlocks[0].kind",
+     "Invalid value 'sometimes'"),
+    (TRIP.replace("above = 470.0", ""), "interlocks[0]", "missing required field `above`"),
+    ('[[interlocks]]\nkind = "max_active"\nname = "n"\nsignals = ["tank-01.m_oil"]\n'
+     "max_active = -1", "interlocks[0].max_active", "must be at least 0, got -1"),
+])
+def test_interlock_errors_name_file_key_and_problem(extra, key, problem):
+    if key is None:
+        assert resolve(MINIMAL + extra).interlocks[0].hold == ["tank-01.m_oil"]
+        return
+    with pytest.raises(ConfigError) as caught:
+        resolve(MINIMAL + extra)
+    assert (caught.value.path, caught.value.key) == ("site.toml", key)
+    assert problem in caught.value.problem
+
+
 def test_unknown_kind_and_duplicate_ids_are_refused():
     with pytest.raises(ConfigError, match="unknown asset kind 'boiler'"):
         resolve(MINIMAL.replace("asphalt_tank", "boiler"))

@@ -10,6 +10,7 @@ printed OPC UA address answers a standard client with the same values as HTTP.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import secrets
 import shutil
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from asyncua import Client
 
@@ -51,13 +53,13 @@ def demo(tmp_path_factory, mqtt_broker):
     assert any(f"http://127.0.0.1:{port}/assets" in line for line in lines), "".join(lines)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0,
                       headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client, lines, workdir, modbus_port, mqtt_broker.url
+        yield client, lines, workdir, modbus_port, mqtt_broker.url, process.pid
     process.terminate()
     process.wait(timeout=60)
 
 
 def test_demo_prints_where_it_listens(demo):
-    _, lines, workdir, modbus_port, mqtt_broker = demo
+    _, lines, workdir, modbus_port, mqtt_broker, _ = demo
     text = "".join(lines)
     assert "metrics" in text and "/metrics" in text
     assert f"Modbus TCP   127.0.0.1:{modbus_port}-{modbus_port + 1}" in text
@@ -88,8 +90,26 @@ def test_the_printed_opc_ua_address_serves_the_assets(demo):
     assert asyncio.run(read()) == client.get("/assets/tank-02").json()["mode"]
 
 
+def test_every_listener_of_the_demo_binds_to_loopback(demo):
+    """The HTTP API, and Ray's own GCS, raylet and worker ports, of the demo's process tree.
+    One exception, Ray's: Ray Serve 2.60 binds each replica's inter-deployment gRPC
+    server to [::]:0 with no setting to change it (ray/serve/_private/replica.py)."""
+    process = psutil.Process(demo[-1])
+    listening = []
+    for child in [process, *process.children(recursive=True)]:
+        try:
+            connections = child.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        listening += [(child.name(), c.laddr) for c in connections if c.status == psutil.CONN_LISTEN]
+    assert len(listening) >= 4
+    exposed = [(name, address) for name, address in listening
+               if not ipaddress.ip_address(address.ip.removeprefix("::ffff:")).is_loopback]
+    assert [name for name, _ in exposed] in ([], ["ray::ServeReplica:twinloop:TwinLoopAPI"])
+
+
 def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):
-    client, _, _, _, _ = demo
+    client, *_ = demo
     assert [a["id"] for a in client.get("/assets").json()] == ["tank-01", "tank-02"]
     start = client.get("/assets/tank-01").json()["estimate"]["T_bulk"]["value"]
     target = start + 10.0
@@ -124,7 +144,7 @@ def test_the_loop_runs_over_modbus_and_a_plain_client_reads_the_plc(demo):
 
     from engine.registers import decode
 
-    client, _, _, modbus_port, _ = demo
+    client, _, _, modbus_port, _, _ = demo
     status = client.get("/assets/tank-02").json()
     assert status["link"] == {**status["link"], "kind": "modbus", "connected": True,
                               "address": f"127.0.0.1:{modbus_port + 1}"}
@@ -143,7 +163,7 @@ def test_the_demo_publishes_estimates_over_mqtt(demo):
 
     import paho.mqtt.client as mqtt
 
-    client, _, _, _, mqtt_broker = demo
+    client, _, _, _, mqtt_broker, _ = demo
     _, host, port = mqtt_broker.replace("/", "").split(":")
     received = []
     subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)

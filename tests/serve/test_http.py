@@ -115,6 +115,27 @@ def test_malformed_body_is_422_naming_the_field_and_changes_nothing(api, path, b
     assert api.get("/assets/tank-01/limits").json() == limits_before
 
 
+@pytest.mark.parametrize(("path", "body", "message"), [
+    ("setpoints", '{"m_oil": NaN}', "signal 'm_oil': nan is not a finite number"),
+    ("setpoints", '{"m_oil": Infinity}', "signal 'm_oil': inf is not a finite number"),
+    ("setpoints", '{"m_oil": 1e999}', "signal 'm_oil': inf is not a finite number"),
+    ("setpoints", '{"m_oil": 50.0}', "'m_oil': 50 kg/s is above its upper bound 12 kg/s"),
+    ("setpoints", '{"T_supply": 500.0}', "unknown signal 'T_supply': writable signals"),
+    ("reference", '{"T_bulk": NaN}', "signal 'T_bulk': nan is not a finite number"),
+    ("limits", '{"m_oil": {"lower": NaN, "upper": 2}}', "operator lower limit nan is not"),
+])
+def test_non_finite_or_unknown_values_are_422_naming_the_signal(api, path, body, message):
+    before = api.get("/assets/tank-01").json()
+    audit_before = api.get("/assets/tank-01/audit", params={"limit": 100_000}).json()
+    reply = api.put(f"/assets/tank-01/{path}", content=body,
+                    headers={"content-type": "application/json"})
+    assert reply.status_code == 422
+    assert message in reply.json()["detail"]
+    after = api.get("/assets/tank-01").json()
+    assert (after["setpoints"], after["reference"]) == (before["setpoints"], before["reference"])
+    assert api.get("/assets/tank-01/audit", params={"limit": 100_000}).json() == audit_before
+
+
 def test_without_a_token_401_and_without_the_role_403(api):
     bare = httpx.Client(base_url=str(api.base_url), timeout=30.0)
     assert bare.get("/healthz").status_code == 200  # liveness stays open

@@ -1,0 +1,145 @@
+"""What the safety gate costs, against baselines measured in the same run.
+
+    python bench/safety.py
+
+- Policy: ``engine.safety.decide`` on a three-signal proposal with the site's checks
+  (operator bands, a trip interlock watching three measurements and a count interlock
+  over ten signals, as in examples/pilot.toml) against the same call with limits and
+  rates only (the baseline). Median of 5 repeats of 20,000 calls each; reported as
+  microseconds per decision and the ratio.
+- Durable commit: ``AuditLog.append`` of three records together with the safety
+  actor's state entry of the asset (one SQLite transaction, WAL, synchronous=FULL, as
+  the SafetyActor commits every decision) against appending the three records alone
+  (the baseline: the audit log before this issue). Median of 200 commits each, in a
+  temporary directory on the same disk as this file; milliseconds and the ratio.
+- Token check: ``serve.auth.TokenTable.identify`` of the last of 10 tokens (10 salted
+  SHA-256 hashes, the worst case of a 10-token file) against one SHA-256 of the token
+  (the baseline). Microseconds and the ratio.
+
+Results are merged into ``bench/results.json`` under the key ``"safety"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import secrets
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from engine.audit import AuditLog
+from engine.config import CountInterlock, SetpointLimit, TripInterlock
+from engine.messages import AuditRecord, Mode, Outcome, Proposal
+from engine.safety import Applied, SiteView, decide, operator_limit
+from serve.auth import Token, TokenTable, hash_token
+
+RESULTS = Path(__file__).with_name("results.json")
+CALLS = 20_000
+REPEATS = 5
+COMMITS = 200
+
+LIMITS = {"T_supply": SetpointLimit(lower=473.15, upper=573.15, max_rate=0.05),
+          "m_loop": SetpointLimit(lower=2.0, upper=25.0, max_rate=0.05),
+          "valve_01": SetpointLimit(lower=0.0, upper=1.0, max_rate=0.01)}
+LAST = {name: Applied(limit.lower, 0.0) for name, limit in LIMITS.items()}
+PROPOSAL = Proposal(asset="terminal", time=300.0, reason="mpc",
+                    setpoints={"T_supply": 520.0, "m_loop": 12.0, "valve_01": 0.4})
+
+
+def per_call(function, calls: int) -> float:
+    """Median seconds per call over REPEATS runs of ``calls`` calls."""
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        times.append((time.perf_counter() - start) / calls)
+    return statistics.median(times)
+
+
+def bench_policy() -> dict:
+    interlocks = [
+        TripInterlock(name="MAOP", when=[f"line.discharge_pressure_{i}" for i in (1, 2, 3)],
+                      above=9.6e6, hold=["terminal.m_loop"]),
+        CountInterlock(name="pumps", signals=[f"terminal.draw_{i:02d}" for i in range(1, 11)],
+                       max_active=3),
+    ]
+    site = SiteView(measured={f"line.discharge_pressure_{i}": 3.2e6 for i in (1, 2, 3)},
+                    applied={f"terminal.draw_{i:02d}": 0.0 for i in range(1, 11)})
+    bands = {"m_loop": operator_limit("m_loop", 5.0, 20.0, LIMITS["m_loop"])}
+
+    def bare():
+        decide(PROPOSAL, mode=Mode.AUTONOMOUS, limits=LIMITS, last_applied=LAST,
+               measurement_age=0.0)
+
+    def full():
+        decide(PROPOSAL, mode=Mode.AUTONOMOUS, limits=LIMITS, last_applied=LAST,
+               measurement_age=0.0, max_measurement_age=600.0, operator_limits=bands,
+               interlocks=interlocks, site=site)
+
+    baseline, checked = per_call(bare, CALLS), per_call(full, CALLS)
+    return {"decisions": CALLS * REPEATS, "limits_and_rates_us": baseline * 1e6,
+            "all_checks_us": checked * 1e6, "ratio_all_checks_to_limits_and_rates":
+            checked / baseline}
+
+
+def bench_commit() -> dict:
+    records = [AuditRecord(time=300.0, asset="terminal", user="controller",
+                           source="controller", signal=name, requested=1.0, applied=1.0,
+                           outcome=Outcome.ACCEPTED, reason="within limits | mpc")
+               for name in LIMITS]
+    state = {"gate:terminal": {"mode": "AUTONOMOUS", "operator_limits": {},
+                               "last_applied": {n: [1.0, 300.0] for n in LIMITS},
+                               "measured": {f"level_{i:02d}": 9.0 for i in range(1, 11)},
+                               "queue": [], "next_proposal": 1}}
+    with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as folder:
+        log = AuditLog(Path(folder) / "bench.db")
+
+        def median_ms(write):
+            times = []
+            for _ in range(COMMITS):
+                start = time.perf_counter()
+                write()
+                times.append(time.perf_counter() - start)
+            return statistics.median(times) * 1e3
+
+        baseline = median_ms(lambda: log.append(records))
+        with_state = median_ms(lambda: log.append(records, state))
+        log.close()
+    return {"commits": COMMITS, "records_only_ms": baseline, "records_and_state_ms": with_state,
+            "ratio_with_state_to_records_only": with_state / baseline}
+
+
+def bench_tokens() -> dict:
+    tokens = [secrets.token_urlsafe(32) for _ in range(10)]
+    table = TokenTable([Token(f"user{i}", "viewer", hash_token(t)) for i, t in enumerate(tokens)])
+    last = tokens[-1]
+    baseline = per_call(lambda: hashlib.sha256(last.encode()).hexdigest(), CALLS // 10)
+    check = per_call(lambda: table.identify(last), CALLS // 10)
+    return {"tokens": len(tokens), "sha256_us": baseline * 1e6, "identify_last_us": check * 1e6,
+            "ratio_identify_to_one_sha256": check / baseline}
+
+
+def main() -> None:
+    results = {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(),
+                    "load_average_1m_before": os.getloadavg()[0]},
+        "policy": bench_policy(),
+        "durable_commit": bench_commit(),
+        "token_check": bench_tokens(),
+    }
+    print(json.dumps(results, indent=2))
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data["safety"] = results
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
