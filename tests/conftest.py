@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+import socket
 from pathlib import Path
 
 import pytest
@@ -95,9 +98,34 @@ class MqttBroker:
 @pytest.fixture(scope="module")
 def mqtt_broker(tmp_path_factory):
     """A running MqttBroker on a free port, one per test module."""
-    from tests.serve.test_http import free_port
 
     broker = MqttBroker(free_port(), tmp_path_factory.mktemp("broker"))
     broker.start()
     yield broker
     broker.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def admin_api(fleet):
+    """The HTTP API over ``fleet`` on a free loopback port, and a client that carries an
+    admin bearer token; Ray Serve is shut down afterwards."""
+    import httpx
+    from ray import serve
+
+    from serve.app import start_http
+    from serve.auth import Token, hash_token
+
+    token = secrets.token_urlsafe(32)
+    url = start_http(fleet, "127.0.0.1", free_port(), [Token("tester", "admin", hash_token(token))])
+    try:
+        with httpx.Client(base_url=url, timeout=30.0,
+                          headers={"Authorization": f"Bearer {token}"}) as client:
+            yield client
+    finally:
+        serve.shutdown()

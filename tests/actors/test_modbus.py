@@ -9,14 +9,13 @@ from __future__ import annotations
 import socket
 import time
 
-import httpx
 import msgspec
 import pytest
 import ray
 from pymodbus.client import ModbusTcpClient
 
 from engine.registers import decode
-from tests.serve.test_http import free_port
+from tests.conftest import admin_api, free_port
 
 FLOAT32 = 2.0 ** -23
 """Relative precision of a float32 (one unit in the last place)."""
@@ -66,14 +65,8 @@ def fleet(ray_session, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(fleet):
-    from ray import serve
-
-    from serve.app import start_http
-
-    url = start_http(fleet, "127.0.0.1", free_port())
-    with httpx.Client(base_url=url, timeout=30.0) as client:
+    with admin_api(fleet) as client:
         yield client
-    serve.shutdown()
 
 
 def read_plc(plc):

@@ -15,12 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.serve.test_http import free_port
+from tests.conftest import admin_api
 
 SITE = Path(__file__).resolve().parents[1] / "sites" / "mqtt_tank.toml"
 EPOCH = 1.7e9
@@ -68,14 +67,8 @@ def fleet(ray_session, mqtt_broker, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(fleet):
-    from ray import serve
-
-    from serve.app import start_http
-
-    url = start_http(fleet, "127.0.0.1", free_port())
-    with httpx.Client(base_url=url, timeout=30.0) as client:
+    with admin_api(fleet) as client:
         yield client
-    serve.shutdown()
 
 
 @pytest.fixture(scope="module")

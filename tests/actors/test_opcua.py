@@ -23,7 +23,7 @@ from actors.opcua import OpcUaActor
 from actors.opcua_space import UNECE_NAMESPACE, unit_id
 from engine.config import OpcUaSettings
 from engine.passwords import hash_password
-from tests.serve.test_http import free_port
+from tests.conftest import free_port
 
 NAMESPACE_URI = "urn:twinloop:two-tanks"
 TIMEOUT_S = 20.0

@@ -14,7 +14,7 @@ from actors.plc import PlcSimulator
 from engine.config import parse_site
 from engine.registers import plc_map
 from engine.simulation import SimulatedPlant
-from tests.serve.test_http import free_port
+from tests.conftest import free_port
 
 SITE = '[site]\nname = "s"\n[[assets]]\nid = "tank-01"\nkind = "asphalt_tank"\n'
 

@@ -25,7 +25,7 @@ import pytest
 from asyncua import Client
 
 from tests.actors.test_modbus import free_ports
-from tests.serve.test_http import free_port
+from tests.conftest import free_port
 
 LIMITS = {"tank-01": (0.1, 10.0, 0.02), "tank-02": (0.1, 8.0, 0.02)}
 """m_oil lower, upper (kg/s) and max rate (kg/s per s) from tests/sites/two_tanks.toml."""

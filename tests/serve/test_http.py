@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import socket
 import subprocess
 
 import httpx
 import pytest
 
 from serve.auth import Token, hash_token
+from tests.conftest import free_port
 
 TOKENS = {role: secrets.token_urlsafe(32) for role in ("viewer", "operator", "engineer", "admin")}
 USERS = {"viewer": "vera", "operator": "olga", "engineer": "emil", "admin": "ada"}
@@ -19,12 +19,6 @@ USERS = {"viewer": "vera", "operator": "olga", "engineer": "emil", "admin": "ada
 
 def bearer(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[role]}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
