@@ -21,9 +21,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import msgspec
 import ray
 
-from controllers import build_controller, build_estimator
+from controllers import CONTROLLER_BACKENDS, build_controller, build_estimator
+from controllers.tuning import changes, describe, retune
 from engine.clock import ClockSpec
 from engine.config import AssetConfig
 from engine.loop import ControlLoop
@@ -61,6 +63,7 @@ class AssetActor:
         self.tick_error: str | None = None
         self._numerics = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"numerics-{asset.id}")
         self._lock = asyncio.Lock()
+        self._tuning_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
 
     # -- running ------------------------------------------------------------------------
@@ -173,6 +176,33 @@ class AssetActor:
                 "records": [{"signal": r.signal, "outcome": r.outcome.value, "reason": r.reason}
                             for r in decision.records]}
 
+    async def set_controller(self, change: dict[str, Any], user: str) -> dict[str, Any]:
+        """Retune the controller without restarting the asset (see controllers.tuning).
+
+        The change is checked, the new controller built on the numerics thread and the
+        new limits handed to the safety actor before the new controller replaces the old
+        one; a ValueError at any of these steps leaves the old controller and limits in
+        place. Returns the new tuning."""
+        async with self._tuning_lock:
+            before = self.controller_tuning()
+            settings, limits = retune(self.model, self.config.controller, self.config.limits,
+                                      change, CONTROLLER_BACKENDS)
+            controller = await self._numeric(build_controller, self.model, settings, limits)
+            t = self.clock.now()
+            await self.safety.set_limits.remote(self.config.id, limits, user, t)
+            async with self._lock:
+                self.loop.controller = controller
+                self.config = msgspec.structs.replace(self.config, controller=settings,
+                                                      limits=limits)
+            after = self.controller_tuning()
+            changed = changes(before, after)
+            if changed:
+                await self.safety.note.remote([AuditRecord(
+                    time=t, asset=self.config.id, user=user, source="operator",
+                    signal="controller", requested=None, applied=None,
+                    outcome=Outcome.ACCEPTED, reason="tuning: " + "; ".join(changed))])
+            return after
+
     # -- queries ------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -209,6 +239,10 @@ class AssetActor:
             "overruns": self.clock.overruns,
             "errors": [e for e in (self.safety_error, self.tick_error) if e],
         }
+
+    def controller_tuning(self) -> dict[str, Any]:
+        return describe(self.model, self.config.controller, self.config.limits,
+                        CONTROLLER_BACKENDS)
 
     def healthy(self) -> bool:
         return self.safety_error is None and self.tick_error is None

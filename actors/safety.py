@@ -53,6 +53,23 @@ class SafetyActor:
             gate.last_applied[name] = Applied(value, decision.time)
         return decision
 
+    def set_limits(self, asset: str, limits: dict[str, SetpointLimit], user: str,
+                   time: float) -> dict[str, SetpointLimit]:
+        """Replace an asset's setpoint limits (already checked against the engineering
+        bounds by ``controllers.tuning``), one audit record per changed input."""
+        gate = self._gate(asset)
+        records = [AuditRecord(
+            time=time, asset=asset, user=user, source="operator", signal=name,
+            requested=None, applied=None, outcome=Outcome.ACCEPTED,
+            reason=f"limits {name} {_limit_text(gate.limits.get(name))} -> {_limit_text(limit)}",
+        ) for name, limit in limits.items() if gate.limits.get(name) != limit]
+        self.audit.append(records)
+        gate.limits = dict(limits)
+        return gate.limits
+
+    def limits(self, asset: str) -> dict[str, SetpointLimit]:
+        return dict(self._gate(asset).limits)
+
     def note(self, records: list[AuditRecord]) -> None:
         """Record operator actions that are not setpoint decisions (reference changes)."""
         self.audit.append(records)
@@ -85,6 +102,12 @@ class SafetyActor:
             return self.gates[asset]
         except KeyError:
             raise KeyError(f"asset {asset!r} is not registered with safety:{self.site}") from None
+
+
+def _limit_text(limit: SetpointLimit | None) -> str:
+    if limit is None:
+        return "none"
+    return f"[{limit.lower:g}, {limit.upper:g}] at most {limit.max_rate:g}/s"
 
 
 def _record_dict(record: AuditRecord) -> dict[str, Any]:

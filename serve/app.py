@@ -6,6 +6,8 @@
     PUT  /assets/{id}/reference    {output: target}        (SI)
     PUT  /assets/{id}/mode         {"mode": "OFF" | "MANUAL" | "ADVISORY" | "AUTONOMOUS"}
     PUT  /assets/{id}/setpoints    {input: value}          operator setpoints, gated
+    GET  /assets/{id}/controller   tuning: backend, horizon, weights, limits, backends
+    PUT  /assets/{id}/controller   a partial tuning; rebuilt live, or 422 and unchanged
     GET  /assets/{id}/audit        ?since&until&outcome&limit
     GET  /metrics                  Prometheus exposition for the whole fleet
 
@@ -96,6 +98,23 @@ class TwinLoopAPI:
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.write_setpoints.remote(body, HTTP_USER))
+
+    @app.get("/assets/{asset_id}/controller")
+    async def get_controller(self, asset_id: str) -> dict[str, Any]:
+        return await self._asset(asset_id).controller_tuning.remote()
+
+    @app.put("/assets/{asset_id}/controller")
+    async def put_controller(
+        self, asset_id: str,
+        body: dict[str, Any] = Body(examples=[{
+            "horizon": 20, "tracking": {"T_bulk": 50.0}, "move_suppression": {"m_oil": 0.2},
+            "limits": {"m_oil": {"upper": 8.0, "max_rate": 0.01}}}]),
+    ) -> dict[str, Any]:
+        """Retune the controller without restarting the asset (see controllers.tuning);
+        an invalid tuning is 422 naming the field and the bound, and the old one keeps
+        running."""
+        asset = self._asset(asset_id)
+        return await _unprocessable(asset.set_controller.remote(body, HTTP_USER))
 
     @app.get("/assets/{asset_id}/audit")
     async def get_audit(
