@@ -101,7 +101,8 @@ class AssetActor:
                 await self.plant.advance_to.remote(t)
             measurement: Measurement = await self.plant.measure.remote()
             async with self._lock:
-                await self._numeric(self.loop.observe, measurement)
+                estimate = await self._numeric(self.loop.observe, measurement)
+                self.metrics.anomalies += estimate.anomaly
                 if self.mode is not Mode.OFF:
                     self.proposal = await self._numeric(self.loop.propose, t)
                     self.metrics.solve_seconds.observe(self.proposal.solve_time_s)
@@ -112,7 +113,7 @@ class AssetActor:
         self.metrics.ticks += 1
         self.metrics.overruns = self.clock.overruns
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
-        self.metrics.estimates = self.loop.model.states.mapping(self.loop.state.x)
+        self.metrics.estimates = self.loop.model.states.mapping(self.loop.x)
         self.metrics.nis = self.loop.state.nis
 
     async def _numeric(self, function, *args):
@@ -234,10 +235,30 @@ class AssetActor:
                 "reason": None if proposal is None else proposal.reason,
             },
             "nis": estimate.nis,
+            "estimator": self._estimator_status(),
             "period_s": self.config.period_s,
             "ticks": self.metrics.ticks,
             "overruns": self.clock.overruns,
             "errors": [e for e in (self.safety_error, self.tick_error) if e],
+        }
+
+    def _estimator_status(self) -> dict[str, Any]:
+        """Kind, estimated parameters, and the last innovation with its chi-square test."""
+        loop, model = self.loop, self.model
+        state, estimate = loop.state, loop.estimate()
+        return {
+            "kind": loop.estimator.kind,
+            "parameters": {name: {"value": value, "unit": model.parameters[name].unit,
+                                  "std": estimate.parameter_std[name]}
+                           for name, value in estimate.parameters.items()},
+            "innovation": {name: {"value": value, "unit": model.outputs[name].unit}
+                           for name, value in model.outputs.mapping(state.innovation).items()},
+            "nis": estimate.nis,
+            "dof": state.dof,
+            "nis_threshold": state.nis_threshold if math.isfinite(state.nis_threshold) else None,
+            "significance": self.config.estimator.significance,
+            "anomaly": state.anomaly,
+            "anomalies": self.metrics.anomalies,
         }
 
     def controller_tuning(self) -> dict[str, Any]:

@@ -21,7 +21,9 @@ steady-state gain of the dual discrete algebraic Riccati equation. Phi and Gamma
 kept for the last ``dt`` seen (a fixed-period loop computes them once).
 
 Simplifications: away from the nominal point a nonlinear plant's estimate is biased;
-use the EKF or UKF there.
+use the EKF or UKF there. The same holds for estimated parameters: the expansion sees
+a parameter only through its effect at the nominal point, so only a parameter that
+enters the model linearly (an offset, a bias) is estimated without bias.
 """
 
 from __future__ import annotations

@@ -75,11 +75,17 @@ class UnscentedKalmanFilter:
         return self.filter.initial_state(x0)
 
     def sigma_points(self, z: np.ndarray, P: np.ndarray) -> np.ndarray:
-        """The 2n + 1 sigma points of (z, P) as columns."""
+        """The 2n + 1 sigma points of (z, P) as columns. L is P's Cholesky factor, or
+        V sqrt(w) from its eigen-decomposition where P is only semi-definite (a state
+        known exactly)."""
         try:
-            L = np.linalg.cholesky(P) * self._scale
+            L = np.linalg.cholesky(P)
         except np.linalg.LinAlgError:
-            raise ValueError("UKF: state covariance is not positive definite") from None
+            w, V = np.linalg.eigh(P)
+            if not np.all(np.isfinite(w)) or w.min() < -1e-9 * max(w.max(), 1.0):
+                raise ValueError("UKF: state covariance is not positive semi-definite") from None
+            L = V * np.sqrt(np.clip(w, 0.0, None))
+        L = L * self._scale
         return np.concatenate((z[:, None], z[:, None] + L, z[:, None] - L), axis=1)
 
     def step(

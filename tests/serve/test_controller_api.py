@@ -111,3 +111,31 @@ def test_an_invalid_tuning_is_422_naming_the_field_and_the_old_one_keeps_running
     status = api.get("/assets/tank-01").json()
     assert status["ticks"] == ticks + 2 and status["healthy"], status["errors"]
     assert status["controller"]["backend"] == "do-mpc"
+
+
+def test_status_and_metrics_carry_the_innovation_and_its_chi_square_test(api, two_tanks):
+    """GET /assets/{id} reports the estimator kind, the last innovation per output with
+    its unit, the NIS against chi2.ppf(1 - 0.001, 2), and the anomaly count that
+    /metrics exports as twinloop_estimator_anomalies_total (promtool-clean)."""
+    import shutil
+    import subprocess
+
+    from scipy.stats import chi2
+
+    two_tanks.run_for(240.0)
+    estimator = api.get("/assets/tank-01").json()["estimator"]
+    assert estimator["kind"] == "ekf" and estimator["parameters"] == {}
+    assert estimator["innovation"]["T_bulk"]["unit"] == "K"
+    assert estimator["dof"] == 2 and estimator["significance"] == 0.001
+    assert estimator["nis_threshold"] == pytest.approx(chi2.ppf(0.999, 2))
+    assert estimator["anomaly"] == (estimator["nis"] > estimator["nis_threshold"])
+    text = api.get("/metrics").text
+    line = next(x for x in text.splitlines()
+                if x.startswith('twinloop_estimator_anomalies_total{asset="tank-01"'))
+    assert float(line.split()[-1]) == estimator["anomalies"]
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus; .ci/run installs it)")
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
