@@ -16,7 +16,8 @@ call of :meth:`ExtendedKalmanFilter.step` over ``dt`` seconds does
 using only the outputs present in the measurement. ``dt = 0`` skips the prediction; a
 ``dt`` longer than the model's step is predicted in equal sub-steps no longer than it.
 One CasADi Function, built once from CasADi's automatic differentiation, returns the
-prediction, its Jacobian and the predicted outputs with theirs in a single call.
+prediction, its Jacobian and the predicted outputs with theirs in a single call;
+with ``EstimatorSettings.compiled`` it runs as native code (:mod:`controllers.native`).
 
 Simplifications: additive Gaussian noise, Q and R diagonal and constant.
 """
@@ -29,6 +30,7 @@ import casadi as ca
 import numpy as np
 
 from controllers.kalman import BufferedFunction, FilterModel
+from controllers.native import compiled
 from engine.config import EstimatorSettings
 from engine.loop import EstimatorState
 from engine.model import PlantModel
@@ -58,11 +60,13 @@ class ExtendedKalmanFilter:
         C = ca.densify(ca.jacobian(y, z))
         # the outputs and their Jacobian at the predicted state, in the same call
         y_next, C_next = ca.substitute([y, C], [z], [z_next])
-        self._predict = BufferedFunction(ca.Function(
-            "ekf_predict", [z, u, d, dt],
-            [z_next, ca.densify(ca.jacobian(z_next, z)), y_next, C_next]), vectors=(0, 2))
-        self._observe = BufferedFunction(ca.Function("ekf_observe", [z, u, d], [y, C]),
-                                         vectors=(0,))
+        predict = ca.Function("ekf_predict", [z, u, d, dt],
+                              [z_next, ca.densify(ca.jacobian(z_next, z)), y_next, C_next])
+        observe = ca.Function("ekf_observe", [z, u, d], [y, C])
+        if settings.compiled:
+            predict, observe = compiled(predict), compiled(observe)
+        self._predict = BufferedFunction(predict, vectors=(0, 2))
+        self._observe = BufferedFunction(observe, vectors=(0,))
 
     def initial_state(self, x0: np.ndarray) -> EstimatorState:
         """Estimate ``x0`` (estimated parameters at nominal) with covariance P0."""

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 
 import casadi as ca
 import numpy as np
+from scipy.linalg.lapack import dposv
 from scipy.stats import chi2
 
 from engine.config import EstimatorSettings
@@ -182,8 +183,8 @@ class FilterModel:
                              f"u={np.asarray(u).tolist()}, d={np.asarray(d).tolist()}")
 
     def clip_parameters(self, z: np.ndarray) -> np.ndarray:
-        n = len(self.model.states)
         if self._estimated:
+            n = len(self.model.states)
             z[n:] = np.clip(z[n:], self.parameter_lower, self.parameter_upper)
         return z
 
@@ -201,15 +202,19 @@ class FilterModel:
 
             K = cross S^-1,  z+ = z + K nu,  P+ = P - K S K',  NIS = nu' S^-1 nu
 
-        (one linear solve, no inverse)."""
-        try:
-            solved = np.linalg.solve(S, np.concatenate((cross.T, nu[:, None]), axis=1))
-        except np.linalg.LinAlgError:
-            raise ValueError(f"{self.who}: innovation covariance is singular") from None
-        K = solved[:, :-1].T
+        (one Cholesky solve, LAPACK dposv, no inverse)."""
+        m, n = nu.size, z.size
+        right = np.empty((m, n + 1))
+        right[:, :n] = cross.T
+        right[:, n] = nu
+        _, solved, info = dposv(S, right)
+        if info != 0:
+            raise ValueError(f"{self.who}: innovation covariance is not positive definite "
+                             f"(LAPACK dposv info {info})")
+        K = solved[:, :n].T
         z = self.clip_parameters(z + K @ nu)
-        P = P - cross @ K.T
-        return self.state(z, 0.5 * (P + P.T), rows, nu, float(nu @ solved[:, -1]))
+        P = P - cross @ solved[:, :n]
+        return self.state(z, 0.5 * (P + P.T), rows, nu, float(nu @ solved[:, n]))
 
     def state(self, z: np.ndarray, P: np.ndarray, rows: list[int], nu: np.ndarray,
               nis: float) -> EstimatorState:

@@ -94,6 +94,8 @@ class EstimatorSettings(_Strict):
             with its random-walk std in parameter units per sqrt(second).
         significance: probability that the NIS chi-square test flags a correction of a
             consistent filter as an anomaly (its false-alarm rate).
+        compiled: EKF only: run the model's prediction as native code compiled with the
+            system C compiler (cached on disk; the first build of a model takes seconds).
     """
 
     kind: str = "ekf"
@@ -102,6 +104,7 @@ class EstimatorSettings(_Strict):
     initial_std: dict[str, float] = {}
     estimate_parameters: dict[str, float] = {}
     significance: float = 0.001
+    compiled: bool = False
 
 
 class SimulationSettings(_Strict):
