@@ -29,7 +29,6 @@ into ``bench/results.json`` under the key ``"estimators"``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import statistics

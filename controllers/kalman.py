@@ -76,8 +76,9 @@ class FilterModel:
         augmented = SignalSet([*model.states, *parameters])
 
         walk = {n: settings.estimate_parameters[n] for n in self.parameter_names}
-        process_std = _std_vector(augmented, {**walk, **settings.process_std}, "process_std")
+        _std_vector(SignalSet(parameters), walk, "estimate_parameters")
         _require_known("process_std", settings.process_std, model.states)
+        process_std = _std_vector(augmented, {**walk, **settings.process_std}, "process_std")
         measurement_std = _std_vector(model.outputs, settings.measurement_std, "measurement_std")
         not_positive = [n for n, s in zip(model.outputs.names, measurement_std) if not s > 0]
         if not_positive:

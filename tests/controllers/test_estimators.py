@@ -273,7 +273,8 @@ def test_every_estimator_runs_on_every_plant_kind_at_nominal(kind, plant):
 
 @pytest.mark.parametrize("settings, message", [
     (EstimatorSettings(estimate_parameters={"UA": 1.0}), "estimate_parameters.*UA"),
-    (EstimatorSettings(estimate_parameters={"UA_coil": -1.0}), "UA_coil"),
+    (EstimatorSettings(estimate_parameters={"UA_coil": -1.0}),
+     r"estimate_parameters\['UA_coil'\] must be finite and >= 0"),
     (EstimatorSettings(significance=0.0), "significance"),
     (EstimatorSettings(process_std={"UA_coil": 1.0}), "process_std.*UA_coil"),
 ])
