@@ -60,9 +60,11 @@ class ExtendedKalmanFilter:
         C = ca.densify(ca.jacobian(y, z))
         # the outputs and their Jacobian at the predicted state, in the same call
         y_next, C_next = ca.substitute([y, C], [z], [z_next])
+        shared = {"cse": True}  # common subexpressions of F, dF/dz, h and dh/dz once
         predict = ca.Function("ekf_predict", [z, u, d, dt],
-                              [z_next, ca.densify(ca.jacobian(z_next, z)), y_next, C_next])
-        observe = ca.Function("ekf_observe", [z, u, d], [y, C])
+                              [z_next, ca.densify(ca.jacobian(z_next, z)), y_next, C_next],
+                              shared)
+        observe = ca.Function("ekf_observe", [z, u, d], [y, C], shared)
         if settings.compiled:
             predict, observe = compiled(predict), compiled(observe)
         self._predict = BufferedFunction(predict, vectors=(0, 2))
