@@ -63,11 +63,13 @@ class StepResponse:
     target: float
 
     def write_csv(self, path: str | Path) -> Path:
-        """Columns: time_s, reference, then every output and input, named with units."""
+        """Columns: time_s, the reference, the stepped output, then every other output and
+        every input, named with their units."""
         path = Path(path)
+        signals = {self.output: self.outputs[self.output], **self.outputs, **self.inputs}
         header = ["time_s", f"reference_{self.output} [{self.units[self.output]}]",
-                  *(f"{n} [{self.units[n]}]" for n in (*self.outputs, *self.inputs))]
-        columns = [self.time, self.reference, *self.outputs.values(), *self.inputs.values()]
+                  *(f"{n} [{self.units[n]}]" for n in signals)]
+        columns = [self.time, self.reference, *signals.values()]
         with path.open("w", newline="") as stream:
             writer = csv.writer(stream)
             writer.writerow(header)
