@@ -24,6 +24,7 @@ Simplifications: additive Gaussian noise, Q and R diagonal and constant.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import casadi as ca
@@ -54,6 +55,8 @@ class ExtendedKalmanFilter:
         self.parameter_names = self.filter.parameter_names
         self._Q = self.filter.process_noise_rate
         self._r = self.filter.measurement_variance
+        self._all_rows = list(range(len(model.outputs)))
+        self._h, self._Q_h = math.nan, self._Q
         z, u, d, dt = self.filter.symbols()
         z_next = self.filter.transition(z, u, d, dt)
         y = self.filter.observation(z, u, d)
@@ -88,19 +91,23 @@ class ExtendedKalmanFilter:
         z, P = state.x, state.P
         # prediction
         if steps == 0:
-            y_prior, C_all = self._observe(z, u, d)
+            y_prior, C = self._observe(z, u, d)
         else:
             h = dt / steps
+            if h != self._h:
+                self._h, self._Q_h = h, self._Q * h
             for _ in range(steps):
-                z, A, y_prior, C_all = self._predict(z, u, d, h)
-                P = A @ P @ A.T + self._Q * h
+                z, A, y_prior, C = self._predict(z, u, d, h)
+                P = A @ P @ A.T + self._Q_h
             self.filter.require_finite(z, u, d)
         if not rows:
             return self.filter.state(z, P.copy(), [], measured, 0.0)
-        # correction
-        nu = measured - y_prior[rows]
-        C = C_all[rows]
+        # correction (every output in model order, the usual case, needs no row selection)
+        r = self._r
+        if rows != self._all_rows:
+            y_prior, C, r = y_prior[rows], C[rows], r[rows]
+        nu = measured - y_prior
         cross = P @ C.T
         S = C @ cross
-        S.flat[:: len(rows) + 1] += self._r[rows]
+        S.flat[:: len(rows) + 1] += r
         return self.filter.corrected(z, P, rows, nu, S, cross)
