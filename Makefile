@@ -27,6 +27,7 @@ bench: install
 	$(PY) bench/opcua.py
 	$(PY) bench/mqtt.py
 	$(PY) bench/safety.py
+	$(PY) bench/estimators.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

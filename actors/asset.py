@@ -38,9 +38,10 @@ import msgspec
 import ray
 
 from actors.plant_link import DirectLink, IngestLink, ModbusLink
-from controllers import build_controller, build_estimator
+from controllers import CONTROLLER_BACKENDS, build_controller, build_estimator
+from controllers.tuning import changes, describe, retune
 from engine.clock import ClockSpec
-from engine.config import AssetConfig, ModbusSettings
+from engine.config import AssetConfig, ControllerSettings, ModbusSettings, SetpointLimit
 from engine.loop import ControlLoop
 from engine.messages import (
     AuditRecord,
@@ -104,6 +105,7 @@ class AssetActor:
         self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
         self._numerics = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"numerics-{asset.id}")
         self._lock = asyncio.Lock()
+        self._tuning_lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self.listeners: list = []
         self.revision = 0
@@ -129,6 +131,8 @@ class AssetActor:
         checkpoint = point["checkpoint"]
         if checkpoint is not None:
             self.loop.restore(checkpoint["loop"])
+            self._retuned(msgspec.convert(checkpoint["tuning"], ControllerSettings),
+                          msgspec.convert(checkpoint["limits"], dict[str, SetpointLimit]))
             self.loop.controller.restore(checkpoint["controller"])
             self.setpoint_times.update(checkpoint["setpoint_times"])
             if self.lockstep:
@@ -139,8 +143,17 @@ class AssetActor:
 
     def _checkpoint(self) -> dict[str, Any]:
         return {"loop": self.loop.checkpoint(), "controller": self.loop.controller.checkpoint(),
+                "tuning": msgspec.to_builtins(self.config.controller),
+                "limits": msgspec.to_builtins(self.config.limits),
                 "setpoint_times": self.setpoint_times, "clock": self.clock.now(),
                 "running": self._task is not None and not self._task.done()}
+
+    def _retuned(self, settings: ControllerSettings, limits: dict[str, SetpointLimit]) -> None:
+        """Run the controller of a tuning restored from a checkpoint (an engineer's retune
+        outlives a restart), unless it is the one already running."""
+        if settings != self.config.controller or limits != self.config.limits:
+            self.loop.controller = build_controller(self.model, settings, limits)
+            self.config = msgspec.structs.replace(self.config, controller=settings, limits=limits)
 
     def pid(self) -> int:
         """The worker process id (tests kill it)."""
@@ -192,7 +205,8 @@ class AssetActor:
             measurement: Measurement | None = await self.link.measure()
             async with self._lock:
                 if measurement is not None:
-                    await self._numeric(self.loop.observe, measurement)
+                    estimate = await self._numeric(self.loop.observe, measurement)
+                    self.metrics.anomalies += estimate.anomaly
                 if self.mode is not Mode.OFF:
                     self.proposal = await self._numeric(self.loop.propose, t)
                     self.metrics.solve_seconds.observe(self.proposal.solve_time_s)
@@ -204,7 +218,7 @@ class AssetActor:
         self.metrics.ticks += 1
         self.metrics.overruns = self.clock.overruns
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
-        self.metrics.estimates = self.loop.model.states.mapping(self.loop.state.x)
+        self.metrics.estimates = self.loop.model.states.mapping(self.loop.x)
         self.metrics.nis = self.loop.state.nis
         self._notify()
         if self.publisher is not None:
@@ -402,6 +416,33 @@ class AssetActor:
         """Publish every estimate and applied setpoint through ``publisher`` (MQTT gateway)."""
         self.publisher = publisher
 
+    async def set_controller(self, change: dict[str, Any], user: str) -> dict[str, Any]:
+        """Retune the controller without restarting the asset (see controllers.tuning).
+
+        The change is checked, the new controller built on the numerics thread and the
+        new limits handed to the safety actor before the new controller replaces the old
+        one; a ValueError at any of these steps leaves the old controller and limits in
+        place. Returns the new tuning."""
+        async with self._tuning_lock:
+            before = self.controller_tuning()
+            settings, limits = retune(self.model, self.config.controller, self.config.limits,
+                                      change, CONTROLLER_BACKENDS)
+            controller = await self._numeric(build_controller, self.model, settings, limits)
+            t = self.clock.now()
+            await self._ask(self.safety.set_limits, self.config.id, limits, user, t)
+            async with self._lock:
+                self.loop.controller = controller
+                self.config = msgspec.structs.replace(self.config, controller=settings,
+                                                      limits=limits)
+            after = self.controller_tuning()
+            changed = changes(before, after)
+            if changed:
+                await self._ask(self.safety.note, [AuditRecord(
+                    time=t, asset=self.config.id, user=user, source="operator",
+                    signal="controller", requested=None, applied=None,
+                    outcome=Outcome.ACCEPTED, reason="tuning: " + "; ".join(changed))])
+            return after
+
     # -- queries ------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -438,6 +479,7 @@ class AssetActor:
                 "reason": None if proposal is None else proposal.reason,
             },
             "nis": estimate.nis,
+            "estimator": self._estimator_status(),
             "period_s": self.config.period_s,
             "ticks": self.metrics.ticks,
             "overruns": self.clock.overruns,
@@ -446,6 +488,29 @@ class AssetActor:
             "outputs_held": self.safety_error is not None,
             "restarted": self.restarted,
         }
+
+    def _estimator_status(self) -> dict[str, Any]:
+        """Kind, estimated parameters, and the last innovation with its chi-square test."""
+        loop, model = self.loop, self.model
+        state, estimate = loop.state, loop.estimate()
+        return {
+            "kind": loop.estimator.kind,
+            "parameters": {name: {"value": value, "unit": model.parameters[name].unit,
+                                  "std": estimate.parameter_std[name]}
+                           for name, value in estimate.parameters.items()},
+            "innovation": {name: {"value": value, "unit": model.outputs[name].unit}
+                           for name, value in model.outputs.mapping(state.innovation).items()},
+            "nis": estimate.nis,
+            "dof": state.dof,
+            "nis_threshold": state.nis_threshold if math.isfinite(state.nis_threshold) else None,
+            "significance": self.config.estimator.significance,
+            "anomaly": state.anomaly,
+            "anomalies": self.metrics.anomalies,
+        }
+
+    def controller_tuning(self) -> dict[str, Any]:
+        return describe(self.model, self.config.controller, self.config.limits,
+                        CONTROLLER_BACKENDS)
 
     def healthy(self) -> bool:
         return (self.safety_error is None and self.tick_error is None

@@ -59,6 +59,7 @@ class AssetGate:
     def to_state(self) -> dict[str, Any]:
         return {
             "mode": self.mode.value,
+            "limits": {n: [lim.lower, lim.upper, lim.max_rate] for n, lim in self.limits.items()},
             "operator_limits": {n: [lim.lower, lim.upper] for n, lim in self.operator_limits.items()},
             "last_applied": {n: [a.value, a.time] for n, a in self.last_applied.items()},
             "measured": self.measured,
@@ -69,6 +70,8 @@ class AssetGate:
 
     def restore(self, state: dict[str, Any]) -> None:
         self.mode = Mode(state["mode"])
+        self.limits.update({n: SetpointLimit(lower=lower, upper=upper, max_rate=rate)
+                            for n, (lower, upper, rate) in state.get("limits", {}).items()})
         self.operator_limits = {n: operator_limit(n, lower, upper, self.limits[n])
                                 for n, (lower, upper) in state["operator_limits"].items()}
         self.last_applied.update({n: Applied(v, t) for n, (v, t) in state["last_applied"].items()})
@@ -191,6 +194,31 @@ class SafetyActor:
 
     # -- operator settings ---------------------------------------------------------------
 
+    def set_limits(self, asset: str, limits: dict[str, SetpointLimit], user: str,
+                   time: float, deadline: float = math.inf) -> dict[str, dict[str, float]]:
+        """Replace an asset's engineering limits (an engineer's retune, already checked
+        against the signals' bounds by ``controllers.tuning``): one audit record per
+        changed signal, committed with the state. An operator band that would fall
+        outside its new limits refuses the whole change (ValueError naming both)."""
+        _refuse_if_late(deadline)
+        gate = self._gate(asset)
+        for name, band in gate.operator_limits.items():
+            limit = limits.get(name, gate.limits[name])
+            if not limit.lower <= band.lower <= band.upper <= limit.upper:
+                raise ValueError(
+                    f"signal {name!r}: engineering limits [{limit.lower:g}, {limit.upper:g}] "
+                    f"would not contain the operator limits [{band.lower:g}, {band.upper:g}]; "
+                    "widen or clear the operator limits first")
+        records = [AuditRecord(
+            time=time, asset=asset, user=user, source="operator", signal=name,
+            requested=None, applied=None, outcome=Outcome.ACCEPTED,
+            reason=f"engineering limits {name} {_limit_text(gate.limits.get(name))} -> "
+                   f"{_limit_text(limit)}",
+        ) for name, limit in limits.items() if gate.limits.get(name) != limit]
+        gate.limits = {**gate.limits, **limits}
+        self._commit(asset, gate, records)
+        return self.limits(asset)
+
     def note(self, records: list[AuditRecord], deadline: float = math.inf) -> None:
         """Record operator actions that are not setpoint decisions (reference changes)."""
         _refuse_if_late(deadline)
@@ -293,6 +321,12 @@ def _refuse_if_late(deadline: float) -> None:
     if _late(deadline):
         raise TimeoutError("request reached the safety actor after its caller's deadline; "
                            "nothing changed")
+
+
+def _limit_text(limit: SetpointLimit | None) -> str:
+    if limit is None:
+        return "none"
+    return f"[{limit.lower:g}, {limit.upper:g}] at most {limit.max_rate:g}/s"
 
 
 def _record_dict(record: AuditRecord) -> dict[str, Any]:

@@ -10,16 +10,24 @@ from engine.config import ControllerSettings, EstimatorSettings, SetpointLimit
 from engine.loop import Controller, Estimator
 from engine.model import PlantModel
 
-ESTIMATOR_KINDS = ("ekf",)
-CONTROLLER_BACKENDS = ("do-mpc", "fast", "fillage-rule")
+ESTIMATOR_KINDS = ("kf", "ekf", "ukf")
+CONTROLLER_BACKENDS = ("do-mpc", "fillage-rule")
 
 
 def build_estimator(model: PlantModel, settings: EstimatorSettings) -> Estimator:
     """The estimator of ``settings.kind`` for ``model``. Unknown kinds raise ValueError."""
+    if settings.kind == "kf":
+        from controllers.kf import LinearKalmanFilter
+
+        return LinearKalmanFilter(model, settings)
     if settings.kind == "ekf":
         from controllers.ekf import ExtendedKalmanFilter
 
         return ExtendedKalmanFilter(model, settings)
+    if settings.kind == "ukf":
+        from controllers.ukf import UnscentedKalmanFilter
+
+        return UnscentedKalmanFilter(model, settings)
     raise ValueError(f"unknown estimator kind {settings.kind!r}; known kinds: "
                      f"{', '.join(ESTIMATOR_KINDS)}")
 

@@ -129,17 +129,27 @@ class EstimatorSettings(_Strict):
     """Kalman filter tuning; standard deviations default to the signals' ``std``.
 
     Attributes:
-        kind: "ekf".
+        kind: "kf" (linear, on the model linearised at its nominal point), "ekf" or "ukf".
         process_std: per state, std of the process noise per sqrt(second) (Q = std^2 dt).
         measurement_std: per output, std of the measurement noise (R = std^2).
-        initial_std: per state, std of the initial estimate (P0 = std^2); default 1 % of
-            the state's nominal value, at least the process std over one hour.
+        initial_std: per state or estimated parameter, std of the initial estimate
+            (P0 = std^2); default 1 % of a state's nominal value (10 % of a parameter's),
+            at least the process std over one hour.
+        estimate_parameters: parameters estimated as augmented random-walk states, each
+            with its random-walk std in parameter units per sqrt(second).
+        significance: probability that the NIS chi-square test flags a correction of a
+            consistent filter as an anomaly (its false-alarm rate).
+        compiled: EKF only: run the model's prediction as native code compiled with the
+            system C compiler (cached on disk; the first build of a model takes seconds).
     """
 
     kind: str = "ekf"
     process_std: dict[str, float] = {}
     measurement_std: dict[str, float] = {}
     initial_std: dict[str, float] = {}
+    estimate_parameters: dict[str, float] = {}
+    significance: float = 0.001
+    compiled: bool = False
 
 
 class SimulationSettings(_Strict):

@@ -26,29 +26,41 @@ from engine.model import PlantModel
 class EstimatorState:
     """Estimate ``x`` with covariance ``P``, the last innovation and its NIS.
 
-    NIS = nu' S^-1 nu with innovation nu = y - h(x_prior) and its covariance S;
-    under a consistent filter it is chi-square distributed with len(nu) degrees of freedom.
+    ``x`` holds the plant's states followed by the estimated parameters, if any (the
+    estimator's ``parameter_names``). NIS = nu' S^-1 nu with innovation nu = y - h(x_prior)
+    over the ``dof`` outputs measured and its covariance S; under a consistent filter it
+    is chi-square distributed with ``dof`` degrees of freedom. ``anomaly`` is
+    NIS > ``nis_threshold``, the chi-square quantile at the estimator's significance.
     """
 
     x: np.ndarray
     P: np.ndarray
     innovation: np.ndarray
     nis: float = 0.0
+    dof: int = 0
+    nis_threshold: float = math.inf
+    anomaly: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"x": self.x.tolist(), "P": self.P.tolist(),
-                "innovation": self.innovation.tolist(), "nis": self.nis}
+                "innovation": self.innovation.tolist(), "nis": self.nis, "dof": self.dof,
+                "nis_threshold": self.nis_threshold, "anomaly": self.anomaly}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EstimatorState:
         return cls(np.asarray(data["x"], float), np.asarray(data["P"], float),
-                   np.asarray(data["innovation"], float), float(data["nis"]))
+                   np.asarray(data["innovation"], float), float(data["nis"]),
+                   int(data.get("dof", 0)), float(data.get("nis_threshold", math.inf)),
+                   bool(data.get("anomaly", False)))
 
 
 class Estimator(Protocol):
-    """Recursive state estimator built from a PlantModel."""
+    """Recursive state estimator built from a PlantModel. Its state vector is the
+    plant's states followed by the estimated ``parameter_names``."""
 
     model: PlantModel
+    kind: str
+    parameter_names: tuple[str, ...]
 
     def initial_state(self, x0: np.ndarray) -> EstimatorState: ...
 
@@ -125,21 +137,31 @@ class ControlLoop:
 
     def propose(self, t: float) -> Proposal:
         """Ask the controller for setpoints at time ``t``."""
-        proposal = self.controller.step(t, self.state.x, self.u, self.d, self.reference)
+        proposal = self.controller.step(t, self.x, self.u, self.d, self.reference)
         return _with_asset(proposal, self.asset)
 
     def applied(self, setpoints: Mapping[str, float]) -> None:
         """Record setpoints that the safety policy let through to the plant."""
         self.u = self.model.inputs.vector(setpoints, default=self.u)
 
+    @property
+    def x(self) -> np.ndarray:
+        """The estimated plant states (without estimated parameters), state units."""
+        return self.state.x[: len(self.model.states)]
+
     def estimate(self) -> Estimate:
         std = np.sqrt(np.clip(np.diag(self.state.P), 0.0, None))
+        n = len(self.model.states)
+        names = self.estimator.parameter_names
         return Estimate(
             asset=self.asset,
             time=self.t,
-            values=self.model.states.mapping(self.state.x),
-            std=self.model.states.mapping(std),
+            values=self.model.states.mapping(self.x),
+            std=self.model.states.mapping(std[:n]),
             nis=float(self.state.nis) if math.isfinite(self.state.nis) else 0.0,
+            parameters=dict(zip(names, self.state.x[n:].tolist())),
+            parameter_std=dict(zip(names, std[n:].tolist())),
+            anomaly=self.state.anomaly,
         )
 
     def checkpoint(self) -> dict[str, Any]:

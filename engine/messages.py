@@ -42,13 +42,17 @@ class Measurement(msgspec.Struct, frozen=True):
 
 
 class Estimate(msgspec.Struct, frozen=True):
-    """State estimate with one-sigma uncertainty and the last innovation's NIS."""
+    """State estimate with one-sigma uncertainty, the estimated parameters (if any) with
+    theirs, the last innovation's NIS and whether it failed the chi-square test."""
 
     asset: str
     time: float
     values: dict[str, float]
     std: dict[str, float]
     nis: float = 0.0
+    parameters: dict[str, float] = {}
+    parameter_std: dict[str, float] = {}
+    anomaly: bool = False
 
 
 class Proposal(msgspec.Struct, frozen=True):

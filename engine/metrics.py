@@ -63,6 +63,7 @@ class AssetMetrics:
     decisions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     estimates: dict[str, float] = field(default_factory=dict)
     nis: float = 0.0
+    anomalies: int = 0
 
     def snapshot(self, asset: str, kind: str) -> dict[str, Any]:
         return {
@@ -70,7 +71,7 @@ class AssetMetrics:
             "tick": (self.tick_seconds.cumulative(), self.tick_seconds.total),
             "solve": (self.solve_seconds.cumulative(), self.solve_seconds.total),
             "ticks": self.ticks, "overruns": self.overruns, "decisions": dict(self.decisions),
-            "estimates": dict(self.estimates), "nis": self.nis,
+            "estimates": dict(self.estimates), "nis": self.nis, "anomalies": self.anomalies,
         }
 
 
@@ -135,6 +136,10 @@ class _Snapshots:
         nis = GaugeMetricFamily(
             "twinloop_estimator_nis", "Normalised innovation squared of the last correction",
             labels=labels)
+        anomalies = CounterMetricFamily(
+            "twinloop_estimator_anomalies", "Corrections whose NIS exceeded the chi-square "
+            "threshold at the estimator's significance (a sensor fault or a model mismatch)",
+            labels=labels)
         for snap in self.snapshots:
             key = [snap["asset"], snap["kind"]]
             tick.add_metric(key, *snap["tick"])
@@ -146,7 +151,8 @@ class _Snapshots:
             for state, value in snap["estimates"].items():
                 estimate.add_metric([*key, state], value)
             nis.add_metric(key, snap["nis"])
-        yield from (tick, solve, ticks, overruns, decisions, estimate, nis)
+            anomalies.add_metric(key, snap["anomalies"])
+        yield from (tick, solve, ticks, overruns, decisions, estimate, nis, anomalies)
 
 
 def render(snapshots: Iterable[Mapping[str, Any]], mqtt: Mapping[str, Any] | None = None

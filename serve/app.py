@@ -14,6 +14,10 @@
     GET  /assets/{id}/proposals             ADVISORY proposals with reasons  viewer
     POST /assets/{id}/proposals/{n}/approve write it, gated again now        operator
     POST /assets/{id}/proposals/{n}/reject  drop it                          operator
+    GET  /assets/{id}/controller            tuning: backend, horizon, weights,
+                                            limits, backends                 viewer
+    PUT  /assets/{id}/controller            a partial tuning; rebuilt live,
+                                            or 422 and unchanged             engineer
     GET  /assets/{id}/audit                 ?since&until&outcome&limit       viewer
     GET  /metrics                           Prometheus exposition            viewer
 
@@ -37,6 +41,7 @@ from serve.auth import Role, RoleRequired, TokenTable, install
 
 VIEWER = Depends(RoleRequired(Role.VIEWER))
 OPERATOR = Depends(RoleRequired(Role.OPERATOR))
+ENGINEER = Depends(RoleRequired(Role.ENGINEER))
 
 app = FastAPI(
     title="TwinLoop",
@@ -161,6 +166,24 @@ class TwinLoopAPI:
                      user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.reject.remote(number, user))
+
+    @app.get("/assets/{asset_id}/controller")
+    async def get_controller(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
+        return await self._asset(asset_id).controller_tuning.remote()
+
+    @app.put("/assets/{asset_id}/controller")
+    async def put_controller(
+        self, asset_id: str,
+        body: dict[str, Any] = Body(examples=[{
+            "horizon": 20, "tracking": {"T_bulk": 50.0}, "move_suppression": {"m_oil": 0.2},
+            "limits": {"m_oil": {"upper": 8.0, "max_rate": 0.01}}}]),
+        user: str = ENGINEER,
+    ) -> dict[str, Any]:
+        """Retune the controller without restarting the asset (see controllers.tuning);
+        an invalid tuning is 422 naming the field and the bound, and the old one keeps
+        running."""
+        asset = self._asset(asset_id)
+        return await _unprocessable(asset.set_controller.remote(body, user))
 
     @app.get("/assets/{asset_id}/audit")
     async def get_audit(

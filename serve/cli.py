@@ -5,6 +5,9 @@
                   [--mqtt mqtt://host:port]
     twinloop modbus-map [--site examples/pilot.toml]
     twinloop token add --user NAME --role viewer|operator|engineer|admin [--file F]
+    twinloop tune <kind> [--output Y] [--step DY] [--duration S] [--horizon N]
+                  [--backend B] [--tracking Y=W ...] [--move-suppression U=W ...]
+                  [--noise F] [--out PREFIX]
 
 ``demo`` runs a site on an embedded Ray (or on the Ray cluster at ``--address``) with
 each simulated plant behind a Modbus TCP PLC simulator, serves the HTTP API, metrics and
@@ -17,7 +20,9 @@ TWINLOOP_ADMIN_TOKEN if set, else a new one, printed.
 
 ``modbus-map`` prints the site's register map. ``token add`` generates a bearer token,
 prints it once and appends its salted hash to the token file (default
-``var/tokens.toml``, the site files' default ``http.tokens``).
+``var/tokens.toml``, the site files' default ``http.tokens``). ``tune`` simulates a
+closed-loop step response of one plant kind under a tuning, offline and without Ray
+(controllers.step_response), and writes PREFIX.png and PREFIX.csv.
 """
 
 from __future__ import annotations
@@ -65,16 +70,81 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--role", required=True,
                        choices=["viewer", "operator", "engineer", "admin"])
     token.add_argument("--file", default=HttpSettings().tokens, help="token file (TOML)")
+    tune = commands.add_parser("tune", help="closed-loop step response of a plant kind "
+                               "under a tuning, as a PNG plot and a CSV")
+    tune.add_argument("kind", help="plant kind (asphalt_tank, centrifugal_pump, ...)")
+    tune.add_argument("--output", help="output to step (default: the kind's first reference)")
+    tune.add_argument("--step", type=float, help="step size in the output's SI unit "
+                      "(default: 2 %% of its span)")
+    tune.add_argument("--duration", type=float, help="simulated seconds (default: five "
+                      "horizons); the step comes after the first fifth")
+    tune.add_argument("--horizon", type=int, help="prediction horizon, controller steps")
+    tune.add_argument("--backend", help="controller backend")
+    tune.add_argument("--tracking", action="append", default=[], metavar="OUTPUT=WEIGHT",
+                      help="tracking weight of an output (repeatable)")
+    tune.add_argument("--move-suppression", action="append", default=[],
+                      metavar="INPUT=WEIGHT", help="move-suppression weight of an input "
+                      "(repeatable)")
+    tune.add_argument("--noise", type=float, default=0.0,
+                      help="measurement-noise multiplier (default 0: noiseless)")
+    tune.add_argument("--out", help="path prefix of the .png and .csv "
+                      "(default: step_<kind>_<output>)")
     args = parser.parse_args(argv)
     try:
         if args.command == "token":
             return add_token(args)
         if args.command == "modbus-map":
             return print_modbus_map(args)
+        if args.command == "tune":
+            return run_tune(args)
         return run_demo(args)
-    except (ConfigError, ValueError) as error:
+    except ConfigError as error:
         print(f"twinloop: {error}", file=sys.stderr)
         return 2
+    except ValueError as error:
+        print(f"twinloop {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    import plants
+    from controllers import step_response as steps
+
+    if args.kind not in plants.BUILDERS:
+        raise ValueError(f"unknown plant kind {args.kind!r}; known: {', '.join(plants.BUILDERS)}")
+    output = args.output or steps.default_output(args.kind)
+    tuning: dict = {"tracking": _weights(args.tracking, "--tracking"),
+                    "move_suppression": _weights(args.move_suppression, "--move-suppression")}
+    if args.horizon is not None:
+        tuning["horizon"] = args.horizon
+    if args.backend is not None:
+        tuning["backend"] = args.backend
+    step = args.step if args.step is not None else steps.default_step(args.kind, output)
+    duration = args.duration or steps.default_duration(args.kind, args.horizon)
+    response = steps.step_response(args.kind, output, step, duration, tuning, noise=args.noise)
+    prefix = Path(args.out or f"step_{args.kind}_{output}")
+    csv_path = response.write_csv(prefix.with_name(prefix.name + ".csv"))
+    png_path = response.plot(prefix.with_name(prefix.name + ".png"))
+    summary = steps.summarise(response)
+    unit = response.units[output]
+    print(f"twinloop tune: {args.kind} {output} {summary['target'] - step:g} -> "
+          f"{summary['target']:g} {unit} at t = {response.step_time:g} s; final "
+          f"{summary['final']:.6g} {unit} (error {summary['final_error']:+.3g}), overshoot "
+          f"{summary['overshoot']:.3g} {unit}, rise time (90 %) {summary['rise_time_s']:g} s")
+    print(f"  plot {png_path}\n  data {csv_path}")
+    return 0
+
+
+def _weights(pairs: list[str], option: str) -> dict[str, float]:
+    """["T_bulk=50", ...] -> {"T_bulk": 50.0}; ValueError naming the option otherwise."""
+    weights = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise ValueError(f"{option} {pair!r}: expected NAME=WEIGHT") from None
+    return weights
 
 
 def add_token(args: argparse.Namespace) -> int:

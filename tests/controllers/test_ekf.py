@@ -213,8 +213,8 @@ def test_bad_settings_raise_naming_the_signal(settings, named):
 def test_build_estimator_knows_ekf_and_lists_known_kinds():
     model = build_model()
     assert isinstance(build_estimator(model, EstimatorSettings()), ExtendedKalmanFilter)
-    with pytest.raises(ValueError, match="ukf.*ekf"):
-        build_estimator(model, EstimatorSettings(kind="ukf"))
+    with pytest.raises(ValueError, match="kalman.*kf, ekf, ukf"):
+        build_estimator(model, EstimatorSettings(kind="kalman"))
 
 
 def test_a_long_gap_between_measurements_is_predicted_in_model_steps():

@@ -154,6 +154,12 @@ def test_without_a_token_401_and_without_the_role_403(api):
         reply = bare.request(method, path, json=body, headers=viewer)
         assert reply.status_code == 403, path
         assert reply.json()["detail"] == "role operator required; vera has viewer"
+    assert bare.get("/assets/tank-01/controller", headers=viewer).status_code == 200
+    retune = {"horizon": 10}
+    for role in ("viewer", "operator"):
+        reply = bare.put("/assets/tank-01/controller", json=retune, headers=bearer(role))
+        assert reply.status_code == 403 and "role engineer required" in reply.json()["detail"]
+    assert api.get("/assets/tank-01/controller").json()["horizon"] != 10
     assert api.get("/assets/tank-01").json()["mode"] == "AUTONOMOUS"
     reply = bare.put("/assets/tank-01/reference", json={"T_bulk": 433.15}, headers=bearer("admin"))
     assert reply.status_code == 200
