@@ -56,6 +56,9 @@ _BOUND_TOLERANCE = 1e-6
 """A QP answer may overstep an input bound by this fraction of the span (then clipped);
 more is a failure."""
 
+FALLBACK_QP_SOLVER = "qpoases"
+"""Solves a QP the chosen solver failed on: slower, but robust on degenerate active sets."""
+
 Forecast = float | Sequence[float] | np.ndarray
 
 
@@ -95,6 +98,7 @@ class FastMpcController:
         self.real_time_iteration = settings.real_time_iteration
         self.max_iterations = 1 if settings.real_time_iteration else settings.max_iterations
         self.tolerance = settings.tolerance
+        self.qp_solver = settings.qp_solver
         self.lower, self.upper = input_bounds(model.inputs, limits)
         """Hard input bounds, input units."""
         self.max_rate = np.array([limits[n].max_rate if n in limits else math.inf
@@ -124,7 +128,9 @@ class FastMpcController:
             terminal_state=(model.states.nominal if terminal_state is None
                             else np.asarray(terminal_state, float).ravel()),
         )
-        self.shape, step, outputs = build_step(model, N, data, settings.qp_solver)
+        self.shape, steps, outputs = build_step(model, N, data,
+                                                [settings.qp_solver, FALLBACK_QP_SOLVER])
+        step = steps[settings.qp_solver]
         self.compiled, self.compile_note = False, ""
         if settings.codegen:
             try:
@@ -134,8 +140,11 @@ class FastMpcController:
                 self.compile_note = f"code generation failed, running interpreted: {error}"
                 log.warning("fast MPC for %r: %s", model.kind, self.compile_note)
         self._step = BufferedCall(step)
+        self._fallback_step = BufferedCall(steps[FALLBACK_QP_SOLVER])
+        self.qp_fallbacks = 0
+        """Steps the fallback solver (qpOASES) solved after the chosen one failed."""
         self._outputs = BufferedCall(outputs)
-        self._n_constraints = step.nnz_in(2)
+        self._n_constraints = step.size1_in(2)
         self._reference: dict[str, float] = {}
         self._guess: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._plan_inputs: np.ndarray | None = None
@@ -178,23 +187,26 @@ class FastMpcController:
     # -- solving -------------------------------------------------------------------------------
 
     def _solve(self, x: np.ndarray, u: np.ndarray, D: np.ndarray, params: np.ndarray) -> str:
-        """SQP iterations from the warm start; the plan and next guess on success."""
-        z, lam_x, lam_a = self._guess or self._cold_guess(x, u, D)
-        self.iterations, status = 0, "iterations exceeded"
+        """SQP iterations from the warm start; the plan and next guess on success. If
+        the QP solver gives up, the SQP starts over from a cold guess with qpOASES."""
+        guess = self._guess or self._cold_guess(x, u, D)
         try:
-            for self.iterations in range(1, self.max_iterations + 1):
-                z_next, lam_x, lam_a = (a.copy() for a in self._step(z, lam_x, lam_a, params))
-                moved = float(np.max(np.abs(z_next - z), initial=0.0))
-                z = z_next
-                if not np.isfinite(moved):
-                    raise FloatingPointError("non-finite iterate")
-                if moved <= self.tolerance:
-                    status = "converged"
-                    break
-        except (RuntimeError, FloatingPointError) as error:
+            status, (z, lam_x, lam_a) = self._iterations(self._step, guess, params)
+        except RuntimeError as error:
+            log.debug("fast MPC for %r: %s failed: %s", self.model.kind, self.qp_solver, error)
+            if self.qp_solver == FALLBACK_QP_SOLVER:
+                self._guess = None
+                return f"failed: QP solver {self.qp_solver} gave up"
+            try:
+                status, (z, lam_x, lam_a) = self._iterations(
+                    self._fallback_step, self._cold_guess(x, u, D), params)
+                self.qp_fallbacks += 1
+            except RuntimeError:
+                self._guess = None
+                return f"failed: QP solvers {self.qp_solver} and {FALLBACK_QP_SOLVER} gave up"
+        except FloatingPointError as error:
             self._guess = None
-            return f"failed: QP solver: {error}" if isinstance(error, RuntimeError) else \
-                f"failed: {error}"
+            return f"failed: {error}"
         if self.real_time_iteration:
             status = "real-time iteration"
         U, X, _ = self.shape.blocks(z)
@@ -217,6 +229,30 @@ class FastMpcController:
         self._outputs_now = outputs[0].copy()
         self._guess = self.shape.shift(z, lam_x, lam_a)
         return status
+
+    def _iterations(self, step: BufferedCall, guess: tuple[np.ndarray, ...], params: np.ndarray
+                    ) -> tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """SQP iterations with ``step`` from ``guess`` until no scaled variable moves more
+        than the tolerance, or ``max_iterations``. Each QP is warm-started from the last
+        multipliers, and retried once from zero multipliers if it fails (an active-set
+        solver can fail on a degenerate warm start, e.g. a chain of active rate limits).
+        Raises RuntimeError if the QP solver gives up, FloatingPointError on non-finite
+        iterates."""
+        z, lam_x, lam_a = guess
+        self.iterations = 0
+        for self.iterations in range(1, self.max_iterations + 1):
+            try:
+                result = step(z, lam_x, lam_a, params)
+            except RuntimeError:
+                result = step(z, 0.0, 0.0, params)
+            z_next, lam_x, lam_a = (a.copy() for a in result)
+            moved = float(np.max(np.abs(z_next - z), initial=0.0))
+            z = z_next
+            if not np.isfinite(moved):
+                raise FloatingPointError("non-finite iterate")
+            if moved <= self.tolerance:
+                return "converged", (z, lam_x, lam_a)
+        return "iterations exceeded", (z, lam_x, lam_a)
 
     def _cold_guess(self, x: np.ndarray, u: np.ndarray, D: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -54,11 +54,12 @@ REGULARISATION = 1e-10
 QP_OPTIONS = {
     "qrqp": {"print_header": False, "print_iter": False, "print_info": False,
              "max_iter": 1000},
-    "osqp": {"osqp": {"verbose": False, "eps_abs": 1e-10, "eps_rel": 1e-10, "polishing": True,
+    "osqp": {"osqp": {"verbose": False, "eps_abs": 1e-7, "eps_rel": 1e-7, "polishing": True,
                       "max_iter": 20000}, "warm_start_primal": True, "warm_start_dual": True},
     "qpoases": {"printLevel": "none", "sparse": True},
 }
-"""The supported QP solvers and their options (all silent, all raise on failure)."""
+"""The supported QP solvers and their options (all raise on failure). OSQP (ADMM) runs to
+1e-7 and polishes its answer on the active set it found, which makes it exact."""
 
 
 @dataclass(frozen=True)
@@ -144,17 +145,19 @@ class ProblemData:
     terminal_state: np.ndarray
 
 
-def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solver: str
-               ) -> tuple[ProblemShape, ca.Function, ca.Function]:
-    """The SQP iteration ``step(z, lam_x, lam_a, params) -> (z, lam_x, lam_a)`` and
+def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solvers: Sequence[str]
+               ) -> tuple[ProblemShape, dict[str, ca.Function], ca.Function]:
+    """The SQP iteration ``step(z, lam_x, lam_a, params) -> (z, lam_x, lam_a)`` with each
+    of ``qp_solvers`` and
     ``outputs(X, U, D) -> Y`` (physical units, one column per stage, N + 1 stages: now
     and the plan) for ``model``.
 
     ``params`` = [x_0, u_-1 (move suppression), u_-1 (rate limits), D, R, sqrt(w_y / s_y^2),
     Pi] with D, R and Pi stage-major (n_d, n_y and n_economic values per stage)."""
-    if qp_solver not in QP_OPTIONS:
-        raise ValueError(f"ControllerSettings.qp_solver {qp_solver!r} is not supported; "
-                         f"known: {', '.join(QP_OPTIONS)}")
+    for qp_solver in qp_solvers:
+        if qp_solver not in QP_OPTIONS:
+            raise ValueError(f"ControllerSettings.qp_solver {qp_solver!r} is not supported; "
+                             f"known: {', '.join(QP_OPTIONS)}")
     N = horizon
     rated = [j for j, rate in enumerate(data.max_rate) if np.isfinite(rate)]
     shape = ProblemShape(N, len(model.states), len(model.inputs), len(model.disturbances),
@@ -229,21 +232,24 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solver: st
     z_upper = np.concatenate([np.tile(data.input_upper / data.input_scale, N),
                               np.full(N * (shape.n_x + shape.n_soft), np.inf)])
     c_lower, c_upper = np.concatenate(lower), np.concatenate(upper)
-    qp = ca.conic("mpc_qp", qp_solver,
-                  {"h": qp_data.sparsity_out(0), "a": qp_data.sparsity_out(2)},
-                  {**QP_OPTIONS[qp_solver], "error_on_fail": True})
+    def sqp_step(solver: str) -> ca.Function:
+        qp = ca.conic(f"mpc_qp_{solver}", solver,
+                      {"h": qp_data.sparsity_out(0), "a": qp_data.sparsity_out(2)},
+                      {**QP_OPTIONS[solver], "error_on_fail": True})
+        Z = ca.MX.sym("z", shape.n_z)
+        LX = ca.MX.sym("lam_x", shape.n_z)
+        LA = ca.MX.sym("lam_a", constraints.numel())
+        P = ca.MX.sym("params", params.numel())
+        H, g, A, c = qp_data(Z, P)
+        solution = qp(h=H, g=g, a=A, lba=ca.DM(c_lower) - c, uba=ca.DM(c_upper) - c,
+                      lbx=ca.DM(z_lower) - Z, ubx=ca.DM(z_upper) - Z,
+                      x0=ca.DM.zeros(shape.n_z), lam_x0=LX, lam_a0=LA)
+        return ca.Function(f"mpc_sqp_step_{solver}", [Z, LX, LA, P],
+                           [Z + solution["x"], solution["lam_x"], solution["lam_a"]],
+                           ["z", "lam_x", "lam_a", "params"],
+                           ["z_next", "lam_x_next", "lam_a_next"])
 
-    Z = ca.MX.sym("z", shape.n_z)
-    LX = ca.MX.sym("lam_x", shape.n_z)
-    LA = ca.MX.sym("lam_a", constraints.numel())
-    P = ca.MX.sym("params", params.numel())
-    H, g, A, c = qp_data(Z, P)
-    solution = qp(h=H, g=g, a=A, lba=ca.DM(c_lower) - c, uba=ca.DM(c_upper) - c,
-                  lbx=ca.DM(z_lower) - Z, ubx=ca.DM(z_upper) - Z,
-                  x0=ca.DM.zeros(shape.n_z), lam_x0=LX, lam_a0=LA)
-    step = ca.Function("mpc_sqp_step", [Z, LX, LA, P],
-                       [Z + solution["x"], solution["lam_x"], solution["lam_a"]],
-                       ["z", "lam_x", "lam_a", "params"], ["z_next", "lam_x_next", "lam_a_next"])
+    steps = {solver: sqp_step(solver) for solver in dict.fromkeys(qp_solvers)}
 
     # outputs now, y = h(x_0, u_-1, d_0), and over the plan, h(x_{k+1}, u_k, d_k)
     xs = ca.SX.sym("X", shape.n_x, N + 1)
@@ -252,4 +258,4 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solver: st
     outputs = ca.Function("mpc_outputs", [xs, us, ds],
                           [ca.horzcat(*[model.h(xs[:, k], us[:, k], ds[:, k], p)
                                         for k in range(N + 1)])])
-    return shape, step, outputs
+    return shape, steps, outputs
