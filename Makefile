@@ -24,6 +24,7 @@ test: install
 bench: install
 	$(PY) bench/fleet.py
 	$(PY) bench/plant_speed.py
+	$(PY) bench/mpc.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

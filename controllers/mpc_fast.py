@@ -13,14 +13,23 @@ in controllers.mpc_sqp; this module runs it once per control step:
 3. the first input move is proposed with the predicted outputs
    h(x_{k+1}, u_k, d_k), k = 0 .. N-1, and a reason with numbers and units.
 
-A QP solver failure, a non-finite iterate or non-finite input is never proposed: the
-last good plan is proposed one step on instead (or the applied inputs, clipped to the
+If the QP solver gives up, the QP is retried from zero multipliers (an active-set
+solver can fail on a degenerate warm start), then the whole SQP with qpOASES (slower,
+robust on degenerate active sets such as chains of active rate limits). A QP failure
+of both, a non-finite iterate or non-finite input is never proposed: the last good
+plan is proposed one step on instead (or the applied inputs, clipped to the
 bounds, if there is none), the status starts with "failed:" and the reason says so; the
 next step starts from a fresh guess. Every proposed input is inside its bounds.
 
 Forecasts over the horizon (``step`` keyword arguments): reference values may be
 sequences (one per step, the last held), ``disturbances`` per name and ``prices`` (the
 economic price profiles pi, e.g. an electricity tariff) per economic signal name.
+
+The Hessian is the Gauss-Newton one (controllers.mpc_sqp): exact for tracking of a
+linear model, good for tracking with small residuals. It leaves out the curvature of
+the model under the multipliers, so a strongly economic problem on a strongly nonlinear
+model may converge slowly; the step then proposes the last iterate (feasible for the
+inputs, so within bounds and rate limits) with status "iterations exceeded".
 
 Rate limits come from the setpoint limits' ``max_rate``. If the applied input lies
 outside the bounds, the first move's rate limit is counted from the nearest bound, so
@@ -128,9 +137,8 @@ class FastMpcController:
             terminal_state=(model.states.nominal if terminal_state is None
                             else np.asarray(terminal_state, float).ravel()),
         )
-        self.shape, steps, outputs = build_step(model, N, data,
-                                                [settings.qp_solver, FALLBACK_QP_SOLVER])
-        step = steps[settings.qp_solver]
+        self.shape, self._make_step, outputs = build_step(model, N, data)
+        step = self._make_step(settings.qp_solver)
         self.compiled, self.compile_note = False, ""
         if settings.codegen:
             try:
@@ -140,7 +148,7 @@ class FastMpcController:
                 self.compile_note = f"code generation failed, running interpreted: {error}"
                 log.warning("fast MPC for %r: %s", model.kind, self.compile_note)
         self._step = BufferedCall(step)
-        self._fallback_step = BufferedCall(steps[FALLBACK_QP_SOLVER])
+        self._fallback_step: BufferedCall | None = None  # built when first needed
         self.qp_fallbacks = 0
         """Steps the fallback solver (qpOASES) solved after the chosen one failed."""
         self._outputs = BufferedCall(outputs)
@@ -197,6 +205,8 @@ class FastMpcController:
             if self.qp_solver == FALLBACK_QP_SOLVER:
                 self._guess = None
                 return f"failed: QP solver {self.qp_solver} gave up"
+            if self._fallback_step is None:
+                self._fallback_step = BufferedCall(self._make_step(FALLBACK_QP_SOLVER))
             try:
                 status, (z, lam_x, lam_a) = self._iterations(
                     self._fallback_step, self._cold_guess(x, u, D), params)

@@ -40,7 +40,7 @@ QP solver inside, so it can be generated as C and compiled in one piece.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import casadi as ca
@@ -145,19 +145,15 @@ class ProblemData:
     terminal_state: np.ndarray
 
 
-def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solvers: Sequence[str]
-               ) -> tuple[ProblemShape, dict[str, ca.Function], ca.Function]:
-    """The SQP iteration ``step(z, lam_x, lam_a, params) -> (z, lam_x, lam_a)`` with each
-    of ``qp_solvers`` and
+def build_step(model: PlantModel, horizon: int, data: ProblemData
+               ) -> tuple[ProblemShape, Callable[[str], ca.Function], ca.Function]:
+    """A maker of the SQP iteration ``step(z, lam_x, lam_a, params) -> (z, lam_x,
+    lam_a)`` with a named QP solver, and
     ``outputs(X, U, D) -> Y`` (physical units, one column per stage, N + 1 stages: now
     and the plan) for ``model``.
 
     ``params`` = [x_0, u_-1 (move suppression), u_-1 (rate limits), D, R, sqrt(w_y / s_y^2),
     Pi] with D, R and Pi stage-major (n_d, n_y and n_economic values per stage)."""
-    for qp_solver in qp_solvers:
-        if qp_solver not in QP_OPTIONS:
-            raise ValueError(f"ControllerSettings.qp_solver {qp_solver!r} is not supported; "
-                             f"known: {', '.join(QP_OPTIONS)}")
     N = horizon
     rated = [j for j, rate in enumerate(data.max_rate) if np.isfinite(rate)]
     shape = ProblemShape(N, len(model.states), len(model.inputs), len(model.disturbances),
@@ -233,6 +229,9 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solvers: S
                               np.full(N * (shape.n_x + shape.n_soft), np.inf)])
     c_lower, c_upper = np.concatenate(lower), np.concatenate(upper)
     def sqp_step(solver: str) -> ca.Function:
+        if solver not in QP_OPTIONS:
+            raise ValueError(f"ControllerSettings.qp_solver {solver!r} is not supported; "
+                             f"known: {', '.join(QP_OPTIONS)}")
         qp = ca.conic(f"mpc_qp_{solver}", solver,
                       {"h": qp_data.sparsity_out(0), "a": qp_data.sparsity_out(2)},
                       {**QP_OPTIONS[solver], "error_on_fail": True})
@@ -249,8 +248,6 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solvers: S
                            ["z", "lam_x", "lam_a", "params"],
                            ["z_next", "lam_x_next", "lam_a_next"])
 
-    steps = {solver: sqp_step(solver) for solver in dict.fromkeys(qp_solvers)}
-
     # outputs now, y = h(x_0, u_-1, d_0), and over the plan, h(x_{k+1}, u_k, d_k)
     xs = ca.SX.sym("X", shape.n_x, N + 1)
     us = ca.SX.sym("U", shape.n_u, N + 1)
@@ -258,4 +255,4 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solvers: S
     outputs = ca.Function("mpc_outputs", [xs, us, ds],
                           [ca.horzcat(*[model.h(xs[:, k], us[:, k], ds[:, k], p)
                                         for k in range(N + 1)])])
-    return shape, steps, outputs
+    return shape, sqp_step, outputs

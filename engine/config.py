@@ -119,7 +119,7 @@ class ControllerSettings(_Strict):
     qp_solver: str = "qrqp"
     real_time_iteration: bool = False
     max_iterations: int = 20
-    tolerance: float = 1e-9
+    tolerance: float = 1e-6
     codegen: bool = False
 
 

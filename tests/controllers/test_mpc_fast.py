@@ -109,7 +109,8 @@ def test_first_move_matches_tightly_converged_ipopt_along_the_cstr_closed_loop(r
     """do-mpc's CSTR example (without its terminal term and state bounds, which neither
     backend models here): at every 5th state of the fast backend's closed loop, IPOPT
     (do-mpc, tol 1e-12) solves the same problem from a cold start; the fast backend's
-    first move (warm-started, SQP to 1e-9) agrees to 1e-6 of each input's span."""
+    first move (warm-started, SQP to the default step of 1e-6 spans) agrees to 1e-6 of
+    each input's span."""
     x, u, d = start
     reference = DoMpcController(reactor, CSTR, {},
                                 ipopt_options={"tol": 1e-12, "acceptable_tol": 1e-12})
