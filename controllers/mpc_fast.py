@@ -7,9 +7,10 @@ in controllers.mpc_sqp; this module runs it once per control step:
 
 1. initial guess: the previous solution shifted by one step (warm start), or, without
    one, the inputs held and the states simulated forward from the estimate;
-2. SQP iterations from the guess: one (``real_time_iteration``: the real-time
-   iteration of Diehl et al., the shooting gaps closing over the following steps), or
-   until no scaled variable moves more than ``tolerance`` (at most ``max_iterations``);
+2. SQP iterations from the guess until no scaled variable moves more than
+   ``tolerance`` (at most ``max_iterations``); or, with ``real_time_iteration`` and a
+   warm start, one (the real-time iteration of Diehl et al.: the remaining error is
+   left to the following steps; a cold start still iterates to convergence);
 3. the first input move is proposed with the predicted outputs
    h(x_{k+1}, u_k, d_k), k = 0 .. N-1, and a reason with numbers and units.
 
@@ -105,7 +106,7 @@ class FastMpcController:
         self.model = model
         self.horizon = N = settings.horizon
         self.real_time_iteration = settings.real_time_iteration
-        self.max_iterations = 1 if settings.real_time_iteration else settings.max_iterations
+        self.max_iterations = settings.max_iterations
         self.tolerance = settings.tolerance
         self.qp_solver = settings.qp_solver
         self.lower, self.upper = input_bounds(model.inputs, limits)
@@ -197,9 +198,11 @@ class FastMpcController:
     def _solve(self, x: np.ndarray, u: np.ndarray, D: np.ndarray, params: np.ndarray) -> str:
         """SQP iterations from the warm start; the plan and next guess on success. If
         the QP solver gives up, the SQP starts over from a cold guess with qpOASES."""
+        warm = self._guess is not None
         guess = self._guess or self._cold_guess(x, u, D)
+        iterations = 1 if warm and self.real_time_iteration else self.max_iterations
         try:
-            status, (z, lam_x, lam_a) = self._iterations(self._step, guess, params)
+            status, (z, lam_x, lam_a) = self._iterations(self._step, guess, params, iterations)
         except RuntimeError as error:
             log.debug("fast MPC for %r: %s failed: %s", self.model.kind, self.qp_solver, error)
             if self.qp_solver == FALLBACK_QP_SOLVER:
@@ -209,7 +212,7 @@ class FastMpcController:
                 self._fallback_step = BufferedCall(self._make_step(FALLBACK_QP_SOLVER))
             try:
                 status, (z, lam_x, lam_a) = self._iterations(
-                    self._fallback_step, self._cold_guess(x, u, D), params)
+                    self._fallback_step, self._cold_guess(x, u, D), params, self.max_iterations)
                 self.qp_fallbacks += 1
             except RuntimeError:
                 self._guess = None
@@ -217,7 +220,7 @@ class FastMpcController:
         except FloatingPointError as error:
             self._guess = None
             return f"failed: {error}"
-        if self.real_time_iteration:
+        if iterations == 1 and status == "iterations exceeded":
             status = "real-time iteration"
         U, X, _ = self.shape.blocks(z)
         U = U * self._input_scale
@@ -240,17 +243,17 @@ class FastMpcController:
         self._guess = self.shape.shift(z, lam_x, lam_a)
         return status
 
-    def _iterations(self, step: BufferedCall, guess: tuple[np.ndarray, ...], params: np.ndarray
-                    ) -> tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _iterations(self, step: BufferedCall, guess: tuple[np.ndarray, ...], params: np.ndarray,
+                    iterations: int) -> tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """SQP iterations with ``step`` from ``guess`` until no scaled variable moves more
-        than the tolerance, or ``max_iterations``. Each QP is warm-started from the last
+        than the tolerance, or ``iterations`` of them. Each QP is warm-started from the last
         multipliers, and retried once from zero multipliers if it fails (an active-set
         solver can fail on a degenerate warm start, e.g. a chain of active rate limits).
         Raises RuntimeError if the QP solver gives up, FloatingPointError on non-finite
         iterates."""
         z, lam_x, lam_a = guess
         self.iterations = 0
-        for self.iterations in range(1, self.max_iterations + 1):
+        for self.iterations in range(1, iterations + 1):
             try:
                 result = step(z, lam_x, lam_a, params)
             except RuntimeError:

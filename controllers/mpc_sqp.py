@@ -68,7 +68,7 @@ class ProblemShape:
 
     z = [u_0 .. u_{N-1}, x_1 .. x_N, e_1 .. e_N] (three stage-major blocks); the
     constraints are stage-major, ``rows_per_stage`` each: shooting (n_x), rates
-    (n_rated), soft lower (n_soft), soft upper (n_soft).
+    (n_rated), the finite soft lower then upper limits (n_soft_rows).
     """
 
     horizon: int
@@ -77,6 +77,7 @@ class ProblemShape:
     n_d: int
     n_y: int
     n_soft: int
+    n_soft_rows: int
     n_rated: int
     n_economic: int
 
@@ -86,7 +87,7 @@ class ProblemShape:
 
     @property
     def rows_per_stage(self) -> int:
-        return self.n_x + self.n_rated + 2 * self.n_soft
+        return self.n_x + self.n_rated + self.n_soft_rows
 
     def blocks(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(U, X, E) views of z, one row per stage."""
@@ -157,8 +158,9 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
     N = horizon
     rated = [j for j, rate in enumerate(data.max_rate) if np.isfinite(rate)]
     shape = ProblemShape(N, len(model.states), len(model.inputs), len(model.disturbances),
-                         len(model.outputs), len(data.soft_outputs), len(rated),
-                         len(data.economic_signals))
+                         len(model.outputs), len(data.soft_outputs),
+                         int(np.isfinite(data.soft_lower).sum() + np.isfinite(data.soft_upper).sum()),
+                         len(rated), len(data.economic_signals))
     su, sx, sy = (ca.DM(s) for s in (data.input_scale, data.state_scale, data.output_scale))
     p = ca.DM(model.parameters.nominal)
 
@@ -178,6 +180,10 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
     move_root = ca.DM(np.sqrt(data.move_weight))
     soft = list(data.soft_outputs)
     soft_scale = ca.DM(data.output_scale[soft]) if soft else ca.DM.zeros(0, 1)
+    soft_lower = np.asarray(data.soft_lower, float) / data.output_scale[soft]
+    soft_upper = np.asarray(data.soft_upper, float) / data.output_scale[soft]
+    has_lower = [i for i, v in enumerate(soft_lower) if np.isfinite(v)]
+    has_upper = [i for i, v in enumerate(soft_upper) if np.isfinite(v)]
     economic_scale = ca.DM(np.concatenate([data.input_scale, data.output_scale])
                            [list(data.economic_signals)])
     residuals, linear, rows, lower, upper = [], 0, [], [], []
@@ -201,9 +207,15 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
             upper.append(step)
         if soft:
             y_next = model.h(x_next, u_k, D[:, k], p)[soft] / soft_scale
-            rows += [y_next + ze[:, k], y_next - ze[:, k]]
-            lower += [data.soft_lower / data.output_scale[soft], np.full(len(soft), -np.inf)]
-            upper += [np.full(len(soft), np.inf), data.soft_upper / data.output_scale[soft]]
+            # only the finite sides: y / s + e >= lower / s,  y / s - e <= upper / s
+            if has_lower:
+                rows.append((y_next + ze[:, k])[has_lower])
+                lower.append(soft_lower[has_lower])
+                upper.append(np.full(len(has_lower), np.inf))
+            if has_upper:
+                rows.append((y_next - ze[:, k])[has_upper])
+                lower.append(np.full(len(has_upper), -np.inf))
+                upper.append(soft_upper[has_upper])
             residuals.append(ca.DM(np.sqrt(data.soft_penalty)) * ze[:, k])
             linear += ca.dot(ca.DM(data.soft_penalty), ze[:, k])
         x_k, u_before_move, u_before_rate = x_next, u_k, u_k
@@ -228,6 +240,7 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
     z_upper = np.concatenate([np.tile(data.input_upper / data.input_scale, N),
                               np.full(N * (shape.n_x + shape.n_soft), np.inf)])
     c_lower, c_upper = np.concatenate(lower), np.concatenate(upper)
+
     def sqp_step(solver: str) -> ca.Function:
         if solver not in QP_OPTIONS:
             raise ValueError(f"ControllerSettings.qp_solver {solver!r} is not supported; "

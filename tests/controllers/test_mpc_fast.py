@@ -144,12 +144,15 @@ def test_other_qp_solvers_give_the_same_first_move(reactor, start, qp_solver):
 
 
 def test_real_time_iteration_tracks_like_the_converged_controller(reactor, start):
-    """One SQP iteration per step from the shifted solution: after the transient the
-    closed loop sits on the target like the converged one."""
+    """One SQP iteration per step from the shifted solution (the cold first step
+    converges): after the transient the closed loop sits on the target like the
+    converged one."""
     x, u, d = start
     rti = FastMpcController(reactor, msgspec.structs.replace(CSTR, real_time_iteration=True), {})
     states, _, proposals = closed_loop(reactor, rti, x, u, d, TARGET, 60)
-    assert {p.status for p in proposals} == {"real-time iteration"}
+    assert proposals[0].status == "converged"
+    assert {p.status for p in proposals[1:]} <= {"real-time iteration", "converged"}
+    assert "real-time iteration" in {p.status for p in proposals}
     assert rti.iterations == 1
     assert np.all(np.abs(states[-10:, 1] - cstr.C_B_TARGET) < 2e-3)
 
