@@ -324,6 +324,8 @@ class FastMpcController:
         if not 1 <= profile.size <= self.horizon:
             raise ValueError(f"{what}: expected a number or 1 to {self.horizon} values "
                              f"(the horizon), got {profile.size}")
+        if not np.isfinite(profile).all():
+            raise ValueError(f"{what}: values must be finite, got {profile.tolist()}")
         return np.concatenate([profile, np.full(self.horizon - profile.size, profile[-1])])
 
     # -- proposals -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from controllers.mpc_fast import FastMpcController
 from engine.config import ControllerSettings, OutputLimit, SetpointLimit, parse_site
 from engine.model import PlantModel
 from engine.signals import Signal
-from plants import cstr, model_of, resolve_site
+from plants import asphalt_tank, cstr, model_of, resolve_site
 
 CSTR = ControllerSettings(
     backend="fast", horizon=20, tracking={"C_b": 1.9**2},
@@ -266,6 +266,8 @@ def test_time_varying_reference_is_followed_over_the_horizon(reactor, start):
     assert ahead.setpoints != steady.setpoints
     with pytest.raises(ValueError, match=r"reference\['C_b'\].*1 to 20"):
         controller.step(0.0, x, u, d, {"C_b": [0.6] * 21})
+    with pytest.raises(ValueError, match=r"reference\['C_b'\].*finite"):
+        controller.step(0.0, x, u, d, {"C_b": [0.6, math.nan]})
 
 
 def test_economic_cost_defers_cooling_to_the_cheap_tariff(reactor, start):
@@ -351,3 +353,24 @@ def test_do_mpc_backend_refuses_fast_only_settings(reactor):
     with pytest.raises(ValueError, match="output_limits.*'fast'"):
         DoMpcController(reactor, ControllerSettings(
             output_limits={"T_R": OutputLimit(upper=135.0)}), {})
+
+
+def test_disturbance_forecast_is_anticipated():
+    """An asphalt tank at its target: a forecast that the hot-oil supply falls from
+    523 K to 423 K (below the bulk) in half an hour makes the controller open the hot oil
+    now and pre-heat the tank before the oil can no longer heat it; held at today's
+    supply temperature it does neither."""
+    model = asphalt_tank.build_model()
+    settings = msgspec.structs.replace(asphalt_tank.DEFAULTS.controller, backend="fast")
+    limits = asphalt_tank.DEFAULTS.limits
+    x, u, d = np.array([433.15, 440.0]), model.inputs.nominal, model.disturbances.nominal
+    reference = {"T_bulk": 433.15}
+    steady = FastMpcController(model, settings, limits).step(0.0, x, u, d, reference)
+    drop = FastMpcController(model, settings, limits).step(
+        0.0, x, u, d, reference, disturbances={"T_supply": [523.15] * 15 + [423.15]})
+    assert steady.status == drop.status == "converged"
+    assert drop.setpoints["m_oil"] > steady.setpoints["m_oil"] + 0.02
+    assert max(drop.predicted["T_bulk"][:15]) > max(steady.predicted["T_bulk"][:15]) + 0.02
+    with pytest.raises(ValueError, match="level"):
+        FastMpcController(model, settings, limits).step(0.0, x, u, d, reference,
+                                                        disturbances={"level": 1.0})
