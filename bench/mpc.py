@@ -18,7 +18,8 @@ Backends, all in one run on the same PlantModel and ControllerSettings:
    suppression 0.1 on F/100 and 1e-3 on Q_dot/2000, from the example's initial state.
    Each backend runs its own closed loop of ``--steps`` steps (true model = the
    controller's model); the loops advance in turn, one step each, so that load from
-   other work on the machine falls on every backend alike. Reported per backend: median and p99 wall time of
+   other work on the machine falls on every backend alike. Reported per backend:
+   median and p99 wall time of
    ``controller.step`` (the first, cold step included), the closed-loop cost
    sum_k (C_b - 0.6)^2 + 0.1 (dF/100)^2 + 1e-3 (dQ_dot/2000)^2, and the first-move
    difference against a converged reference: at every 5th state of the backend's own
@@ -225,7 +226,8 @@ def print_summary(r: dict) -> None:
     for name, s in r["cstr"].items():
         print(f"  {name:<22} {s['median_ms']:>10.3f} {s['p99_ms']:>9.3f} "
               f"{s['speedup_vs_do_mpc_default']:>9.1f} {s['closed_loop_cost']:>10.5f} "
-              f"{s['first_move_difference_relative']:>9.1e} {s['first_move_difference_spans']:>9.1e}")
+              f"{s['first_move_difference_relative']:>9.1e} "
+              f"{s['first_move_difference_spans']:>9.1e}")
     print(f"  {'plant / backend':<40} {'median ms':>10} {'p99 ms':>9} {'period s':>9} "
           f"{'margin':>9} {'du/span':>9}")
     for kind, rows in r["plants"].items():

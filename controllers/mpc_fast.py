@@ -331,8 +331,8 @@ class FastMpcController:
     # -- proposals -------------------------------------------------------------------------------
 
     def _proposal(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
-        reason = plan_reason(self.model, self._reference, self._outputs_now, self._plan_outputs[-1], u,
-                             self._plan_inputs[0], self.horizon)
+        reason = plan_reason(self.model, self._reference, self._outputs_now,
+                             self._plan_outputs[-1], u, self._plan_inputs[0], self.horizon)
         return self._message(t, self._plan_inputs[0], reason, status, solve_time)
 
     def _held(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:

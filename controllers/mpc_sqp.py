@@ -157,10 +157,10 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
     Pi] with D, R and Pi stage-major (n_d, n_y and n_economic values per stage)."""
     N = horizon
     rated = [j for j, rate in enumerate(data.max_rate) if np.isfinite(rate)]
+    soft_rows = int(np.isfinite(data.soft_lower).sum() + np.isfinite(data.soft_upper).sum())
     shape = ProblemShape(N, len(model.states), len(model.inputs), len(model.disturbances),
-                         len(model.outputs), len(data.soft_outputs),
-                         int(np.isfinite(data.soft_lower).sum() + np.isfinite(data.soft_upper).sum()),
-                         len(rated), len(data.economic_signals))
+                         len(model.outputs), len(data.soft_outputs), soft_rows, len(rated),
+                         len(data.economic_signals))
     su, sx, sy = (ca.DM(s) for s in (data.input_scale, data.state_scale, data.output_scale))
     p = ca.DM(model.parameters.nominal)
 
