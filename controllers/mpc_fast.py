@@ -66,6 +66,9 @@ _BOUND_TOLERANCE = 1e-6
 """A QP answer may overstep an input bound by this fraction of the span (then clipped);
 more is a failure."""
 
+QP_RESIDUAL_TOLERANCE = 1e-6
+"""Largest KKT residual of a QP counted as solved (scaled variables)."""
+
 FALLBACK_QP_SOLVER = "qpoases"
 """Solves a QP the chosen solver failed on: slower, but robust on degenerate active sets."""
 
@@ -249,16 +252,19 @@ class FastMpcController:
         than the tolerance, or ``iterations`` of them. Each QP is warm-started from the last
         multipliers, and retried once from zero multipliers if it fails (an active-set
         solver can fail on a degenerate warm start, e.g. a chain of active rate limits).
-        Raises RuntimeError if the QP solver gives up, FloatingPointError on non-finite
-        iterates."""
+        A QP counts as solved when its KKT residual (primal infeasibility, and
+        stationarity relative to the gradient, in scaled units) is at most
+        QP_RESIDUAL_TOLERANCE. Raises RuntimeError if the QP is not solved,
+        FloatingPointError on non-finite iterates."""
         z, lam_x, lam_a = guess
         self.iterations = 0
         for self.iterations in range(1, iterations + 1):
-            try:
-                result = step(z, lam_x, lam_a, params)
-            except RuntimeError:
-                result = step(z, 0.0, 0.0, params)
-            z_next, lam_x, lam_a = (a.copy() for a in result)
+            z_next, lam_x, lam_a, residual = step(z, lam_x, lam_a, params)
+            if not residual[0] <= QP_RESIDUAL_TOLERANCE:
+                z_next, lam_x, lam_a, residual = step(z, 0.0, 0.0, params)
+                if not residual[0] <= QP_RESIDUAL_TOLERANCE:
+                    raise RuntimeError(f"QP KKT residual {residual[0]:.1e}")
+            z_next, lam_x, lam_a = z_next.copy(), lam_x.copy(), lam_a.copy()
             moved = float(np.max(np.abs(z_next - z), initial=0.0))
             z = z_next
             if not np.isfinite(moved):
