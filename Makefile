@@ -28,6 +28,7 @@ bench: install
 	$(PY) bench/mqtt.py
 	$(PY) bench/safety.py
 	$(PY) bench/estimators.py
+	$(PY) bench/mpc.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -7,20 +7,30 @@ in controllers.mpc_sqp; this module runs it once per control step:
 
 1. initial guess: the previous solution shifted by one step (warm start), or, without
    one, the inputs held and the states simulated forward from the estimate;
-2. SQP iterations from the guess: one (``real_time_iteration``: the real-time
-   iteration of Diehl et al., the shooting gaps closing over the following steps), or
-   until no scaled variable moves more than ``tolerance`` (at most ``max_iterations``);
+2. SQP iterations from the guess until no scaled variable moves more than
+   ``tolerance`` (at most ``max_iterations``); or, with ``real_time_iteration`` and a
+   warm start, one (the real-time iteration of Diehl et al.: the remaining error is
+   left to the following steps; a cold start still iterates to convergence);
 3. the first input move is proposed with the predicted outputs
    h(x_{k+1}, u_k, d_k), k = 0 .. N-1, and a reason with numbers and units.
 
-A QP solver failure, a non-finite iterate or non-finite input is never proposed: the
-last good plan is proposed one step on instead (or the applied inputs, clipped to the
+If the QP solver gives up, the QP is retried from zero multipliers (an active-set
+solver can fail on a degenerate warm start), then the whole SQP with qpOASES (slower,
+robust on degenerate active sets such as chains of active rate limits). A QP failure
+of both, a non-finite iterate or non-finite input is never proposed: the last good
+plan is proposed one step on instead (or the applied inputs, clipped to the
 bounds, if there is none), the status starts with "failed:" and the reason says so; the
 next step starts from a fresh guess. Every proposed input is inside its bounds.
 
 Forecasts over the horizon (``step`` keyword arguments): reference values may be
 sequences (one per step, the last held), ``disturbances`` per name and ``prices`` (the
 economic price profiles pi, e.g. an electricity tariff) per economic signal name.
+
+The Hessian is the Gauss-Newton one (controllers.mpc_sqp): exact for tracking of a
+linear model, good for tracking with small residuals. It leaves out the curvature of
+the model under the multipliers, so a strongly economic problem on a strongly nonlinear
+model may converge slowly; the step then proposes the last iterate (feasible for the
+inputs, so within bounds and rate limits) with status "iterations exceeded".
 
 Rate limits come from the setpoint limits' ``max_rate``. If the applied input lies
 outside the bounds, the first move's rate limit is counted from the nearest bound, so
@@ -55,6 +65,12 @@ log = logging.getLogger(__name__)
 _BOUND_TOLERANCE = 1e-6
 """A QP answer may overstep an input bound by this fraction of the span (then clipped);
 more is a failure."""
+
+QP_RESIDUAL_TOLERANCE = 1e-6
+"""Largest KKT residual of a QP counted as solved (scaled variables)."""
+
+FALLBACK_QP_SOLVER = "qpoases"
+"""Solves a QP the chosen solver failed on: slower, but robust on degenerate active sets."""
 
 Forecast = float | Sequence[float] | np.ndarray
 
@@ -93,8 +109,9 @@ class FastMpcController:
         self.model = model
         self.horizon = N = settings.horizon
         self.real_time_iteration = settings.real_time_iteration
-        self.max_iterations = 1 if settings.real_time_iteration else settings.max_iterations
+        self.max_iterations = settings.max_iterations
         self.tolerance = settings.tolerance
+        self.qp_solver = settings.qp_solver
         self.lower, self.upper = input_bounds(model.inputs, limits)
         """Hard input bounds, input units."""
         self.max_rate = np.array([limits[n].max_rate if n in limits else math.inf
@@ -124,7 +141,8 @@ class FastMpcController:
             terminal_state=(model.states.nominal if terminal_state is None
                             else np.asarray(terminal_state, float).ravel()),
         )
-        self.shape, step, outputs = build_step(model, N, data, settings.qp_solver)
+        self.shape, self._make_step, outputs = build_step(model, N, data)
+        step = self._make_step(settings.qp_solver)
         self.compiled, self.compile_note = False, ""
         if settings.codegen:
             try:
@@ -134,8 +152,11 @@ class FastMpcController:
                 self.compile_note = f"code generation failed, running interpreted: {error}"
                 log.warning("fast MPC for %r: %s", model.kind, self.compile_note)
         self._step = BufferedCall(step)
+        self._fallback_step: BufferedCall | None = None  # built when first needed
+        self.qp_fallbacks = 0
+        """Steps the fallback solver (qpOASES) solved after the chosen one failed."""
         self._outputs = BufferedCall(outputs)
-        self._n_constraints = step.nnz_in(2)
+        self._n_constraints = step.size1_in(2)
         self._reference: dict[str, float] = {}
         self._guess: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._plan_inputs: np.ndarray | None = None
@@ -178,24 +199,31 @@ class FastMpcController:
     # -- solving -------------------------------------------------------------------------------
 
     def _solve(self, x: np.ndarray, u: np.ndarray, D: np.ndarray, params: np.ndarray) -> str:
-        """SQP iterations from the warm start; the plan and next guess on success."""
-        z, lam_x, lam_a = self._guess or self._cold_guess(x, u, D)
-        self.iterations, status = 0, "iterations exceeded"
+        """SQP iterations from the warm start; the plan and next guess on success. If
+        the QP solver gives up, the SQP starts over from a cold guess with qpOASES."""
+        warm = self._guess is not None
+        guess = self._guess or self._cold_guess(x, u, D)
+        iterations = 1 if warm and self.real_time_iteration else self.max_iterations
         try:
-            for self.iterations in range(1, self.max_iterations + 1):
-                z_next, lam_x, lam_a = (a.copy() for a in self._step(z, lam_x, lam_a, params))
-                moved = float(np.max(np.abs(z_next - z), initial=0.0))
-                z = z_next
-                if not np.isfinite(moved):
-                    raise FloatingPointError("non-finite iterate")
-                if moved <= self.tolerance:
-                    status = "converged"
-                    break
-        except (RuntimeError, FloatingPointError) as error:
+            status, (z, lam_x, lam_a) = self._iterations(self._step, guess, params, iterations)
+        except RuntimeError as error:
+            log.debug("fast MPC for %r: %s failed: %s", self.model.kind, self.qp_solver, error)
+            if self.qp_solver == FALLBACK_QP_SOLVER:
+                self._guess = None
+                return f"failed: QP solver {self.qp_solver} gave up"
+            if self._fallback_step is None:
+                self._fallback_step = BufferedCall(self._make_step(FALLBACK_QP_SOLVER))
+            try:
+                status, (z, lam_x, lam_a) = self._iterations(
+                    self._fallback_step, self._cold_guess(x, u, D), params, self.max_iterations)
+                self.qp_fallbacks += 1
+            except RuntimeError:
+                self._guess = None
+                return f"failed: QP solvers {self.qp_solver} and {FALLBACK_QP_SOLVER} gave up"
+        except FloatingPointError as error:
             self._guess = None
-            return f"failed: QP solver: {error}" if isinstance(error, RuntimeError) else \
-                f"failed: {error}"
-        if self.real_time_iteration:
+            return f"failed: {error}"
+        if iterations == 1 and status == "iterations exceeded":
             status = "real-time iteration"
         U, X, _ = self.shape.blocks(z)
         U = U * self._input_scale
@@ -217,6 +245,33 @@ class FastMpcController:
         self._outputs_now = outputs[0].copy()
         self._guess = self.shape.shift(z, lam_x, lam_a)
         return status
+
+    def _iterations(self, step: BufferedCall, guess: tuple[np.ndarray, ...], params: np.ndarray,
+                    iterations: int) -> tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """SQP iterations with ``step`` from ``guess`` until no scaled variable moves more
+        than the tolerance, or ``iterations`` of them. Each QP is warm-started from the last
+        multipliers, and retried once from zero multipliers if it fails (an active-set
+        solver can fail on a degenerate warm start, e.g. a chain of active rate limits).
+        A QP counts as solved when its KKT residual (primal infeasibility, and
+        stationarity relative to the gradient, in scaled units) is at most
+        QP_RESIDUAL_TOLERANCE. Raises RuntimeError if the QP is not solved,
+        FloatingPointError on non-finite iterates."""
+        z, lam_x, lam_a = guess
+        self.iterations = 0
+        for self.iterations in range(1, iterations + 1):
+            z_next, lam_x, lam_a, residual = step(z, lam_x, lam_a, params)
+            if not residual[0] <= QP_RESIDUAL_TOLERANCE:
+                z_next, lam_x, lam_a, residual = step(z, 0.0, 0.0, params)
+                if not residual[0] <= QP_RESIDUAL_TOLERANCE:
+                    raise RuntimeError(f"QP KKT residual {residual[0]:.1e}")
+            z_next, lam_x, lam_a = z_next.copy(), lam_x.copy(), lam_a.copy()
+            moved = float(np.max(np.abs(z_next - z), initial=0.0))
+            z = z_next
+            if not np.isfinite(moved):
+                raise FloatingPointError("non-finite iterate")
+            if moved <= self.tolerance:
+                return "converged", (z, lam_x, lam_a)
+        return "iterations exceeded", (z, lam_x, lam_a)
 
     def _cold_guess(self, x: np.ndarray, u: np.ndarray, D: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -275,13 +330,15 @@ class FastMpcController:
         if not 1 <= profile.size <= self.horizon:
             raise ValueError(f"{what}: expected a number or 1 to {self.horizon} values "
                              f"(the horizon), got {profile.size}")
+        if not np.isfinite(profile).all():
+            raise ValueError(f"{what}: values must be finite, got {profile.tolist()}")
         return np.concatenate([profile, np.full(self.horizon - profile.size, profile[-1])])
 
     # -- proposals -------------------------------------------------------------------------------
 
     def _proposal(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
-        reason = plan_reason(self.model, self._reference, self._outputs_now, self._plan_outputs[-1], u,
-                             self._plan_inputs[0], self.horizon)
+        reason = plan_reason(self.model, self._reference, self._outputs_now,
+                             self._plan_outputs[-1], u, self._plan_inputs[0], self.horizon)
         return self._message(t, self._plan_inputs[0], reason, status, solve_time)
 
     def _held(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:

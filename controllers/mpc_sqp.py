@@ -40,7 +40,7 @@ QP solver inside, so it can be generated as C and compiled in one piece.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import casadi as ca
@@ -54,11 +54,13 @@ REGULARISATION = 1e-10
 QP_OPTIONS = {
     "qrqp": {"print_header": False, "print_iter": False, "print_info": False,
              "max_iter": 1000},
-    "osqp": {"osqp": {"verbose": False, "eps_abs": 1e-10, "eps_rel": 1e-10, "polishing": True,
+    "osqp": {"osqp": {"verbose": False, "eps_abs": 1e-7, "eps_rel": 1e-7, "polishing": True,
                       "max_iter": 20000}, "warm_start_primal": True, "warm_start_dual": True},
     "qpoases": {"printLevel": "none", "sparse": True},
 }
-"""The supported QP solvers and their options (all silent, all raise on failure)."""
+"""The supported QP solvers and their options. OSQP (ADMM) runs to 1e-7 and polishes its
+answer on the active set it found, which makes it exact. Whether a QP was solved is
+judged by its KKT residual (``qp_residual``), not by the solver's own flag."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class ProblemShape:
 
     z = [u_0 .. u_{N-1}, x_1 .. x_N, e_1 .. e_N] (three stage-major blocks); the
     constraints are stage-major, ``rows_per_stage`` each: shooting (n_x), rates
-    (n_rated), soft lower (n_soft), soft upper (n_soft).
+    (n_rated), the finite soft lower then upper limits (n_soft_rows).
     """
 
     horizon: int
@@ -76,6 +78,7 @@ class ProblemShape:
     n_d: int
     n_y: int
     n_soft: int
+    n_soft_rows: int
     n_rated: int
     n_economic: int
 
@@ -85,7 +88,7 @@ class ProblemShape:
 
     @property
     def rows_per_stage(self) -> int:
-        return self.n_x + self.n_rated + 2 * self.n_soft
+        return self.n_x + self.n_rated + self.n_soft_rows
 
     def blocks(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(U, X, E) views of z, one row per stage."""
@@ -144,21 +147,20 @@ class ProblemData:
     terminal_state: np.ndarray
 
 
-def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solver: str
-               ) -> tuple[ProblemShape, ca.Function, ca.Function]:
-    """The SQP iteration ``step(z, lam_x, lam_a, params) -> (z, lam_x, lam_a)`` and
+def build_step(model: PlantModel, horizon: int, data: ProblemData
+               ) -> tuple[ProblemShape, Callable[[str], ca.Function], ca.Function]:
+    """A maker of the SQP iteration ``step(z, lam_x, lam_a, params) -> (z, lam_x,
+    lam_a, qp_residual)`` with a named QP solver, and
     ``outputs(X, U, D) -> Y`` (physical units, one column per stage, N + 1 stages: now
     and the plan) for ``model``.
 
     ``params`` = [x_0, u_-1 (move suppression), u_-1 (rate limits), D, R, sqrt(w_y / s_y^2),
     Pi] with D, R and Pi stage-major (n_d, n_y and n_economic values per stage)."""
-    if qp_solver not in QP_OPTIONS:
-        raise ValueError(f"ControllerSettings.qp_solver {qp_solver!r} is not supported; "
-                         f"known: {', '.join(QP_OPTIONS)}")
     N = horizon
     rated = [j for j, rate in enumerate(data.max_rate) if np.isfinite(rate)]
+    soft_rows = int(np.isfinite(data.soft_lower).sum() + np.isfinite(data.soft_upper).sum())
     shape = ProblemShape(N, len(model.states), len(model.inputs), len(model.disturbances),
-                         len(model.outputs), len(data.soft_outputs), len(rated),
+                         len(model.outputs), len(data.soft_outputs), soft_rows, len(rated),
                          len(data.economic_signals))
     su, sx, sy = (ca.DM(s) for s in (data.input_scale, data.state_scale, data.output_scale))
     p = ca.DM(model.parameters.nominal)
@@ -179,6 +181,10 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solver: st
     move_root = ca.DM(np.sqrt(data.move_weight))
     soft = list(data.soft_outputs)
     soft_scale = ca.DM(data.output_scale[soft]) if soft else ca.DM.zeros(0, 1)
+    soft_lower = np.asarray(data.soft_lower, float) / data.output_scale[soft]
+    soft_upper = np.asarray(data.soft_upper, float) / data.output_scale[soft]
+    has_lower = [i for i, v in enumerate(soft_lower) if np.isfinite(v)]
+    has_upper = [i for i, v in enumerate(soft_upper) if np.isfinite(v)]
     economic_scale = ca.DM(np.concatenate([data.input_scale, data.output_scale])
                            [list(data.economic_signals)])
     residuals, linear, rows, lower, upper = [], 0, [], [], []
@@ -202,9 +208,15 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solver: st
             upper.append(step)
         if soft:
             y_next = model.h(x_next, u_k, D[:, k], p)[soft] / soft_scale
-            rows += [y_next + ze[:, k], y_next - ze[:, k]]
-            lower += [data.soft_lower / data.output_scale[soft], np.full(len(soft), -np.inf)]
-            upper += [np.full(len(soft), np.inf), data.soft_upper / data.output_scale[soft]]
+            # only the finite sides: y / s + e >= lower / s,  y / s - e <= upper / s
+            if has_lower:
+                rows.append((y_next + ze[:, k])[has_lower])
+                lower.append(soft_lower[has_lower])
+                upper.append(np.full(len(has_lower), np.inf))
+            if has_upper:
+                rows.append((y_next - ze[:, k])[has_upper])
+                lower.append(np.full(len(has_upper), -np.inf))
+                upper.append(soft_upper[has_upper])
             residuals.append(ca.DM(np.sqrt(data.soft_penalty)) * ze[:, k])
             linear += ca.dot(ca.DM(data.soft_penalty), ze[:, k])
         x_k, u_before_move, u_before_rate = x_next, u_k, u_k
@@ -229,21 +241,34 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solver: st
     z_upper = np.concatenate([np.tile(data.input_upper / data.input_scale, N),
                               np.full(N * (shape.n_x + shape.n_soft), np.inf)])
     c_lower, c_upper = np.concatenate(lower), np.concatenate(upper)
-    qp = ca.conic("mpc_qp", qp_solver,
-                  {"h": qp_data.sparsity_out(0), "a": qp_data.sparsity_out(2)},
-                  {**QP_OPTIONS[qp_solver], "error_on_fail": True})
 
-    Z = ca.MX.sym("z", shape.n_z)
-    LX = ca.MX.sym("lam_x", shape.n_z)
-    LA = ca.MX.sym("lam_a", constraints.numel())
-    P = ca.MX.sym("params", params.numel())
-    H, g, A, c = qp_data(Z, P)
-    solution = qp(h=H, g=g, a=A, lba=ca.DM(c_lower) - c, uba=ca.DM(c_upper) - c,
-                  lbx=ca.DM(z_lower) - Z, ubx=ca.DM(z_upper) - Z,
-                  x0=ca.DM.zeros(shape.n_z), lam_x0=LX, lam_a0=LA)
-    step = ca.Function("mpc_sqp_step", [Z, LX, LA, P],
-                       [Z + solution["x"], solution["lam_x"], solution["lam_a"]],
-                       ["z", "lam_x", "lam_a", "params"], ["z_next", "lam_x_next", "lam_a_next"])
+    def sqp_step(solver: str) -> ca.Function:
+        if solver not in QP_OPTIONS:
+            raise ValueError(f"ControllerSettings.qp_solver {solver!r} is not supported; "
+                             f"known: {', '.join(QP_OPTIONS)}")
+        qp = ca.conic(f"mpc_qp_{solver}", solver,
+                      {"h": qp_data.sparsity_out(0), "a": qp_data.sparsity_out(2)},
+                      {**QP_OPTIONS[solver], "error_on_fail": False})
+        Z = ca.MX.sym("z", shape.n_z)
+        LX = ca.MX.sym("lam_x", shape.n_z)
+        LA = ca.MX.sym("lam_a", constraints.numel())
+        P = ca.MX.sym("params", params.numel())
+        H, g, A, c = qp_data(Z, P)
+        lba, uba = ca.DM(c_lower) - c, ca.DM(c_upper) - c
+        lbx, ubx = ca.DM(z_lower) - Z, ca.DM(z_upper) - Z
+        solution = qp(h=H, g=g, a=A, lba=lba, uba=uba, lbx=lbx, ubx=ubx,
+                      x0=ca.DM.zeros(shape.n_z), lam_x0=LX, lam_a0=LA)
+        dz, lam_x, lam_a = solution["x"], solution["lam_x"], solution["lam_a"]
+        # the QP's own KKT residual, whatever the solver says about itself
+        Adz = ca.mtimes(A, dz)
+        primal = ca.mmax(ca.vertcat(ca.fmax(lba - Adz, 0), ca.fmax(Adz - uba, 0),
+                                    ca.fmax(lbx - dz, 0), ca.fmax(dz - ubx, 0), 0))
+        stationarity = ca.mtimes(H, dz) + g + ca.mtimes(A.T, lam_a) + lam_x
+        dual = ca.norm_inf(stationarity) / ca.fmax(1, ca.norm_inf(g))
+        return ca.Function(f"mpc_sqp_step_{solver}", [Z, LX, LA, P],
+                           [Z + dz, lam_x, lam_a, ca.fmax(primal, dual)],
+                           ["z", "lam_x", "lam_a", "params"],
+                           ["z_next", "lam_x_next", "lam_a_next", "qp_residual"])
 
     # outputs now, y = h(x_0, u_-1, d_0), and over the plan, h(x_{k+1}, u_k, d_k)
     xs = ca.SX.sym("X", shape.n_x, N + 1)
@@ -252,4 +277,4 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData, qp_solver: st
     outputs = ca.Function("mpc_outputs", [xs, us, ds],
                           [ca.horzcat(*[model.h(xs[:, k], us[:, k], ds[:, k], p)
                                         for k in range(N + 1)])])
-    return shape, step, outputs
+    return shape, sqp_step, outputs

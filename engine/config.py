@@ -102,7 +102,8 @@ class ControllerSettings(_Strict):
         qp_solver: the "fast" backend's QP solver: "qrqp" (CasADi's active-set solver,
             code generation possible), "osqp" or "qpoases".
         real_time_iteration: "fast" only: one SQP iteration per step from the shifted
-            previous solution (real-time iteration) instead of iterating to convergence.
+            previous solution (real-time iteration) instead of iterating to convergence;
+            a step without a previous solution still iterates to convergence.
         max_iterations: "fast" only: SQP iterations per step when not in real-time
             iteration mode.
         tolerance: "fast" only: SQP stops when no variable moves more than this, in
@@ -121,7 +122,7 @@ class ControllerSettings(_Strict):
     qp_solver: str = "qrqp"
     real_time_iteration: bool = False
     max_iterations: int = 20
-    tolerance: float = 1e-9
+    tolerance: float = 1e-6
     codegen: bool = False
 
 
