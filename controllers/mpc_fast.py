@@ -47,6 +47,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -164,6 +165,24 @@ class FastMpcController:
         self._outputs_now = np.zeros(len(model.outputs))
         self.iterations = 0
         """SQP iterations of the last step."""
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Plain-data warm-start state: the last good plan (held if the first solve after
+        a restore fails) and the shifted primal-dual guess the next SQP starts from."""
+        if self._plan_inputs is None:
+            return {}
+        data = {"plan_inputs": self._plan_inputs.tolist(),
+                "plan_outputs": self._plan_outputs.tolist()}
+        if self._guess is not None:
+            data["guess"] = [part.tolist() for part in self._guess]
+        return data
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        if data:
+            self._plan_inputs = np.asarray(data["plan_inputs"], float)
+            self._plan_outputs = np.asarray(data["plan_outputs"], float)
+            if "guess" in data:
+                self._guess = tuple(np.asarray(part, float) for part in data["guess"])
 
     # -- the Controller protocol -----------------------------------------------------------
 

@@ -236,6 +236,34 @@ def test_failure_holds_the_last_good_plan_shifted(reactor, start, state, status)
     assert again.status == "converged"
 
 
+def test_a_restored_checkpoint_resumes_the_plan_and_the_warm_start(reactor, start):
+    """A controller rebuilt from another's checkpoint, stored as JSON (an asset actor
+    restarted after a SIGKILL), warm-starts the same SQP: same iterations, same move to
+    1e-9; and on a failed first solve it holds the restored plan, saying so."""
+    x, u, d = start
+    original = FastMpcController(reactor, CSTR, {})
+    original.step(0.0, x, u, d, TARGET)
+    data = msgspec.json.decode(msgspec.json.encode(original.checkpoint()))
+    resumed = FastMpcController(reactor, CSTR, {})
+    resumed.restore(data)
+    expected = original.step(18.0, x, u, d, TARGET)
+    moved = resumed.step(18.0, x, u, d, TARGET)
+    assert resumed.iterations == original.iterations
+    assert moved.setpoints == pytest.approx(expected.setpoints, rel=1e-9)
+    held = FastMpcController(reactor, CSTR, {})
+    held.restore(data)
+    failed = held.step(18.0, np.full_like(x, np.nan), u, d, TARGET)
+    assert failed.reason.startswith("solver failed") and "holding last good plan" in failed.reason
+    assert failed.predicted == {name: values[1:] + values[-1:]
+                                for name, values in original_plan(reactor, data).items()}
+
+
+def original_plan(model, data) -> dict[str, list[float]]:
+    """The predicted outputs of a checkpoint's plan, by output name."""
+    outputs = np.asarray(data["plan_outputs"])
+    return {name: outputs[:, i].tolist() for i, name in enumerate(model.outputs.names)}
+
+
 def test_failure_without_a_plan_holds_the_applied_inputs_within_bounds(reactor):
     controller = FastMpcController(reactor, CSTR, {})
     held = controller.step(0.0, np.full(4, math.nan), np.array([150.0, -6000.0]),
