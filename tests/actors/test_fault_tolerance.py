@@ -73,7 +73,7 @@ def lockstep(ray_session, tmp_path):
 
 def test_no_write_passes_while_the_safety_actor_is_down_and_its_state_survives(lockstep):
     fleet = lockstep
-    asset = fleet.assets["tank-01"]
+    asset, plant, safety = fleet.assets["tank-01"], fleet.plants["tank-01"], fleet.safety
     fleet.run_for(6 * PERIOD)
     ray.get(asset.set_operator_limits.remote({"m_oil": (0.2, 6.0)}, "olga"))
     ray.get(asset.set_mode.remote("ADVISORY", "olga"))
