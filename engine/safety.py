@@ -91,7 +91,8 @@ def decide(
                    "holding last applied value")
 
     bands = {**limits, **(operator_limits or {})}
-    active = dict(site.applied)
+    active = dict(site.applied)  # updated as this proposal's values pass, for the counts
+    locks = _Interlocks(proposal.asset, interlocks, site.measured, active)
     applied: dict[str, float] = {}
     records: list[AuditRecord] = []
     for signal, requested in proposal.setpoints.items():
@@ -99,9 +100,8 @@ def decide(
             outcome, reason = refusal
             value = None
         else:
-            outcome, value, reason = _gate(
-                signal, requested, t, limits, bands, last_applied,
-                _Interlocks(proposal.asset, interlocks, site.measured, active))
+            outcome, value, reason = _gate(signal, requested, t, limits, bands, last_applied,
+                                           locks)
         if value is not None:
             applied[signal] = value
             active[f"{proposal.asset}.{signal}"] = value

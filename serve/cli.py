@@ -34,6 +34,7 @@ import secrets
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -204,7 +205,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from serve.app import start_http
     from serve.auth import Token, hash_token, load_tokens
 
-    admin = os.environ.get(ADMIN_TOKEN_VARIABLE) or secrets.token_urlsafe(32)
+    admin, generated = admin_token(os.environ)
     tokens = [*load_tokens(site.http.tokens), Token("admin", "admin", hash_token(admin))]
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -224,11 +225,11 @@ def run_demo(args: argparse.Namespace) -> int:
         url = start_http(fleet, host, port, tokens)
         print(f"  HTTP API     {url}/assets   (OpenAPI: {url}/docs)", flush=True)
         print(f"  metrics      {url}/metrics", flush=True)
-        if os.environ.get(ADMIN_TOKEN_VARIABLE):
-            print(f"  admin token  from {ADMIN_TOKEN_VARIABLE}", flush=True)
-        else:
+        if generated:
             print(f"  admin token  {admin}   (generated; set {ADMIN_TOKEN_VARIABLE} to choose "
                   "one)", flush=True)
+        else:
+            print(f"  admin token  from {ADMIN_TOKEN_VARIABLE}", flush=True)
         print(f"  tokens file  {Path(site.http.tokens).resolve()} "
               f"({len(tokens) - 1} token(s); `twinloop token add` adds one)", flush=True)
         print(f"  audit log    {Path(site.site.audit_db).resolve()}", flush=True)
@@ -261,6 +262,13 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def admin_token(environ: Mapping[str, str]) -> tuple[str, bool]:
+    """The demo's admin token: TWINLOOP_ADMIN_TOKEN if set and not empty, else a new
+    random one (256 bits); and whether it was generated."""
+    given = environ.get(ADMIN_TOKEN_VARIABLE, "")
+    return (given, False) if given else (secrets.token_urlsafe(32), True)
+
+
 def _serve_opcua(fleet) -> str:
     """Start the site's OPC UA server; the line the demo prints for it."""
     settings = fleet.site.opcua
@@ -271,6 +279,8 @@ def _serve_opcua(fleet) -> str:
         return f"{url}   (security None, anonymous)"
     return (f"{url}   (security {settings.security}, users: {', '.join(settings.users)}; "
             f"server certificate in {Path(settings.certificate_dir).resolve()})")
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback

@@ -1,5 +1,5 @@
-"""Interlocks of the site file through the actors: the asphalt terminal alone
-(tests/sites/terminal.toml) in lock-step, written by an operator in MANUAL mode."""
+"""Interlocks of the site file through the actors: the asphalt terminal and a stand-alone
+tank (tests/sites/terminal.toml) in lock-step, written by an operator in MANUAL mode."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def terminal(ray_session, tmp_path_factory):
     fleet.shutdown()
 
 
-def write(fleet, values):
-    return ray.get(fleet.assets["terminal"].write_setpoints.remote(values, "olga"))
+def write(fleet, values, asset="terminal"):
+    return ray.get(fleet.assets[asset].write_setpoints.remote(values, "olga"))
 
 
 def test_at_most_three_loading_pumps_run_at_once(terminal):
@@ -61,3 +61,17 @@ def test_high_high_level_closes_filling_of_that_tank_only(terminal):
     terminal.run_for(300.0)
     truth = ray.get(terminal.plants["terminal"].truth.remote())
     assert truth["states"]["mass_05"] > mass + 300.0 * 40.0 - 300.0 * 30.0  # filled
+
+
+def test_a_measurement_of_one_asset_holds_the_writes_of_another(terminal):
+    """terminal.level_06 is above 10.5 m: tank-01's m_oil may fall but not rise."""
+    held = ray.get(terminal.safety.last_applied.remote("tank-01"))["m_oil"]["value"]
+    rising = write(terminal, {"m_oil": held + 1.0}, asset="tank-01")
+    assert rising["applied"] == {"m_oil": held}
+    assert ("interlock 'tank 06 high level holds tank-01 heating': terminal.level_06"
+            in rising["records"][0]["reason"])
+    terminal.run_for(300.0)  # the rate limit allows no change in no time
+    falling = write(terminal, {"m_oil": held - 0.1}, asset="tank-01")
+    assert falling["applied"] == {"m_oil": pytest.approx(held - 0.1)}
+    truth = ray.get(terminal.plants["tank-01"].truth.remote())["inputs"]["m_oil"]
+    assert truth == pytest.approx(held - 0.1)

@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import ConfigError
 from serve.auth import Role, TokenTable, load_tokens
-from serve.cli import main
+from serve.cli import admin_token, main
 
 
 def test_token_add_prints_the_token_once_and_stores_only_its_salted_hash(tmp_path, capsys):
@@ -59,3 +59,10 @@ def test_user_names_cannot_break_the_token_file(tmp_path, capsys):
                  "--file", str(path)]) == 2
     assert "must be letters, digits" in capsys.readouterr().err
     assert not path.exists()
+
+
+def test_the_demo_takes_its_admin_token_from_the_environment_or_makes_one():
+    assert admin_token({"TWINLOOP_ADMIN_TOKEN": "s3cret"}) == ("s3cret", False)
+    first, generated = admin_token({})
+    assert generated and len(first) >= 43  # 32 random bytes, URL-safe base64
+    assert admin_token({"TWINLOOP_ADMIN_TOKEN": ""})[0] != first
