@@ -27,6 +27,7 @@ bench: install
 	$(PY) bench/opcua.py
 	$(PY) bench/mqtt.py
 	$(PY) bench/safety.py
+	$(PY) bench/restart.py
 	$(PY) bench/estimators.py
 	$(PY) bench/mpc.py
 

@@ -71,8 +71,9 @@ def test_a_new_tuning_is_used_live_and_its_rate_limit_reaches_the_safety_gate(ap
     tuning_records = [r["reason"] for r in records if r["signal"] == "controller"]
     assert tuning_records and "horizon 30 -> 12" in tuning_records[-1]
     limit_records = [r["reason"] for r in records
-                     if r["signal"] == "m_oil" and r["reason"].startswith("limits")]
-    assert limit_records == ["limits m_oil [0.1, 8] at most 0.02/s -> [0.1, 6] at most 0.0001/s"]
+                     if r["signal"] == "m_oil" and r["reason"].startswith("engineering limits")]
+    assert limit_records == [
+        "engineering limits m_oil [0.1, 8] at most 0.02/s -> [0.1, 6] at most 0.0001/s"]
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -132,3 +133,23 @@ def test_status_and_metrics_carry_the_innovation_and_its_chi_square_test(api, tw
     check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
                            text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_engineering_limits_may_not_cut_through_an_operator_band(api, two_tanks):
+    """Operator limits lie inside engineering limits: a retune whose limits would leave an
+    operator band outside them is 422 naming both, and neither the tuning nor the safety
+    actor's limits change; once the band is widened to the whole range, it goes through."""
+    assert api.put("/assets/tank-01/limits",
+                   json={"m_oil": {"lower": 0.5, "upper": 5.0}}).status_code == 200
+    before = api.get("/assets/tank-01/controller").json()
+    gate = ray.get(two_tanks.safety.limits.remote("tank-01"))
+    reply = api.put("/assets/tank-01/controller", json={"limits": {"m_oil": {"upper": 4.0}}})
+    assert reply.status_code == 422
+    assert "would not contain the operator limits [0.5, 5]" in reply.json()["detail"]
+    assert api.get("/assets/tank-01/controller").json() == before
+    assert ray.get(two_tanks.safety.limits.remote("tank-01")) == gate
+    wide = {"lower": gate["m_oil"]["lower"], "upper": 4.0}
+    assert api.put("/assets/tank-01/limits", json={"m_oil": wide}).status_code == 200
+    reply = api.put("/assets/tank-01/controller", json={"limits": {"m_oil": {"upper": 4.0}}})
+    assert reply.status_code == 200, reply.text
+    assert ray.get(two_tanks.safety.limits.remote("tank-01"))["m_oil"]["upper"] == 4.0
