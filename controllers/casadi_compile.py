@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,6 +23,9 @@ import numpy as np
 
 COMPILE_FLAGS = ("-O2", "-fPIC", "-shared")
 COMPILE_TIMEOUT_S = 300.0
+MAX_SOURCE_BYTES = 5_000_000
+"""Larger generated sources are not compiled: gcc takes minutes on them (5 MB, the
+centrifugal pump's MPC, takes about 30 s; the asphalt terminal's 61 MB over 5 min)."""
 
 
 class CompileError(RuntimeError):
@@ -34,7 +38,8 @@ def cache_directory() -> Path:
 
 def compiled(function: ca.Function, directory: Path | None = None) -> ca.Function:
     """``function`` as compiled C code (same inputs and outputs). Raises CompileError
-    if there is no C compiler (``$CC``, else ``cc`` or ``gcc``) or it fails."""
+    if there is no C compiler (``$CC``, else ``cc`` or ``gcc``), it fails or takes over
+    COMPILE_TIMEOUT_S, or the generated source is over MAX_SOURCE_BYTES."""
     directory = directory or cache_directory()
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not compiler:
@@ -46,21 +51,37 @@ def compiled(function: ca.Function, directory: Path | None = None) -> ca.Functio
         generator = ca.CodeGenerator(source.name, {"with_header": False})
         generator.add(function)
         generator.generate(str(Path(work)) + os.sep)
+        size = source.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise CompileError(f"generated {name}.c is {size / 1e6:.0f} MB, over the "
+                               f"{MAX_SOURCE_BYTES / 1e6:.0f} MB limit (gcc would take minutes)")
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
         library = directory / f"{name}_{digest}.so"
         if not library.exists():
             partial = Path(work) / library.name
-            try:
-                subprocess.run([compiler, *COMPILE_FLAGS, str(source), "-o", str(partial), "-lm"],
-                               check=True, capture_output=True, text=True,
-                               timeout=COMPILE_TIMEOUT_S)
-            except (OSError, subprocess.SubprocessError) as error:
-                detail = getattr(error, "stderr", None) or str(error)
-                raise CompileError(f"{compiler} failed on {name}.c: "
-                                   f"{detail.strip().splitlines()[-1] if detail.strip() else error}"
-                                   ) from None
+            _compile(compiler, source, partial)
             os.replace(partial, library)
     return ca.external(name, str(library))
+
+
+def _compile(compiler: str, source: Path, library: Path) -> None:
+    """Run the compiler in its own process group, so that a timeout ends all of it."""
+    command = [compiler, *COMPILE_FLAGS, str(source), "-o", str(library), "-lm"]
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)
+    except OSError as error:
+        raise CompileError(f"cannot run {compiler}: {error.strerror}") from None
+    try:
+        _, errors = process.communicate(timeout=COMPILE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise CompileError(f"{compiler} took over {COMPILE_TIMEOUT_S:.0f} s on "
+                           f"{source.name}") from None
+    if process.returncode != 0:
+        last = errors.strip().splitlines()[-1] if errors.strip() else f"exit {process.returncode}"
+        raise CompileError(f"{compiler} failed on {source.name}: {last}")
 
 
 class BufferedCall:
@@ -68,7 +89,7 @@ class BufferedCall:
     numpy arrays it owns: a few microseconds per call instead of tens. The outputs are
     arrays this object overwrites at the next call; not thread-safe.
 
-    Raises RuntimeError when the Function fails (a QP solver that gives up)."""
+    Raises RuntimeError when the Function reports a failure."""
 
     def __init__(self, function: ca.Function) -> None:
         self.function = function

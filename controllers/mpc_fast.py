@@ -1,8 +1,8 @@
 """Fast nonlinear MPC on CasADi: multiple shooting, Gauss-Newton SQP over a QP solver.
 
 The same problem as the do-mpc backend (controllers.mpc_dompc) on the same PlantModel
-RK4 step, with what do-mpc's does not have: hard input rate limits, soft output limits,
-an economic cost and forecasts over the horizon. The problem and the SQP iteration are
+RK4 step, with what the do-mpc backend does not have: hard input rate limits, soft
+output limits, an economic cost and forecasts over the horizon. The problem and the SQP iteration are
 in controllers.mpc_sqp; this module runs it once per control step:
 
 1. initial guess: the previous solution shifted by one step (warm start), or, without

@@ -385,6 +385,25 @@ def parse_site(raw: bytes | str, path: str | Path = "<site>") -> SiteConfig:
     return site
 
 
+def _check_controller(settings: ControllerSettings, path: str | Path, key: str) -> None:
+    """The controller settings that need no model to check."""
+    if settings.horizon < 1:
+        raise ConfigError(path, f"{key}.horizon", f"must be at least 1, got {settings.horizon}")
+    if settings.max_iterations < 1:
+        raise ConfigError(path, f"{key}.max_iterations",
+                          f"must be at least 1, got {settings.max_iterations}")
+    if not (math.isfinite(settings.tolerance) and settings.tolerance > 0):
+        raise ConfigError(path, f"{key}.tolerance",
+                          f"must be finite and positive, got {settings.tolerance}")
+    for name, limit in settings.output_limits.items():
+        if not limit.lower <= limit.upper:
+            raise ConfigError(path, f"{key}.output_limits.{name}",
+                              f"lower {limit.lower} is above upper {limit.upper}")
+        if not (math.isfinite(limit.penalty) and limit.penalty > 0):
+            raise ConfigError(path, f"{key}.output_limits.{name}.penalty",
+                              f"must be finite and positive, got {limit.penalty}")
+
+
 def _split_validation(message: str) -> tuple[str, str]:
     """msgspec says 'Expected `float`, got `str` - at `$.assets[0].period_s`'."""
     match = re.match(r"(?s)(.*) - at `\$\.?(.*)`$", message)
@@ -420,9 +439,8 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
             raise ConfigError(path, f"{key}.id", f"{asset.id!r} must be letters, digits, '-', '_', '.'")
         if asset.period_s is not None and not asset.period_s > 0:
             raise ConfigError(path, f"{key}.period_s", f"must be positive, got {asset.period_s}")
-        if asset.controller is not None and asset.controller.horizon < 1:
-            raise ConfigError(path, f"{key}.controller.horizon",
-                              f"must be at least 1, got {asset.controller.horizon}")
+        if asset.controller is not None:
+            _check_controller(asset.controller, path, f"{key}.controller")
         unit_id = asset.modbus.unit_id or modbus.unit_id
         if not 1 <= unit_id <= 247:
             raise ConfigError(path, f"{key}.modbus.unit_id" if asset.modbus.unit_id else
