@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from engine.config import ControllerSettings, SetpointLimit
+from engine.messages import Proposal
 from engine.model import PlantModel
 from engine.signals import SignalSet
 
@@ -94,3 +95,19 @@ def duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def shifted(plan: np.ndarray) -> np.ndarray:
+    """A plan (one row per step) one step on, its last row held."""
+    return np.vstack([plan[1:], plan[-1:]])
+
+
+def plan_proposal(model: PlantModel, t: float, setpoint: np.ndarray,
+                  plan_outputs: np.ndarray | None, reason: str, status: str,
+                  solve_time: float) -> Proposal:
+    """The Proposal of an MPC step: the first move ``setpoint`` and the predicted outputs
+    of the plan (one row per step), by name; its ``asset`` is left for the loop."""
+    predicted = ({name: plan_outputs[:, i].tolist() for i, name in enumerate(model.outputs.names)}
+                 if plan_outputs is not None else {})
+    return Proposal(asset="", time=float(t), setpoints=model.inputs.mapping(setpoint),
+                    reason=reason, status=status, solve_time_s=solve_time, predicted=predicted)

@@ -53,8 +53,8 @@ import numpy as np
 
 from controllers.casadi_compile import BufferedCall, CompileError, compiled
 from controllers.mpc_common import (
-    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, check_settings, input_bounds, plan_reason,
-    require_known, spans,
+    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, check_settings, input_bounds, plan_proposal,
+    plan_reason, require_known, shifted, spans,
 )
 from controllers.mpc_sqp import ProblemData, build_step
 from engine.config import ControllerSettings, SetpointLimit
@@ -297,7 +297,7 @@ class FastMpcController:
         """The last good plan shifted (or ``u`` clipped to the bounds, held) with the
         states it gives from ``x``; no slack; zero multipliers."""
         if self._plan_inputs is not None:
-            U = np.vstack([self._plan_inputs[1:], self._plan_inputs[-1:]])
+            U = shifted(self._plan_inputs)
         else:
             U = np.tile(np.clip(u, self.lower, self.upper), (self.horizon, 1))
         X, x_k = np.empty((self.horizon, len(x))), x
@@ -358,29 +358,22 @@ class FastMpcController:
     def _proposal(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
         reason = plan_reason(self.model, self._reference, self._outputs_now,
                              self._plan_outputs[-1], u, self._plan_inputs[0], self.horizon)
-        return self._message(t, self._plan_inputs[0], reason, status, solve_time)
+        return plan_proposal(self.model, t, self._plan_inputs[0], self._plan_outputs,
+                             reason, status, solve_time)
 
     def _held(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
         """The last good plan shifted by one step, or ``u`` held if there is none."""
         if self._plan_inputs is None:
             held = np.where(np.isfinite(u), u, self.model.inputs.nominal)
             held = np.clip(held, self.lower, self.upper)
-            return self._message(t, held, f"solver failed ({status}): no plan yet, holding "
-                                 "the applied inputs", f"failed: {status}", solve_time)
-        self._plan_inputs = np.vstack([self._plan_inputs[1:], self._plan_inputs[-1:]])
-        self._plan_outputs = np.vstack([self._plan_outputs[1:], self._plan_outputs[-1:]])
-        return self._message(t, self._plan_inputs[0],
+            return plan_proposal(self.model, t, held, None, f"solver failed ({status}): no plan "
+                                 "yet, holding the applied inputs", f"failed: {status}",
+                                 solve_time)
+        self._plan_inputs = shifted(self._plan_inputs)
+        self._plan_outputs = shifted(self._plan_outputs)
+        return plan_proposal(self.model, t, self._plan_inputs[0], self._plan_outputs,
                              f"solver failed ({status}): holding last good plan",
                              f"failed: {status}", solve_time)
-
-    def _message(self, t: float, setpoint: np.ndarray, reason: str, status: str,
-                 solve_time: float) -> Proposal:
-        predicted = ({name: self._plan_outputs[:, i].tolist()
-                      for i, name in enumerate(self.model.outputs.names)}
-                     if self._plan_outputs is not None else {})
-        return Proposal(asset="", time=float(t), setpoints=self.model.inputs.mapping(setpoint),
-                        reason=reason, status=status, solve_time_s=solve_time,
-                        predicted=predicted)
 
 
 def _check_fast_settings(model: PlantModel, settings: ControllerSettings) -> None:
