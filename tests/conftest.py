@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,14 @@ def admin_api(fleet):
             yield client
     finally:
         serve.shutdown()
+
+
+def assert_promtool_accepts(text: str) -> None:
+    """``promtool check metrics`` passes the Prometheus exposition ``text`` (skipped where
+    promtool is not installed: Debian package prometheus, which .ci/run installs)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus; .ci/run installs it)")
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
