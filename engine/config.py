@@ -184,18 +184,25 @@ class AssetModbusSettings(_Strict):
     unit_id: int | None = None
 
 
+STALE_AFTER_PERIODS = 10
+"""Default watchdog threshold in control periods: a controller write made on a measurement
+older than this is refused (long enough for a PLC scanned in wall time at a demo's 600x)."""
+
+
 class AssetConfig(_Strict):
     """One asset of a site. Values are SI, keyed by signal name.
 
     ``period_s``, ``controller`` and ``estimator`` left out take the plant kind's
     defaults; ``reference`` and ``limits`` are merged over the kind's defaults.
+    ``max_measurement_age_s``, the safety watchdog's threshold (twin seconds), defaults
+    to STALE_AFTER_PERIODS control periods; ``inf`` switches the watchdog off.
     """
 
     id: str
     kind: str
     period_s: float | None = None
     mode: Mode = Mode.AUTONOMOUS
-    max_measurement_age_s: float = math.inf
+    max_measurement_age_s: float | None = None
     structure: dict[str, Any] = {}
     parameters: dict[str, float] = {}
     initial: dict[str, float] = {}
@@ -439,6 +446,10 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
             raise ConfigError(path, f"{key}.id", f"{asset.id!r} must be letters, digits, '-', '_', '.'")
         if asset.period_s is not None and not asset.period_s > 0:
             raise ConfigError(path, f"{key}.period_s", f"must be positive, got {asset.period_s}")
+        if asset.max_measurement_age_s is not None and not asset.max_measurement_age_s > 0:
+            raise ConfigError(path, f"{key}.max_measurement_age_s",
+                              f"must be positive (inf: no watchdog), got "
+                              f"{asset.max_measurement_age_s}")
         if asset.controller is not None:
             _check_controller(asset.controller, path, f"{key}.controller")
         unit_id = asset.modbus.unit_id or modbus.unit_id

@@ -14,6 +14,7 @@ from engine.config import (
     ConfigError,
     PlantDefaults,
     SetpointLimit,
+    STALE_AFTER_PERIODS,
     SiteConfig,
     TripInterlock,
 )
@@ -121,6 +122,8 @@ def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfi
     resolved = msgspec.structs.replace(
         asset,
         period_s=period,
+        max_measurement_age_s=(STALE_AFTER_PERIODS * period if asset.max_measurement_age_s is None
+                               else asset.max_measurement_age_s),
         reference={**defaults.reference, **asset.reference},
         limits={**{s.name: _limit_within(s.name, limits.get(s.name), model.inputs, path, key)
                    for s in model.inputs},

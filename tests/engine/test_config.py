@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import plants
-from engine.config import ConfigError, load_site, parse_site
+from engine.config import STALE_AFTER_PERIODS, ConfigError, load_site, parse_site
 
 PILOT = Path(__file__).resolve().parents[2] / "examples" / "pilot.toml"
 
@@ -34,6 +34,7 @@ def test_the_pilot_site_loads_and_resolves():
 def test_unset_settings_take_the_kind_defaults():
     asset = resolve(MINIMAL).assets[0]
     assert asset.period_s == plants.DEFAULTS["asphalt_tank"].period_s
+    assert asset.max_measurement_age_s == STALE_AFTER_PERIODS * asset.period_s  # watchdog on
     assert asset.reference == {"T_bulk": 433.15}
     assert asset.controller.horizon == plants.DEFAULTS["asphalt_tank"].controller.horizon
 
@@ -44,6 +45,7 @@ def test_unset_settings_take_the_kind_defaults():
     ("reference = { T_bulk = 500.0 }", "assets[0].reference.T_bulk",
      "above its upper bound 473.15 K"),
     ("colour = 1", "assets[0]", "unknown field `colour`"),
+    ("max_measurement_age_s = 0.0", "assets[0].max_measurement_age_s", "must be positive"),
     ('kind2 = "x"', "assets[0]", "unknown field `kind2`"),
     ("controller = { backend = \"fast\", output_limits = { T_bulk = { lower = 450.0, "
      "upper = 440.0 } } }", "assets[0].controller.output_limits.T_bulk",
