@@ -23,6 +23,11 @@ from engine.simulation import SimulatedPlant
 from plants import model_of, synthesizer_of
 
 
+SCANS_PER_PERIOD = 4
+"""A PLC scans faster than the loop it serves: at least this many scans per control
+period, however fast the twin's clock runs (at 600x a 30 s period is 50 ms of wall time)."""
+
+
 @ray.remote(num_cpus=0)
 class SimulatedPlantActor:
     """Holds the true state of one plant; answers measure/apply like a PLC would."""
@@ -36,7 +41,8 @@ class SimulatedPlantActor:
             d=asset.disturbances, t0=clock.epoch, synthesize=synthesizer_of(asset),
         )
         self.plc = None if plc is None else PlcSimulator(self.plant, plc, self._catch_up)
-        self.scan_period_s = None if clock.lockstep else scan_period_s
+        self.scan_period_s = None if clock.lockstep else min(
+            scan_period_s, asset.period_s / clock.speed / SCANS_PER_PERIOD)
 
     def _catch_up(self) -> None:
         if self.clock is not None:

@@ -335,7 +335,9 @@ class ModbusSettings(_Strict):
         unit_id: unit id each PLC answers for (1-247), unless the asset overrides it.
         word_order: float word order, unless the asset overrides it (see engine.registers).
         scan_period_s: wall seconds between PLC scans (sample the plant into the input
-            registers) in real time; in lock-step the PLC scans when the plant advances.
+            registers) in real time, at most; a PLC scans at least four times per control
+            period of its asset however fast the clock runs. In lock-step the PLC scans
+            when the plant advances.
         timeout_s: wall seconds the twin waits for a connection or a reply.
         retry_initial_s: first delay before reconnecting after a lost connection, wall s;
             doubled after each failed attempt, up to ``retry_max_s``.
