@@ -293,7 +293,7 @@ class AssetActor:
             self.metrics.decisions[record.outcome.value] += 1
         if decision.applied:
             await self.link.apply(decision.applied, self._written(decision.applied))
-            self._take(decision.applied)
+            self._take(decision.applied, decision.time)
             self.setpoint_times.update(dict.fromkeys(decision.applied, decision.time))
             if self.publisher is not None:
                 self.publisher.publish_setpoints.remote(
@@ -309,10 +309,11 @@ class AssetActor:
                    if name in self.config.limits}}
         return {**held, **applied}
 
-    def _take(self, applied: dict[str, float]) -> None:
-        """Hold applied values in the loop: inputs as ``u``, writable disturbances as ``d``."""
+    def _take(self, applied: dict[str, float], time: float | None = None) -> None:
+        """Hold applied values in the loop: inputs as ``u`` (from twin ``time``), writable
+        disturbances as ``d``."""
         model = self.model
-        self.loop.applied({n: v for n, v in applied.items() if n in model.inputs})
+        self.loop.applied({n: v for n, v in applied.items() if n in model.inputs}, time)
         disturbances = {n: v for n, v in applied.items() if n in model.disturbances}
         if disturbances:
             self.loop.set_disturbances(disturbances)

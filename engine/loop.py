@@ -114,6 +114,9 @@ class ControlLoop:
         self.set_reference(reference or {})
         self.t = float(t0)
         self.last_measurement: Measurement | None = None
+        self._input_before: tuple[float, np.ndarray] | None = None
+        """(time, inputs held until then) of the first input change since the last
+        measurement, for the prediction to use the inputs the plant really had."""
 
     def set_reference(self, reference: Mapping[str, float]) -> dict[str, float]:
         """Set output targets; unknown outputs and values outside bounds raise ValueError."""
@@ -128,7 +131,16 @@ class ControlLoop:
         self.d = self.model.disturbances.vector(self.model.disturbances.check(d), default=self.d)
 
     def observe(self, measurement: Measurement) -> Estimate:
-        """Correct the estimate with a measurement (predicting from the last one)."""
+        """Correct the estimate with a measurement, predicting from the last one with the
+        inputs the plant had: those held before an input change up to its time, the new
+        ones after (in real time a setpoint is written after the measurement it used)."""
+        if self._input_before is not None:
+            changed_at, before = self._input_before
+            self._input_before = None
+            if self.t < changed_at < measurement.time:
+                self.state = self.estimator.step(self.state, before, self.d, {},
+                                                 changed_at - self.t)
+                self.t = changed_at
         dt = max(0.0, measurement.time - self.t)
         self.state = self.estimator.step(self.state, self.u, self.d, measurement.values, dt)
         self.t = measurement.time
@@ -140,8 +152,11 @@ class ControlLoop:
         proposal = self.controller.step(t, self.x, self.u, self.d, self.reference)
         return _with_asset(proposal, self.asset)
 
-    def applied(self, setpoints: Mapping[str, float]) -> None:
-        """Record setpoints that the safety policy let through to the plant."""
+    def applied(self, setpoints: Mapping[str, float], time: float | None = None) -> None:
+        """Record setpoints that the safety policy let through to the plant at twin
+        ``time`` (None: at the last measurement's time)."""
+        if time is not None and time > self.t and self._input_before is None:
+            self._input_before = (time, self.u)
         self.u = self.model.inputs.vector(setpoints, default=self.u)
 
     @property
