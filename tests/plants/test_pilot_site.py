@@ -64,7 +64,7 @@ def test_estimates_track_the_simulated_plant(asset):
     """Every pilot asset's EKF tracks its simulated plant, whose parameters differ from the
     twin's (the site's ``mismatch``) and whose sensors are noisy: 60 periods, every input
     stepped 10 % of its span after 20, and over the last 10 periods each output the twin
-    predicts from its estimate, h(x_hat; nominal p), is on average within 3 noise standard
+    predicts from its estimate, h(x_hat; p_hat), is on average within 3 noise standard
     deviations or 5 % of the plant's true output h(x; true p): the twin reproduces the
     plant, with its estimated multipliers absorbing the mismatched parameters. A rod pump
     is measured through its dynamometer card, which its slow model matches to 10 %
@@ -85,7 +85,9 @@ def test_estimates_track_the_simulated_plant(asset):
             plant.apply(model.inputs.mapping(u))
         plant.advance_to(k * asset.period_s)
         state = estimator.step(state, u, d, plant.measure().values, asset.period_s)
-        predicted = model.output(plant.t, state.x, u, d, model.parameters.nominal)
+        n = len(model.states)  # estimated parameters follow the states
+        p = model.parameters.vector(dict(zip(estimator.parameter_names, state.x[n:])))
+        predicted = model.output(plant.t, state.x[:n], u, d, p)
         true = model.output(plant.t, plant.x, plant.u, plant.d, plant.p)
         error = np.abs(predicted - true)
         errors.append(np.minimum(error / (3 * model.outputs.std), error / (relative * np.abs(true))))
