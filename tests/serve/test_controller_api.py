@@ -108,14 +108,16 @@ def test_an_invalid_tuning_is_422_naming_the_field_and_the_old_one_keeps_running
 
 
 def test_status_and_metrics_carry_the_innovation_and_its_chi_square_test(api, two_tanks):
-    """GET /assets/{id} reports the estimator kind, the last innovation per output with
-    its unit, the NIS against chi2.ppf(1 - 0.001, 2), and the anomaly count that
-    /metrics exports as twinloop_estimator_anomalies_total (promtool-clean)."""
+    """GET /assets/{id} reports the estimator kind, its estimated parameters, the last
+    innovation per output with its unit, the NIS against chi2.ppf(1 - 0.001, 2), and the
+    anomaly count that /metrics exports as twinloop_estimator_anomalies_total (promtool-clean)."""
     from scipy.stats import chi2
 
     two_tanks.run_for(240.0)
     estimator = api.get("/assets/tank-01").json()["estimator"]
-    assert estimator["kind"] == "ekf" and estimator["parameters"] == {}
+    assert estimator["kind"] == "ekf"
+    assert set(estimator["parameters"]) == {"k_foul", "k_loss"}  # the tank's default
+    assert estimator["parameters"]["k_foul"]["unit"] == "1"
     assert estimator["innovation"]["T_bulk"]["unit"] == "K"
     assert estimator["dof"] == 2 and estimator["significance"] == 0.001
     assert estimator["nis_threshold"] == pytest.approx(chi2.ppf(0.999, 2))

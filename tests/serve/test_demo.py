@@ -138,7 +138,7 @@ def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):
 
 def test_the_loop_runs_over_modbus_and_a_plain_client_reads_the_plc(demo):
     """Each tank's twin reads its PLC over Modbus; a pymodbus client at the printed
-    address reads a bulk temperature within 0.5 K of the twin's last measurement and a
+    address reads a bulk temperature within 0.5 K of the twin's measurements around it and a
     sample time a few twin-seconds old at most (the PLC scans every 0.25 wall s)."""
     from pymodbus.client import ModbusTcpClient
 
@@ -151,9 +151,12 @@ def test_the_loop_runs_over_modbus_and_a_plain_client_reads_the_plc(demo):
     with ModbusTcpClient("127.0.0.1", port=modbus_port + 1) as plc:
         reply = plc.read_input_registers(0, count=6, device_id=1)
     assert not reply.isError(), reply
+    after = client.get("/assets/tank-02").json()
     sample_time = decode(reply.registers[0:4], "float64", "ABCD")
     t_bulk = decode(reply.registers[4:6], "float32", "ABCD")
-    assert t_bulk == pytest.approx(status["measurement"]["T_bulk"]["value"], abs=0.5)
+    # the PLC scans between the twin's reads: its value lies between theirs, give or take
+    seen = [s["measurement"]["T_bulk"]["value"] for s in (status, after)]
+    assert min(seen) - 0.5 <= t_bulk <= max(seen) + 0.5
     assert abs(sample_time - status["measurement"]["T_bulk"]["time"]) < 600 * 4.0
 
 
