@@ -166,11 +166,11 @@ Economic fast MPC (weights in spans, ControllerSettings): the stage cost is
 so a delivery 1 % (12 m^3/h) off the nomination costs as much as about 450 USD/h of
 pumping and DRA (the nominal cost is about 740 USD/h): the nomination is met to a
 fraction of a percent while the split between pump power and DRA is the cheapest one
-the model knows. Chosen by experiment on the pilot's mismatched plant: 1 and 10 give
-the same cost per m^3 within 0.5 %; 100 lets the delivery sag by up to 1 %. With the
+the model knows. Chosen by experiment on the pilot's mismatched plant: economic weights 1 and 10 give
+the same cost per m^3 within 0.5 %; 100 lets the delivery sag by about 1 %. With the
 default prices (0.10 USD/kWh, 7 USD/L) DRA does not pay at 1200 m^3/h and the
-controller winds it down, 41 % cheaper per m^3 than tracking at 15 ppm
-(tests/plants/test_dra_economics.py); it pays where pump speed or pressure bind."""
+controller winds it down, 43 % cheaper per m^3 over 8 h than tracking at 15 ppm
+(tests/plants/test_pilot_economics.py); it pays where pump speed or pressure bind."""
 
 
 def build_model(
