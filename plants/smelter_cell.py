@@ -103,7 +103,7 @@ floor that keeps the ACD, which is not measured, well above its 20 mm bound."""
 
 DEFAULTS = PlantDefaults(
     period_s=60.0,
-    reference={"bath_temperature": NOMINAL_TEMPERATURE, "alumina_fraction": NOMINAL_ALUMINA},
+    reference={"alumina_fraction": NOMINAL_ALUMINA},
     limits={
         "alumina_feed": SetpointLimit(lower=0.0, upper=0.15, max_rate=0.005),
         "beam_rate": SetpointLimit(lower=-5e-5, upper=5e-5, max_rate=5e-6),
@@ -111,7 +111,7 @@ DEFAULTS = PlantDefaults(
     controller=ControllerSettings(
         backend="fast",
         horizon=30,
-        tracking={"bath_temperature": 0.0, "alumina_fraction": 1.0},
+        tracking={"alumina_fraction": 1.0},
         move_suppression={"alumina_feed": 0.1, "beam_rate": 0.5},
         economic={"specific_energy": 1.0},
         output_limits={
@@ -142,7 +142,8 @@ in BATH_TEMPERATURE_BAND, the alumina in ALUMINA_BAND and the pseudo-resistance 
 MIN_PSEUDO_RESISTANCE. At steady state the heat balance fixes the voltage at a given
 bath temperature, so the controller lowers the ACD until the bath sits at the band's
 cool edge (less superheat: less side heat loss, a thicker ledge). The bath
-temperature is not tracked. The alumina is held near 3 % by a small tracking weight:
+temperature has no reference, so it is not tracked (a site or operator that sets one
+gets it tracked with weight 1). The alumina is held near 3 % by a small tracking weight:
 with the voltage pinned by the heat balance, the ACD and alumina trade against each
 other and, untracked, the alumina rides the band's top, where this model knows nothing
 of sludge. The pseudo-resistance floor keeps the ACD (not measured) above about 32 mm:

@@ -26,14 +26,14 @@ ASSETS = {asset.id: asset for asset in SITE.assets}
 STATIONS = (1, 2, 3)
 
 
-def closed_loop(asset, settings, ticks: int) -> dict[str, np.ndarray]:
+def closed_loop(asset, settings, ticks: int, reference=None) -> dict[str, np.ndarray]:
     """Run ``ticks`` periods; the plant's true states, outputs (a state measured as an
     output has one name) and applied inputs by name, one value per tick."""
     model = plants.model_of(asset)
     loop = ControlLoop(asset.id, model, build_estimator(model, asset.estimator),
                        build_controller(model, settings, asset.limits),
                        x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
-                       reference=asset.reference)
+                       reference=asset.reference if reference is None else reference)
     plant = SimulatedPlant(asset.id, model, asset.simulation, x0=asset.initial,
                            u0=asset.inputs, d=asset.disturbances)
     last = {name: Applied(value, 0.0) for name, value in model.inputs.mapping(plant.u).items()}
@@ -141,7 +141,10 @@ def cell_runs(request):
     tracking = msgspec.structs.replace(
         tracking_only(asset.controller),
         tracking={"bath_temperature": 1.0, "alumina_fraction": 1.0})
-    return closed_loop(asset, tracking, CELL_TICKS), closed_loop(asset, asset.controller, CELL_TICKS)
+    nominal = {"bath_temperature": smelter_cell.NOMINAL_TEMPERATURE,
+               "alumina_fraction": smelter_cell.NOMINAL_ALUMINA}
+    return (closed_loop(asset, tracking, CELL_TICKS, reference=nominal),
+            closed_loop(asset, asset.controller, CELL_TICKS))
 
 
 def test_smelter_economic_controller_uses_less_energy_per_kg(cell_runs):
