@@ -35,7 +35,9 @@ Backends, all in one run on the same PlantModel and ControllerSettings:
    backend: median and p99 of the control step, the margin period / p99 (target 10),
    the tracking cost sum_k sum_y w_y ((y - r) / s_y)^2 and the first move's
    difference from do-mpc default at the first step (same state), in input spans. The
-   fast backend runs interpreted here (code generation is optional per asset).
+   fast backend runs interpreted here (code generation is optional per asset). Where a
+   kind's default is economic (dra_pipeline, smelter_cell), do-mpc, which has no
+   economic cost or soft limits, solves only its tracking part.
 
 Results are merged into ``bench/results.json`` under the key ``"mpc"``.
 """
@@ -144,8 +146,12 @@ def plant_loop(kind: str, name: str, steps: int) -> dict:
     """One backend's estimate + control steps on one plant kind; see the docstring."""
     defaults = plants.DEFAULTS[kind]
     model = plants.build_model(kind, dt=defaults.period_s)
+    settings = defaults.controller
+    if name.startswith("do-mpc"):
+        # do-mpc has no economic cost or soft limits: it solves the tracking part
+        settings = msgspec.structs.replace(settings, economic={}, output_limits={})
     try:
-        controller = BACKENDS[name](model, defaults.controller, defaults.limits)
+        controller = BACKENDS[name](model, settings, defaults.limits)
     except ValueError as error:
         return {"error": str(error)}
     estimator = build_estimator(model, defaults.estimator)
