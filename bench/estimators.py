@@ -33,20 +33,18 @@ into ``bench/results.json`` under the key ``"estimators"``.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 import warnings
 from datetime import datetime, timezone
-from pathlib import Path
 
 import casadi as ca
 import msgspec
 import numpy as np
 
+import results_file
 import plants
 from controllers import build_estimator
 from engine.config import EstimatorSettings, SimulationSettings
@@ -58,7 +56,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*(ONNX|PyTorch).*", category=UserWarning)
     import do_mpc
 
-RESULTS = Path(__file__).with_name("results.json")
 STEPS = 400
 WARMUP = 20
 REPEATS = 5
@@ -198,12 +195,7 @@ def compare_with_dompc(model: PlantModel, settings: EstimatorSettings, data, ent
 
 
 def save(result: dict) -> None:
-    """Merge under "estimators", keeping other keys; atomic replace via a temporary file."""
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data["estimators"] = result
-    with tempfile.NamedTemporaryFile("w", dir=RESULTS.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp.name, RESULTS)
+    results_file.save("estimators", result)
 
 
 def measure_plant(model: PlantModel, settings: EstimatorSettings) -> dict:

@@ -37,7 +37,6 @@ Results are merged into ``bench/results.json`` under the key ``"fleet"``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -50,6 +49,7 @@ import numpy as np
 import psutil
 import ray
 
+import results_file
 import plants
 from actors.fleet import build_fleet
 from controllers import build_controller, build_estimator
@@ -61,7 +61,6 @@ from engine.messages import Mode
 from engine.safety import Applied, decide
 from engine.simulation import SimulatedPlant
 
-RESULTS = Path(__file__).with_name("results.json")
 ACTOR_CLASSES = ("AssetActor", "SimulatedPlantActor", "SafetyActor")
 BASELINE_ASSETS = 3
 MB = 2**20
@@ -295,9 +294,7 @@ def non_solve(r: dict) -> float | None:
 
 
 def save(result: dict) -> None:
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data["fleet"] = result
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    results_file.save("fleet", result)
 
 
 def print_summary(r: dict) -> None:

@@ -45,19 +45,17 @@ Results are merged into ``bench/results.json`` under the key ``"mpc"``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 
 import casadi
 import msgspec
 import numpy as np
 
+import results_file
 import plants
 from controllers import build_estimator
 from controllers.mpc_common import spans
@@ -66,7 +64,6 @@ from controllers.mpc_fast import FastMpcController
 from engine.config import ControllerSettings
 from plants import cstr
 
-RESULTS = Path(__file__).with_name("results.json")
 WARM_START = {"warm_start_init_point": "yes", "warm_start_bound_push": 1e-6,
               "warm_start_mult_bound_push": 1e-6, "mu_init": 1e-4}
 CONVERGED = {"tol": 1e-12, "acceptable_tol": 1e-12}
@@ -215,12 +212,7 @@ def run(steps: int, plant_steps: int) -> dict:
 
 
 def save(result: dict) -> None:
-    """Merge under "mpc", keeping other keys; atomic replace via a temporary file."""
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data["mpc"] = result
-    with tempfile.NamedTemporaryFile("w", dir=RESULTS.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp.name, RESULTS)
+    results_file.save("mpc", result)
 
 
 def print_summary(r: dict) -> None:

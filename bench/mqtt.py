@@ -27,7 +27,6 @@ Results are merged into ``bench/results.json`` under the key ``"mqtt"``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -43,13 +42,13 @@ import msgspec
 import paho.mqtt.client as mqtt
 import ray
 
+import results_file
 import plants
 from actors.fleet import build_fleet
 from engine.clock import ClockSpec
 from engine.config import parse_site
 from engine.messages import MeasurementPayload
 
-RESULTS = Path(__file__).with_name("results.json")
 TARGET_POINTS_PER_S = 50_000
 EPOCH = time.time()
 
@@ -237,11 +236,9 @@ def main() -> None:
     best = max(results["runs"], key=lambda r: r["twinloop"]["points_per_s"])
     results["points_per_s"] = best["twinloop"]["points_per_s"]
     results["meets_target"] = best["meets_target"] and best["zero_loss"]
-    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    merged["mqtt"] = results
-    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+    results_file.save("mqtt", results)
     print(f"twinloop: MQTT ingestion {results['points_per_s']:.0f} points/s at QoS 1 "
-          f"(target {TARGET_POINTS_PER_S}); written to {RESULTS}")
+          f"(target {TARGET_POINTS_PER_S}); written to {results_file.RESULTS}")
 
 
 if __name__ == "__main__":

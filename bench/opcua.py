@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import socket
@@ -44,6 +43,7 @@ import asyncua
 import ray
 from asyncua import Client, Server, ua
 
+import results_file
 import plants
 from actors import NAMESPACE
 from actors.fleet import build_fleet
@@ -52,7 +52,6 @@ from engine.audit import AuditLog
 from engine.config import OpcUaSettings, parse_site
 from engine.messages import AuditRecord, Outcome
 
-RESULTS = Path(__file__).with_name("results.json")
 TARGET_P99_MS = 50.0
 SITE = """
 [site]
@@ -169,11 +168,7 @@ def summary_ms(seconds: list[float]) -> dict:
 
 
 def save(result: dict) -> None:
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data["opcua"] = result
-    with tempfile.NamedTemporaryFile("w", dir=RESULTS.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp.name, RESULTS)
+    results_file.save("opcua", result)
 
 
 def main() -> None:

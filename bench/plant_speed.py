@@ -32,20 +32,18 @@ Results are merged into ``bench/results.json`` under the key ``"plants"``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numba
 import numpy as np
 
+import results_file
 import plants
 from engine.simulation import SimulatedPlant
 from plants import rod_pump, rod_pump_wave
@@ -53,7 +51,6 @@ from plants.rod_pump_wave import (
     PumpBoundary, diagnose_downhole_card, harmonic_surface_position, predict_cards,
 )
 
-RESULTS = Path(__file__).with_name("results.json")
 TARGET_WALL_S = 1.0
 """Wall time aimed at by each repeat (stepping) or each implementation (kernels)."""
 REPEATS = 5
@@ -135,12 +132,7 @@ def time_kernels() -> dict:
 
 
 def save(result: dict) -> None:
-    """Merge under "plants", keeping other keys; atomic replace via a temporary file."""
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data["plants"] = result
-    with tempfile.NamedTemporaryFile("w", dir=RESULTS.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp.name, RESULTS)
+    results_file.save("plants", result)
 
 
 def print_summary(r: dict) -> None:

@@ -18,7 +18,6 @@ Results are merged into ``bench/results.json`` under the key ``"restart"``.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import signal
@@ -31,12 +30,12 @@ from pathlib import Path
 import msgspec
 import ray
 
+import results_file
 import plants
 from actors.fleet import build_fleet
 from engine.clock import ClockSpec
 from engine.config import load_site
 
-RESULTS = Path(__file__).with_name("results.json")
 PILOT = Path(__file__).resolve().parents[1] / "examples" / "pilot.toml"
 SPEED = 120.0
 KILLS = 3
@@ -97,9 +96,7 @@ def main() -> None:
                       "all": restarts},
         "restart_over_cold_start": statistics.median(restarts) / cold,
     }
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["restart"] = result
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    results_file.save("restart", result)
     print(f"asset actor: cold start to first tick {cold:.1f} s; SIGKILL to first tick after "
           f"restart median {result['restart_s']['median']:.1f} s, max "
           f"{result['restart_s']['max']:.1f} s ({KILLS} kills; "

@@ -32,13 +32,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import results_file
 from engine.audit import AuditLog
 from engine.config import CountInterlock, SetpointLimit, TripInterlock
 from engine.messages import AuditRecord, Mode, Outcome, Proposal
 from engine.safety import Applied, SiteView, decide, operator_limit
 from serve.auth import Token, TokenTable, hash_token
 
-RESULTS = Path(__file__).with_name("results.json")
 CALLS = 20_000
 REPEATS = 5
 COMMITS = 200
@@ -134,9 +134,7 @@ def main() -> None:
         "token_check": bench_tokens(),
     }
     print(json.dumps(results, indent=2))
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data["safety"] = results
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    results_file.save("safety", results)
 
 
 if __name__ == "__main__":
