@@ -99,8 +99,12 @@ def tanks_in_series(n: int = MAX_STATES, dt: float = 30.0) -> PlantModel:
 
 
 def models() -> dict[str, tuple[PlantModel, EstimatorSettings]]:
+    """Every kind with its default filter settings, on its states alone (without the
+    parameters a kind may estimate as augmented states), as do-mpc's EKF runs them."""
     out = {kind: (plants.build_model(kind, dt=plants.DEFAULTS[kind].period_s),
-                  plants.DEFAULTS[kind].estimator) for kind in plants.BUILDERS}
+                  msgspec.structs.replace(plants.DEFAULTS[kind].estimator,
+                                          estimate_parameters={}))
+           for kind in plants.BUILDERS}
     out["tanks_in_series (10 states)"] = (tanks_in_series(), EstimatorSettings())
     return out
 
