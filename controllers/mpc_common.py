@@ -111,3 +111,21 @@ def plan_proposal(model: PlantModel, t: float, setpoint: np.ndarray,
                  if plan_outputs is not None else {})
     return Proposal(asset="", time=float(t), setpoints=model.inputs.mapping(setpoint),
                     reason=reason, status=status, solve_time_s=solve_time, predicted=predicted)
+
+
+def held_plan(model: PlantModel, t: float, u: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+              plan_inputs: np.ndarray | None, plan_outputs: np.ndarray | None, status: str,
+              solve_time: float) -> tuple[Proposal, np.ndarray | None, np.ndarray | None]:
+    """What an MPC proposes when its solver failed: the last good plan one step on (and
+    that plan, shifted), or without a plan the applied inputs ``u`` held inside
+    [lower, upper] (nominal where not finite). Never a non-finite or out-of-bounds move."""
+    if plan_inputs is None:
+        held = np.clip(np.where(np.isfinite(u), u, model.inputs.nominal), lower, upper)
+        proposal = plan_proposal(model, t, held, None, f"solver failed ({status}): no plan yet, "
+                                 "holding the applied inputs", f"failed: {status}", solve_time)
+        return proposal, None, None
+    plan_inputs, plan_outputs = shifted(plan_inputs), shifted(plan_outputs)
+    proposal = plan_proposal(model, t, plan_inputs[0], plan_outputs,
+                             f"solver failed ({status}): holding last good plan",
+                             f"failed: {status}", solve_time)
+    return proposal, plan_inputs, plan_outputs

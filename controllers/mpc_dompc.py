@@ -45,8 +45,8 @@ with warnings.catch_warnings():
     import do_mpc
 
 from controllers.mpc_common import (
-    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, check_settings, input_bounds, plan_proposal,
-    plan_reason, require_known, shifted, spans,
+    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, check_settings, held_plan, input_bounds,
+    plan_proposal, plan_reason, require_known, spans,
 )
 from engine.config import ControllerSettings, SetpointLimit
 from engine.messages import Proposal
@@ -227,17 +227,10 @@ class DoMpcController:
 
     def _held(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
         """The last good plan shifted by one step, or ``u`` held if there is none."""
-        reason = f"solver failed ({status}): holding last good plan"
-        if self._plan_inputs is None:
-            held = np.where(np.isfinite(u), u, self.model.inputs.nominal)
-            held = np.clip(held, self.lower, self.upper)
-            return plan_proposal(self.model, t, held, None, f"solver failed ({status}): no plan "
-                                 "yet, holding the applied inputs", f"failed: {status}",
-                                 solve_time)
-        self._plan_inputs = shifted(self._plan_inputs)
-        self._plan_outputs = shifted(self._plan_outputs)
-        return plan_proposal(self.model, t, self._plan_inputs[0], self._plan_outputs,
-                             reason, f"failed: {status}", solve_time)
+        proposal, self._plan_inputs, self._plan_outputs = held_plan(
+            self.model, t, u, self.lower, self.upper, self._plan_inputs, self._plan_outputs,
+            status, solve_time)
+        return proposal
 
 
 def _time_varying(dompc_model: do_mpc.model.Model, name: str, size: int):

@@ -53,8 +53,8 @@ import numpy as np
 
 from controllers.casadi_compile import BufferedCall, CompileError, compiled
 from controllers.mpc_common import (
-    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, check_settings, input_bounds, plan_proposal,
-    plan_reason, require_known, shifted, spans,
+    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, check_settings, held_plan, input_bounds,
+    plan_proposal, plan_reason, require_known, shifted, spans,
 )
 from controllers.mpc_sqp import ProblemData, build_step
 from engine.config import ControllerSettings, SetpointLimit
@@ -363,17 +363,10 @@ class FastMpcController:
 
     def _held(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
         """The last good plan shifted by one step, or ``u`` held if there is none."""
-        if self._plan_inputs is None:
-            held = np.where(np.isfinite(u), u, self.model.inputs.nominal)
-            held = np.clip(held, self.lower, self.upper)
-            return plan_proposal(self.model, t, held, None, f"solver failed ({status}): no plan "
-                                 "yet, holding the applied inputs", f"failed: {status}",
-                                 solve_time)
-        self._plan_inputs = shifted(self._plan_inputs)
-        self._plan_outputs = shifted(self._plan_outputs)
-        return plan_proposal(self.model, t, self._plan_inputs[0], self._plan_outputs,
-                             f"solver failed ({status}): holding last good plan",
-                             f"failed: {status}", solve_time)
+        proposal, self._plan_inputs, self._plan_outputs = held_plan(
+            self.model, t, u, self.lower, self.upper, self._plan_inputs, self._plan_outputs,
+            status, solve_time)
+        return proposal
 
 
 def _check_fast_settings(model: PlantModel, settings: ControllerSettings) -> None:
