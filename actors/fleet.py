@@ -90,18 +90,25 @@ def initial_outputs(asset: AssetConfig) -> dict[str, float]:
     return {name: values[name] for name in asset.limits}
 
 
-def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, *,
-                modbus: bool = False, mqtt: str | None = None) -> Fleet:
-    """Create and wait for every actor of a resolved site (see plants.resolve_site).
-    Assets whose ``measurement_source`` is "mqtt" get no simulated plant, and need the
-    broker ``mqtt`` (``mqtt://host:port``)."""
-    name = site.site.name
+def check_mqtt(site: SiteConfig, mqtt: str | None) -> list[str]:
+    """The assets that take their measurements from MQTT; ValueError if they need a
+    broker and ``mqtt`` gives none, or ``mqtt`` is not ``mqtt://host:port``."""
     from_mqtt = [asset.id for asset in site.assets if asset.measurement_source == "mqtt"]
     if from_mqtt and mqtt is None:
         raise ValueError(f"assets {from_mqtt} take their measurements from MQTT: "
                          "give a broker (twinloop demo --mqtt mqtt://host:port)")
     if mqtt is not None:
         parse_broker(mqtt)
+    return from_mqtt
+
+
+def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, *,
+                modbus: bool = False, mqtt: str | None = None) -> Fleet:
+    """Create and wait for every actor of a resolved site (see plants.resolve_site).
+    Assets whose ``measurement_source`` is "mqtt" get no simulated plant, and need the
+    broker ``mqtt`` (``mqtt://host:port``)."""
+    name = site.site.name
+    from_mqtt = check_mqtt(site, mqtt)
     initial = {asset.id: initial_outputs(asset) for asset in site.assets}
     safety = SafetyActor.options(name=f"safety:{name}", namespace=namespace).remote(
         site, initial, clock.epoch)

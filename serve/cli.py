@@ -200,11 +200,15 @@ def run_demo(args: argparse.Namespace) -> int:
     from ray import serve
 
     from actors import NAMESPACE
-    from actors.fleet import build_fleet
+    from actors.fleet import build_fleet, check_mqtt
     from engine.clock import ClockSpec
     from serve.app import start_http
     from serve.auth import Token, hash_token, load_tokens
 
+    try:  # before Ray starts: a bad broker is a configuration error, not a crash
+        check_mqtt(site, args.mqtt)
+    except ValueError as error:
+        raise ConfigError(args.site, "--mqtt", str(error)) from None
     admin, generated = admin_token(os.environ)
     tokens = [*load_tokens(site.http.tokens), Token("admin", "admin", hash_token(admin))]
 
@@ -216,10 +220,7 @@ def run_demo(args: argparse.Namespace) -> int:
              logging_level="WARNING", log_to_driver=False, **embedded)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True, mqtt=args.mqtt)
-    except ValueError as error:
-        raise ConfigError(args.site, "--mqtt", str(error)) from None
+    fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True, mqtt=args.mqtt)
     try:
         fleet.start()
         url = start_http(fleet, host, port, tokens)

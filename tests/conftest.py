@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 TWO_TANKS = Path(__file__).resolve().parent / "sites" / "two_tanks.toml"
+MQTT_TANK = Path(__file__).resolve().parent / "sites" / "mqtt_tank.toml"
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,9 @@ import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.conftest import admin_api, assert_promtool_accepts
+from tests.conftest import MQTT_TANK, admin_api, assert_promtool_accepts
 
-SITE = Path(__file__).resolve().parents[1] / "sites" / "mqtt_tank.toml"
+SITE = MQTT_TANK
 EPOCH = 1.7e9
 TOPIC = "twinloop/mqtt-site/tank-01"
 

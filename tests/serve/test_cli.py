@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from serve.cli import main
-from tests.conftest import TWO_TANKS
+from tests.conftest import MQTT_TANK, TWO_TANKS
 
 
 def test_modbus_map_prints_every_register_of_the_site(capsys):
@@ -26,3 +26,12 @@ def test_modbus_map_prints_every_register_of_the_site(capsys):
 def test_modbus_map_of_a_missing_file_names_it(capsys, tmp_path):
     assert main(["modbus-map", "--site", str(tmp_path / "nowhere.toml")]) == 2
     assert "nowhere.toml: cannot read" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_bad_broker_before_starting_ray(capsys):
+    """A malformed --mqtt, or a site whose assets need MQTT and no broker, is exit 2 with a
+    message naming the option, before Ray starts."""
+    assert main(["demo", "--site", str(TWO_TANKS), "--mqtt", "bogus://x"]) == 2
+    assert "--mqtt: MQTT broker 'bogus://x': expected mqtt://host:port" in capsys.readouterr().err
+    assert main(["demo", "--site", str(MQTT_TANK)]) == 2
+    assert "take their measurements from MQTT: give a broker" in capsys.readouterr().err
