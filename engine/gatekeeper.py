@@ -119,10 +119,20 @@ class Gatekeeper:
                  initial: Mapping[str, Mapping[str, float]], t0: float) -> None:
         self.interlocks = list(interlocks)
         self.gates = {asset.id: AssetGate(asset, initial[asset.id], t0) for asset in assets}
-        trips = [lock for lock in self.interlocks if isinstance(lock, TripInterlock)]
-        counts = [lock for lock in self.interlocks if isinstance(lock, CountInterlock)]
-        self._watched = _split({key for lock in trips for key in lock.when})
-        self._counted = _split({key for lock in counts for key in lock.signals})
+        # indexes, so that a decision costs what its own interlocks cost, not the site's
+        self._locks: dict[str, list[Interlock]] = {a: [] for a in self.gates}
+        self._watching: dict[str, list[TripInterlock]] = {a: [] for a in self.gates}
+        for lock in self.interlocks:
+            acted = lock.hold + lock.close if isinstance(lock, TripInterlock) else lock.signals
+            for asset in dict.fromkeys(key.partition(".")[0] for key in acted):
+                self._locks.setdefault(asset, []).append(lock)
+            if isinstance(lock, TripInterlock):
+                for asset in dict.fromkeys(key.partition(".")[0] for key in lock.when):
+                    self._watching.setdefault(asset, []).append(lock)
+        self._keys = {asset: (
+            _split({k for lock in locks if isinstance(lock, TripInterlock) for k in lock.when}),
+            _split({k for lock in locks if isinstance(lock, CountInterlock) for k in lock.signals}))
+            for asset, locks in self._locks.items()}
 
     def gate(self, asset: str) -> AssetGate:
         try:
@@ -130,19 +140,24 @@ class Gatekeeper:
         except KeyError:
             raise KeyError(f"asset {asset!r} is not registered with the safety gate") from None
 
-    def site_view(self, now: float) -> SiteView:
-        """What the interlocks see at twin time ``now``: the fresh measurements of the
-        signals they watch and the last applied values of the signals they count."""
-        measured, applied = {}, {}
-        for key, asset, signal in self._watched:
-            gate = self.gates.get(asset)
-            if gate is not None and signal in gate.measured and gate.fresh(now):
-                measured[key] = gate.measured[signal]
-        for key, asset, signal in self._counted:
-            gate = self.gates.get(asset)
+    def site_view(self, asset: str, now: float) -> SiteView:
+        """What the interlocks acting on ``asset`` see at twin time ``now``: the fresh
+        measurements of the signals they watch, the last applied values of those they count."""
+        watched, counted = self._keys.get(asset, ((), ()))
+        applied = {}
+        for key, owner, signal in counted:
+            gate = self.gates.get(owner)
             if gate is not None and signal in gate.last_applied:
                 applied[key] = gate.last_applied[signal].value
-        return SiteView(measured=measured, applied=applied)
+        return SiteView(measured=self._measured(watched, now), applied=applied)
+
+    def _measured(self, keys: Sequence[tuple[str, str, str]], now: float) -> dict[str, float]:
+        measured = {}
+        for key, owner, signal in keys:
+            gate = self.gates.get(owner)
+            if gate is not None and signal in gate.measured and gate.fresh(now):
+                measured[key] = gate.measured[signal]
+        return measured
 
     def decide_batch(self, requests: Sequence[GateRequest]) -> tuple[list[Decision], set[str]]:
         """One decision per request, in order, and the assets whose gate state changed
@@ -163,16 +178,13 @@ class Gatekeeper:
             return set()
         now = max(r.time for r in requests)
         present = {r.asset for r in requests}
-        view = self.site_view(now).measured
+        locks = {id(lock): lock for asset in measured for lock in self._watching.get(asset, [])}
         noted = set()
-        for lock in self.interlocks:
-            if not isinstance(lock, TripInterlock) or not any(
-                    key.partition(".")[0] in measured for key in lock.when):
-                continue
+        for lock in locks.values():
             targets = [key.partition(".") for key in lock.close]
             if all(asset in present for asset, _, _ in targets):
                 continue
-            trip = tripped_by(lock, view)
+            trip = tripped_by(lock, self._measured(_split(set(lock.when)), now))
             if trip is None:
                 continue
             for asset, _, signal in targets:
@@ -190,8 +202,8 @@ class Gatekeeper:
         gate = self.gates[request.asset]
         written, records = trip_writes(
             request.asset, request.time, limits=gate.limits, last_applied=gate.last_applied,
-            interlocks=self.interlocks, measured=self.site_view(request.time).measured,
-            pending=gate.pending)
+            interlocks=self._locks[request.asset],
+            measured=self.site_view(request.asset, request.time).measured, pending=gate.pending)
         gate.pending.clear()
         gate.take(written, request.time)
         if request.proposal is None:
@@ -209,8 +221,8 @@ class Gatekeeper:
         decision = decide(
             proposal, mode=gate.mode, limits=gate.limits, last_applied=gate.last_applied,
             measurement_age=measurement_age, max_measurement_age=gate.max_measurement_age,
-            operator_limits=gate.operator_limits, interlocks=self.interlocks,
-            site=self.site_view(proposal.time))
+            operator_limits=gate.operator_limits, interlocks=self._locks[proposal.asset],
+            site=self.site_view(proposal.asset, proposal.time))
         gate.take(decision.applied, decision.time)
         if any(r.outcome is Outcome.QUEUED for r in decision.records):
             gate.queue.append({"n": gate.next_proposal, "time": proposal.time,
