@@ -19,6 +19,7 @@ A site file::
     lower = 0.1
     upper = 10.0
     max_rate = 0.01                    # per second
+    safe = 0.1                         # what a trip or a safe-state command writes
 """
 
 from __future__ import annotations
