@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import plants
 from engine.config import AssetConfig, SetpointLimit, TripInterlock, load_site
 from engine.gatekeeper import Gatekeeper
+from engine.metrics import AssetMetrics
 from engine.messages import GateRequest, Measurement, Mode, Outcome, Proposal
 from engine.simulation import SimulatedPlant
 
@@ -180,3 +181,11 @@ def test_after_every_batch_no_tripped_receipt_is_open_and_every_value_is_in_its_
             watched = [f"t{i}.level"] + (["t2.level"] if i == 0 else [])
             if any(not view.get(w, math.nan) < 13.3 for w in watched):
                 assert keeper.gates[f"t{i}"].last_applied["receipt"].value == 0.0, (k, i)
+
+
+def test_an_interlock_write_is_counted_like_any_decision():
+    """The asset counts each record's outcome (twinloop_safety_decisions_total{outcome});
+    an INTERLOCK record must have its counter, not raise KeyError in the tick."""
+    metrics = AssetMetrics()
+    metrics.decisions[Outcome.INTERLOCK.value] += 1
+    assert set(metrics.decisions) == {outcome.value for outcome in Outcome}
