@@ -106,3 +106,22 @@ def test_checkpoints_are_kept_off_the_gating_path_and_outlive_a_restart(ray_sess
                                   "last_applied": {"receipt_05": [0.0, 0.0]}}
     finally:
         ray.kill(safety, no_restart=True)
+
+
+def test_a_retune_keeps_the_configured_safe_value_and_the_limits_answer_shows_it(tmp_path):
+    limit = SetpointLimit(lower=0.0, upper=60.0, max_rate=0.1, safe=5.0)
+    site = SiteConfig(site=SiteSettings(name="safe", audit_db=str(tmp_path / "audit.db")),
+                      assets=[AssetConfig(id="t", kind="asphalt_terminal", mode=Mode.OFF,
+                                          limits={"receipt_05": limit})])
+    gate = SafetyAuthority(site, {"t": {"receipt_05": 20.0}}, 0.0)
+    assert gate.limits("t")["receipt_05"]["safe"] == 5.0
+    # controllers.tuning hands new limits without a safe value: the configured one stays
+    gate.set_limits("t", {"receipt_05": SetpointLimit(lower=0.0, upper=50.0, max_rate=0.2)},
+                    "erik", 10.0)
+    assert gate.limits("t")["receipt_05"] == {"lower": 0.0, "upper": 50.0, "max_rate": 0.2,
+                                              "safe": 5.0}
+    decision = gate.decide(Proposal(asset="t", time=20.0, setpoints={"receipt_05": 0.0},
+                                    reason="", source="safe-state", user="olga"), math.inf)
+    assert decision.applied == {"receipt_05": 5.0}  # OFF, and 15 kg/s faster than the rate
+    (record,) = gate.audit_records("t", outcome="clamped")
+    assert (record["user"], record["source"]) == ("olga", "safe-state")
