@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 import plants
 from engine.config import AssetConfig, SetpointLimit, TripInterlock, load_site
 from engine.gatekeeper import Gatekeeper
-from engine.metrics import AssetMetrics
 from engine.messages import GateRequest, Measurement, Mode, Outcome, Proposal
+from engine.metrics import AssetMetrics
 from engine.simulation import SimulatedPlant
 
 PILOT = Path(__file__).resolve().parents[2] / "examples" / "pilot.toml"
@@ -189,3 +189,10 @@ def test_an_interlock_write_is_counted_like_any_decision():
     metrics = AssetMetrics()
     metrics.decisions[Outcome.INTERLOCK.value] += 1
     assert set(metrics.decisions) == {outcome.value for outcome in Outcome}
+
+
+def test_a_close_without_a_finite_safe_value_is_refused_at_start():
+    unbounded = AssetConfig(id="t", kind="asphalt_terminal",
+                            limits={"receipt": SetpointLimit(upper=60.0)})
+    with pytest.raises(ValueError, match="signal 't.receipt': no finite safe value"):
+        Gatekeeper([unbounded], [high_high("t")], {"t": {"receipt": 0.0}}, t0=0.0)
