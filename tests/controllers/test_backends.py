@@ -50,8 +50,8 @@ TANK = asphalt_tank.build_model()
      "qp_solver: 'gurobi' is not one of qrqp, osqp, qpoases"),
     (ControllerSettings(backend="fast", max_iterations=0), "max_iterations: 0 is below 1"),
     (ControllerSettings(output_limits={"T_bulk": OutputLimit(upper=440.0)}),
-     "output_limits: backend 'do-mpc' does not read it, so it must be left at its default "
-     "{} (backends that read it: fast)"),
+     ("output_limits: backend 'do-mpc' does not read it, so it must be left at its default "
+      "{} (backends that read it: fast)")),
 ])
 def test_bad_settings_raise_naming_the_field_and_the_bound(settings, message):
     with pytest.raises(ValueError) as error:
@@ -81,8 +81,8 @@ kind = "asphalt_tank"
 
 
 @pytest.mark.parametrize(("extra", "key", "problem"), [
-    ('controller = { backend = "fast", output_limits = { T_bulk = { lower = 450.0, '
-     "upper = 440.0 } } }", "assets[0].controller.output_limits.T_bulk",
+    (('controller = { backend = "fast", output_limits = { T_bulk = { lower = 450.0, '
+      "upper = 440.0 } } }"), "assets[0].controller.output_limits.T_bulk",
      "lower 450 is above upper 440 K"),
     ('controller = { backend = "fast", tolerance = 0.0 }', "assets[0].controller.tolerance",
      "0 must be finite and > 0"),

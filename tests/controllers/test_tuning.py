@@ -88,8 +88,8 @@ def test_a_tank_is_offered_the_mpc_backends_and_takes_fast():
     ({"limits": {"T_supply": {"upper": 500.0}}}, "limits.T_supply: unknown input"),
     ({"horizon": 501}, "horizon: 501 is outside [1, 500]"),
     ({"backend": "fillage-rule"},
-     "backend: 'fillage-rule' does not fit plant kind 'asphalt_tank' (it fits rod_pump); "
-     "backends for asphalt_tank: do-mpc, fast"),
+     ("backend: 'fillage-rule' does not fit plant kind 'asphalt_tank' (it fits rod_pump); "
+      "backends for asphalt_tank: do-mpc, fast")),
     ({"economic": {"m_oil": 1.0}}, "economic: backend 'do-mpc' does not read it"),
     ({"backend": "fast", "output_limits": {"T_bulk": {"lower": 450.0, "upper": 440.0}}},
      "output_limits.T_bulk: lower 450 is above upper 440 K"),

@@ -88,8 +88,8 @@ def test_a_new_tuning_is_used_live_and_its_rate_limit_reaches_the_safety_gate(ap
     ({"limits": {"m_oil": {"max_rate": 0.0}}}, "limits.m_oil.max_rate: 0 kg/s/s must be > 0"),
     ({"limits": {"m_oil": {"lower": 5.0, "upper": 2.0}}},
      "limits.m_oil: lower 5 kg/s is above upper 2 kg/s"),
-    ({"backend": "fillage-rule"}, "backend: 'fillage-rule' does not fit plant kind "
-     "'asphalt_tank'"),
+    ({"backend": "fillage-rule"},
+     "backend: 'fillage-rule' does not fit plant kind 'asphalt_tank'"),
 ])
 def test_an_invalid_tuning_is_422_naming_the_field_and_the_old_one_keeps_running(
         api, two_tanks, body, message):
