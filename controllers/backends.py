@@ -137,16 +137,17 @@ def check_settings(model: PlantModel, settings: ControllerSettings,
     if not 1 <= settings.horizon <= MAX_HORIZON:
         raise ValueError(f"horizon: {settings.horizon} is outside [1, {MAX_HORIZON}] "
                          "controller steps")
-    signals = {"output": model.outputs.names, "input": model.inputs.names,
-               "input or output": (*model.inputs.names, *model.outputs.names)}
-    for field, group, sign in (("tracking", "output", ">= 0"),
-                               ("move_suppression", "input", ">= 0"),
-                               ("economic", "input or output", "")):
+    for field, signals, what in (("tracking", model.outputs.names, "output"),
+                                 ("move_suppression", model.inputs.names, "input")):
         for name, weight in getattr(settings, field).items():
-            _require_known(f"{field}.{name}", name, signals[group], group)
-            if not (math.isfinite(weight) and (weight >= 0 or not sign)):
-                raise ValueError(f"{field}.{name}: weight {weight:g} must be finite"
-                                 + (f" and {sign}" if sign else ""))
+            _require_known(f"{field}.{name}", name, signals, what)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"{field}.{name}: weight {weight:g} must be finite and >= 0")
+    for name, weight in settings.economic.items():
+        _require_known(f"economic.{name}", name, (*model.inputs.names, *model.outputs.names),
+                       "input or output")
+        if not math.isfinite(weight):
+            raise ValueError(f"economic.{name}: weight {weight:g} must be finite")
     for name, limit in settings.output_limits.items():
         _require_known(f"output_limits.{name}", name, model.outputs.names, "output")
         if not limit.lower <= limit.upper:
