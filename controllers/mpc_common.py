@@ -1,40 +1,20 @@
-"""What the MPC backends share: checks of settings against a model's signals, input
-bounds, signal spans (the normalisation of weights) and the human-readable reason of a
-proposal."""
+"""What the MPC backends share: checks of signal names, input bounds, signal spans (the
+normalisation of weights), the human-readable reason of a proposal and the fallback of a
+failed solve. Their settings are checked by controllers.backends.check_settings."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
 
-from engine.config import ControllerSettings, SetpointLimit
+from engine.config import SetpointLimit
 from engine.messages import Proposal
 from engine.model import PlantModel
 from engine.signals import SignalSet
 
 DEFAULT_TRACKING = 1.0
 DEFAULT_MOVE_SUPPRESSION = 0.1
-
-
-def check_settings(
-    model: PlantModel, settings: ControllerSettings, limits: Mapping[str, SetpointLimit]
-) -> None:
-    """Raise ValueError naming the setting and signal of any unknown name, any negative or
-    non-finite weight and a horizon below 1."""
-    require_known("limits", limits, model.inputs)
-    require_known("ControllerSettings.tracking", settings.tracking, model.outputs)
-    require_known("ControllerSettings.move_suppression", settings.move_suppression,
-                  model.inputs)
-    for table in ("tracking", "move_suppression"):
-        for name, weight in getattr(settings, table).items():
-            if not (math.isfinite(weight) and weight >= 0):
-                raise ValueError(f"ControllerSettings.{table}[{name!r}] must be finite "
-                                 f"and >= 0, got {weight}")
-    if settings.horizon < 1:
-        raise ValueError(
-            f"ControllerSettings.horizon must be at least 1, got {settings.horizon}")
 
 
 def require_known(what: str, names: Mapping[str, object], signals: SignalSet) -> None:

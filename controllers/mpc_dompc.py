@@ -45,7 +45,7 @@ with warnings.catch_warnings():
     import do_mpc
 
 from controllers.mpc_common import (
-    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, check_settings, held_plan, input_bounds,
+    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, held_plan, input_bounds,
     plan_proposal, plan_reason, require_known, spans,
 )
 from engine.config import ControllerSettings, SetpointLimit
@@ -58,7 +58,8 @@ _MAX_ITERATIONS = 300
 
 
 class DoMpcController:
-    """do-mpc MPC for ``model``; satisfies ``engine.loop.Controller``.
+    """do-mpc MPC for ``model``; satisfies ``engine.loop.Controller``. Its settings are
+    checked by ``controllers.backends.check_settings``, which ``build_controller`` runs.
 
     Not thread-safe: one instance per asset loop (do-mpc objects do not pickle, so
     build it inside the actor that uses it)."""
@@ -71,12 +72,6 @@ class DoMpcController:
     ) -> None:
         """``ipopt_options`` are added to the IPOPT options (``{"warm_start_init_point":
         "yes"}`` for a warm start from the last solution's multipliers too)."""
-        check_settings(model, settings, limits)
-        unsupported = [name for name in ("output_limits", "economic")
-                       if getattr(settings, name)]
-        if unsupported:
-            raise ValueError(f"ControllerSettings.{unsupported[0]} is not supported by the "
-                             "do-mpc backend; use backend 'fast'")
         self._ipopt_options = {f"ipopt.{k}": v for k, v in (ipopt_options or {}).items()}
         self.model = model
         self.horizon = settings.horizon

@@ -53,7 +53,7 @@ import numpy as np
 
 from controllers.casadi_compile import BufferedCall, CompileError, compiled
 from controllers.mpc_common import (
-    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, check_settings, held_plan, input_bounds,
+    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, held_plan, input_bounds,
     plan_proposal, plan_reason, require_known, shifted, spans,
 )
 from controllers.mpc_sqp import ProblemData, build_step
@@ -83,7 +83,8 @@ class FastMpcController:
     Args:
         model: the plant model (its RK4 step F and outputs h at nominal parameters).
         settings: horizon, weights, economic weights, soft output limits, QP solver,
-            real-time iteration, iterations, tolerance, code generation.
+            real-time iteration, iterations, tolerance, code generation; checked by
+            ``controllers.backends.check_settings``, which ``build_controller`` runs.
         limits: setpoint limits per input (bounds and max_rate).
         terminal_weight: optional P (n_x x n_x, symmetric positive semidefinite, state
             units^-2) of a terminal cost (x_N - x_T)' P (x_N - x_T), e.g. the DARE
@@ -105,8 +106,6 @@ class FastMpcController:
         limits: Mapping[str, SetpointLimit], *, terminal_weight: np.ndarray | None = None,
         terminal_state: np.ndarray | None = None,
     ) -> None:
-        check_settings(model, settings, limits)
-        _check_fast_settings(model, settings)
         self.model = model
         self.horizon = N = settings.horizon
         self.real_time_iteration = settings.real_time_iteration
@@ -367,32 +366,6 @@ class FastMpcController:
             self.model, t, u, self.lower, self.upper, self._plan_inputs, self._plan_outputs,
             status, solve_time)
         return proposal
-
-
-def _check_fast_settings(model: PlantModel, settings: ControllerSettings) -> None:
-    """Names, signs and ranges of the settings only this backend reads."""
-    require_known("ControllerSettings.output_limits", settings.output_limits, model.outputs)
-    names = (*model.inputs.names, *model.outputs.names)
-    unknown = sorted(set(settings.economic) - set(names))
-    if unknown:
-        raise ValueError(f"ControllerSettings.economic: unknown signal(s) {unknown}; known "
-                         f"inputs and outputs: {', '.join(names)}")
-    for name, weight in settings.economic.items():
-        if not math.isfinite(weight):
-            raise ValueError(f"ControllerSettings.economic[{name!r}] must be finite, got {weight}")
-    for name, limit in settings.output_limits.items():
-        if not limit.lower <= limit.upper:
-            raise ValueError(f"ControllerSettings.output_limits[{name!r}]: lower {limit.lower} "
-                             f"is above upper {limit.upper}")
-        if not (math.isfinite(limit.penalty) and limit.penalty > 0):
-            raise ValueError(f"ControllerSettings.output_limits[{name!r}].penalty must be "
-                             f"finite and > 0, got {limit.penalty}")
-    if settings.max_iterations < 1:
-        raise ValueError(
-            f"ControllerSettings.max_iterations must be at least 1, got {settings.max_iterations}")
-    if not (math.isfinite(settings.tolerance) and settings.tolerance > 0):
-        raise ValueError(
-            f"ControllerSettings.tolerance must be finite and > 0, got {settings.tolerance}")
 
 
 def _terminal_weight(model: PlantModel, weight: np.ndarray | None) -> np.ndarray | None:

@@ -100,9 +100,14 @@ class ControllerSettings(_Strict):
     with s the span (upper - lower) of each output or input, so weights are
     dimensionless; outputs without a reference are not tracked.
 
+    Only the types are checked here; the values (ranges, signal names, which backend
+    fits which plant kind and reads which option) are checked against the asset's model
+    by ``controllers.backends.check_settings`` (engine/ does not import controllers/).
+
     Attributes:
-        backend: "do-mpc" (the reference backend, IPOPT) or "fast" (CasADi multiple
-            shooting, Gauss-Newton SQP over a QP solver; see controllers.mpc_fast).
+        backend: "do-mpc" (the reference backend, IPOPT), "fast" (CasADi multiple
+            shooting, Gauss-Newton SQP over a QP solver; see controllers.mpc_fast) or,
+            for rod pumps, "fillage-rule" (controllers.fillage).
         horizon: prediction horizon in controller steps (the asset's period).
         tracking: weight w_y per output name; outputs not listed weigh 1.
         move_suppression: weight w_du per input name; inputs not listed weigh 0.1.
@@ -408,25 +413,6 @@ def parse_site(raw: bytes | str, path: str | Path = "<site>") -> SiteConfig:
     return site
 
 
-def _check_controller(settings: ControllerSettings, path: str | Path, key: str) -> None:
-    """The controller settings that need no model to check."""
-    if settings.horizon < 1:
-        raise ConfigError(path, f"{key}.horizon", f"must be at least 1, got {settings.horizon}")
-    if settings.max_iterations < 1:
-        raise ConfigError(path, f"{key}.max_iterations",
-                          f"must be at least 1, got {settings.max_iterations}")
-    if not (math.isfinite(settings.tolerance) and settings.tolerance > 0):
-        raise ConfigError(path, f"{key}.tolerance",
-                          f"must be finite and positive, got {settings.tolerance}")
-    for name, limit in settings.output_limits.items():
-        if not limit.lower <= limit.upper:
-            raise ConfigError(path, f"{key}.output_limits.{name}",
-                              f"lower {limit.lower} is above upper {limit.upper}")
-        if not (math.isfinite(limit.penalty) and limit.penalty > 0):
-            raise ConfigError(path, f"{key}.output_limits.{name}.penalty",
-                              f"must be finite and positive, got {limit.penalty}")
-
-
 def _split_validation(message: str) -> tuple[str, str]:
     """msgspec says 'Expected `float`, got `str` - at `$.assets[0].period_s`'."""
     match = re.match(r"(?s)(.*) - at `\$\.?(.*)`$", message)
@@ -466,8 +452,6 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
             raise ConfigError(path, f"{key}.max_measurement_age_s",
                               f"must be positive (inf: no watchdog), got "
                               f"{asset.max_measurement_age_s}")
-        if asset.controller is not None:
-            _check_controller(asset.controller, path, f"{key}.controller")
         unit_id = asset.modbus.unit_id or modbus.unit_id
         if not 1 <= unit_id <= 247:
             raise ConfigError(path, f"{key}.modbus.unit_id" if asset.modbus.unit_id else

@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--duration", type=float, help="simulated seconds (default: five "
                       "horizons); the step comes after the first fifth")
     tune.add_argument("--horizon", type=int, help="prediction horizon, controller steps")
-    tune.add_argument("--backend", help="controller backend")
+    tune.add_argument("--backend", help="controller backend (default: the kind's); one that "
+                      "does not fit the kind is refused, naming those that do")
     tune.add_argument("--tracking", action="append", default=[], metavar="OUTPUT=WEIGHT",
                       help="tracking weight of an output (repeatable)")
     tune.add_argument("--move-suppression", action="append", default=[],
@@ -170,6 +171,7 @@ def print_modbus_map(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     import plants
+    from controllers.backends import check_controllers
 
     site = load_site(args.site)
     if args.modbus_port is not None:
@@ -179,6 +181,7 @@ def run_demo(args: argparse.Namespace) -> int:
         site = msgspec.structs.replace(
             site, modbus=msgspec.structs.replace(site.modbus, base_port=args.modbus_port))
     site = plants.resolve_site(site, args.site)
+    check_controllers(site, args.site)
     if args.speed is not None and not args.speed > 0:
         raise ConfigError(args.site, "--speed", f"must be positive, got {args.speed}")
     speed = args.speed or site.site.speed

@@ -115,9 +115,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def admin_api(fleet):
+def admin_api(fleet, timeout: float = 30.0):
     """The HTTP API over ``fleet`` on a free loopback port, and a client that carries an
-    admin bearer token; Ray Serve is shut down afterwards."""
+    admin bearer token and waits up to ``timeout`` wall seconds for a reply; Ray Serve is
+    shut down afterwards."""
     import httpx
     from ray import serve
 
@@ -127,7 +128,7 @@ def admin_api(fleet):
     token = secrets.token_urlsafe(32)
     url = start_http(fleet, "127.0.0.1", free_port(), [Token("tester", "admin", hash_token(token))])
     try:
-        with httpx.Client(base_url=url, timeout=30.0,
+        with httpx.Client(base_url=url, timeout=timeout,
                           headers={"Authorization": f"Bearer {token}"}) as client:
             yield client
     finally:

@@ -109,7 +109,7 @@ def test_failed_solve_without_a_plan_holds_the_applied_input(model):
 ])
 def test_bad_configuration_raises_naming_the_signal(model, settings, limits, named):
     with pytest.raises(ValueError, match=named):
-        DoMpcController(model, settings, limits)
+        build_controller(model, settings, limits)
 
 
 def test_unknown_reference_raises_naming_it(model, controller):

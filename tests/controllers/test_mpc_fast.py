@@ -377,12 +377,12 @@ def test_site_file_selects_the_fast_backend_per_asset():
 ])
 def test_bad_settings_raise_naming_the_setting(reactor, settings, named):
     with pytest.raises(ValueError, match=named):
-        FastMpcController(reactor, msgspec.structs.replace(settings, backend="fast"), {})
+        build_controller(reactor, msgspec.structs.replace(settings, backend="fast"), {})
 
 
 def test_do_mpc_backend_refuses_fast_only_settings(reactor):
-    with pytest.raises(ValueError, match="output_limits.*'fast'"):
-        DoMpcController(reactor, ControllerSettings(
+    with pytest.raises(ValueError, match="output_limits: backend 'do-mpc' does not read it"):
+        build_controller(reactor, ControllerSettings(
             output_limits={"T_R": OutputLimit(upper=135.0)}), {})
 
 

@@ -32,12 +32,27 @@ def test_tune_writes_a_png_and_a_csv_that_settles_at_the_step_target(tmp_path, c
     assert "final" in capsys.readouterr().out
 
 
+def test_tune_runs_the_fast_backend(tmp_path, capsys):
+    """``--backend fast`` (refused as an unknown backend before the registry): the tank's
+    T_bulk, stepped +2 K, ends within 0.1 K of its target after 6 h on the fast MPC."""
+    prefix = tmp_path / "tank"
+    code = main(["tune", "asphalt_tank", "--backend", "fast", "--step", "2", "--duration",
+                 "21600", "--horizon", "15", "--out", str(prefix)])
+    assert code == 0, capsys.readouterr().err
+    with (tmp_path / "tank.csv").open() as stream:
+        last = list(csv.reader(stream))[-1]
+    assert float(last[2]) == pytest.approx(float(last[1]), abs=0.1)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["tune", "teapot"], "unknown plant kind 'teapot'"),
     (["tune", "asphalt_tank", "--output", "T_top"], "unknown output 'T_top'"),
     (["tune", "asphalt_tank", "--horizon", "0"], "horizon: 0 is outside [1, 500]"),
     (["tune", "asphalt_tank", "--tracking", "T_bulk"], "--tracking 'T_bulk': expected NAME=WEIGHT"),
     (["tune", "asphalt_tank", "--step", "100"], "above its upper bound 473.15 K"),
+    (["tune", "asphalt_tank", "--backend", "fillage-rule"],
+     ("backend: 'fillage-rule' does not fit plant kind 'asphalt_tank' (it fits rod_pump); "
+      "backends for asphalt_tank: do-mpc, fast")),
 ])
 def test_tune_refuses_bad_options_naming_them(argv, message, capsys):
     assert main(argv) == 2

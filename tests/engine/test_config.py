@@ -47,11 +47,6 @@ def test_unset_settings_take_the_kind_defaults():
     ("colour = 1", "assets[0]", "unknown field `colour`"),
     ("max_measurement_age_s = 0.0", "assets[0].max_measurement_age_s", "must be positive"),
     ('kind2 = "x"', "assets[0]", "unknown field `kind2`"),
-    ("controller = { backend = \"fast\", output_limits = { T_bulk = { lower = 450.0, "
-     "upper = 440.0 } } }", "assets[0].controller.output_limits.T_bulk",
-     "lower 450.0 is above upper 440.0"),
-    ("controller = { backend = \"fast\", tolerance = 0.0 }", "assets[0].controller.tolerance",
-     "must be finite and positive"),
 ])
 def test_errors_name_file_key_and_problem(extra, key, problem):
     with pytest.raises(ConfigError) as caught:

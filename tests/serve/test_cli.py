@@ -35,3 +35,14 @@ def test_demo_refuses_a_bad_broker_before_starting_ray(capsys):
     assert "--mqtt: MQTT broker 'bogus://x': expected mqtt://host:port" in capsys.readouterr().err
     assert main(["demo", "--site", str(MQTT_TANK)]) == 2
     assert "take their measurements from MQTT: give a broker" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_controller_the_asset_cannot_run_before_starting_ray(capsys, tmp_path):
+    """A tank on the rod pumps' fillage rule is exit 2 naming the file and the key, from
+    the one backend registry, before Ray starts (before: a crash of the asset actor)."""
+    site = tmp_path / "site.toml"
+    site.write_text('[site]\nname = "t"\n[[assets]]\nid = "tank-01"\nkind = "asphalt_tank"\n'
+                    '[assets.controller]\nbackend = "fillage-rule"\n')
+    assert main(["demo", "--site", str(site)]) == 2
+    assert (f"{site}: assets[0].controller.backend: 'fillage-rule' does not fit plant kind "
+            "'asphalt_tank'") in capsys.readouterr().err
