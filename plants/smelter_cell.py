@@ -196,14 +196,15 @@ cool edge (less superheat: less side heat loss, a thicker ledge). The bath
 temperature has no reference, so it is not tracked (a site or operator that sets one
 gets it tracked with weight 1). The alumina is held near 3 % by a small tracking weight:
 with the voltage pinned by the heat balance, the ACD and alumina trade against each
-other and, untracked, the alumina rides the band's top, where this model knows nothing
-of sludge. The pseudo-resistance floor keeps the ACD (not measured) above about 32 mm:
-without it the controller dived the ACD to 15 mm, below the state's 20 mm bound, for
-a quicker cool-down (the plant's ACD, not only its estimate, which followed it within
-1 mm). Weights chosen by experiment on the pilot cells: economic weights 1 and 10 give
-the same energy within 0.1 %. Measured against tracking 960 °C and 3 % on the pilot's
-cells: 7.8 % less energy per kg Al over 2 h (tests/plants/test_pilot_economics.py),
-6.9 % over 10 h (12.55 against 13.47 kWh/kg, cell-02), the ACD settling at 37 mm."""
+other, and leaner alumina raises the liquidus (less superheat, less side loss), so,
+untracked, the alumina falls towards the band's bottom and the anode effect (2.2 %
+after 2 h on cell-01, still falling). The pseudo-resistance floor keeps the ACD (not
+measured) near 32 mm: without it the controller dived the plant's ACD to 7.6 mm,
+below the state's 20 mm bound, for a quicker cool-down. Weights chosen by experiment on
+the pilot cells: economic weights 1 and 10 give the same energy within 0.1 %. Measured
+against tracking 960 °C and 3 % on the pilot's cells: 8.2 % less energy per kg Al over
+2 h (tests/plants/test_pilot_economics.py) and over 10 h (12.27 against 13.37 kWh/kg,
+cell-02), the ACD held on its floor (31 mm) and the alumina at 2.7–2.8 %."""
 
 
 def parameter_signals() -> list[Signal]:
