@@ -115,6 +115,9 @@ NOMINAL_AMBIENT = 40.0 + CELSIUS
 NOMINAL_EXCESS_ALF3 = 0.125
 """Mass fraction: with 5 % CaF2, 0.5 % MgF2 and 3 % alumina a liquidus of 950.6 °C
 (Solheim et al. 1996), 9.4 K under the nominal 960 °C."""
+EXCESS_ALF3 = Signal("excess_alf3", "1", NOMINAL_EXCESS_ALF3, 0.0, 0.2,
+                     "excess AlF3 mass fraction of the bath (bath sample)")
+"""The disturbance excess_alf3: the liquidus correlation holds from 0 to 20 %."""
 ALUMINA_FLOOR = 0.003
 """Mass fraction below which the voltage and liquidus read the alumina as this (smooth
 floor, 0.01 % wide), to keep their logarithms and ratios defined."""
@@ -368,7 +371,7 @@ def nominal_state(p: Mapping[str, float], current: float = NOMINAL_CURRENT,
     feed = consumption, u = r F / k_d, the ACD whose voltage balances the heat losses
     (the voltage rises monotonically with the ACD; solved by Brent's method between 5 mm
     and 20 cm) and the ledge whose conduction passes q_in."""
-    t_liq = float(liquidus(alumina, excess_alf3, p))
+    t_liq = float(liquidus(alumina, EXCESS_ALF3.check(excess_alf3), p))
     if not temperature > t_liq:
         raise ValueError(f"signal 'bath_temperature': {temperature:g} K must be above the "
                          f"liquidus {t_liq:g} K of the bath for a steady ledge")
@@ -421,8 +424,7 @@ def build_model(dt: float = 60.0) -> PlantModel:
         Signal("ambient_temperature", "K", NOMINAL_AMBIENT, 0.0 + CELSIUS, 60.0 + CELSIUS,
                "pot room air"),
         Signal("acd_drift", "m/s", 0.0, -1e-6, 1e-6, "anode burn-off minus metal-pad rise"),
-        Signal("excess_alf3", "1", NOMINAL_EXCESS_ALF3, 0.0, 0.2,
-               "excess AlF3 mass fraction of the bath (bath sample)"),
+        EXCESS_ALF3,
     ]
     outputs = [
         Signal("cell_voltage", "V", voltage, 0.0, 10.0, "cell voltage", std=0.01),

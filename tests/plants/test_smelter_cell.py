@@ -412,3 +412,5 @@ def test_a_bath_below_its_liquidus_has_no_steady_state():
         nominal_state(PARAM, temperature=float(liquidus(0.03, ALF3, PARAM)) - 1.0)
     with pytest.raises(ValueError, match="bath_temperature"):
         nominal_state(PARAM, excess_alf3=0.06)
+    with pytest.raises(ValueError, match="excess_alf3.*below its lower bound 0"):
+        nominal_state(PARAM, excess_alf3=-0.01)
