@@ -117,7 +117,9 @@ NOMINAL_EXCESS_ALF3 = 0.125
 (Solheim et al. 1996), 9.4 K under the nominal 960 °C."""
 EXCESS_ALF3 = Signal("excess_alf3", "1", NOMINAL_EXCESS_ALF3, 0.0, 0.2,
                      "excess AlF3 mass fraction of the bath (bath sample)")
-"""The disturbance excess_alf3: the liquidus correlation holds from 0 to 20 %."""
+"""The disturbance excess_alf3, one definition for the model and nominal_state (its
+bounds are this model's engineering bounds, as before; industrial baths run about
+8–14 %)."""
 ALUMINA_FLOOR = 0.003
 """Mass fraction below which the voltage and liquidus read the alumina as this (smooth
 floor, 0.01 % wide), to keep their logarithms and ratios defined."""
