@@ -402,3 +402,42 @@ def test_a_site_file_with_its_own_three_tanks_runs():
         last.update({n: Applied(v, t) for n, v in decision.applied.items()})
     bulks = [model.states.index(f"T_bulk_{t}") for t in ("01", "02", "03")]
     assert np.all(np.abs(plant.x[bulks] - start[bulks]) < 3.0)
+
+
+def test_seed_tanks_lose_heat_at_an_insulated_tanks_published_coefficient():
+    """PHYSICS.md section 3: insulated tank loss coefficients are of order 0.5–2.3
+    W/(m^2 K). Every seed tank at its nominal inventory, uniform at 160 °C with its coil
+    shut, loses heat (read from the model's node rates) at an overall coefficient, over
+    its whole outside area (floor, roof and shell), inside that band; a 20 m tank at 9 m
+    of its 14 m comes out at 1.00 by hand: (0.7 + 1.5) x 314.2 + 1.0 x 62.83 x 9 +
+    0.8 x 62.83 x 5 = 1507 W/K over 1508 m^2."""
+    x = MODEL.states.nominal.copy()
+    for tag in TAGS:
+        x[MODEL.states.index(f"T_bulk_{tag}")] = x[MODEL.states.index(f"T_top_{tag}")] = 433.15
+    u = MODEL.inputs.vector({f"valve_{tag}": 0.0 for tag in TAGS})
+    d = MODEL.disturbances.nominal
+    rates = MODEL.states.mapping(MODEL.dynamics(0.0, x, u, d))
+    states = MODEL.states.mapping(x)
+    phi, c_p = param("top_fraction"), bitumen.specific_heat(433.15, param("SG"))
+    coefficients = {}
+    for tag in TAGS:
+        diameter, height = param(f"diameter_{tag}"), param(f"shell_height_{tag}")
+        lost = -states[f"mass_{tag}"] * c_p * ((1 - phi) * rates[f"T_bulk_{tag}"]
+                                               + phi * rates[f"T_top_{tag}"])
+        surface = math.pi * diameter**2 / 2 + math.pi * diameter * height
+        coefficients[tag] = lost / (433.15 - 283.15) / surface
+    assert all(0.5 <= value <= 2.3 for value in coefficients.values()), coefficients
+    assert coefficients["01"] == pytest.approx(1507.0 / 1508.0, abs=0.01)
+
+
+def test_a_site_file_with_a_bad_tank_names_the_asset_and_the_tank():
+    """A tank table that cannot be (level above its shell) is refused when the site
+    resolves, naming the file, the asset's structure, the tank and the bound."""
+    site = load_site(THREE_TANKS)
+    tank = {"diameter": 10.0, "shell_height": 10.0, "level": 10.5, "coil_area": 18.0}
+    bad = msgspec.structs.replace(site, interlocks=[], assets=[msgspec.structs.replace(
+        site.assets[0], limits={}, initial={}, structure={"tanks": [tank]})])
+    with pytest.raises(ConfigError,
+                       match=r"three_tanks.toml: assets\[0\]\.structure: tanks\[0\]: level: "
+                             r"10.5 m must lie between the heel"):
+        plants.resolve_site(bad, THREE_TANKS)
