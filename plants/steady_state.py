@@ -14,8 +14,8 @@ one-tank terminal).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import dataclasses
+from collections.abc import Callable, Sequence
 
 import casadi as ca
 import msgspec
