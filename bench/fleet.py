@@ -88,7 +88,7 @@ upper = 10.0
 max_rate = 0.02
 [assets.simulation]
 seed = {i}
-mismatch = {{ UA_coil = 0.9, k_loss = 1.15 }}
+mismatch = {{ k_foul = 0.9, k_loss = 1.15 }}
 """)
     return plants.resolve_site(parse_site("".join(parts)))
 

@@ -34,6 +34,21 @@ from plants import (
 _MODULES = (asphalt_tank, asphalt_terminal, centrifugal_pump, dra_pipeline, rod_pump, smelter_cell)
 BUILDERS: dict[str, Callable[..., PlantModel]] = {m.KIND: m.build_model for m in _MODULES}
 DEFAULTS: dict[str, PlantDefaults] = {m.KIND: m.DEFAULTS for m in _MODULES}
+"""Each kind's defaults for its default structure (the seed terminal's ten tanks)."""
+
+
+def defaults_of(kind: str, structure: Mapping[str, Any] | None = None) -> PlantDefaults:
+    """The defaults of ``kind`` for its structural options: a kind whose defaults name
+    structure-dependent signals (the terminal's per-tank references, limits, weights)
+    has ``defaults(**structure)`` in its module; the others have fixed DEFAULTS.
+    Unknown kinds raise ValueError; bad structure ValueError or TypeError."""
+    module = next((m for m in _MODULES if m.KIND == kind), None)
+    if module is None:
+        raise ValueError(f"unknown asset kind {kind!r}; known kinds: {sorted(BUILDERS)}")
+    of_structure = getattr(module, "defaults", None)
+    if of_structure is None or not structure:
+        return module.DEFAULTS
+    return of_structure(**structure)
 
 
 def build_model(
@@ -109,10 +124,13 @@ def _check_interlocks(site: SiteConfig, path: str | Path) -> None:
 
 
 def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfig:
-    defaults = DEFAULTS.get(asset.kind)
-    if defaults is None:
+    if asset.kind not in DEFAULTS:
         raise ConfigError(path, f"{key}.kind",
                           f"unknown asset kind {asset.kind!r}; known kinds: {sorted(BUILDERS)}")
+    try:
+        defaults = defaults_of(asset.kind, asset.structure)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(path, f"{key}.structure", str(error)) from None
     period = asset.period_s or defaults.period_s
     try:
         model = build_model(asset.kind, dt=period, structure=asset.structure,

@@ -17,8 +17,18 @@ U A the loss conductances,
     phi m_i c_p(T_t) dT_t/dt   = G_mix (T_b - T_t) - L_t,i (T_t - T_amb)
                                    + J_up c_p((T_b + T_t)/2) (T_b - T_t)
     G_mix = h_mix A_i,   L_b,i = k_loss,i (U_floor A_i + U_shell pi D_i (1-phi) z_i),
-    L_t,i = k_loss,i (U_roof A_i + U_shell pi D_i phi z_i)   (wetted wall only)
+    L_t,i = k_loss,i (U_roof A_i + U_shell pi D_i phi z_i + U_dry pi D_i max(H_i - z_i, 0))
+    U_dry = 1 / (1/h_vapour + 1/U_shell)                        dry shell above the liquid
     z_i   = ((1-phi) m_i / rho(T_b) + phi m_i / rho(T_t)) / A_i            level, m
+
+The dry shell (height H_i - z_i above the liquid) loses the vapour space's heat through
+the same insulated wall as the wetted shell, behind the vapour's own free-convection film
+h_vapour: the series resistances of Kumana & Kothari ("Predict storage-tank heat transfer
+precisely", Chem. Eng., March 22, 1982, eq. 11: 1/U_d = 1/h_Vw + wall + insulation +
+outside). h_vapour = 4 W/(m^2 K) is Holman's simplified free-convection coefficient of air
+on a vertical wall, turbulent, h = 1.31 dT^(1/3) W/(m^2 K) (Holman, Heat Transfer,
+table 7-2), at the ~30 K the vapour film drops across when the insulation's U is 1
+W/(m^2 K). On a 20 m tank 90 % full the dry shell adds about 5 % to the tank's loss.
 
 The (1-phi) m c_p dT/dt form is exact for the enthalpy h(T) = int c_p dT, and the
 transfer and receipt terms use h(T_1) - h(T_2) = c_p((T_1+T_2)/2)(T_1 - T_2), exact for
@@ -34,9 +44,12 @@ opening at the design dP, v the valve opening (linear trim), so
     m_i = m_loop K_i v_i / S,   m_bypass = m_loop K_bypass / S,   S = K_bypass + sum_j K_j v_j
 
 which sums to m_loop exactly and never divides by zero (K_bypass > 0). Each coil is a
-heat exchanger against its well-mixed bottom node (PHYSICS.md):
+heat exchanger against its well-mixed bottom node (PHYSICS.md), its conductance the
+bitumen's free-convection film (Churchill & Chu, ``bitumen.coil_film_coefficient``) over
+the coil's outside area, so a cooler, more viscous bulk takes less heat from its coil:
 
-    T_out,i  = T_b,i + (T_sup - T_b,i) exp(-k_foul,i UA_i / (m_i c_oil))
+    UA_i     = k_foul,i h_o(T_b,i, T_sup) A_coil,i
+    T_out,i  = T_b,i + (T_sup - T_b,i) exp(-UA_i / (m_i c_oil))
     Q_coil,i = m_i c_oil (T_sup - T_out,i)
     M_loop dT_ret/dt = m_loop (T_mix - T_ret),
     T_mix = (sum_i m_i T_out,i + m_bypass T_sup) / m_loop     (loop hold-up lag)
@@ -50,11 +63,18 @@ Signals (SI; tt = tank number 01..N):
     outputs:          T_bulk_tt, T_top_tt [K], level_tt [m],
                       viscosity_tt [m^2/s] Walther at T_bulk (1 cSt = 1e-6 m^2/s),
                       T_return [K], heater_duty [W]
-    parameters:       per tank diameter_tt [m], UA_coil_tt [W/K], valve_capacity_tt [kg/s],
-                      k_loss_tt [1] loss multiplier, k_foul_tt [1] fouling multiplier;
-                      shared SG [1], walther_A, walther_B [1], U_shell, U_roof, U_floor
-                      [W/(m^2 K)], h_mix [W/(m^2 K)], top_fraction [1], c_oil [J/(kg K)],
-                      M_loop [kg], bypass_capacity [kg/s]
+    parameters:       per tank diameter_tt [m], shell_height_tt [m], coil_area_tt [m^2],
+                      valve_capacity_tt [kg/s], k_loss_tt [1] loss multiplier, k_foul_tt
+                      [1] fouling multiplier; shared SG [1], walther_A, walther_B [1],
+                      U_shell, U_roof, U_floor, h_vapour [W/(m^2 K)], h_mix [W/(m^2 K)],
+                      coil_diameter [m], top_fraction [1], c_oil [J/(kg K)], M_loop [kg],
+                      bypass_capacity [kg/s]
+
+Tanks: ``build_model(tanks=n)`` builds the first n of the seed's ten; a site describes
+its own tanks, any number of them, as a list of TankSpec tables in the asset's
+``structure`` (``[[assets.structure.tanks]]`` with diameter, shell_height, level and
+coil_area; see tests/sites/three_tanks.toml). The kind's defaults (reference, limits,
+tracking weights) follow the tank count: ``defaults(tanks=...)``.
 
 Loading: ``stations`` truck-loading pumps (STATION_PUMP_FLOW each) can each be lined up
 to any tank; ``tank_draws`` turns their line-ups and flows into the draw_tt disturbances,
@@ -66,21 +86,22 @@ multipliers are parameters, not states: they keep the state count near 30, and a
 simulated plant's mismatch in them shows up as process noise on the tank temperatures.
 
 Simplifications: receipts enter the bottom node and mix there at once; the top
-layer is a fixed mass fraction rather than a fixed thickness; the dry shell above the
-liquid and the vapour space are lumped into the roof loss; the floor loses to ambient
+layer is a fixed mass fraction rather than a fixed thickness; the vapour space has no
+node of its own (the roof and the dry shell lose the top layer's heat through the
+vapour's films); the coil's oil-side film is left out; the floor loses to ambient
 air temperature; no heat loss from the oil headers, no hold-up in the heater or supply
 header; draws keep running below the heel (the mass's lower bound flags it), and the node
 masses in the heat capacities are floored at the heel mass (ca.fmax) so an over-drawn tank
 stays finite. The 1:20 m
 seed plan fixes the tanks' sizes here, not the piping lengths. Tank data (unverified):
 diameters 12–20 m, shells 12–14 m, 1400–4400 m^3; a 60/70-pen grade with 400 cSt at
-135 °C and 2e5 cSt at 60 °C; thermal oil at 250 °C.
+135 °C and 2e5 cSt at 60 °C (bitumen.DEFAULT_GRADE); 2-inch coils of 0.23 m^2 per m^2 of
+floor; thermal oil at 250 °C.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-import dataclasses
+from collections.abc import Mapping, Sequence
 
 import casadi as ca
 import msgspec
@@ -88,18 +109,58 @@ import numpy as np
 
 from engine.config import ControllerSettings, EstimatorSettings, PlantDefaults, SetpointLimit
 from engine.model import PlantModel
-from engine.signals import Signal, SignalSet
+from engine.signals import Signal
 from plants import bitumen
+from plants.asphalt_tank import COIL_TUBE_DIAMETER
+from plants.steady_state import at_steady_state
 
 KIND = "asphalt_terminal"
 
-SEED_TANKS = (
+HEEL_LEVEL = 0.3
+"""Level of the loading suction nozzle; the inventory below it cannot be drawn, m."""
+COIL_AREA_PER_FLOOR_AREA = 0.23
+"""Seed coils' outside area per m^2 of tank floor (unverified): about 12 m of 2-inch tube
+per m^2, some 25 W/K per m^2 of floor at 160 °C."""
+
+
+class TankSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One storage tank of the terminal, as a site file's ``[[assets.structure.tanks]]``.
+
+    Attributes:
+        diameter: shell inside diameter, m (1..60).
+        shell_height: shell height, m (above the nominal level).
+        level: nominal level, m (above the heel, below the shell height).
+        coil_area: outside area of the heating coil, m^2 (> 0).
+    """
+
+    diameter: float
+    shell_height: float
+    level: float
+    coil_area: float
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.diameter <= 60.0:
+            raise ValueError(f"diameter: {self.diameter:g} m is outside 1..60 m")
+        if not HEEL_LEVEL < self.level < self.shell_height:
+            raise ValueError(f"level: {self.level:g} m must lie between the heel "
+                             f"({HEEL_LEVEL:g} m) and the shell height ({self.shell_height:g} m)")
+        if not self.coil_area > 0.0:
+            raise ValueError(f"coil_area: {self.coil_area:g} m2 must be above 0 m2")
+
+
+def _seed_tank(diameter: float, shell_height: float, level: float) -> TankSpec:
+    coil_area = round(COIL_AREA_PER_FLOOR_AREA * np.pi / 4 * diameter**2)
+    return TankSpec(diameter=diameter, shell_height=shell_height, level=level,
+                    coil_area=coil_area)
+
+
+SEED_TANKS = tuple(_seed_tank(*tank) for tank in (
     # diameter m, shell height m, nominal level m
     (20.0, 14.0, 9.0), (20.0, 14.0, 7.5), (18.0, 14.0, 10.0), (18.0, 14.0, 6.0),
     (16.0, 14.0, 8.5), (16.0, 14.0, 11.0), (14.0, 12.0, 7.0), (14.0, 12.0, 9.5),
     (12.0, 12.0, 5.5), (12.0, 12.0, 8.0),
-)
-"""The seed terminal's ten tanks (unverified): diameter, shell height, nominal level."""
+))
+"""The seed terminal's ten tanks (unverified)."""
 
 STORAGE_TEMPERATURE = 433.15
 """Nominal and reference bulk temperature, 160 °C (storage band 140–180 °C), K."""
@@ -107,21 +168,20 @@ COKING_TEMPERATURE = 473.15
 """200 °C: bitumen above it cokes on the coil skin; the tank temperatures' upper bound, K."""
 SUPPLY_TEMPERATURE = 523.15
 """Nominal hot-oil supply temperature, 250 °C, K."""
-LOOP_FLOW = 10.0
-"""Nominal circulation flow, kg/s; the coil valves' nominal openings follow from it."""
+LOOP_FLOW = 12.0
+"""Nominal circulation flow, kg/s; the coil valves' nominal openings follow from it (with
+the dry shells' loss, 10 kg/s needed the seed's valves 66–87 % open; 12 kg/s, 32–43 %)."""
 STATION_PUMP_FLOW = 30.0
 """Capacity of one loading station's pump, kg/s (about 110 m^3/h at 160 °C)."""
 RECEIPT_FLOW = 60.0
 """Largest receipt flow into one tank, kg/s (about 200 m^3/h of rundown, unverified)."""
-HEEL_LEVEL = 0.3
-"""Level of the loading suction nozzle; the inventory below it cannot be drawn, m."""
-COIL_UA_PER_FLOOR_AREA = 25.0
-"""Clean coil conductance per m^2 of tank floor, W/(m^2 K) (unverified)."""
-VALVE_FLOW_PER_COIL_UA = 2e-4
-"""Coil branch flow at full opening per W/K of coil conductance, kg/s per W/K: the
-valves are sized so a fully open coil runs at NTU = UA / (m c_oil) of about 2."""
-GRADE_VISCOSITY = ((408.15, 400e-6), (333.15, 0.2))
-"""Two (K, m^2/s) points of the default 60/70-pen grade (unverified)."""
+VALVE_FLOW_PER_COIL_AREA = 0.024
+"""Coil branch flow at full opening per m^2 of coil, kg/s per m^2: the valves are sized
+so a fully open coil runs at NTU = UA / (m c_oil) of about 2 with the film at 160 °C
+(h_o about 110 W/(m^2 K): 110 / (2 x 2300))."""
+VAPOUR_FILM = 4.0
+"""Vapour-space film on the dry shell, W/(m^2 K): Holman's h = 1.31 dT^(1/3) for air on a
+vertical wall at dT of about 30 K (module docstring)."""
 _FLOW_FLOOR = 1e-6
 """Added to a coil's flow in its NTU only, so a shut coil gives exp(-inf) = 0, kg/s."""
 
@@ -140,23 +200,56 @@ def _limits(tanks: int) -> dict[str, SetpointLimit]:
     return limits
 
 
-DEFAULTS = PlantDefaults(
-    period_s=300.0,
-    reference={f"T_bulk_{tag}": STORAGE_TEMPERATURE for tag in _tags(len(SEED_TANKS))},
-    limits=_limits(len(SEED_TANKS)),
-    controller=ControllerSettings(
-        horizon=15,
-        tracking={f"T_bulk_{tag}": 1.0 for tag in _tags(len(SEED_TANKS))},
-        move_suppression={"T_supply": 0.5, "m_loop": 0.1,
-                          **{f"valve_{tag}": 0.1 for tag in _tags(len(SEED_TANKS))}},
-    ),
-    estimator=EstimatorSettings(
-        kind="ekf", initial_std={f"T_top_{tag}": 5.0 for tag in _tags(len(SEED_TANKS))},
-    ),
-)
-"""Every tank held at 160 °C; 5-minute steps over a 75-minute horizon; the heater ramps
-at most 3 K/min, the pump 0.05 kg/s per second, a coil valve full stroke in 100 s.
-The top-layer temperature starts less certain (5 K) than the other states."""
+def tank_specs(tanks: int | Sequence[TankSpec | Mapping[str, float]]) -> tuple[TankSpec, ...]:
+    """The terminal's tanks: the first ``tanks`` seed tanks for a number, else each entry
+    of the list as a TankSpec (tables from a site file are checked here). Raises
+    ValueError naming ``tanks[i]``, the field and the bound, TypeError for neither."""
+    if isinstance(tanks, bool):
+        raise TypeError(f"tanks: {tanks!r} is neither a tank count nor a list of tanks")
+    if isinstance(tanks, int):
+        if not 1 <= tanks <= len(SEED_TANKS):
+            raise ValueError(f"tanks: {tanks} is outside 1..{len(SEED_TANKS)} (the seed plan; "
+                             "describe more tanks as a list of tables)")
+        return SEED_TANKS[:tanks]
+    if isinstance(tanks, (str, Mapping)) or not isinstance(tanks, Sequence) or not tanks:
+        raise TypeError(f"tanks: {tanks!r} is neither a tank count nor a list of tanks")
+    if len(tanks) > 99:
+        raise ValueError(f"tanks: {len(tanks)} tanks, more than the 99 of two-digit tags")
+    specs = []
+    for i, tank in enumerate(tanks):
+        try:
+            specs.append(tank if isinstance(tank, TankSpec)
+                         else msgspec.convert(tank, TankSpec, strict=False))
+        except (msgspec.ValidationError, ValueError) as error:
+            raise ValueError(f"tanks[{i}]: {error}") from None
+    return tuple(specs)
+
+
+def defaults(tanks: int | Sequence[TankSpec | Mapping[str, float]] = len(SEED_TANKS),
+             stations: int = 3) -> PlantDefaults:
+    """The kind's defaults for a terminal of ``tanks`` (as ``build_model`` takes them):
+    every tank held at 160 °C; 5-minute steps over a 75-minute horizon; the heater ramps
+    at most 3 K/min, the pump 0.05 kg/s per second, a coil valve full stroke in 100 s.
+    The top-layer temperature starts less certain (5 K) than the other states."""
+    tags = _tags(len(tank_specs(tanks)))
+    return PlantDefaults(
+        period_s=300.0,
+        reference={f"T_bulk_{tag}": STORAGE_TEMPERATURE for tag in tags},
+        limits=_limits(len(tags)),
+        controller=ControllerSettings(
+            horizon=15,
+            tracking={f"T_bulk_{tag}": 1.0 for tag in tags},
+            move_suppression={"T_supply": 0.5, "m_loop": 0.1,
+                              **{f"valve_{tag}": 0.1 for tag in tags}},
+        ),
+        estimator=EstimatorSettings(
+            kind="ekf", initial_std={f"T_top_{tag}": 5.0 for tag in tags},
+        ),
+    )
+
+
+DEFAULTS = defaults()
+"""The seed terminal's defaults (ten tanks)."""
 
 
 def tank_draws(
@@ -212,19 +305,21 @@ def coil_outlet_temperature(tank_temperature, inlet_temperature, conductance, oi
     return tank_temperature + (inlet_temperature - tank_temperature) * ca.exp(-ntu)
 
 
-def build_model(dt: float = 300.0, tanks: int = 10, stations: int = 3) -> PlantModel:
-    """The terminal's first ``tanks`` seed tanks on one hot-oil loop, ``stations`` loading
-    pumps, step ``dt`` s. Nominal values are the steady state with every bulk at 160 °C,
-    no loading, 250 °C supply and 10 kg/s circulation: the valve openings, top-layer and
-    return temperatures and inventories that hold it are solved here, on the model's own
-    equations."""
-    if not 1 <= tanks <= len(SEED_TANKS):
-        raise ValueError(f"tanks: {tanks} is outside 1..{len(SEED_TANKS)} (the seed plan)")
+def build_model(dt: float = 300.0,
+                tanks: int | Sequence[TankSpec | Mapping[str, float]] = len(SEED_TANKS),
+                stations: int = 3) -> PlantModel:
+    """The terminal's ``tanks`` (a count of seed tanks or a list of TankSpecs, see
+    ``tank_specs``) on one hot-oil loop, ``stations`` loading pumps, step ``dt`` s.
+    Nominal values are the steady state with every bulk at 160 °C and every level at its
+    nominal value, no loading, 250 °C supply and 12 kg/s circulation: the valve openings,
+    top-layer and return temperatures and inventories that hold it are solved here, on
+    the model's own equations."""
+    seed = tank_specs(tanks)
     if not stations >= 1:
         raise ValueError(f"stations: {stations} must be at least 1")
-    tags = _tags(tanks)
-    seed = SEED_TANKS[:tanks]
-    walther_a, walther_b = bitumen.walther_coefficients(*GRADE_VISCOSITY[0], *GRADE_VISCOSITY[1])
+    tags = _tags(len(seed))
+    walther_a, walther_b = bitumen.walther_coefficients(*bitumen.DEFAULT_GRADE[0],
+                                                        *bitumen.DEFAULT_GRADE[1])
     parameters = _parameters(seed, walther_a, walther_b)
     p0 = {s.name: s.nominal for s in parameters}
     states, inputs, disturbances, outputs = _signals(tags, seed, stations, p0)
@@ -261,11 +356,15 @@ def _terminal(tags, x, u, d, p):
         volume = m * (1 - phi) / bitumen.density(T_b, sg) + m * phi / bitumen.density(T_t, sg)
         level = volume / area
         shell = p["U_shell"] * np.pi * diameter * level
+        dry_shell = (np.pi * diameter * ca.fmax(p[f"shell_height_{tag}"] - level, 0)
+                     / (1 / p["h_vapour"] + 1 / p["U_shell"]))
         loss_bottom = p[f"k_loss_{tag}"] * (p["U_floor"] * area + shell * (1 - phi))
-        loss_top = p[f"k_loss_{tag}"] * (p["U_roof"] * area + shell * phi)
+        loss_top = p[f"k_loss_{tag}"] * (p["U_roof"] * area + shell * phi + dry_shell)
         mixing = p["h_mix"] * area * (T_b - T_t)
+        film = bitumen.coil_film_coefficient(T_b, T_sup, p["coil_diameter"], sg,
+                                             p["walther_A"], p["walther_B"])
         T_out = coil_outlet_temperature(
-            T_b, T_sup, p[f"k_foul_{tag}"] * p[f"UA_coil_{tag}"], coil_flow, c_oil)
+            T_b, T_sup, p[f"k_foul_{tag}"] * film * p[f"coil_area_{tag}"], coil_flow, c_oil)
         q_coil = coil_flow * c_oil * (T_sup - T_out)
         heat_returned += coil_flow * T_out
         # energy balances; the layer moving between the nodes carries its enthalpy,
@@ -300,13 +399,16 @@ def _heel_mass(area, specific_gravity):
 
 def _parameters(seed, walther_a: float, walther_b: float) -> list[Signal]:
     per_tank = []
-    for tag, (diameter, _, _) in zip(_tags(len(seed)), seed):
-        ua = round(COIL_UA_PER_FLOOR_AREA * np.pi / 4 * diameter**2, -1)
+    for tag, tank in zip(_tags(len(seed)), seed):
         per_tank += [
-            Signal(f"diameter_{tag}", "m", diameter, 1.0, 60.0, f"tank {tag} diameter"),
-            Signal(f"UA_coil_{tag}", "W/K", ua, 10.0, 1e6, f"tank {tag} coil conductance, clean"),
-            Signal(f"valve_capacity_{tag}", "kg/s", round(VALVE_FLOW_PER_COIL_UA * ua, 2), 0.01,
-                   100.0, f"tank {tag} coil branch flow at full opening, design header dP"),
+            Signal(f"diameter_{tag}", "m", tank.diameter, 1.0, 60.0, f"tank {tag} diameter"),
+            Signal(f"shell_height_{tag}", "m", tank.shell_height, 1.0, 40.0,
+                   f"tank {tag} shell height"),
+            Signal(f"coil_area_{tag}", "m2", tank.coil_area, 0.1, 5e3,
+                   f"tank {tag} coil outside area"),
+            Signal(f"valve_capacity_{tag}", "kg/s",
+                   round(VALVE_FLOW_PER_COIL_AREA * tank.coil_area, 2), 0.01, 100.0,
+                   f"tank {tag} coil branch flow at full opening, design header dP"),
             Signal(f"k_loss_{tag}", "1", 1.0, 0.1, 10.0, f"tank {tag} heat-loss multiplier"),
             Signal(f"k_foul_{tag}", "1", 1.0, 0.05, 2.0, f"tank {tag} coil fouling multiplier"),
         ]
@@ -316,6 +418,10 @@ def _parameters(seed, walther_a: float, walther_b: float) -> list[Signal]:
         Signal("walther_B", "1", walther_b, 1.0, 6.0, "Walther constant B"),
         Signal("U_shell", "W/(m2 K)", 1.0, 0.05, 20.0, "insulated shell loss coefficient"),
         Signal("U_roof", "W/(m2 K)", 1.5, 0.05, 20.0, "roof and vapour-space loss coefficient"),
+        Signal("h_vapour", "W/(m2 K)", VAPOUR_FILM, 0.5, 50.0,
+               "vapour-space film on the dry shell (free convection)"),
+        Signal("coil_diameter", "m", COIL_TUBE_DIAMETER, 0.01, 0.3,
+               "coil tube outside diameter"),
         Signal("U_floor", "W/(m2 K)", 0.7, 0.05, 20.0, "floor-to-foundation loss coefficient"),
         Signal("h_mix", "W/(m2 K)", 50.0, 1.0, 500.0,
                "bottom-to-top exchange per m2 of cross-section (natural convection)"),
@@ -332,7 +438,8 @@ def _signals(tags, seed, stations: int, p0: Mapping[str, float]):
     """Signal specs; nominal values here are the starting guess of the steady state."""
     sg = p0["SG"]
     states, outputs, valves, draws, receipts = [], [], [], [], []
-    for tag, (diameter, height, level) in zip(tags, seed):
+    for tag, tank in zip(tags, seed):
+        diameter, height, level = tank.diameter, tank.shell_height, tank.level
         area = np.pi / 4 * diameter**2
         full = bitumen.density(bitumen.REFERENCE_TEMPERATURE, sg) * area * height
         mass = bitumen.density(STORAGE_TEMPERATURE, sg) * area * level
@@ -383,37 +490,17 @@ def _at_steady_state(model: PlantModel, tags, seed) -> PlantModel:
 
     Unknowns: T_top and mass per tank, valve opening per tank, T_return. Equations:
     dT_bulk/dt = dT_top/dt = dT_return/dt = 0 and level = nominal level."""
-    x0, u0, d0, p0 = model.steady_input_vectors()
-    states, inputs = model.states, model.inputs
-    free_states = [states.index(f"{kind}_{tag}") for tag in tags for kind in ("T_top", "mass")]
-    free_states.append(states.index("T_return"))
-    free_inputs = [inputs.index(f"valve_{tag}") for tag in tags]
-    unknowns = ca.SX.sym("z", len(free_states) + len(free_inputs))
-    x, u = ca.SX(x0), ca.SX(u0)
-    x[free_states] = unknowns[: len(free_states)]
-    u[free_inputs] = unknowns[len(free_states):]
-    rates = model.f(x, u, d0, p0)
-    values = model.h(x, u, d0, p0)
-    held = [states.index(f"{kind}_{tag}") for tag in tags for kind in ("T_bulk", "T_top")]
-    held.append(states.index("T_return"))
+    held = [model.states.index(f"{kind}_{tag}") for tag in tags
+            for kind in ("T_bulk", "T_top")]
+    held.append(model.states.index("T_return"))
     levels = [model.outputs.index(f"level_{tag}") for tag in tags]
-    nominal_levels = ca.DM([level for _, _, level in seed])
-    # temperature rates in µK/s and levels in m, so Newton's residuals are of one scale
-    residual = ca.vertcat(rates[held] / 1e-6, values[levels] - nominal_levels)
-    solve = ca.rootfinder("steady", "newton", ca.Function("g", [unknowns], [residual]))
-    guess = np.concatenate([x0[free_states], u0[free_inputs]])
-    solution = np.asarray(solve(guess), dtype=float).ravel()
-    x0[free_states] = solution[: len(free_states)]
-    u0[free_inputs] = solution[len(free_states):]
-    for index in free_inputs:
-        if not 0.0 < u0[index] < 1.0:
-            raise ValueError(f"{inputs[index].name}: the nominal steady state needs an opening "
-                             f"of {u0[index]:.3g}, outside 0..1")
-    y0 = model.output(0.0, x0, u0, d0, p0)
-    return dataclasses.replace(model, states=_renominal(model.states, x0),
-                               inputs=_renominal(model.inputs, u0),
-                               outputs=_renominal(model.outputs, y0))
+    nominal_levels = ca.DM([tank.level for tank in seed])
 
+    def residual(rates, values):
+        # temperature rates in µK/s and levels in µm: residuals of one scale, whose
+        # rounding noise (the return's ~0.4 K/s terms x 1e-16) stays far below 1e-6
+        return ca.vertcat(rates[held] / 1e-6, (values[levels] - nominal_levels) / 1e-6)
 
-def _renominal(signals: SignalSet, values) -> SignalSet:
-    return SignalSet(msgspec.structs.replace(s, nominal=float(v)) for s, v in zip(signals, values))
+    return at_steady_state(
+        model, [f"{kind}_{tag}" for tag in tags for kind in ("T_top", "mass")] + ["T_return"],
+        [f"valve_{tag}" for tag in tags], residual, abstol=1e-6)

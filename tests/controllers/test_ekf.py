@@ -137,9 +137,10 @@ def test_tank_nis_averages_the_number_of_outputs():
 
 def test_default_initial_covariance_follows_the_settings_docstring():
     """P0 = (1 % of nominal)^2, at least (process std x sqrt(3600 s))^2."""
-    tank = ExtendedKalmanFilter(build_model(), EstimatorSettings())
+    model = build_model()
+    tank = ExtendedKalmanFilter(model, EstimatorSettings())
     np.testing.assert_allclose(np.diag(tank.initial_state(np.zeros(2)).P),
-                               [4.3315**2, 4.4**2], rtol=1e-12)
+                               (0.01 * model.states.nominal) ** 2, rtol=1e-12)
     walk = ExtendedKalmanFilter(random_walk(0.03, 0.5, 1.0), EstimatorSettings())
     assert walk.initial_state(np.zeros(1)).P[0, 0] == pytest.approx((0.03 * 60) ** 2)
 
@@ -156,7 +157,7 @@ def test_partial_measurement_corrects_with_the_measured_output_only():
                      {"T_bulk": 433.65}, 0.0)
     gain = 1.0 / 1.04
     assert after.x[0] == pytest.approx(433.15 + gain * 0.5, abs=1e-12)
-    assert after.x[1] == 440.0
+    assert after.x[1] == model.states["T_return"].nominal
     np.testing.assert_allclose(after.P, [[0.04 / 1.04, 0.0], [0.0, 4.0]], atol=1e-12)
     np.testing.assert_allclose(after.innovation, [0.5, 0.0], atol=1e-12)
     assert after.nis == pytest.approx(0.25 / 1.04, rel=1e-12)

@@ -89,3 +89,52 @@ def test_correlations_give_the_same_numbers_symbolically():
         bitumen.kinematic_viscosity(433.15, 9.56, 3.50),
     ]):
         assert float(value) == pytest.approx(expected, rel=1e-12)
+
+
+def test_churchill_chu_reproduces_the_published_cylinder_case_term_by_term():
+    """Churchill & Chu (1975) for a horizontal cylinder, Nu_D = {0.60 + 0.387 Ra^(1/6) /
+    [1 + (0.559/Pr)^(9/16)]^(8/27)}^2, at Incropera's air case Pr = 0.69, Gr = 2.63e9
+    (Bergman et al., Introduction to Heat Transfer, 6th ed., Example 9.2), worked by
+    hand: Ra = Gr Pr = 1.8147e9, Ra^(1/6) = 34.925, the Prandtl factor
+    [1 + 0.8888]^(8/27) = 1.2073, 0.387 x 34.925 / 1.2073 = 11.196, Nu = 11.796^2 =
+    139.13; C. Bell's ht library (Nu_horizontal_cylinder_Churchill_Chu(0.69, 2.63e9))
+    publishes 139.1349. Tolerances 1e-4 relative on the hand-rounded terms."""
+    from plants import convection
+
+    rayleigh = 0.69 * 2.63e9
+    assert rayleigh == pytest.approx(1.8147e9, rel=1e-4)
+    assert rayleigh ** (1 / 6) == pytest.approx(34.925, rel=1e-4)
+    assert (1 + (0.559 / 0.69) ** (9 / 16)) ** (8 / 27) == pytest.approx(1.2073, rel=1e-4)
+    nusselt = convection.churchill_chu_horizontal_cylinder(rayleigh, 0.69)
+    assert nusselt == pytest.approx((0.60 + 11.196) ** 2, rel=1e-4)
+    assert nusselt == pytest.approx(139.1349, rel=1e-6)
+
+
+def test_coil_film_coefficient_of_bitumen_term_by_term():
+    """The coil's outside film at 160 °C bulk and 250 °C oil on a 60.3 mm (2-inch) tube,
+    default 60/70 grade, SG 1.03, worked by hand: wall excess dT_w = 45 K; film at
+    T_f = 455.65 K, where Walther gives nu = 58.17 cSt, Shell's expansion rho = 936.9
+    kg/m^3, Cragoe c_p = 2270 J/(kg K), so alpha = 0.15 / (rho c_p) = 7.053e-8 m^2/s,
+    Pr = nu / alpha = 824.8 and Ra = 9.80665 x 6.1e-4 x 45 x 0.0603^3 / (nu alpha) =
+    1.4386e7; Churchill & Chu give Nu = 43.64 and h_o = Nu k / D = 108.6 W/(m^2 K).
+    Tolerance 1e-3 relative (the hand figures' rounding)."""
+    from plants import convection
+
+    a, b = bitumen.walther_coefficients(*bitumen.DEFAULT_GRADE[0], *bitumen.DEFAULT_GRADE[1])
+    film = 433.15 + (523.15 - 433.15) / 4
+    assert film == pytest.approx(455.65, abs=1e-9)
+    nu = bitumen.kinematic_viscosity(film, a, b)
+    rho, c_p = bitumen.density(film, 1.03), bitumen.specific_heat(film, 1.03)
+    assert (nu / CST, rho, c_p) == pytest.approx((58.17, 936.9, 2270.0), rel=1e-3)
+    alpha = bitumen.THERMAL_CONDUCTIVITY / (rho * c_p)
+    assert (alpha, nu / alpha) == pytest.approx((7.053e-8, 824.8), rel=1e-3)
+    rayleigh = convection.rayleigh_number(bitumen.CUBICAL_EXPANSION, 45.0, 0.0603, nu, alpha)
+    assert rayleigh == pytest.approx(1.4386e7, rel=1e-3)
+    assert convection.churchill_chu_horizontal_cylinder(rayleigh, nu / alpha) == pytest.approx(
+        43.64, rel=1e-3)
+    h = bitumen.coil_film_coefficient(433.15, 523.15, 0.0603, 1.03, a, b)
+    assert h == pytest.approx(108.6, rel=1e-3)
+    symbolic = ca.SX.sym("T")
+    as_casadi = ca.Function("h", [symbolic], [bitumen.coil_film_coefficient(
+        symbolic, 523.15, 0.0603, 1.03, a, b)])
+    assert float(as_casadi(433.15)) == pytest.approx(h, rel=1e-12)
