@@ -231,48 +231,38 @@ def size_well(designs: _Designs, depth: float, parameters: Mapping[str, float],
 
     The first, in the order rod taper (:data:`ROD_TAPERS`), unit stroke
     (:data:`STROKE_LENGTHS` from ``stroke_length`` up), plunger (:data:`PLUNGER_DIAMETERS`),
-    whose required speed
-
-        N = q_max / (f_ref (1 - leak) (pi/4) D^2 S / 60),   q_max = J (p_res - p_casing)
-
-    (f_ref the kind's reference fillage, the plunger stroke taken as the polished-rod
-    stroke S) is at most :data:`DESIGN_SPM` while the model's Goodman rod loading at N,
-    pumped off, is at most :data:`MAX_ROD_LOADING`; None if there is none (the well
-    needs another lift method)."""
-    fillage = DEFAULTS["rod_pump"].reference["fillage"]
+    that reaches the kind's reference fillage f_ref at a speed N of at most
+    :data:`DESIGN_SPM` with a Goodman rod loading of at most :data:`MAX_ROD_LOADING`,
+    both from the model's outputs pumped off (no submergence, the steady state below
+    full fillage): fillage is inversely proportional to the speed there, so
+    N = DESIGN_SPM f(DESIGN_SPM) / f_ref. None if there is none (the well needs another
+    lift method)."""
+    reference = DEFAULTS["rod_pump"].reference["fillage"]
     strokes = [S for S in STROKE_LENGTHS if S >= stroke_length]
     for taper in ROD_TAPERS:
         structure = {"rod_sections": rod_sections(depth, taper)}
         model = designs.model("rod_pump", structure)
         for S in strokes:
             for D in PLUNGER_DIAMETERS:
-                spm = _required_speed(model, parameters, S, D, fillage)
-                if spm <= DESIGN_SPM:
-                    if _rod_loading(model, parameters, S, D, spm) <= MAX_ROD_LOADING:
+                fillage = _pumped_off(model, parameters, S, D, DESIGN_SPM)["fillage"]
+                if fillage <= reference:
+                    spm = max(2.0, DESIGN_SPM * fillage / reference)
+                    if _pumped_off(model, parameters, S, D, spm)["rod_loading"] \
+                            <= MAX_ROD_LOADING:
                         return structure, S, D
                     break  # a larger plunger only loads the rods more
     return None
 
 
-def _required_speed(model: PlantModel, parameters: Mapping[str, float], stroke: float,
-                    diameter: float, fillage: float) -> float:
-    p = {**model.parameters.mapping(model.parameters.nominal), **parameters}
-    casing = model.disturbances.mapping(model.disturbances.nominal)["casing_pressure"]
-    leak = model.states.mapping(model.states.nominal)["pump_leak"]
-    inflow = p["productivity_index"] * (p["reservoir_pressure"] - casing)
-    return inflow / (fillage * (1 - leak) * rod_pump.pump_displacement(diameter, stroke, 1.0))
-
-
-def _rod_loading(model: PlantModel, parameters: Mapping[str, float], stroke: float,
-                 diameter: float, spm: float) -> float:
-    """The model's Goodman rod loading, pumped off (no submergence), at ``spm`` (2..12)."""
+def _pumped_off(model: PlantModel, parameters: Mapping[str, float], stroke: float,
+                diameter: float, spm: float) -> dict[str, float]:
+    """The model's outputs with no fluid above the pump intake, at ``spm``."""
     x = model.states.mapping(model.states.nominal)
     y = model.output(0.0, model.states.vector({**x, "submergence": 0.0}),
-                     model.inputs.vector({"SPM": min(12.0, max(2.0, spm))}),
-                     model.disturbances.nominal,
+                     model.inputs.vector({"SPM": spm}), model.disturbances.nominal,
                      model.parameters.vector({**parameters, "stroke_length": stroke,
                                               "plunger_diameter": diameter}))
-    return float(model.outputs.mapping(y)["rod_loading"])
+    return model.outputs.mapping(y)
 
 
 def _smelter_cell(asset_id: str, rng: random.Random, _designs: _Designs,
