@@ -20,7 +20,7 @@ from engine.simulation import SimulatedPlant
 from plants.sitegen import COUNTS, SiteCounts, generate_site
 
 THREE_OF_EACH = SiteCounts(**{field: 3 for field in COUNTS})
-TICKS = 3
+TICKS = 2
 
 
 def resolved(text: str):
@@ -125,7 +125,7 @@ def test_wells_are_sized_to_be_pumped_off_within_the_rod_strength():
     the VFD's 12 and, at that speed pumped off, its rods stay within the Goodman
     allowable (loading <= 1), by the model's own outputs: solved for the steady
     submergence at the required speed (bisection on dh/dt)."""
-    site = resolved(generate_site(SiteCounts(wells=40), seed=11))
+    site = resolved(generate_site(SiteCounts(wells=12), seed=11))
     for asset in site.assets:
         model = plants.model_of(asset)
         x = model.states.mapping(model.states.nominal)
@@ -142,7 +142,7 @@ def _speed_for_fillage(model, x, fillage: float) -> float:
     def steady_fillage(spm: float) -> float:
         u, d = model.inputs.vector({"SPM": spm}), model.disturbances.nominal
         low, high = 0.0, model.states["submergence"].upper
-        for _ in range(50):
+        for _ in range(30):
             h = (low + high) / 2
             rate = model.dynamics(0.0, model.states.vector({**x, "submergence": h}), u, d)[0]
             low, high = (h, high) if rate > 0 else (low, h)
@@ -150,7 +150,7 @@ def _speed_for_fillage(model, x, fillage: float) -> float:
         return float(model.outputs.mapping(model.output(0.0, state, u, d))["fillage"])
 
     low, high = 1.0, 15.0
-    for _ in range(40):
+    for _ in range(25):
         middle = (low + high) / 2
         low, high = (middle, high) if steady_fillage(middle) > fillage else (low, middle)
     return low
