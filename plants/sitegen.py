@@ -17,15 +17,15 @@ gives byte-identical output and an asset's values do not depend on how many othe
 assets the site has. Variation is physically sensible and stays inside every signal's
 bounds:
 
-* rod pumps (``--wells``): pump depth from :data:`ROD_STRING_DEPTHS` (API 76 taper,
-  40 % 7/8 in over 60 % 3/4 in rods), reservoir pressure p_res = G depth with a
-  gradient G of 5.5-7.5 kPa/m (depleted; the default well has 6.7), productivity index
-  log-normal around the default (sigma 0.4, clipped to 0.4-2.5x), fluid density
-  900-1010 kg/m^3, stroke length from the pumping-unit sizes :data:`STROKE_LENGTHS`,
-  and the rod taper, unit stroke and plunger sized as a production engineer would
-  (:func:`size_well`): 90 % fillage at no more than 8 SPM with a Goodman rod loading
-  of at most 1 (a productivity no rod pump can lift is drawn again). The plant's productivity
-  differs from the twin's by a log-normal ratio (sigma 0.2), its pump leaks 2-12 %.
+* rod pumps (``--wells``): pump depth from :data:`ROD_STRING_DEPTHS`, reservoir
+  pressure p_res = G depth with a gradient G of 5.5-7.5 kPa/m (depleted; the default
+  well has 6.7), productivity index log-normal around the default (sigma 0.4, clipped
+  to 0.4-2.5x), fluid density 900-1010 kg/m^3, and the rod taper (:data:`ROD_TAPERS`),
+  pumping-unit stroke (:data:`STROKE_LENGTHS`, at least the one drawn) and plunger
+  (:data:`PLUNGER_DIAMETERS`) sized as a production engineer would (:func:`size_well`):
+  90 % fillage at no more than 8 SPM with a Goodman rod loading of at most 1 (a
+  productivity no rod pump can lift is drawn again). The plant's productivity differs
+  from the twin's by a log-normal ratio (sigma 0.2), its pump leaks 2-12 %.
 * smelter cells (``--cells``): one potline, so one line current for every cell
   (300 kA x 0.98-1.02: the cells are in series); per cell the anode (1.0-1.4 uOhm)
   and cathode (0.8-1.1 uOhm, rising with pot age) resistances, the current efficiency
@@ -46,9 +46,11 @@ bounds:
   (1.05-1.25); operator limits on draws and receipts, a high-high level trip per tank
   (0.7 m below its shell top) and at most 3 loading pumps at once.
 * DRA pipelines (``--pipelines``): three stations; legs of 80-120 km with
-  -50..+150 m of elevation gain (pumps stay below rated speed and pressures below the
-  soft MAOP); the plant's DRA is weaker (DR_max 0.85-1.0x) and its line 0-8 % rougher;
-  an MAOP trip (9.6 MPa) holds the pump speeds of each pipeline.
+  -50..+150 m of elevation gain; the plant's DRA is weaker (DR_max 0.85-1.0x) and its
+  friction 0-8 % higher. At the nomination with the nominal 15 ppm of that weaker DRA
+  the worst of 300 generated lines needs 0.94 of rated speed and 5.6 MPa (soft MAOP
+  9.2 MPa); without DRA up to 1.06 of rated speed, so there DRA pays. An MAOP trip
+  (9.6 MPa) holds the pump speeds of each pipeline.
 
 Structural options (rod strings, station and tank counts) come from a few designs
 only, so a process that caches compiled models per kind and structure builds a handful
@@ -64,11 +66,12 @@ import functools
 import math
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import numpy as np
 
+from engine.config import ModbusSettings
 from engine.model import PlantModel
 from plants import (
     BUILDERS,
@@ -107,6 +110,7 @@ is 2-12: headroom for a better well than the data says)."""
 MAX_ROD_LOADING = 1.0
 """Goodman loading a sized well may reach at its design speed, pumped off."""
 POTLINE_CURRENT = smelter_cell.NOMINAL_CURRENT
+"""A, the line current the site's potline current is drawn around (x 0.98-1.02)."""
 
 
 class SiteCounts(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,12 +145,12 @@ COUNTS: dict[str, tuple[str, str, int]] = {
 
 
 def generate_site(counts: SiteCounts, *, seed: int, name: str = "field",
-                  speed: float = 60.0, base_port: int = 5020) -> str:
+                  speed: float = 60.0) -> str:
     """The site file (TOML text) for ``counts`` assets, varied from ``seed``.
 
     ``speed`` is the twin's clock rate (twin s per wall s). Raises ValueError for a
-    negative count, no assets at all, more assets than Modbus ports above ``base_port``
-    (one PLC per asset), a speed that is not positive or a name that is not a word."""
+    negative count, no assets at all, more assets than Modbus ports above the default
+    base port (one PLC per asset), a speed that is not positive or a name that is not a word."""
     if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
         raise ValueError(f"speed: must be a positive number of twin seconds per wall "
                          f"second, got {speed!r}")
@@ -159,13 +163,14 @@ def generate_site(counts: SiteCounts, *, seed: int, name: str = "field",
     total = sum(getattr(counts, field) for field in COUNTS)
     if total == 0:
         raise ValueError(f"no assets: give at least one of {', '.join(COUNTS)} above 0")
+    base_port = ModbusSettings().base_port
     if total > 65536 - base_port:
         raise ValueError(f"{total} assets need {total} Modbus ports (one PLC each) from "
                          f"{base_port}; at most {65536 - base_port} fit")
-    designs = _Designs()
+    site = _Site(designs=_Designs(), potline_current=_round(
+        POTLINE_CURRENT * random.Random(f"{seed}:potline").uniform(0.98, 1.02)))
     blocks = [_header(counts, seed, name, speed)]
     interlocks: list[dict[str, Any]] = []
-    potline_current = _round(POTLINE_CURRENT * random.Random(f"{seed}:potline").uniform(0.98, 1.02))
     for field, (kind, prefix, digits) in COUNTS.items():
         count = getattr(counts, field)
         if count == 0:
@@ -174,8 +179,7 @@ def generate_site(counts: SiteCounts, *, seed: int, name: str = "field",
         blocks.append(f"# -- {count} x {kind} --")
         for n in range(1, count + 1):
             asset_id = f"{prefix}-{n:0{width}d}"
-            rng = random.Random(f"{seed}:{asset_id}")
-            asset = _GENERATORS[kind](asset_id, rng, designs, potline_current)
+            asset = _GENERATORS[kind](random.Random(f"{seed}:{asset_id}"), site)
             period = DEFAULTS[kind].period_s
             if MIN_WALL_PERIOD_S * speed > period:
                 asset = {**asset, "period_s": _round(MIN_WALL_PERIOD_S * speed)}
@@ -188,8 +192,7 @@ def generate_site(counts: SiteCounts, *, seed: int, name: str = "field",
 # -- one asset per kind -------------------------------------------------------------------
 
 
-def _rod_pump(asset_id: str, rng: random.Random, designs: _Designs,
-              _current: float) -> dict[str, Any]:
+def _rod_pump(rng: random.Random, site: _Site) -> dict[str, Any]:
     depth = rng.choice(ROD_STRING_DEPTHS)
     parameters = {
         "reservoir_pressure": _round(rng.uniform(5.5e3, 7.5e3) * depth),
@@ -201,7 +204,7 @@ def _rod_pump(asset_id: str, rng: random.Random, designs: _Designs,
         parameters["productivity_index"] = _round(
             _nominal("rod_pump", "productivity_index")
             * min(2.5, max(0.4, rng.lognormvariate(0.0, 0.4))))
-        design = size_well(designs, depth, parameters, stroke)
+        design = size_well(site.designs, depth, parameters, stroke)
     structure, stroke, plunger = design
     parameters.update(stroke_length=_round(stroke), plunger_diameter=_round(plunger))
     return {
@@ -218,10 +221,10 @@ def _rod_pump(asset_id: str, rng: random.Random, designs: _Designs,
 def rod_sections(depth: float, taper: tuple[tuple[float, float], ...]) -> list[dict[str, float]]:
     """A rod string of ``taper`` ((diameter in inches, share of the length), top first)
     to a pump at ``depth`` m, as a site file's ``structure.rod_sections``; whole metres."""
-    lengths = [round(share * depth) for _, share in taper[:-1]]
+    lengths = [float(round(share * depth)) for _, share in taper[:-1]]
     lengths.append(depth - sum(lengths))
-    return [{"length": float(length), "diameter": round(inches * INCH, 6)}
-            for (inches, _), length in zip(taper, lengths)]
+    return [{"length": length, "diameter": round(inches * INCH, 6)}
+            for (inches, _), length in zip(taper, lengths, strict=True)]
 
 
 def size_well(designs: _Designs, depth: float, parameters: Mapping[str, float],
@@ -265,8 +268,7 @@ def _pumped_off(model: PlantModel, parameters: Mapping[str, float], stroke: floa
     return model.outputs.mapping(y)
 
 
-def _smelter_cell(asset_id: str, rng: random.Random, _designs: _Designs,
-                  current: float) -> dict[str, Any]:
+def _smelter_cell(rng: random.Random, site: _Site) -> dict[str, Any]:
     acd = rng.uniform(0.042, 0.052)
     efficiency = rng.uniform(0.93, 0.955)
     return {
@@ -276,7 +278,7 @@ def _smelter_cell(asset_id: str, rng: random.Random, _designs: _Designs,
             "current_efficiency": _round(efficiency),
         },
         "initial": {"acd": _round(acd)},
-        "disturbances": {"line_current": current},
+        "disturbances": {"line_current": site.potline_current},
         "simulation": {
             "seed": rng.randrange(2**31),
             "mismatch": {"current_efficiency": _round(rng.uniform(0.97, 1.01)),
@@ -286,8 +288,7 @@ def _smelter_cell(asset_id: str, rng: random.Random, _designs: _Designs,
     }
 
 
-def _centrifugal_pump(asset_id: str, rng: random.Random, _designs: _Designs,
-                      _current: float) -> dict[str, Any]:
+def _centrifugal_pump(rng: random.Random, site: _Site) -> dict[str, Any]:
     wear = rng.uniform(0.0, 0.10)
     initial = {"head_factor": _round(1.0 - wear),
                "efficiency_factor": _round(1.0 - min(0.10, wear * rng.uniform(0.7, 1.3)))}
@@ -306,8 +307,7 @@ def _centrifugal_pump(asset_id: str, rng: random.Random, _designs: _Designs,
     }
 
 
-def _asphalt_tank(asset_id: str, rng: random.Random, _designs: _Designs,
-                  _current: float) -> dict[str, Any]:
+def _asphalt_tank(rng: random.Random, site: _Site) -> dict[str, Any]:
     mass = _nominal("asphalt_tank", "mass") * rng.uniform(0.5, 1.25)
     surface = (mass / _nominal("asphalt_tank", "mass")) ** (2 / 3)
     reference = rng.choice((428.15, 433.15, 438.15))
@@ -337,8 +337,7 @@ def _asphalt_tank(asset_id: str, rng: random.Random, _designs: _Designs,
     }
 
 
-def _asphalt_terminal(asset_id: str, rng: random.Random, _designs: _Designs,
-                      _current: float) -> dict[str, Any]:
+def _asphalt_terminal(rng: random.Random, site: _Site) -> dict[str, Any]:
     tags = [f"{i + 1:02d}" for i in range(len(asphalt_terminal.SEED_TANKS))]
     limits = {}
     for tag in tags:
@@ -355,8 +354,7 @@ def _asphalt_terminal(asset_id: str, rng: random.Random, _designs: _Designs,
     }
 
 
-def _dra_pipeline(asset_id: str, rng: random.Random, _designs: _Designs,
-                  _current: float) -> dict[str, Any]:
+def _dra_pipeline(rng: random.Random, site: _Site) -> dict[str, Any]:
     legs = range(1, 4)
     parameters: dict[str, float] = {}
     for i in legs:
@@ -373,7 +371,7 @@ def _dra_pipeline(asset_id: str, rng: random.Random, _designs: _Designs,
     }
 
 
-_GENERATORS: dict[str, Callable[..., dict[str, Any]]] = {
+_GENERATORS: dict[str, Callable[[random.Random, _Site], dict[str, Any]]] = {
     rod_pump.KIND: _rod_pump,
     smelter_cell.KIND: _smelter_cell,
     centrifugal_pump.KIND: _centrifugal_pump,
@@ -408,7 +406,7 @@ def _terminal_interlocks(asset_id: str) -> list[dict[str, Any]]:
         "signals": [f"{asset_id}.draw_{tag}" for tag in tags],
         "max_active": 3,
     }]
-    for tag, (_diameter, shell, _level) in zip(tags, asphalt_terminal.SEED_TANKS):
+    for tag, (_diameter, shell, _level) in zip(tags, asphalt_terminal.SEED_TANKS, strict=True):
         locks.append({"kind": "trip", "name": f"{asset_id} tank {tag} high-high level",
                       "when": [f"{asset_id}.level_{tag}"],
                       "above": shell - HIGH_HIGH_MARGIN,
@@ -422,7 +420,7 @@ _INTERLOCKS: dict[str, Callable[[str], list[dict[str, Any]]]] = {
 }
 
 
-# -- models the generator evaluates (rod-pump sizing) -------------------------------------
+# -- what the assets of one site share ----------------------------------------------------
 
 
 class _Designs:
@@ -436,6 +434,15 @@ class _Designs:
         if key not in self._models:
             self._models[key] = BUILDERS[kind](dt=DEFAULTS[kind].period_s, **structure)
         return self._models[key]
+
+
+@dataclass(frozen=True)
+class _Site:
+    """What every asset generator of one site sees: the models built for sizing, and
+    the potline's current (its cells are in series), A."""
+
+    designs: _Designs
+    potline_current: float
 
 
 def _nominal(kind: str, parameter: str) -> float:
@@ -499,8 +506,6 @@ def _interlock_table(lock: Mapping[str, Any]) -> str:
 def _value(value: Any) -> str:
     """A TOML value: strings quoted (JSON escapes are TOML's), floats in Python's
     shortest round-trip form with a point or an exponent, mappings as inline tables."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, str):
         return msgspec.json.encode(value).decode()
     if isinstance(value, int):
@@ -509,8 +514,6 @@ def _value(value: Any) -> str:
         if not math.isfinite(value):
             raise ValueError(f"cannot write the non-finite value {value} to a site file")
         return repr(value)
-    if isinstance(value, np.floating):
-        return _value(float(value))
     if isinstance(value, Mapping):
         return "{ " + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + " }" \
             if value else "{}"

@@ -131,7 +131,8 @@ def _add_site_parser(commands) -> None:
 
 
 def generate_site(args: argparse.Namespace) -> int:
-    from plants.sitegen import COUNTS, SiteCounts, generate_site as generate
+    from plants.sitegen import COUNTS, SiteCounts
+    from plants.sitegen import generate_site as generate
 
     counts = SiteCounts(**{field: getattr(args, field) for field in COUNTS})
     sys.stdout.write(generate(counts, seed=args.seed, name=args.name, speed=args.speed))
