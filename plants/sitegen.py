@@ -88,6 +88,12 @@ MIN_WALL_PERIOD_S = 0.5
 """Least wall time per control period at the site's speed, s: period >= this x speed."""
 SIGNIFICANT_DIGITS = 4
 """Generated values are rounded to this many significant digits (readable files)."""
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
 MAOP_TRIP = 9.6e6
 """Pa: a pipeline's discharge-pressure trip, as in the pilot (MAOP 9.93 MPa less a
 margin, above the controller's soft limit dra_pipeline.SOFT_MAOP)."""
@@ -100,10 +106,10 @@ ROD_STRING_DEPTHS = (1200.0, 1350.0, 1500.0, 1650.0, 1800.0)
 ROD_TAPERS = (((0.875, 0.4), (0.75, 0.6)), ((1.0, 0.25), (0.875, 0.3), (0.75, 0.45)))
 """Rod strings, lightest first: (rod diameter in inches, share of the length), top first.
 API taper 76 as the default well, and taper 86 for wells whose loads it cannot carry."""
-PLUNGER_DIAMETERS = tuple(d * INCH for d in (1.25, 1.5, 1.75, 2.0, 2.25))
-"""API tubing-pump plunger sizes, m."""
-STROKE_LENGTHS = tuple(s * INCH for s in (64.0, 74.0, 86.0, 100.0, 120.0, 144.0))
-"""Polished-rod strokes of common pumping-unit sizes, m."""
+PLUNGER_DIAMETERS = tuple(_round(d * INCH) for d in (1.25, 1.5, 1.75, 2.0, 2.25))
+"""API tubing-pump plunger sizes, m (as written: sized with the values the file holds)."""
+STROKE_LENGTHS = tuple(_round(s * INCH) for s in (64.0, 74.0, 86.0, 100.0, 120.0, 144.0))
+"""Polished-rod strokes of common pumping-unit sizes, m (as written)."""
 DESIGN_SPM = 8.0
 """Highest speed a well is sized for at its reference fillage, 1/min (the VFD's range
 is 2-12: headroom for a better well than the data says)."""
@@ -206,7 +212,7 @@ def _rod_pump(rng: random.Random, site: _Site) -> dict[str, Any]:
             * min(2.5, max(0.4, rng.lognormvariate(0.0, 0.4))))
         design = size_well(site.designs, depth, parameters, stroke)
     structure, stroke, plunger = design
-    parameters.update(stroke_length=_round(stroke), plunger_diameter=_round(plunger))
+    parameters.update(stroke_length=stroke, plunger_diameter=plunger)
     return {
         "structure": structure,
         "parameters": parameters,
@@ -457,10 +463,6 @@ def _nominal_parameters(kind: str) -> dict[str, float]:
 
 
 # -- TOML text ----------------------------------------------------------------------------
-
-
-def _round(value: float) -> float:
-    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
 
 
 def _header(counts: SiteCounts, seed: int, name: str, speed: float) -> str:
