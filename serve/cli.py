@@ -120,9 +120,10 @@ def _add_site_parser(commands) -> None:
     generate = commands.add_parser("site", help="site files").add_subparsers(
         dest="action", required=True).add_parser(
         "generate", help="print a site file with many assets of every kind, varied from a seed")
-    for field, (kind, prefix, _) in COUNTS.items():
-        generate.add_argument(f"--{field}", type=int, default=0,
-                              help=f"number of {kind} assets ({prefix}-1, ...; default 0: none)")
+    for field, (kind, prefix, digits) in COUNTS.items():
+        generate.add_argument(f"--{field}", type=int, default=0, metavar="N",
+                              help=f"number of {kind} assets ({prefix}-{1:0{digits}d}, ...; "
+                              "default 0: none)")
     generate.add_argument("--seed", type=int, default=0, help="seed of the variation "
                           "(default 0); the same seed gives the same file")
     generate.add_argument("--name", default="field", help="site name (default field)")

@@ -4,8 +4,12 @@ every signal's bounds, and every kind closes its loop without Ray."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +40,16 @@ def test_the_same_seed_gives_the_same_bytes_and_another_seed_another_site():
     first = generate_site(THREE_OF_EACH, seed=7)
     assert generate_site(THREE_OF_EACH, seed=7) == first
     assert generate_site(THREE_OF_EACH, seed=8) != first
+
+
+def test_another_process_with_another_hash_seed_writes_the_same_bytes():
+    code = ("import sys; from plants.sitegen import SiteCounts, generate_site; "
+            "sys.stdout.write(generate_site(SiteCounts(wells=2, cells=2, terminals=1), seed=7))")
+    env = {**os.environ, "PYTHONHASHSEED": "12345",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=300).stdout
+    assert out == generate_site(SiteCounts(wells=2, cells=2, terminals=1), seed=7)
 
 
 def test_an_asset_does_not_depend_on_how_many_others_the_site_has():
