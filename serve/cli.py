@@ -4,6 +4,8 @@
                   [--host H] [--port P] [--opcua-port P] [--modbus-port P]
                   [--mqtt mqtt://host:port]
     twinloop modbus-map [--site examples/pilot.toml]
+    twinloop site generate [--wells N] [--cells N] [--pumps N] [--tanks N] [--terminals N]
+                  [--pipelines N] [--seed S] [--name NAME] [--speed X] > site.toml
     twinloop token add --user NAME --role viewer|operator|engineer|admin [--file F]
     twinloop tune <kind> [--output Y] [--step DY] [--duration S] [--horizon N]
                   [--backend B] [--tracking Y=W ...] [--move-suppression U=W ...]
@@ -18,7 +20,9 @@ whose ``measurement_source`` is "mqtt". The HTTP API accepts the tokens of the s
 token file (``http.tokens``) and an admin token: the value of the environment variable
 TWINLOOP_ADMIN_TOKEN if set, else a new one, printed.
 
-``modbus-map`` prints the site's register map. ``token add`` generates a bearer token,
+``modbus-map`` prints the site's register map. ``site generate`` prints a site file
+with that many assets of each kind, their parameters and plant mismatch varied from the
+seed (plants.sitegen). ``token add`` generates a bearer token,
 prints it once and appends its salted hash to the token file (default
 ``var/tokens.toml``, the site files' default ``http.tokens``). ``tune`` simulates a
 closed-loop step response of one plant kind under a tuning, offline and without Ray
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                       "(default: none)")
     registers = commands.add_parser("modbus-map", help="print the site's Modbus register map")
     registers.add_argument("--site", default=str(DEFAULT_SITE), help="site file (TOML)")
+    _add_site_parser(commands)
     token = commands.add_parser("token", help="manage bearer tokens").add_subparsers(
         dest="action", required=True).add_parser("add", help="generate a token, store its hash")
     token.add_argument("--user", required=True, help="name recorded in the audit log")
@@ -99,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return print_modbus_map(args)
         if args.command == "tune":
             return run_tune(args)
+        if args.command == "site":
+            return generate_site(args)
         return run_demo(args)
     except ConfigError as error:
         print(f"twinloop: {error}", file=sys.stderr)
@@ -106,6 +113,32 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"twinloop {args.command}: {error}", file=sys.stderr)
         return 2
+
+
+def _add_site_parser(commands) -> None:
+    from plants.sitegen import COUNTS
+
+    generate = commands.add_parser("site", help="site files").add_subparsers(
+        dest="action", required=True).add_parser(
+        "generate", help="print a site file with many assets of every kind, varied from a seed")
+    for field, (kind, prefix, digits) in COUNTS.items():
+        generate.add_argument(f"--{field}", type=int, default=0, metavar="N",
+                              help=f"number of {kind} assets ({prefix}-{1:0{digits}d}, ...; "
+                              "default 0: none)")
+    generate.add_argument("--seed", type=int, default=0, help="seed of the variation "
+                          "(default 0); the same seed gives the same file")
+    generate.add_argument("--name", default="field", help="site name (default field)")
+    generate.add_argument("--speed", type=float, default=60.0,
+                          help="twin seconds per wall second (default 60)")
+
+
+def generate_site(args: argparse.Namespace) -> int:
+    from plants.sitegen import COUNTS, SiteCounts
+    from plants.sitegen import generate_site as generate
+
+    counts = SiteCounts(**{field: getattr(args, field) for field in COUNTS})
+    sys.stdout.write(generate(counts, seed=args.seed, name=args.name, speed=args.speed))
+    return 0
 
 
 def run_tune(args: argparse.Namespace) -> int:

@@ -46,3 +46,27 @@ def test_demo_refuses_a_controller_the_asset_cannot_run_before_starting_ray(caps
     assert main(["demo", "--site", str(site)]) == 2
     assert (f"{site}: assets[0].controller.backend: 'fillage-rule' does not fit plant kind "
             "'asphalt_tank'") in capsys.readouterr().err
+
+
+def test_site_generate_prints_a_site_that_the_demo_accepts(capsys, tmp_path):
+    """`twinloop site generate` prints the generator's file; `twinloop demo --site` loads
+    and resolves it: with a malformed --mqtt it stops at the broker check, which comes
+    after the site's, before Ray starts."""
+    from plants.sitegen import SiteCounts, generate_site
+
+    argv = ["site", "generate", "--wells", "2", "--cells", "1", "--pumps", "1", "--tanks", "1",
+            "--terminals", "1", "--pipelines", "1", "--seed", "7", "--name", "gen"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text == generate_site(SiteCounts(wells=2, cells=1, pumps=1, tanks=1, terminals=1,
+                                            pipelines=1), seed=7, name="gen")
+    site = tmp_path / "gen.toml"
+    site.write_text(text)
+    assert main(["demo", "--site", str(site), "--mqtt", "bogus://x"]) == 2
+    assert capsys.readouterr().err == (f"twinloop: {site}: --mqtt: MQTT broker 'bogus://x': "
+                                       "expected mqtt://host:port\n")
+
+
+def test_site_generate_refuses_a_negative_count(capsys):
+    assert main(["site", "generate", "--pumps", "-2"]) == 2
+    assert "pumps: -2 must be a whole number >= 0" in capsys.readouterr().err
