@@ -37,7 +37,7 @@ bounds:
   3-8 m, a delivery nomination of 0.090-0.100 m^3/s; the plant's impeller is worn
   (head factor 0.90-1.00, efficiency factor 0.90-1.00, correlated) and its line
   friction differs by 0.95-1.05; one pump in ten has a vibration drift of 0.2-1.5 mm/s.
-* asphalt tanks (``--tanks``): inventory 400-1,000 t, the coil and shell conductances
+* asphalt tanks (``--tanks``): inventory 400-1,000 t, the coil area and shell conductance
   and the hot-oil valve's range scaled with the surface (mass^(2/3)), a storage grade
   of 155, 160 or 165 °C; the plant's coil is fouled (0.85-1.02), its insulation
   0.9-1.2x, its inventory 0.97-1.05x the twin's.
@@ -323,7 +323,7 @@ def _asphalt_tank(rng: random.Random, site: _Site) -> dict[str, Any]:
         "max_measurement_age_s": 600.0,
         "parameters": {
             "mass": _round(mass),
-            "UA_coil": _round(_nominal("asphalt_tank", "UA_coil") * surface
+            "coil_area": _round(_nominal("asphalt_tank", "coil_area") * surface
                               * rng.uniform(0.9, 1.1)),
             "UA_loss": _round(_nominal("asphalt_tank", "UA_loss") * surface
                               * rng.uniform(0.9, 1.15)),
@@ -336,7 +336,7 @@ def _asphalt_tank(rng: random.Random, site: _Site) -> dict[str, Any]:
                              "max_rate": default.max_rate}},
         "simulation": {
             "seed": rng.randrange(2**31),
-            "mismatch": {"UA_coil": _round(rng.uniform(0.85, 1.02)),
+            "mismatch": {"k_foul": _round(rng.uniform(0.85, 1.02)),
                          "k_loss": _round(rng.uniform(0.9, 1.2)),
                          "mass": _round(rng.uniform(0.97, 1.05))},
         },
@@ -412,10 +412,10 @@ def _terminal_interlocks(asset_id: str) -> list[dict[str, Any]]:
         "signals": [f"{asset_id}.draw_{tag}" for tag in tags],
         "max_active": 3,
     }]
-    for tag, (_diameter, shell, _level) in zip(tags, asphalt_terminal.SEED_TANKS, strict=True):
+    for tag, tank in zip(tags, asphalt_terminal.SEED_TANKS, strict=True):
         locks.append({"kind": "trip", "name": f"{asset_id} tank {tag} high-high level",
                       "when": [f"{asset_id}.level_{tag}"],
-                      "above": shell - HIGH_HIGH_MARGIN,
+                      "above": tank.shell_height - HIGH_HIGH_MARGIN,
                       "close": [f"{asset_id}.receipt_{tag}"]})
     return locks
 
