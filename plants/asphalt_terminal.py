@@ -86,7 +86,13 @@ import casadi as ca
 import msgspec
 import numpy as np
 
-from engine.config import ControllerSettings, EstimatorSettings, PlantDefaults, SetpointLimit
+from engine.config import (
+    AlarmSettings,
+    ControllerSettings,
+    EstimatorSettings,
+    PlantDefaults,
+    SetpointLimit,
+)
 from engine.model import PlantModel
 from engine.signals import Signal, SignalSet
 from plants import bitumen
@@ -130,6 +136,27 @@ def _tags(tanks: int) -> list[str]:
     return [f"{i + 1:02d}" for i in range(tanks)]
 
 
+LOW_TEMPERATURE = 413.15
+"""140 °C, the bottom of the storage band (PHYSICS.md section 3): a tank's LO alarm, K."""
+HIGH_LEVEL_MARGIN = 1.0
+"""A tank's HI level alarm sits this far below its shell top, m: ahead of the pilot
+site's high-high trips at 0.7 m, so the operator can stop a receipt first."""
+
+
+def _alarms(seed: tuple[tuple[float, float, float], ...]) -> list[AlarmSettings]:
+    alarms: list[AlarmSettings] = []
+    for tag, (_, height, _) in zip(_tags(len(seed)), seed):
+        alarms += [
+            AlarmSettings(signal=f"level_{tag}", kind="HI", limit=height - HIGH_LEVEL_MARGIN,
+                          deadband=0.05, priority="HIGH", message=f"tank {tag} nears its "
+                          f"{height:g} m shell: stop the receipt"),
+            AlarmSettings(signal=f"T_bulk_{tag}", kind="LO", limit=LOW_TEMPERATURE,
+                          deadband=1.0, priority="MEDIUM", message=f"tank {tag} below the "
+                          "140 °C storage band: too viscous to load"),
+        ]
+    return alarms
+
+
 def _limits(tanks: int) -> dict[str, SetpointLimit]:
     limits = {
         "T_supply": SetpointLimit(lower=473.15, upper=573.15, max_rate=0.05),
@@ -153,10 +180,13 @@ DEFAULTS = PlantDefaults(
     estimator=EstimatorSettings(
         kind="ekf", initial_std={f"T_top_{tag}": 5.0 for tag in _tags(len(SEED_TANKS))},
     ),
+    alarms=_alarms(SEED_TANKS),
 )
 """Every tank held at 160 °C; 5-minute steps over a 75-minute horizon; the heater ramps
 at most 3 K/min, the pump 0.05 kg/s per second, a coil valve full stroke in 100 s.
-The top-layer temperature starts less certain (5 K) than the other states."""
+The top-layer temperature starts less certain (5 K) than the other states.
+Alarms per tank: HI level 1 m below the shell top (deadband 0.05 m, 25 times the radar's
+2 mm noise) and LO bulk temperature at 140 °C."""
 
 
 def tank_draws(
