@@ -195,9 +195,11 @@ class AlarmSet:
         """Shelve an annunciated or normal alarm for ``duration_s`` twin seconds, at most its
         ``max_shelve_s``; it comes back by itself when the time is up."""
         limit = self._settings(name).max_shelve_s
-        if not (isinstance(duration_s, int | float) and 0 < duration_s <= limit):
+        if not (isinstance(duration_s, int | float) and 0 < duration_s <= limit
+                and t + duration_s > t):
             raise ValueError(f"alarm {alarm_id(self.asset, name)!r}: shelve duration_s must be "
-                             f"in (0, {limit:g}] s (its max_shelve_s), got {duration_s!r}")
+                             f"in (0, {limit:g}] s (its max_shelve_s) and end after t = {t}, "
+                             f"got {duration_s!r}")
 
         def shelve(alarm: AlarmCondition) -> None:
             alarm.shelved_until = t + duration_s
