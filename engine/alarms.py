@@ -132,6 +132,8 @@ class AlarmSet:
         self.settings = {s.tag: s for s in settings if s.enabled}
         self.flood = FloodMonitor()
         self._alarms = {name: AlarmCondition() for name in self.settings}
+        self._watched = {s.signal for s in self.settings.values()} | {
+            name for s in self.settings.values() for name in s.suppressed_by if name in CONDITIONS}
         self._inputs: dict[str, float] = {}
         self._time: float | None = None
 
@@ -141,8 +143,9 @@ class AlarmSet:
         """Judge every alarm at ``t`` on ``values`` (name -> SI value or flag): shelves
         that expired by ``t`` first, then each condition with its deadband and delays,
         then suppression. Returns the transitions, in that order."""
+        numbers = _numbers(values)
         events = self.expire(t)
-        self._inputs.update(_numbers(values))
+        self._inputs.update({k: v for k, v in numbers.items() if k in self._watched})
         changes = []
         for name, settings in self.settings.items():
             alarm = self._alarms[name]
@@ -269,12 +272,15 @@ class AlarmSet:
                            f"{', '.join(self.settings)}") from None
 
     def _advance(self, t: float) -> None:
+        self._check_time(t)
+        self._time = t
+
+    def _check_time(self, t: float) -> None:
         if not math.isfinite(t):
             raise ValueError(f"alarm time t must be finite, got {t}")
         if self._time is not None and t < self._time:
             raise ValueError(f"alarms of {self.asset!r}: time {t} is before the last "
                              f"evaluation {self._time}")
-        self._time = t
 
     def _act(self, name: str, t: float, user: str, reason: str, action: str,
              allowed: set[AlarmState] | frozenset[AlarmState],
@@ -282,12 +288,14 @@ class AlarmSet:
         self._settings(name)
         if not user:
             raise ValueError(f"alarm {alarm_id(self.asset, name)!r}: {action} needs a user")
-        events = self.expire(t)
-        state = self._alarms[name].state
-        if state not in allowed:
+        self._check_time(t)
+        at_t = msgspec.structs.replace(self._alarms[name])  # its shelve ended if due, on a copy:
+        if at_t.shelved_until is not None and at_t.shelved_until <= t:  # a refusal changes nothing
+            _unshelve(at_t)
+        if at_t.state not in allowed:
             raise AlarmActionError(f"cannot {action} alarm {alarm_id(self.asset, name)!r}: "
-                                   f"it is {state}")
-        return events + self._change(name, t, user, reason, apply)
+                                   f"it is {at_t.state}")
+        return self.expire(t) + self._change(name, t, user, reason, apply)
 
     def _change(self, name: str, t: float, user: str, reason: str,
                 apply: Callable[[AlarmCondition], None]) -> list[AlarmEvent]:
@@ -304,10 +312,12 @@ class AlarmSet:
         return events
 
     def _is_on(self, suppressor: str) -> bool:
-        """A condition flag is set, or another alarm of the set is active."""
+        """A condition flag is set, or another alarm of the set is active and in service
+        (an alarm out of service, e.g. on a failed instrument, hides nothing)."""
         if suppressor in CONDITIONS:
             return self._inputs.get(suppressor, 0.0) != 0.0
-        return self._alarms[suppressor].active
+        other = self._alarms[suppressor]
+        return other.active and not other.out_of_service
 
     def _process_reason(self, name: str, active: bool) -> str:
         settings, value = self.settings[name], self._alarms[name].value

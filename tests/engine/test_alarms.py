@@ -186,6 +186,16 @@ def test_a_shelve_expires_by_itself_at_its_time_even_when_evaluated_later():
     assert "expired" in event.reason
 
 
+def test_a_refused_action_loses_no_expiry_that_was_due():
+    driver = Driver()
+    driver.do("raise")
+    driver.alarms.shelve("x.HI", 5.0, "olga", 60.0)
+    with pytest.raises(AlarmActionError, match="cannot unshelve .* it is UNACKNOWLEDGED"):
+        driver.alarms.unshelve("x.HI", 100.0, "olga")  # the shelve ended at 65 s
+    (expired,) = driver.alarms.evaluate(101.0, {})
+    assert (expired.time, expired.to_state) == (65.0, S.UNACKNOWLEDGED)
+
+
 def test_a_shelve_longer_than_the_maximum_shelve_time_is_refused():
     driver = Driver()
     with pytest.raises(ValueError, match=r"'tank-01:x.HI'.*\(0, 3600\] s .*got 3601"):
@@ -213,6 +223,14 @@ def test_suppression_ends_a_shelve_and_a_related_alarm_suppresses_by_design():
     events = alarms.evaluate(1.0, {"x": 15.0})  # HIHI clears: the HI shows, unacknowledged
     assert [(e.alarm, e.to_state) for e in events] == [
         ("tank-01:x.HIHI", S.RTNUN), ("tank-01:x.HI", S.UNACKNOWLEDGED)]
+
+
+def test_a_related_alarm_out_of_service_suppresses_nothing():
+    hi = AlarmSettings(signal="x", kind="HI", limit=10.0, suppressed_by=["x.HIHI"])
+    alarms = AlarmSet("tank-01", [hi, AlarmSettings(signal="x", kind="HIHI", limit=20.0)])
+    alarms.remove_from_service("x.HIHI", 0.0, "mika", reason="transmitter replaced")
+    alarms.evaluate(1.0, {"x": 25.0})
+    assert [a.state for a in alarms.status()] == [S.UNACKNOWLEDGED, S.OUT_OF_SERVICE]
 
 
 def test_operator_actions_need_a_known_alarm_and_a_user_and_time_runs_forward():
