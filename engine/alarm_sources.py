@@ -21,19 +21,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from engine.config import AlarmSettings
+from engine.config import AlarmSettings, Interlock, TripInterlock
+from engine.messages import Estimate, Measurement, Mode, Proposal
+from engine.safety import tripped_by
 
 CONDITIONS: dict[str, str] = {
     "estimator_anomaly": "the estimator's NIS chi-square test failed this tick (Estimate.anomaly)",
     "measurement_stale": "the newest measurement is older than the asset's max_measurement_age_s",
-    "interlock_tripped": "a tripped interlock forced or held a signal of this asset this tick",
-    "controller_failed": "the controller's solve failed this tick (Proposal.status is not ok)",
-    "plan_held": "the controller holds its previous plan instead of a new solution",
+    "interlock_tripped": "a trip interlock on a signal of this asset is tripped",
+    "controller_failed": "the controller's solve failed (Proposal.status 'failed: ...'): it "
+                         "holds its last good plan or the applied inputs",
     "asset_off": "the asset is in mode OFF: the twin writes nothing",
 }
-"""The condition flags a host supplies from each tick's result, with their meaning."""
+"""The condition flags of each tick (tick_values builds them), with their meaning."""
 
 ESTIMATE_PREFIX = "estimate."
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -46,6 +48,41 @@ class AlarmSettingsError(ValueError):
     def __init__(self, name: str, field: str, problem: str) -> None:
         self.name, self.field, self.problem = name, field, problem
         super().__init__(f"alarm {name!r}: {field}: {problem}")
+
+
+def tick_values(*, measurement: Measurement | None, estimate: Estimate | None,
+                proposal: Proposal | None, mode: Mode, measurement_age: float,
+                max_measurement_age: float, interlock_tripped: bool) -> dict[str, float]:
+    """The named values of one tick for AlarmSet.evaluate: the measured outputs, the
+    estimated states and parameters as ``estimate.<name>``, and every condition flag
+    (1.0 set, 0.0 clear). ``measurement_age`` and ``max_measurement_age`` in twin seconds
+    (stale as the safety watchdog judges it: not age <= max); ``interlock_tripped`` from
+    interlock_tripped(). A part that is None this tick contributes nothing (and its flag
+    is clear)."""
+    values: dict[str, float] = dict(measurement.values) if measurement else {}
+    if estimate is not None:
+        values.update({ESTIMATE_PREFIX + k: v for k, v in estimate.values.items()})
+        values.update({ESTIMATE_PREFIX + k: v for k, v in estimate.parameters.items()})
+    flags = {
+        "estimator_anomaly": estimate is not None and estimate.anomaly,
+        "measurement_stale": not measurement_age <= max_measurement_age,
+        "interlock_tripped": interlock_tripped,
+        "controller_failed": proposal is not None and proposal.status.startswith("failed"),
+        "asset_off": mode == Mode.OFF,
+    }
+    values.update({name: float(flag) for name, flag in flags.items()})
+    return values
+
+
+def interlock_tripped(asset: str, interlocks: Sequence[Interlock],
+                      measured: Mapping[str, float]) -> bool:
+    """A trip interlock that holds or closes a signal of ``asset`` is tripped on the site's
+    latest measurements (``"<asset id>.<signal>"``; unmeasured counts as tripped, as the
+    safety policy judges it: engine.safety.tripped_by)."""
+    prefix = f"{asset}."
+    return any(isinstance(lock, TripInterlock)
+               and any(s.startswith(prefix) for s in (*lock.hold, *lock.close))
+               and tripped_by(lock, measured) is not None for lock in interlocks)
 
 
 def condition(settings: AlarmSettings, value: float, raised: bool) -> bool:
@@ -130,8 +167,8 @@ def standard_alarms(period_s: float) -> list[AlarmSettings]:
       fifth tick, with half a period of slack for a late tick.
     - measurement_stale (HIGH): the safety watchdog refuses every controller write.
     - interlock_tripped (HIGH): an interlock acts on the asset.
-    - controller_failed (MEDIUM): three consecutive failed solves (one is ridden out on
-      the previous plan); plan_held (LOW): three consecutive ticks on a held plan.
+    - controller_failed (MEDIUM): three consecutive failed solves, each holding the last
+      good plan (one is ridden out on it).
     The twin-side alarms are suppressed by design while the asset is OFF (nothing runs).
     """
     three, five = 2.5 * period_s, 3.5 * period_s
@@ -150,8 +187,5 @@ def standard_alarms(period_s: float) -> list[AlarmSettings]:
                       message="an interlock holds or closes a signal of this asset"),
         AlarmSettings(signal="controller_failed", kind="condition", priority="MEDIUM",
                       name="controller_failed", on_delay_s=three, suppressed_by=off,
-                      message="the controller's solves fail: outputs hold their last value"),
-        AlarmSettings(signal="plan_held", kind="condition", priority="LOW",
-                      name="plan_held", on_delay_s=three, suppressed_by=off,
-                      message="the controller runs on a held plan"),
+                      message="the controller's solves fail: it runs on its last good plan"),
     ]

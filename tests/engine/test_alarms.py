@@ -295,14 +295,14 @@ def test_a_deadband_turns_a_noisy_signal_around_its_limit_into_one_alarm():
 
 
 def test_an_on_delay_ignores_short_excursions_and_an_off_delay_short_returns():
-    flag = AlarmSettings(signal="plan_held", kind="condition", on_delay_s=5.0,
+    flag = AlarmSettings(signal="controller_failed", kind="condition", on_delay_s=5.0,
                          off_delay_s=5.0)
     blips = [0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 1, 0, 1, 0] * 10  # never 6 s in a row
     assert annunciations(flag, blips) == 0
     sustained = [0] * 5 + [1] * 20 + [0, 1, 0, 0, 1] * 10 + [0] * 10
     alarms = AlarmSet("a", [flag])
     times = [t for t, v in enumerate(sustained)
-             for e in alarms.evaluate(float(t), {"plan_held": v})]
+             for e in alarms.evaluate(float(t), {"controller_failed": v})]
     assert times == [10, 80]  # raised 5 s into it (t = 5), cleared 5 s after its last (t = 75)
     assert annunciations(msgspec.structs.replace(flag, on_delay_s=0.0, off_delay_s=0.0),
                          sustained) == 21  # every rising edge, without the delays

@@ -10,10 +10,14 @@ import msgspec
 import pytest
 
 import plants
-from engine.alarm_sources import CONDITIONS, ESTIMATE_PREFIX
+from controllers import build_controller, build_estimator
+from engine.alarm_sources import CONDITIONS, ESTIMATE_PREFIX, interlock_tripped, tick_values
 from engine.alarm_states import AlarmState
 from engine.alarms import AlarmSet
 from engine.config import ConfigError, load_site, parse_site
+from engine.loop import ControlLoop
+from engine.messages import Mode, Proposal
+from engine.simulation import SimulatedPlant
 from plants import asphalt_tank, centrifugal_pump, rod_pump, smelter_cell
 from plants.asphalt_terminal import SEED_TANKS
 
@@ -152,3 +156,52 @@ def test_a_bad_site_alarm_names_the_asset_the_alarm_and_the_setting(alarm, messa
     text = SITE_FILE.split("[[assets.alarms]]")[0] + "[[assets.alarms]]\n" + alarm + "\n"
     with pytest.raises(ConfigError, match=message):
         plants.resolve_site(parse_site(text, "site.toml"), "site.toml")
+
+
+# -- from a tick ---------------------------------------------------------------------------------
+
+def test_a_tank_tick_past_its_hi_limit_raises_the_hi_alarm_through_tick_values():
+    """A simulated tank at 183 °C (the twin believes 150 °C): the first tick's measurement
+    raises T_bulk.HI (180 °C), nothing else of the tank's process alarms."""
+    asset = next(a for a in SITE.assets if a.id == "tank-01")
+    model = plants.model_of(asset)
+    simulation = msgspec.structs.replace(asset.simulation, initial={"T_bulk": 456.15})
+    plant = SimulatedPlant(asset.id, model, simulation, x0=asset.initial, u0=asset.inputs,
+                           d=asset.disturbances)
+    loop = ControlLoop(asset.id, model, build_estimator(model, asset.estimator),
+                       build_controller(model, asset.controller, asset.limits),
+                       x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
+                       reference=asset.reference)
+    alarms = AlarmSet(asset.id, asset.alarms)
+    t = asset.period_s
+    plant.advance_to(t)
+    measurement = plant.measure()
+    estimate = loop.observe(measurement)
+    values = tick_values(measurement=measurement, estimate=estimate, proposal=loop.propose(t),
+                         mode=asset.mode, measurement_age=0.0,
+                         max_measurement_age=asset.max_measurement_age_s,
+                         interlock_tripped=interlock_tripped(asset.id, SITE.interlocks, {}))
+    events = alarms.evaluate(t, values)
+    raised = {e.alarm for e in events if e.to_state == AlarmState.UNACKNOWLEDGED}
+    assert "tank-01:T_bulk.HI" in raised
+    assert not raised & {"tank-01:T_bulk.LO", "tank-01:T_bulk.HIHI", "tank-01:interlock_tripped",
+                         "tank-01:measurement_stale", "tank-01:controller_failed"}
+    assert values["estimate.k_foul"] == estimate.parameters["k_foul"]
+
+
+def test_tick_values_flag_a_stale_measurement_a_failed_solve_and_an_off_asset():
+    proposal = Proposal(asset="tank-01", time=0.0, setpoints={}, reason="solver failed",
+                        status="failed: infeasible")
+    values = tick_values(measurement=None, estimate=None, proposal=proposal, mode=Mode.OFF,
+                         measurement_age=float("inf"), max_measurement_age=600.0,
+                         interlock_tripped=False)
+    assert values == {"estimator_anomaly": 0.0, "measurement_stale": 1.0,
+                      "interlock_tripped": 0.0, "controller_failed": 1.0, "asset_off": 1.0}
+
+
+def test_an_interlock_is_tripped_for_the_assets_it_acts_on_and_fails_safe_unmeasured():
+    levels = {f"terminal.level_{i:02d}": 5.0 for i in range(1, 11)}
+    assert not interlock_tripped("terminal", SITE.interlocks, levels)
+    assert interlock_tripped("terminal", SITE.interlocks, {**levels, "terminal.level_03": 13.4})
+    assert not interlock_tripped("tank-01", SITE.interlocks, {})  # no interlock acts on it
+    assert interlock_tripped("dra-line", SITE.interlocks, {})  # unmeasured: tripped, fail safe
