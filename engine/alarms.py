@@ -23,6 +23,7 @@ site's with one FloodMonitor fed with every asset's events.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -164,14 +165,15 @@ class AlarmSet:
                 changes.append((name, alarm.raw))
         for name, active in changes:
             events += self._change(name, t, SYSTEM_USER, self._process_reason(name, active),
-                                   lambda alarm, active=active: _set_active(alarm, active))
+                                   functools.partial(_set_active, active=active))
         for name, settings in self.settings.items():
             suppressors = [s for s in settings.suppressed_by if self._is_on(s)]
             if bool(suppressors) != self._alarms[name].suppressed:
                 reason = (f"suppressed by design: {', '.join(suppressors)}" if suppressors
                           else "suppression by design ended")
                 events += self._change(name, t, SYSTEM_USER, reason,
-                                       lambda alarm, on=bool(suppressors): _set_suppressed(alarm, on))
+                                       functools.partial(_set_suppressed,
+                                                         suppressed=bool(suppressors)))
         return events
 
     def expire(self, t: float) -> list[AlarmEvent]:
