@@ -201,6 +201,47 @@ class AssetModbusSettings(_Strict):
     unit_id: int | None = None
 
 
+class AlarmSettings(_Strict):
+    """One alarm source of an asset (engine.alarms evaluates it; its docstring has the rules).
+
+    Attributes:
+        signal: the named value watched: an output (``"T_bulk"``, as measured), a state
+            or estimated parameter's estimate (``"estimate.T_bulk"``), or a condition flag
+            of engine.alarms.CONDITIONS (``"measurement_stale"``).
+        kind: ``"HI"``/``"HIHI"`` (active at or above ``limit``), ``"LO"``/``"LOLO"`` (at
+            or below it), or ``"condition"`` (active while the flag is set).
+        limit: the alarm limit, the signal's SI unit (limit kinds only).
+        deadband: hysteresis, the signal's unit: a HI clears below limit - deadband.
+        on_delay_s: twin seconds a condition must hold before the alarm activates.
+        off_delay_s: twin seconds it must be gone before the alarm clears.
+        priority: ``"LOW"``, ``"MEDIUM"``, ``"HIGH"`` or ``"CRITICAL"``.
+        name: unique per asset; default ``"<signal>.<kind>"`` (``"T_bulk.HI"``).
+        suppressed_by: condition flags or names of this asset's alarms whose activity
+            suppresses this one by design (``"asset_off"``, ``"T_bulk.HIHI"``).
+        max_shelve_s: longest an operator may shelve it, twin seconds.
+        message: what the operator should know or do.
+        enabled: false drops a kind's default of the same name.
+    """
+
+    signal: str
+    kind: Literal["HI", "HIHI", "LO", "LOLO", "condition"]
+    limit: float | None = None
+    deadband: float = 0.0
+    on_delay_s: float = 0.0
+    off_delay_s: float = 0.0
+    priority: Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"] = "MEDIUM"
+    name: str = ""
+    suppressed_by: list[str] = []
+    max_shelve_s: float = 8 * 3600.0
+    message: str = ""
+    enabled: bool = True
+
+    @property
+    def tag(self) -> str:
+        """The alarm's name within its asset."""
+        return self.name or f"{self.signal}.{self.kind}"
+
+
 STALE_AFTER_PERIODS = 10
 """Default watchdog threshold in control periods: a controller write made on a measurement
 older than this is refused (long enough for a PLC scanned in wall time at a demo's 600x)."""
@@ -210,7 +251,8 @@ class AssetConfig(_Strict):
     """One asset of a site. Values are SI, keyed by signal name.
 
     ``period_s``, ``controller`` and ``estimator`` left out take the plant kind's
-    defaults; ``reference`` and ``limits`` are merged over the kind's defaults.
+    defaults; ``reference`` and ``limits`` are merged over the kind's defaults, ``alarms``
+    too, by name (engine.alarm_sources.merge_alarm_settings).
     ``max_measurement_age_s``, the safety watchdog's threshold (twin seconds), defaults
     to STALE_AFTER_PERIODS control periods; ``inf`` switches the watchdog off.
     """
@@ -232,6 +274,7 @@ class AssetConfig(_Strict):
     simulation: SimulationSettings = SimulationSettings()
     modbus: AssetModbusSettings = AssetModbusSettings()
     measurement_source: Literal["plant", "mqtt"] = "plant"
+    alarms: list[AlarmSettings] = []
 
 
 class SiteSettings(_Strict):
@@ -383,13 +426,15 @@ class SiteConfig(_Strict):
 
 
 class PlantDefaults(_Strict):
-    """What a plant module recommends for an asset of its kind, before site overrides."""
+    """What a plant module recommends for an asset of its kind, before site overrides.
+    ``alarms`` are the kind's own; every asset also gets engine.alarm_sources.standard_alarms."""
 
     period_s: float
     reference: dict[str, float] = {}
     limits: dict[str, SetpointLimit] = {}
     controller: ControllerSettings = ControllerSettings()
     estimator: EstimatorSettings = EstimatorSettings()
+    alarms: list[AlarmSettings] = []
 
 
 def load_site(path: str | Path) -> SiteConfig:

@@ -9,6 +9,13 @@ from typing import Any
 
 import msgspec
 
+from engine.alarm_sources import (
+    AlarmSettingsError,
+    alarm_signals,
+    check_alarm_settings,
+    merge_alarm_settings,
+    standard_alarms,
+)
 from engine.config import (
     AssetConfig,
     ConfigError,
@@ -150,7 +157,9 @@ def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfi
                    for name, limit in asset.limits.items() if name in model.disturbances}},
         controller=asset.controller or defaults.controller,
         estimator=asset.estimator or defaults.estimator,
+        alarms=merge_alarm_settings([*standard_alarms(period), *defaults.alarms], asset.alarms),
     )
+    _check_alarms(resolved, model, path, key)
     for field, values, signals in (
         ("initial", resolved.initial, model.states),
         ("inputs", resolved.inputs, model.inputs),
@@ -166,6 +175,18 @@ def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfi
             raise ConfigError(path, f"{key}.limits.{name}", "unknown writable signal; known: "
                               f"{', '.join([*model.inputs.names, *model.disturbances.names])}")
     return resolved
+
+
+def _check_alarms(asset: AssetConfig, model: PlantModel, path: str | Path, key: str) -> None:
+    """Alarms watch the asset's outputs, estimates of its states and estimated parameters,
+    and the conditions of engine.alarm_sources."""
+    parameters = asset.estimator.estimate_parameters if asset.estimator else {}
+    estimated = [*model.states.names, *parameters]
+    try:
+        check_alarm_settings(asset.alarms, alarm_signals(model.outputs.names, estimated))
+    except AlarmSettingsError as error:
+        raise ConfigError(path, f"{key}.alarms[{error.name!r}].{error.field}",
+                          error.problem) from None
 
 
 def _limit_within(name: str, limit: SetpointLimit | None, inputs: SignalSet,

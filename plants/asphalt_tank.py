@@ -40,7 +40,13 @@ from __future__ import annotations
 
 import casadi as ca
 
-from engine.config import ControllerSettings, EstimatorSettings, PlantDefaults, SetpointLimit
+from engine.config import (
+    AlarmSettings,
+    ControllerSettings,
+    EstimatorSettings,
+    PlantDefaults,
+    SetpointLimit,
+)
 from engine.model import PlantModel
 from engine.signals import Signal
 from plants import bitumen
@@ -58,11 +64,26 @@ DEFAULTS = PlantDefaults(
     controller=ControllerSettings(horizon=30, tracking={"T_bulk": 100.0, "T_return": 0.0},
                                   move_suppression={"m_oil": 0.1}),
     estimator=EstimatorSettings(estimate_parameters={"k_foul": 1e-5, "k_loss": 1e-5}),
+    alarms=[
+        AlarmSettings(signal="T_bulk", kind="LO", limit=140.0 + CELSIUS, deadband=1.0,
+                      priority="MEDIUM", message="below the 140 °C storage band: the "
+                      "bitumen thickens; check the hot-oil supply and the coil valve"),
+        AlarmSettings(signal="T_bulk", kind="HI", limit=180.0 + CELSIUS, deadband=1.0,
+                      priority="MEDIUM", suppressed_by=["T_bulk.HIHI"],
+                      message="above the 180 °C storage band"),
+        AlarmSettings(signal="T_bulk", kind="HIHI", limit=195.0 + CELSIUS, deadband=1.0,
+                      priority="HIGH", message="5 K from the 200 °C coking limit: cut the "
+                      "hot oil"),
+    ],
 )
 """Storage at 160 °C; the hot-oil valve moves at most 0.02 kg/s per second. The filter
 tracks the coil-fouling and heat-loss multipliers as random walks (1e-5 per sqrt(s), about
 0.3 % per day): with them fixed, a 10 % fouled coil made the NIS test flag 51 of 60
-healthy ticks under control; with them estimated, none, and k_foul came out at 0.90."""
+healthy ticks under control; with them estimated, none, and k_foul came out at 0.90.
+
+Alarms: the storage band 140–180 °C and 200 °C coking (PHYSICS.md section 3, Shell
+Bitumen Handbook) give LO 140 °C, HI 180 °C and HIHI 195 °C, 5 K short of coking; the
+1 K deadband is 500 times the bulk sensor's 2 mK noise, so no delay is needed."""
 
 
 def build_model(dt: float = 120.0) -> PlantModel:

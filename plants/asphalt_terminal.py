@@ -107,7 +107,13 @@ import casadi as ca
 import msgspec
 import numpy as np
 
-from engine.config import ControllerSettings, EstimatorSettings, PlantDefaults, SetpointLimit
+from engine.config import (
+    AlarmSettings,
+    ControllerSettings,
+    EstimatorSettings,
+    PlantDefaults,
+    SetpointLimit,
+)
 from engine.model import PlantModel
 from engine.signals import Signal
 from plants import bitumen
@@ -190,6 +196,28 @@ def _tags(tanks: int) -> list[str]:
     return [f"{i + 1:02d}" for i in range(tanks)]
 
 
+LOW_TEMPERATURE = 413.15
+"""140 °C, the bottom of the storage band (PHYSICS.md section 3): a tank's LO alarm, K."""
+HIGH_LEVEL_MARGIN = 1.0
+"""A tank's HI level alarm sits this far below its shell top, m: ahead of the pilot
+site's high-high trips at 0.7 m, so the operator can stop a receipt first."""
+
+
+def _alarms(tanks: Sequence[TankSpec]) -> list[AlarmSettings]:
+    alarms: list[AlarmSettings] = []
+    for tag, tank in zip(_tags(len(tanks)), tanks, strict=True):
+        height = tank.shell_height
+        alarms += [
+            AlarmSettings(signal=f"level_{tag}", kind="HI", limit=height - HIGH_LEVEL_MARGIN,
+                          deadband=0.05, priority="HIGH", message=f"tank {tag} nears its "
+                          f"{height:g} m shell: stop the receipt"),
+            AlarmSettings(signal=f"T_bulk_{tag}", kind="LO", limit=LOW_TEMPERATURE,
+                          deadband=1.0, priority="MEDIUM", message=f"tank {tag} below the "
+                          "140 °C storage band: too viscous to load"),
+        ]
+    return alarms
+
+
 def _limits(tanks: int) -> dict[str, SetpointLimit]:
     limits = {
         "T_supply": SetpointLimit(lower=473.15, upper=573.15, max_rate=0.05),
@@ -230,8 +258,11 @@ def defaults(tanks: int | Sequence[TankSpec | Mapping[str, float]] = len(SEED_TA
     """The kind's defaults for a terminal of ``tanks`` (as ``build_model`` takes them):
     every tank held at 160 °C; 5-minute steps over a 75-minute horizon; the heater ramps
     at most 3 K/min, the pump 0.05 kg/s per second, a coil valve full stroke in 100 s.
-    The top-layer temperature starts less certain (5 K) than the other states."""
-    tags = _tags(len(tank_specs(tanks)))
+    The top-layer temperature starts less certain (5 K) than the other states.
+    Alarms per tank: HI level 1 m below the shell top (deadband 0.05 m, 25 times the
+    radar's 2 mm noise) and LO bulk temperature at 140 °C."""
+    specs = tank_specs(tanks)
+    tags = _tags(len(specs))
     return PlantDefaults(
         period_s=300.0,
         reference={f"T_bulk_{tag}": STORAGE_TEMPERATURE for tag in tags},
@@ -245,6 +276,7 @@ def defaults(tanks: int | Sequence[TankSpec | Mapping[str, float]] = len(SEED_TA
         estimator=EstimatorSettings(
             kind="ekf", initial_std={f"T_top_{tag}": 5.0 for tag in tags},
         ),
+        alarms=_alarms(specs),
     )
 
 

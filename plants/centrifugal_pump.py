@@ -83,7 +83,13 @@ import casadi as ca
 import msgspec
 import numpy as np
 
-from engine.config import ControllerSettings, EstimatorSettings, PlantDefaults, SetpointLimit
+from engine.config import (
+    AlarmSettings,
+    ControllerSettings,
+    EstimatorSettings,
+    PlantDefaults,
+    SetpointLimit,
+)
 from engine.model import PlantModel
 from engine.signals import Signal
 
@@ -118,6 +124,24 @@ DEFAULTS = PlantDefaults(
         initial_std={"flow": 5e-3, "T_bearing": 2.0, "vibration_drift": 5e-4,
                      "head_factor": 0.05, "efficiency_factor": 0.05},
     ),
+    alarms=[
+        AlarmSettings(signal="vibration", kind="HI", limit=3.0e-3, deadband=2e-4,
+                      on_delay_s=25.0, priority="MEDIUM",
+                      message="vibration above API 610's 3.0 mm/s RMS: bearings, "
+                              "misalignment or running off BEP"),
+        AlarmSettings(signal="npsh_margin", kind="LO", limit=1.0, deadband=0.5,
+                      on_delay_s=25.0, priority="HIGH",
+                      message="NPSH margin below 1 m: cavitation; raise suction or cut flow"),
+        AlarmSettings(signal="T_bearing", kind="HI", limit=298.15 + 30.0, deadband=1.0,
+                      priority="MEDIUM",
+                      message="bearing oil 30 K over a 25 °C ambient (API 612/619)"),
+        AlarmSettings(signal="estimate.head_factor", kind="LO", limit=0.95, deadband=0.005,
+                      priority="LOW", name="head_loss",
+                      message="head 5 % below the new pump: impeller or wear-ring wear"),
+        AlarmSettings(signal="estimate.efficiency_factor", kind="LO", limit=0.95,
+                      deadband=0.005, priority="LOW", name="efficiency_loss",
+                      message="efficiency 5 % below the new pump: leakage or friction"),
+    ],
 )
 """Delivery of 0.10 m3/s (360 m3/h) by speed, the valve held open.
 
@@ -131,7 +155,12 @@ BEP) even with the valve open. The valve strokes 2 %/s. Valve moves
 are penalised more than speed moves, so the controller throttles by speed.
 The health factors' random walks (1e-4 per sqrt(s): 0.6 % in an hour, 3 % in a day)
 let the EKF follow wear within hours while pressure noise (1.2 m of head per sample)
-averages out; their 5 % initial std admits a pump of unknown condition."""
+averages out; their 5 % initial std admits a pump of unknown condition.
+
+Alarms hold the health_report limits (HealthLimits): vibration 3.0 mm/s RMS (API 610),
+bearing oil 30 K over the nominal 25 °C ambient (API 612/619), NPSH margin 1 m, 5 % head
+and efficiency loss. Vibration and NPSH margin wait 25 s (the third tick) and have
+deadbands of 2 and 1 noise std so a noisy sample or a transient does not chatter."""
 
 
 # -- curve fits: plain functions on datasheet points --------------------------------------------

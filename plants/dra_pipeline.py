@@ -96,7 +96,8 @@ import math
 import casadi as ca
 
 from engine.config import (
-    ControllerSettings, EstimatorSettings, OutputLimit, PlantDefaults, SetpointLimit,
+    AlarmSettings, ControllerSettings, EstimatorSettings, OutputLimit, PlantDefaults,
+    SetpointLimit,
 )
 from engine.model import PlantModel
 from engine.signals import Signal
@@ -153,8 +154,23 @@ DEFAULTS = PlantDefaults(
     estimator=EstimatorSettings(
         initial_std={"friction_multiplier": 0.05, "dra_efficiency": 0.1},
     ),
+    alarms=[
+        *[alarm for i in (1, 2, 3) for alarm in (
+            AlarmSettings(signal=f"discharge_pressure_{i}", kind="HI", limit=SOFT_MAOP + 0.2e6,
+                          deadband=0.1e6, priority="MEDIUM",
+                          suppressed_by=[f"discharge_pressure_{i}.HIHI"],
+                          message=f"station {i} discharge above the controller's soft limit"),
+            AlarmSettings(signal=f"discharge_pressure_{i}", kind="HIHI", limit=MAOP - 0.2e6,
+                          deadband=0.1e6, priority="HIGH",
+                          message=f"station {i} discharge within 0.2 MPa of MAOP 9.93 MPa"),
+        )],
+    ],
 )
-"""For the default 3 stations: 15 min step, 4 h horizon; skids move at most 10 L/h and
+"""Alarms on each discharge pressure: HI 9.4 MPa, 10 pressure-noise std (0.02 MPa) above
+the controller's soft limit, so riding that limit does not alarm; HIHI 9.73 MPa, 10 std
+below the 9.93 MPa MAOP; deadbands 5 std.
+
+For the default 3 stations: 15 min step, 4 h horizon; skids move at most 10 L/h and
 pumps 0.2 of rated speed per step (skids 0–60 L/h, i.e. up to 50 ppm at 1200 m^3/h;
 speeds 0.5–1.0 of rated); the multipliers start 5 % and 10 % uncertain.
 

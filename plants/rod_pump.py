@@ -80,7 +80,13 @@ import casadi as ca
 import msgspec
 import numpy as np
 
-from engine.config import ControllerSettings, EstimatorSettings, PlantDefaults, SetpointLimit
+from engine.config import (
+    AlarmSettings,
+    ControllerSettings,
+    EstimatorSettings,
+    PlantDefaults,
+    SetpointLimit,
+)
 from engine.model import PlantModel
 from engine.signals import Signal, SignalSet
 from plants.rod_pump_wave import (
@@ -116,11 +122,23 @@ DEFAULTS = PlantDefaults(
     controller=ControllerSettings(backend="fillage-rule", horizon=10,
                                   tracking={"fillage": 1.0}, move_suppression={"SPM": 0.1}),
     estimator=EstimatorSettings(measurement_std={"peak_load": 2500.0, "min_load": 2500.0}),
+    alarms=[
+        AlarmSettings(signal="fillage", kind="LO", limit=POUND_FILLAGE, deadband=0.05,
+                      on_delay_s=230.0, priority="MEDIUM", name="fluid_pound",
+                      message="fillage below 70 %: fluid pound; slow the pump"),
+        AlarmSettings(signal="rod_loading", kind="HI", limit=1.0, deadband=0.03,
+                      priority="HIGH", name="goodman_overload",
+                      message="rod load outside the modified Goodman diagram (API RP 11BR): "
+                              "fatigue risk"),
+    ],
 )
 """Hold 90 % fillage; the VFD moves at most 1 SPM per 2 minutes within 2–12 SPM. The
 filter's polished-rod load noise is the slow model's structural error, not the load
 cell's (250 N): its algebraic loads differ from the card's by up to 10 % of ~25 kN
-(test_rod_pump), and with 250 N the NIS test would flag that model error every stroke."""
+(test_rod_pump), and with 250 N the NIS test would flag that model error every stroke.
+Alarms: fluid pound below POUND_FILLAGE (70 %, PHYSICS.md section 2) on the third
+consecutive stroke card (on-delay 230 s), deadband 0.05 (about 2 std of the 0.03 fillage
+noise); Goodman overload when the rod load point leaves the diagram (loading 1)."""
 
 _STATES = [
     Signal("submergence", "m", 0.0, 0.0, 1500.0, "fluid column above the pump intake", std=0.01),

@@ -90,7 +90,8 @@ import casadi as ca
 from scipy.optimize import brentq
 
 from engine.config import (
-    ControllerSettings, EstimatorSettings, OutputLimit, PlantDefaults, SetpointLimit,
+    AlarmSettings, ControllerSettings, EstimatorSettings, OutputLimit, PlantDefaults,
+    SetpointLimit,
 )
 from engine.model import PlantModel
 from engine.signals import Signal
@@ -156,6 +157,14 @@ overvoltage ~0.1 V, bath ohmic drop 1.5–1.7 V, bubble layer 0.2–0.3 V; the a
 cathode and external drops are this cell's resistances. Checked per term with a
 tolerance of 0.05 V on each end (the published figures are rounded) and in total within
 the sum of the ranges plus the fixed drops, widened by 0.1 V."""
+BATH_ALARM_MARGIN = 3.0
+"""K: the bath temperature alarms sit this far outside BATH_TEMPERATURE_BAND (2 noise std
+of the 1.5 K thermocouple), because the economic controller holds the bath at the band's
+cool edge by design (see DEFAULTS); LO is then about 2 K of superheat over the nominal chemistry's 951 °C liquidus."""
+ANODE_EFFECT_ALARM = 0.9
+"""The anode-effect indicator i/i_c (1 at the anode effect) above which the anode effect
+is imminent: starving the nominal cell of feed takes it past 0.9 before the effect
+(test_smelter_cell), minutes of warning at the alumina's depletion rate."""
 
 DEFAULTS = PlantDefaults(
     period_s=60.0,
@@ -182,11 +191,36 @@ DEFAULTS = PlantDefaults(
         "alumina_dissolved": 50.0, "alumina_undissolved": 5.0, "acd": 3e-3,
         "bath_temperature": 3.0, "ledge_thickness": 0.02,
     }),
+    alarms=[
+        AlarmSettings(signal="anode_effect_indicator", kind="HI", limit=ANODE_EFFECT_ALARM,
+                      deadband=0.02, priority="HIGH", name="anode_effect",
+                      message="anode effect imminent or on: feed alumina now"),
+        AlarmSettings(signal="bath_temperature", kind="LO",
+                      limit=BATH_TEMPERATURE_BAND[0] - BATH_ALARM_MARGIN, deadband=1.5,
+                      on_delay_s=150.0, priority="MEDIUM",
+                      message="bath superheat under 2 K: the bath may freeze"),
+        AlarmSettings(signal="bath_temperature", kind="HI",
+                      limit=BATH_TEMPERATURE_BAND[1] + BATH_ALARM_MARGIN, deadband=1.5,
+                      on_delay_s=150.0, priority="MEDIUM",
+                      message="bath superheat over 18 K: the side ledge melts"),
+        AlarmSettings(signal="alumina_fraction", kind="LO", limit=ALUMINA_BAND[0],
+                      deadband=2e-3, on_delay_s=150.0, priority="MEDIUM",
+                      suppressed_by=["anode_effect"],
+                      message="alumina below 2 %: the anode effect nears"),
+        AlarmSettings(signal="alumina_fraction", kind="HI", limit=ALUMINA_BAND[1],
+                      deadband=2e-3, on_delay_s=150.0, priority="MEDIUM",
+                      message="alumina above 4 %: undissolved alumina sludges"),
+    ],
 )
 """A 60 s step: feed cycles and the dissolution time (1/k_d = 500 s) are minutes, the
 alumina inventory turns over in about 1.7 h and the heat balance in hours, and the
 pseudo-resistance (every 5–10 s) is averaged over a step. 30 steps look half an hour
 ahead. Feed moves at most 0.005 kg/s per second; the beam at most 3 mm/min.
+
+Alarms: the anode effect (ANODE_EFFECT_ALARM), the bath temperature BATH_ALARM_MARGIN
+outside its band and the alumina outside ALUMINA_BAND (PHYSICS.md section 4), the last
+two on their third consecutive minute (on-delay 150 s) with a deadband of one noise std;
+the alumina LO is suppressed by design while the anode-effect alarm is active.
 
 Economic fast MPC (weights in spans, ControllerSettings): the stage cost is
 
