@@ -29,6 +29,7 @@ safety actor is unreachable 503 (nothing written). OpenAPI at /docs.
 """
 
 import asyncio
+import os
 from typing import Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
@@ -87,12 +88,12 @@ class TwinLoopAPI:
     """Routes HTTP requests to the asset actors and the safety actor of one site."""
 
     def __init__(self, site: str, assets: dict[str, Any], safety: Any, tokens: list,
-                 mqtt: Any = None) -> None:
+                 mqtt: Any = None, tokens_file: str | None = None) -> None:
         self.site = site
         self.assets = assets
         self.safety = safety
         self.mqtt = mqtt
-        install(TokenTable(tokens))
+        install(TokenTable(tokens, tokens_file))
 
     def _asset(self, asset_id: str):
         try:
@@ -207,11 +208,14 @@ class TwinLoopAPI:
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: list = ()) -> str:
+def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: list = (),
+               tokens_file: str | os.PathLike | None = None) -> str:
     """Start Ray Serve on ``host:port`` and deploy the API over ``fleet``, accepting the
-    bearer ``tokens`` (serve.auth.Token, hashed); returns its URL."""
+    bearer ``tokens`` (serve.auth.Token, hashed) and those of ``tokens_file``, re-read
+    whenever it changes (serve.auth.TokenTable); returns its URL."""
     serve.start(http_options={"host": host, "port": port})
+    file = None if tokens_file is None else os.path.abspath(tokens_file)
     serve.run(TwinLoopAPI.bind(fleet.site.site.name, fleet.assets, fleet.safety, list(tokens),
-                               fleet.mqtt),
+                               fleet.mqtt, file),
               name="twinloop", route_prefix="/")
     return f"http://{host}:{port}"

@@ -5,6 +5,7 @@
                   [--mqtt mqtt://host:port]
     twinloop modbus-map [--site examples/pilot.toml]
     twinloop token add --user NAME --role viewer|operator|engineer|admin [--file F]
+    twinloop token remove --user NAME [--file F]
     twinloop tune <kind> [--output Y] [--step DY] [--duration S] [--horizon N]
                   [--backend B] [--tracking Y=W ...] [--move-suppression U=W ...]
                   [--noise F] [--out PREFIX]
@@ -19,8 +20,9 @@ token file (``http.tokens``) and an admin token: the value of the environment va
 TWINLOOP_ADMIN_TOKEN if set, else a new one, printed.
 
 ``modbus-map`` prints the site's register map. ``token add`` generates a bearer token,
-prints it once and appends its salted hash to the token file (default
-``var/tokens.toml``, the site files' default ``http.tokens``). ``tune`` simulates a
+prints it once and adds its salted hash to the token file (default ``var/tokens.toml``,
+the site files' default ``http.tokens``); ``token remove`` revokes a user's tokens. A
+running demo re-reads the file when it changes: both take effect without a restart. ``tune`` simulates a
 closed-loop step response of one plant kind under a tuning, offline and without Ray
 (controllers.step_response), and writes PREFIX.png and PREFIX.csv.
 """
@@ -65,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
                       "(default: none)")
     registers = commands.add_parser("modbus-map", help="print the site's Modbus register map")
     registers.add_argument("--site", default=str(DEFAULT_SITE), help="site file (TOML)")
-    token = commands.add_parser("token", help="manage bearer tokens").add_subparsers(
-        dest="action", required=True).add_parser("add", help="generate a token, store its hash")
+    token_actions = commands.add_parser("token", help="manage bearer tokens").add_subparsers(
+        dest="action", required=True)
+    token = token_actions.add_parser("add", help="generate a token, store its hash")
     token.add_argument("--user", required=True, help="name recorded in the audit log")
     token.add_argument("--role", required=True,
                        choices=["viewer", "operator", "engineer", "admin"])
     token.add_argument("--file", default=HttpSettings().tokens, help="token file (TOML)")
+    revoke = token_actions.add_parser("remove", help="revoke every token of a user")
+    revoke.add_argument("--user", required=True, help="whose tokens to revoke")
+    revoke.add_argument("--file", default=HttpSettings().tokens, help="token file (TOML)")
     tune = commands.add_parser("tune", help="closed-loop step response of a plant kind "
                                "under a tuning, as a PNG plot and a CSV")
     tune.add_argument("kind", help="plant kind (asphalt_tank, centrifugal_pump, ...)")
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "token":
-            return add_token(args)
+            return add_token(args) if args.action == "add" else remove_token(args)
         if args.command == "modbus-map":
             return print_modbus_map(args)
         if args.command == "tune":
@@ -158,6 +164,14 @@ def add_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def remove_token(args: argparse.Namespace) -> int:
+    from serve.auth import remove_tokens
+
+    removed = remove_tokens(args.file, args.user)
+    print(f"twinloop: revoked {removed} token(s) of {args.user} in {args.file}")
+    return 0
+
+
 def print_modbus_map(args: argparse.Namespace) -> int:
     import plants
     from engine.registers import format_map, site_map
@@ -210,7 +224,7 @@ def run_demo(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise ConfigError(args.site, "--mqtt", str(error)) from None
     admin, generated = admin_token(os.environ)
-    tokens = [*load_tokens(site.http.tokens), Token("admin", "admin", hash_token(admin))]
+    file_tokens = load_tokens(site.http.tokens)  # a bad file stops the demo here, not later
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     print(f"twinloop: starting site {site.site.name!r} ({len(site.assets)} assets) "
@@ -223,7 +237,8 @@ def run_demo(args: argparse.Namespace) -> int:
     fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True, mqtt=args.mqtt)
     try:
         fleet.start()
-        url = start_http(fleet, host, port, tokens)
+        url = start_http(fleet, host, port, [Token("admin", "admin", hash_token(admin))],
+                         site.http.tokens)
         print(f"  HTTP API     {url}/assets   (OpenAPI: {url}/docs)", flush=True)
         print(f"  metrics      {url}/metrics", flush=True)
         if generated:
@@ -232,7 +247,8 @@ def run_demo(args: argparse.Namespace) -> int:
         else:
             print(f"  admin token  from {ADMIN_TOKEN_VARIABLE}", flush=True)
         print(f"  tokens file  {Path(site.http.tokens).resolve()} "
-              f"({len(tokens) - 1} token(s); `twinloop token add` adds one)", flush=True)
+              f"({len(file_tokens)} token(s), re-read on change; `twinloop token add` adds "
+              "one)", flush=True)
         print(f"  audit log    {Path(site.site.audit_db).resolve()}", flush=True)
         print(f"  OPC UA       {_serve_opcua(fleet)}", flush=True)
         if fleet.plcs:
