@@ -39,6 +39,22 @@ from ray import serve
 from engine.messages import Mode, Outcome
 from engine.metrics import render
 from serve.auth import Role, RoleRequired, TokenTable, install
+from serve.docs import serve_docs
+from serve.schemas import (
+    METRICS_RESPONSE,
+    PROMETHEUS_TEXT,
+    AssetStatus,
+    AssetSummary,
+    AuditEntry,
+    ControllerTuning,
+    Health,
+    ModeAnswer,
+    Proposal,
+    ReferenceAnswer,
+    SignalLimits,
+    WriteAnswer,
+    errors,
+)
 
 VIEWER = Depends(RoleRequired(Role.VIEWER))
 OPERATOR = Depends(RoleRequired(Role.OPERATOR))
@@ -49,7 +65,10 @@ app = FastAPI(
     description="Digital twins of industrial assets: estimates, setpoints, safety audit. "
                 "Values are SI, each with its unit; times are UNIX seconds of the twin's clock.",
     version="0.1.0",
+    docs_url=None,   # served by serve.docs from the installed Swagger UI, not a CDN
+    redoc_url=None,
 )
+serve_docs(app)
 
 
 class ModeRequest(BaseModel):
@@ -101,21 +120,23 @@ class TwinLoopAPI:
         except KeyError:
             raise HTTPException(404, f"unknown asset {asset_id!r}") from None
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health)
     async def healthz(self) -> dict[str, Any]:
         summaries = await asyncio.gather(*(a.summary.remote() for a in self.assets.values()))
         return {"status": "ok", "site": self.site, "assets": len(summaries),
                 "unhealthy": [s["id"] for s in summaries if not s["healthy"]]}
 
-    @app.get("/assets")
+    @app.get("/assets", response_model=list[AssetSummary], responses=errors(401, 403))
     async def list_assets(self, user: str = VIEWER) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(a.summary.remote() for a in self.assets.values())))
 
-    @app.get("/assets/{asset_id}")
+    @app.get("/assets/{asset_id}", response_model=AssetStatus,
+             responses=errors(401, 403, 404, 422))
     async def get_asset(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
         return await self._asset(asset_id).status.remote()
 
-    @app.put("/assets/{asset_id}/reference")
+    @app.put("/assets/{asset_id}/reference", response_model=ReferenceAnswer,
+             responses=errors(401, 403, 404, 422, 503))
     async def put_reference(
         self, asset_id: str, body: dict[str, float] = Body(examples=[{"T_bulk": 433.15}]),
         user: str = OPERATOR,
@@ -124,13 +145,15 @@ class TwinLoopAPI:
         reference = await _unprocessable(asset.set_reference.remote(body, user))
         return {"reference": reference}
 
-    @app.put("/assets/{asset_id}/mode")
+    @app.put("/assets/{asset_id}/mode", response_model=ModeAnswer,
+             responses=errors(401, 403, 404, 422, 503))
     async def put_mode(self, asset_id: str, body: ModeRequest = Body(),
                        user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return {"mode": await _unprocessable(asset.set_mode.remote(body.mode.value, user))}
 
-    @app.put("/assets/{asset_id}/setpoints")
+    @app.put("/assets/{asset_id}/setpoints", response_model=WriteAnswer,
+             responses=errors(401, 403, 404, 422, 503))
     async def put_setpoints(
         self, asset_id: str, body: dict[str, float] = Body(examples=[{"m_oil": 2.0}]),
         user: str = OPERATOR,
@@ -138,11 +161,15 @@ class TwinLoopAPI:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.write_setpoints.remote(body, user))
 
-    @app.get("/assets/{asset_id}/limits")
+    @app.get("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
+             responses=errors(401, 403, 404, 422, 503),
+             response_model_exclude_unset=True)
     async def get_limits(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
         return await self._asset(asset_id).limits.remote()
 
-    @app.put("/assets/{asset_id}/limits")
+    @app.put("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
+             responses=errors(401, 403, 404, 422, 503),
+             response_model_exclude_unset=True)
     async def put_limits(
         self, asset_id: str,
         body: dict[str, Band] = Body(examples=[{"m_oil": {"lower": 0.3, "upper": 6.0}}]),
@@ -152,27 +179,32 @@ class TwinLoopAPI:
         bands = {name: (band.lower, band.upper) for name, band in body.items()}
         return await _unprocessable(asset.set_operator_limits.remote(bands, user))
 
-    @app.get("/assets/{asset_id}/proposals")
+    @app.get("/assets/{asset_id}/proposals", response_model=list[Proposal],
+             responses=errors(401, 403, 404, 422, 503))
     async def get_proposals(self, asset_id: str, user: str = VIEWER) -> list[dict[str, Any]]:
         return await self._asset(asset_id).proposals.remote()
 
-    @app.post("/assets/{asset_id}/proposals/{number}/approve")
+    @app.post("/assets/{asset_id}/proposals/{number}/approve", response_model=WriteAnswer,
+              responses=errors(401, 403, 404, 422, 503))
     async def approve(self, asset_id: str, number: int = Path(ge=1),
                       user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.approve.remote(number, user))
 
-    @app.post("/assets/{asset_id}/proposals/{number}/reject")
+    @app.post("/assets/{asset_id}/proposals/{number}/reject", response_model=Proposal,
+              responses=errors(401, 403, 404, 422, 503))
     async def reject(self, asset_id: str, number: int = Path(ge=1),
                      user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.reject.remote(number, user))
 
-    @app.get("/assets/{asset_id}/controller")
+    @app.get("/assets/{asset_id}/controller", response_model=ControllerTuning,
+             responses=errors(401, 403, 404, 422))
     async def get_controller(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
         return await self._asset(asset_id).controller_tuning.remote()
 
-    @app.put("/assets/{asset_id}/controller")
+    @app.put("/assets/{asset_id}/controller", response_model=ControllerTuning,
+             responses=errors(401, 403, 404, 422, 503))
     async def put_controller(
         self, asset_id: str,
         body: dict[str, Any] = Body(examples=[{
@@ -186,7 +218,8 @@ class TwinLoopAPI:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.set_controller.remote(body, user))
 
-    @app.get("/assets/{asset_id}/audit")
+    @app.get("/assets/{asset_id}/audit", response_model=list[AuditEntry],
+             responses=errors(401, 403, 404, 422))
     async def get_audit(
         self,
         asset_id: str,
@@ -200,12 +233,12 @@ class TwinLoopAPI:
         return await self.safety.audit_records.remote(
             asset_id, since, until, None if outcome is None else outcome.value, limit)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, response_model=None,
+             responses={**METRICS_RESPONSE, **errors(401, 403)})
     async def metrics(self, user: str = VIEWER) -> Response:
         snapshots = await asyncio.gather(*(a.metrics_snapshot.remote() for a in self.assets.values()))
         mqtt = None if self.mqtt is None else await self.mqtt.metrics_snapshot.remote()
-        return Response(render(snapshots, mqtt),
-                        media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(render(snapshots, mqtt), media_type=PROMETHEUS_TEXT)
 
 
 def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: list = (),
