@@ -14,9 +14,11 @@ adds its hash; ``twinloop token remove --user olga`` revokes olga's tokens. Both
 file atomically (a reader sees the old file or the new one, never half of one). A running
 server re-reads the file when it changes (its size, modification time or inode differ
 from the last read, checked on each request: one ``stat``), so an added token is accepted
-and a removed one refused from the next request on, without a restart. A route declares the role it needs with a dependency, which answers
-401 without a valid token and 403 without the role, and otherwise gives the route the
-caller's user name (recorded in the audit log)::
+and a removed one refused from the next request on, without a restart.
+
+A route declares the role it needs with a dependency, which answers 401 without a valid
+token and 403 without the role, and otherwise gives the route the caller's user name
+(recorded in the audit log)::
 
     @app.put("/assets/{asset_id}/mode")
     async def put_mode(self, ..., user: str = Depends(RoleRequired(Role.OPERATOR))): ...

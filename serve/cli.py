@@ -22,9 +22,9 @@ TWINLOOP_ADMIN_TOKEN if set, else a new one, printed.
 ``modbus-map`` prints the site's register map. ``token add`` generates a bearer token,
 prints it once and adds its salted hash to the token file (default ``var/tokens.toml``,
 the site files' default ``http.tokens``); ``token remove`` revokes a user's tokens. A
-running demo re-reads the file when it changes: both take effect without a restart. ``tune`` simulates a
-closed-loop step response of one plant kind under a tuning, offline and without Ray
-(controllers.step_response), and writes PREFIX.png and PREFIX.csv.
+running demo re-reads the file when it changes: both take effect without a restart.
+``tune`` simulates a closed-loop step response of one plant kind under a tuning, offline
+and without Ray (controllers.step_response), and writes PREFIX.png and PREFIX.csv.
 """
 
 from __future__ import annotations
