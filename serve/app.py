@@ -29,10 +29,12 @@ safety actor is unreachable 503 (nothing written). OpenAPI at /docs.
 """
 
 import asyncio
+import logging
 import os
 from typing import Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from ray import serve
 
@@ -69,6 +71,15 @@ app = FastAPI(
     redoc_url=None,
 )
 serve_docs(app)
+log = logging.getLogger(__name__)
+
+
+@app.exception_handler(Exception)
+async def _internal_error(request: Request, error: Exception) -> JSONResponse:
+    """An error no route expected: its traceback goes to the log (the demo's log file),
+    the client gets 500 with the error's type only."""
+    log.error("%s %s answered 500", request.method, request.url.path, exc_info=error)
+    return JSONResponse({"detail": f"internal error ({type(error).__name__})"}, status_code=500)
 
 
 class ModeRequest(BaseModel):

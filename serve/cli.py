@@ -209,6 +209,10 @@ def run_demo(args: argparse.Namespace) -> int:
         # default on macOS and Windows) keeps the node address, and every port, on
         # loopback. Read when Ray is imported.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if not args.address:
+        # Ray enables token authentication by default and warns on every start unless the
+        # mode is set: set it to what it is (a cluster keeps the mode its nodes run with).
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
     import ray
     from ray import serve
@@ -218,6 +222,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from engine.clock import ClockSpec
     from serve.app import start_http
     from serve.auth import Token, hash_token, load_tokens
+    from serve.logs import log_path, quiet_ray, setup_demo_logging, worker_runtime_env
 
     try:  # before Ray starts: a bad broker is a configuration error, not a crash
         check_mqtt(site, args.mqtt)
@@ -229,9 +234,12 @@ def run_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     print(f"twinloop: starting site {site.site.name!r} ({len(site.assets)} assets) "
           f"at {speed:g}x real time", flush=True)
+    log_file = log_path(site.site.audit_db, site.site.name)
+    ray_log = setup_demo_logging(log_file)
     embedded = {} if args.address else {"_node_ip_address": host}
     ray.init(address=args.address, namespace=NAMESPACE, include_dashboard=False,
-             logging_level="WARNING", log_to_driver=False, **embedded)
+             configure_logging=False, log_to_driver=False,
+             runtime_env=worker_runtime_env(log_file), **embedded)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True, mqtt=args.mqtt)
@@ -239,6 +247,7 @@ def run_demo(args: argparse.Namespace) -> int:
         fleet.start()
         url = start_http(fleet, host, port, [Token("admin", "admin", hash_token(admin))],
                          site.http.tokens)
+        quiet_ray(ray_log)  # Serve adds a console handler of its own when it starts
         print(f"  HTTP API     {url}/assets   (OpenAPI: {url}/docs)", flush=True)
         print(f"  metrics      {url}/metrics", flush=True)
         if generated:
@@ -265,6 +274,8 @@ def run_demo(args: argparse.Namespace) -> int:
                   f"{'' if connected else '; broker not reachable yet, retrying'})", flush=True)
         print(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}",
               flush=True)
+        print(f"  log file     {log_file}   (errors of every actor, Ray's own lines)",
+              flush=True)
         print("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.",
               flush=True)
         try:
@@ -272,7 +283,8 @@ def run_demo(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     finally:
-        serve.shutdown()
+        if args.address:  # an embedded Ray takes Serve down with it, and quietly
+            serve.shutdown()
         fleet.shutdown()
         ray.shutdown()
     print("twinloop: stopped", flush=True)

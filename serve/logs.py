@@ -1,0 +1,89 @@
+"""Where `twinloop demo` sends log lines: TwinLoop's on the console, everything in a file.
+
+The console shows the demo's own lines (where each service listens, errors of the
+command) and WARNING and above of TwinLoop's loggers in the demo process. The log file
+(``var/<site>.log`` beside the audit database; its path is in the banner) receives:
+
+- WARNING and above of every Python logger in every Ray worker of the site (asset,
+  safety, plant, PLC, MQTT and OPC UA actors, the HTTP replica): refused MQTT payloads and
+  PLC writes, refused token files, failed scans, answers of 500. A Ray
+  ``worker_process_setup_hook`` adds the handler in each worker; the path travels in the
+  job's runtime environment as TWINLOOP_LOG_FILE.
+- Ray's own Python log lines of the demo process (``ray``, ``ray.serve``), at INFO.
+- What Ray's C++ core writes to the demo process's standard error, e.g. its warning that
+  an actor's constructor arguments live in the object store, which it gives for every
+  actor handed another actor's handle (Ray issue 53727): file descriptor 2 is pointed at
+  the log file, and Python's ``sys.stderr`` keeps the console.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+LOG_FILE_VARIABLE = "TWINLOOP_LOG_FILE"
+FORMAT = "%(asctime)s %(levelname)s pid %(process)d %(name)s: %(message)s"
+RAY_LOGGERS = ("ray", "ray.serve")
+
+
+def log_path(audit_db: str | Path, site: str) -> Path:
+    """``<folder of the audit database>/<site>.log``, absolute."""
+    return Path(audit_db).resolve().parent / f"{site}.log"
+
+
+def file_handler(path: str | Path, level: int) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    return handler
+
+
+def worker_runtime_env(path: Path) -> dict:
+    """The ``runtime_env`` of ``ray.init`` that makes every worker log to ``path``."""
+    return {"env_vars": {LOG_FILE_VARIABLE: str(path)},
+            "worker_process_setup_hook": f"{__name__}.setup_worker_logging"}
+
+
+def setup_worker_logging() -> None:
+    """In a Ray worker: WARNING and above of every logger reaching the root logger go to
+    the file named by TWINLOOP_LOG_FILE (nothing if it is unset)."""
+    path = os.environ.get(LOG_FILE_VARIABLE)
+    if path:
+        root = logging.getLogger()
+        root.addHandler(file_handler(path, logging.WARNING))
+        if root.level > logging.WARNING or root.level == logging.NOTSET:
+            root.setLevel(logging.WARNING)
+
+
+def setup_demo_logging(path: Path) -> logging.Handler:
+    """In the demo process: Ray's lines and the C++ core's standard error to ``path``;
+    TwinLoop's WARNING and above to the console and to ``path``. Returns the file's
+    handler (for ``quiet_ray``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = file_handler(path, logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    console.setFormatter(logging.Formatter("twinloop: %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(to_file)
+    root.addHandler(console)
+    root.setLevel(logging.INFO)
+    quiet_ray(to_file)
+    console_fd = os.dup(2)
+    log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    sys.stderr = os.fdopen(console_fd, "w", buffering=1)
+    console.setStream(sys.stderr)
+    return to_file
+
+
+def quiet_ray(to_file: logging.Handler) -> None:
+    """Ray's Python loggers write to ``to_file`` only (Ray and Serve add console handlers
+    of their own when they start: call again after each)."""
+    for name in RAY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = [to_file]
+        logger.propagate = False
