@@ -25,16 +25,17 @@ Every route but /healthz needs ``Authorization: Bearer <token>`` (serve.auth): 4
 without a valid token, 403 without the role; the token's user is recorded with every
 write. Unknown assets and proposals answer 404; unknown signals and values outside
 their bounds 422 with a message naming the signal and the bound; a write while the
-safety actor is unreachable 503 (nothing written). OpenAPI at /docs.
+safety actor is unreachable 503 (nothing written). serve.edge authenticates before a
+body is read, caps bodies (413), answers malformed requests 422 without echoing them, and
+an actor that is restarting or gone 503. Answers and errors are typed (serve.schemas);
+OpenAPI at /openapi.json, Swagger UI at /docs (serve.docs, no CDN).
 """
 
 import asyncio
-import logging
 import os
 from typing import Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 from ray import serve
 
@@ -42,9 +43,11 @@ from engine.messages import Mode, Outcome
 from engine.metrics import render
 from serve.auth import Role, RoleRequired, TokenTable, install
 from serve.docs import serve_docs
+from serve.edge import install_edge
 from serve.schemas import (
     METRICS_RESPONSE,
     PROMETHEUS_TEXT,
+    Number,
     AssetStatus,
     AssetSummary,
     AuditEntry,
@@ -57,6 +60,9 @@ from serve.schemas import (
     WriteAnswer,
     errors,
 )
+
+AUDIT_TIMEOUT_S = 10.0
+"""How long GET .../audit waits for the safety actor (restarting, or busy) before 503."""
 
 VIEWER = Depends(RoleRequired(Role.VIEWER))
 OPERATOR = Depends(RoleRequired(Role.OPERATOR))
@@ -71,15 +77,7 @@ app = FastAPI(
     redoc_url=None,
 )
 serve_docs(app)
-log = logging.getLogger(__name__)
-
-
-@app.exception_handler(Exception)
-async def _internal_error(request: Request, error: Exception) -> JSONResponse:
-    """An error no route expected: its traceback goes to the log (the demo's log file),
-    the client gets 500 with the error's type only."""
-    log.error("%s %s answered 500", request.method, request.url.path, exc_info=error)
-    return JSONResponse({"detail": f"internal error ({type(error).__name__})"}, status_code=500)
+install_edge(app)
 
 
 class ModeRequest(BaseModel):
@@ -89,8 +87,8 @@ class ModeRequest(BaseModel):
 class Band(BaseModel):
     """An operator band, inside the signal's engineering limits (signal units)."""
 
-    lower: float
-    upper: float
+    lower: Number
+    upper: Number
 
 
 async def _unprocessable(ref):
@@ -137,19 +135,19 @@ class TwinLoopAPI:
         return {"status": "ok", "site": self.site, "assets": len(summaries),
                 "unhealthy": [s["id"] for s in summaries if not s["healthy"]]}
 
-    @app.get("/assets", response_model=list[AssetSummary], responses=errors(401, 403))
+    @app.get("/assets", response_model=list[AssetSummary], responses=errors(401, 403, 503))
     async def list_assets(self, user: str = VIEWER) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(a.summary.remote() for a in self.assets.values())))
 
     @app.get("/assets/{asset_id}", response_model=AssetStatus,
-             responses=errors(401, 403, 404, 422))
+             responses=errors(401, 403, 404, 422, 503))
     async def get_asset(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
         return await self._asset(asset_id).status.remote()
 
     @app.put("/assets/{asset_id}/reference", response_model=ReferenceAnswer,
-             responses=errors(401, 403, 404, 422, 503))
+             responses=errors(401, 403, 404, 413, 422, 503))
     async def put_reference(
-        self, asset_id: str, body: dict[str, float] = Body(examples=[{"T_bulk": 433.15}]),
+        self, asset_id: str, body: dict[str, Number] = Body(examples=[{"T_bulk": 433.15}]),
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
@@ -157,16 +155,16 @@ class TwinLoopAPI:
         return {"reference": reference}
 
     @app.put("/assets/{asset_id}/mode", response_model=ModeAnswer,
-             responses=errors(401, 403, 404, 422, 503))
+             responses=errors(401, 403, 404, 413, 422, 503))
     async def put_mode(self, asset_id: str, body: ModeRequest = Body(),
                        user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return {"mode": await _unprocessable(asset.set_mode.remote(body.mode.value, user))}
 
     @app.put("/assets/{asset_id}/setpoints", response_model=WriteAnswer,
-             responses=errors(401, 403, 404, 422, 503))
+             responses=errors(401, 403, 404, 413, 422, 503))
     async def put_setpoints(
-        self, asset_id: str, body: dict[str, float] = Body(examples=[{"m_oil": 2.0}]),
+        self, asset_id: str, body: dict[str, Number] = Body(examples=[{"m_oil": 2.0}]),
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
@@ -179,7 +177,7 @@ class TwinLoopAPI:
         return await self._asset(asset_id).limits.remote()
 
     @app.put("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
-             responses=errors(401, 403, 404, 422, 503),
+             responses=errors(401, 403, 404, 413, 422, 503),
              response_model_exclude_unset=True)
     async def put_limits(
         self, asset_id: str,
@@ -196,26 +194,26 @@ class TwinLoopAPI:
         return await self._asset(asset_id).proposals.remote()
 
     @app.post("/assets/{asset_id}/proposals/{number}/approve", response_model=WriteAnswer,
-              responses=errors(401, 403, 404, 422, 503))
+              responses=errors(401, 403, 404, 413, 422, 503))
     async def approve(self, asset_id: str, number: int = Path(ge=1),
                       user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.approve.remote(number, user))
 
     @app.post("/assets/{asset_id}/proposals/{number}/reject", response_model=Proposal,
-              responses=errors(401, 403, 404, 422, 503))
+              responses=errors(401, 403, 404, 413, 422, 503))
     async def reject(self, asset_id: str, number: int = Path(ge=1),
                      user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.reject.remote(number, user))
 
     @app.get("/assets/{asset_id}/controller", response_model=ControllerTuning,
-             responses=errors(401, 403, 404, 422))
+             responses=errors(401, 403, 404, 422, 503))
     async def get_controller(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
         return await self._asset(asset_id).controller_tuning.remote()
 
     @app.put("/assets/{asset_id}/controller", response_model=ControllerTuning,
-             responses=errors(401, 403, 404, 422, 503))
+             responses=errors(401, 403, 404, 413, 422, 503))
     async def put_controller(
         self, asset_id: str,
         body: dict[str, Any] = Body(examples=[{
@@ -230,7 +228,7 @@ class TwinLoopAPI:
         return await _unprocessable(asset.set_controller.remote(body, user))
 
     @app.get("/assets/{asset_id}/audit", response_model=list[AuditEntry],
-             responses=errors(401, 403, 404, 422))
+             responses=errors(401, 403, 404, 422, 503))
     async def get_audit(
         self,
         asset_id: str,
@@ -241,11 +239,12 @@ class TwinLoopAPI:
         user: str = VIEWER,
     ) -> list[dict[str, Any]]:
         self._asset(asset_id)
-        return await self.safety.audit_records.remote(
-            asset_id, since, until, None if outcome is None else outcome.value, limit)
+        return await asyncio.wait_for(self.safety.audit_records.remote(
+            asset_id, since, until, None if outcome is None else outcome.value, limit),
+            AUDIT_TIMEOUT_S)
 
     @app.get("/metrics", response_class=Response, response_model=None,
-             responses={**METRICS_RESPONSE, **errors(401, 403)})
+             responses={**METRICS_RESPONSE, **errors(401, 403, 503)})
     async def metrics(self, user: str = VIEWER) -> Response:
         snapshots = await asyncio.gather(*(a.metrics_snapshot.remote() for a in self.assets.values()))
         mqtt = None if self.mqtt is None else await self.mqtt.metrics_snapshot.remote()

@@ -204,11 +204,19 @@ def _entries(tokens: Iterable[Token]) -> list[tuple[str, Role, str]]:
 _table = TokenTable()
 _bearer = HTTPBearer(auto_error=False)
 
+MISSING_TOKEN = "missing bearer token (Authorization: Bearer <token>)"
+INVALID_TOKEN = "invalid bearer token"
+
 
 def install(table: TokenTable) -> None:
     """Make ``table`` the tokens this process accepts (called in the HTTP replica)."""
     global _table
     _table = table
+
+
+def identify(token: str) -> tuple[str, Role] | None:
+    """The user and role of ``token`` among the tokens this process accepts, or None."""
+    return _table.identify(token)
 
 
 class RoleRequired:
@@ -219,11 +227,10 @@ class RoleRequired:
 
     def __call__(self, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
         if credentials is None:
-            raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         identity = _table.identify(credentials.credentials)
         if identity is None:
-            raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         user, role = identity
         if role < self.role:
             raise HTTPException(403, f"role {self.role.name.lower()} required; {user} has "

@@ -62,6 +62,7 @@ def setup_demo_logging(path: Path) -> logging.Handler:
     TwinLoop's WARNING and above to the console and to ``path``. Returns the file's
     handler (for ``quiet_ray``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))  # owner only
     to_file = file_handler(path, logging.INFO)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)
@@ -72,7 +73,7 @@ def setup_demo_logging(path: Path) -> logging.Handler:
     root.setLevel(logging.INFO)
     quiet_ray(to_file)
     console_fd = os.dup(2)
-    log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    log_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     os.dup2(log_fd, 2)
     os.close(log_fd)
     sys.stderr = os.fdopen(console_fd, "w", buffering=1)

@@ -147,6 +147,8 @@ def test_error_answers_validate_against_their_declared_schemas(api, document):
          "PUT", "/assets/{asset_id}/controller", 422),
         (api.get("/assets/tank-01/audit", params={"limit": 0}),
          "GET", "/assets/{asset_id}/audit", 422),
+        (api.put("/assets/tank-01/reference", content=b"0" * (2 << 20)),
+         "PUT", "/assets/{asset_id}/reference", 413),
     ]
     for reply, method, path, status in cases:
         assert reply.status_code == status, (method, path, reply.text)
