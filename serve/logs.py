@@ -48,13 +48,21 @@ def worker_runtime_env(path: Path) -> dict:
 
 def setup_worker_logging() -> None:
     """In a Ray worker: WARNING and above of every logger reaching the root logger go to
-    the file named by TWINLOOP_LOG_FILE (nothing if it is unset)."""
+    the file named by TWINLOOP_LOG_FILE (nothing if it is unset; on a cluster, each node's
+    workers write to that path on their own node)."""
     path = os.environ.get(LOG_FILE_VARIABLE)
-    if path:
-        root = logging.getLogger()
-        root.addHandler(file_handler(path, logging.WARNING))
-        if root.level > logging.WARNING or root.level == logging.NOTSET:
-            root.setLevel(logging.WARNING)
+    if not path:
+        return
+    try:  # a worker on another node of a cluster has a folder of its own at that path
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        handler = file_handler(path, logging.WARNING)
+    except OSError as error:
+        logging.getLogger(__name__).warning("no log file %s in this worker: %s", path, error)
+        return
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
 
 
 def setup_demo_logging(path: Path) -> logging.Handler:
