@@ -47,13 +47,13 @@ from serve.edge import install_edge
 from serve.schemas import (
     METRICS_RESPONSE,
     PROMETHEUS_TEXT,
-    Number,
     AssetStatus,
     AssetSummary,
     AuditEntry,
     ControllerTuning,
     Health,
     ModeAnswer,
+    Number,
     Proposal,
     ReferenceAnswer,
     SignalLimits,
@@ -129,7 +129,7 @@ class TwinLoopAPI:
         except KeyError:
             raise HTTPException(404, f"unknown asset {asset_id!r}") from None
 
-    @app.get("/healthz", response_model=Health)
+    @app.get("/healthz", response_model=Health, responses=errors(503))
     async def healthz(self) -> dict[str, Any]:
         summaries = await asyncio.gather(*(a.summary.remote() for a in self.assets.values()))
         return {"status": "ok", "site": self.site, "assets": len(summaries),

@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from engine.messages import Mode, Outcome
 
-
 Number = Annotated[float, Strict()]
 """A number in a request body: a JSON number (integer or not); ``true`` or ``"433.5"`` is
 a malformed request (422), not 1.0 or 433.5."""
@@ -52,10 +51,10 @@ _ERRORS: dict[int, tuple[type[BaseModel], str]] = {
     403: (ErrorMessage, "the token's role may not make this request"),
     404: (ErrorMessage, "unknown asset (or proposal)"),
     413: (ErrorMessage, "request body larger than 1 MiB: nothing was read"),
-    422: (Unprocessable, "malformed request, or a value outside its signal's bounds: "
-                         "nothing changed"),
-    503: (ErrorMessage, "an actor is restarting or unreachable (a write: nothing was "
-                        "written); retry shortly"),
+    422: (Unprocessable, ("malformed request, or a value outside its signal's bounds: "
+                          "nothing changed")),
+    503: (ErrorMessage, ("an actor is restarting or unreachable (a write: nothing was "
+                         "written); retry shortly")),
 }
 
 
