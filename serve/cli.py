@@ -30,6 +30,7 @@ and without Ray (controllers.step_response), and writes PREFIX.png and PREFIX.cs
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import os
 import secrets
@@ -235,7 +236,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"twinloop: starting site {site.site.name!r} ({len(site.assets)} assets) "
           f"at {speed:g}x real time", flush=True)
     log_file = log_path(site.site.audit_db, site.site.name)
-    ray_log = setup_demo_logging(log_file)
+    ray_log, console = setup_demo_logging(log_file)
+    say = functools.partial(print, file=console, flush=True)
     embedded = {} if args.address else {"_node_ip_address": host}
     ray.init(address=args.address, namespace=NAMESPACE, include_dashboard=False,
              configure_logging=False, log_to_driver=False,
@@ -248,36 +250,33 @@ def run_demo(args: argparse.Namespace) -> int:
         url = start_http(fleet, host, port, [Token("admin", "admin", hash_token(admin))],
                          site.http.tokens)
         quiet_ray(ray_log)  # Serve adds a console handler of its own when it starts
-        print(f"  HTTP API     {url}/assets   (OpenAPI: {url}/docs)", flush=True)
-        print(f"  metrics      {url}/metrics", flush=True)
+        say(f"  HTTP API     {url}/assets   (OpenAPI: {url}/docs)")
+        say(f"  metrics      {url}/metrics")
         if generated:
-            print(f"  admin token  {admin}   (generated; set {ADMIN_TOKEN_VARIABLE} to choose "
-                  "one)", flush=True)
+            say(f"  admin token  {admin}   (generated; set {ADMIN_TOKEN_VARIABLE} to choose "
+                "one)")
         else:
-            print(f"  admin token  from {ADMIN_TOKEN_VARIABLE}", flush=True)
-        print(f"  tokens file  {Path(site.http.tokens).resolve()} "
-              f"({len(file_tokens)} token(s), re-read on change; `twinloop token add` adds "
-              "one)", flush=True)
-        print(f"  audit log    {Path(site.site.audit_db).resolve()}", flush=True)
-        print(f"  OPC UA       {_serve_opcua(fleet)}", flush=True)
+            say(f"  admin token  from {ADMIN_TOKEN_VARIABLE}")
+        say(f"  tokens file  {Path(site.http.tokens).resolve()} "
+            f"({len(file_tokens)} token(s), re-read on change; `twinloop token add` adds "
+            "one)")
+        say(f"  audit log    {Path(site.site.audit_db).resolve()}")
+        say(f"  OPC UA       {_serve_opcua(fleet)}")
         if fleet.plcs:
             ports = sorted(plc.port for plc in fleet.plcs.values())
             unit_ids = sorted({plc.unit_id for plc in fleet.plcs.values()})
             span = f"{ports[0]}" if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
-            print(f"  Modbus TCP   {site.modbus.host}:{span}   (one PLC per "
-                  f"asset, unit id {', '.join(map(str, unit_ids))}; twinloop modbus-map "
-                  "lists the registers)", flush=True)
+            say(f"  Modbus TCP   {site.modbus.host}:{span}   (one PLC per "
+                f"asset, unit id {', '.join(map(str, unit_ids))}; twinloop modbus-map "
+                "lists the registers)")
         if fleet.mqtt is not None:
             connected = ray.get(fleet.mqtt.wait_connected.remote(5.0))
-            print(f"  MQTT         {args.mqtt}   (twinloop/{site.site.name}/<asset id>/"
-                  "{measurements,estimates,setpoints}"
-                  f"{'' if connected else '; broker not reachable yet, retrying'})", flush=True)
-        print(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}",
-              flush=True)
-        print(f"  log file     {log_file}   (errors of every actor, Ray's own lines)",
-              flush=True)
-        print("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.",
-              flush=True)
+            say(f"  MQTT         {args.mqtt}   (twinloop/{site.site.name}/<asset id>/"
+                "{measurements,estimates,setpoints}"
+                f"{'' if connected else '; broker not reachable yet, retrying'})")
+        say(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}")
+        say(f"  log file     {log_file}   (errors of every actor, Ray's own lines)")
+        say("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.")
         try:
             stop.wait(args.duration)
         except KeyboardInterrupt:
@@ -287,7 +286,7 @@ def run_demo(args: argparse.Namespace) -> int:
             serve.shutdown()
         fleet.shutdown()
         ray.shutdown()
-    print("twinloop: stopped", flush=True)
+    say("twinloop: stopped")
     return 0
 
 

@@ -10,10 +10,12 @@ command) and WARNING and above of TwinLoop's loggers in the demo process. The lo
   ``worker_process_setup_hook`` adds the handler in each worker; the path travels in the
   job's runtime environment as TWINLOOP_LOG_FILE.
 - Ray's own Python log lines of the demo process (``ray``, ``ray.serve``), at INFO.
-- What Ray's C++ core writes to the demo process's standard error, e.g. its warning that
-  an actor's constructor arguments live in the object store, which it gives for every
-  actor handed another actor's handle (Ray issue 53727): file descriptor 2 is pointed at
-  the log file, and Python's ``sys.stderr`` keeps the console.
+- What Ray writes to the demo process's standard output and error: its C++ core's
+  warning that an actor's constructor arguments live in the object store, which it gives
+  for every actor handed another actor's handle (Ray issue 53727), and the raylet's
+  messages it forwards to the driver (more workers than CPUs, as one actor per asset
+  needs). File descriptors 1 and 2 point at the log file; the demo prints its own lines to
+  a copy of the console's standard output, and ``sys.stderr`` stays the console's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 LOG_FILE_VARIABLE = "TWINLOOP_LOG_FILE"
 FORMAT = "%(asctime)s %(levelname)s pid %(process)d %(name)s: %(message)s"
@@ -65,13 +68,23 @@ def setup_worker_logging() -> None:
         root.setLevel(logging.WARNING)
 
 
-def setup_demo_logging(path: Path) -> logging.Handler:
-    """In the demo process: Ray's lines and the C++ core's standard error to ``path``;
-    TwinLoop's WARNING and above to the console and to ``path``. Returns the file's
-    handler (for ``quiet_ray``)."""
+def setup_demo_logging(path: Path) -> tuple[logging.Handler, TextIO]:
+    """In the demo process: file descriptors 1 and 2 (Ray's C++ core, the raylet messages
+    Ray forwards to the driver's ``sys.stdout``) and Ray's Python loggers go to ``path``;
+    TwinLoop's WARNING and above go to the console's standard error and to ``path``.
+    Returns the file's handler (for ``quiet_ray``) and a stream on the console's standard
+    output, for the demo's own lines."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))  # owner only
     to_file = file_handler(path, logging.INFO)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    console_out = os.fdopen(os.dup(1), "w", buffering=1)
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)  # the command's errors stay visible
+    log_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)
     console.setFormatter(logging.Formatter("twinloop: %(levelname)s %(name)s: %(message)s"))
@@ -80,13 +93,7 @@ def setup_demo_logging(path: Path) -> logging.Handler:
     root.addHandler(console)
     root.setLevel(logging.INFO)
     quiet_ray(to_file)
-    console_fd = os.dup(2)
-    log_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
-    sys.stderr = os.fdopen(console_fd, "w", buffering=1)
-    console.setStream(sys.stderr)
-    return to_file
+    return to_file, console_out
 
 
 def quiet_ray(to_file: logging.Handler) -> None:
