@@ -174,7 +174,7 @@ class TwinLoopAPI:
              responses=errors(401, 403, 404, 422, 503),
              response_model_exclude_unset=True)
     async def get_limits(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
-        return await self._asset(asset_id).limits.remote()
+        return await _unprocessable(self._asset(asset_id).limits.remote())
 
     @app.put("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
              responses=errors(401, 403, 404, 413, 422, 503),
@@ -191,7 +191,7 @@ class TwinLoopAPI:
     @app.get("/assets/{asset_id}/proposals", response_model=list[Proposal],
              responses=errors(401, 403, 404, 422, 503))
     async def get_proposals(self, asset_id: str, user: str = VIEWER) -> list[dict[str, Any]]:
-        return await self._asset(asset_id).proposals.remote()
+        return await _unprocessable(self._asset(asset_id).proposals.remote())
 
     @app.post("/assets/{asset_id}/proposals/{number}/approve", response_model=WriteAnswer,
               responses=errors(401, 403, 404, 413, 422, 503))

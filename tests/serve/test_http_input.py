@@ -102,10 +102,22 @@ def test_a_body_over_the_cap_is_413_with_or_without_a_length_and_is_not_echoed(a
 
 
 def test_an_asset_whose_actor_is_gone_answers_503_with_a_reason(api, two_tanks):
-    """Last in this module: tank-02's actor is killed for good."""
+    """Near the end of this module: tank-02's actor is killed for good."""
     ray.kill(two_tanks.assets["tank-02"], no_restart=True)
     reply = api.get("/assets/tank-02")
     assert reply.status_code == 503, reply.text
     assert "restarting or gone" in reply.json()["detail"]
     assert reply.headers["retry-after"] == "2"
+    assert api.get("/assets/tank-01").status_code == 200
+
+
+def test_reads_that_need_the_safety_actor_answer_503_while_it_is_gone(api, two_tanks):
+    """Last in this module: the safety actor is killed for good. Limits, proposals and the
+    audit need it: 503 with the reason, not 500; the asset's own status still answers."""
+    ray.kill(two_tanks.safety, no_restart=True)
+    for path in ("/assets/tank-01/limits", "/assets/tank-01/proposals",
+                 "/assets/tank-01/audit"):
+        reply = api.get(path)
+        assert reply.status_code == 503, (path, reply.text)
+        assert reply.json()["detail"], path
     assert api.get("/assets/tank-01").status_code == 200
