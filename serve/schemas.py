@@ -50,7 +50,7 @@ _ERRORS: dict[int, tuple[type[BaseModel], str]] = {
     401: (ErrorMessage, "no bearer token, or one the server does not know"),
     403: (ErrorMessage, "the token's role may not make this request"),
     404: (ErrorMessage, "unknown asset (or proposal)"),
-    413: (ErrorMessage, "request body larger than 1 MiB: nothing was read"),
+    413: (ErrorMessage, "request body larger than 1 MiB: not parsed, nothing changed"),
     422: (Unprocessable, ("malformed request, or a value outside its signal's bounds: "
                           "nothing changed")),
     503: (ErrorMessage, ("an actor is restarting or unreachable (a write: nothing was "
