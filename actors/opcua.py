@@ -14,9 +14,14 @@ without one), and answered per node:
     accepted                 Good            node shows the applied value
     clamped (limit or rate)  GoodClamped     node shows the applied (clamped) value
     outside signal bounds,   BadOutOfRange   node unchanged
+      NaN or +-Inf,
       or refused by safety
     asset OFF                BadInvalidState node unchanged
-    not a number             BadTypeMismatch node unchanged
+    not of a numeric type    BadTypeMismatch node unchanged
+
+A NaN or infinite Double is of the node's type, so Part 4's Bad_TypeMismatch ("not of the
+same type as the attribute's value") does not fit it; it lies outside the node's EURange,
+for which Part 8 (AnalogItemType) names Bad_OutOfRange.
     safety unreachable       BadCommunicationError  node unchanged (fail closed)
 
 Security (site file ``[opcua]``): ``none`` offers one anonymous, unencrypted endpoint;

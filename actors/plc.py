@@ -6,7 +6,10 @@ Like a real PLC it scans: it samples the plant's instruments into its input regi
 lock-step. A write to its holding registers is decoded, checked against the inputs'
 engineering bounds and applied to the plant at once; a value that is not a finite
 number inside its bounds is refused with Modbus exception 3 (illegal data value), and
-the plant keeps its inputs.
+the plant keeps its inputs. It answers only its own unit id: a request for another one
+gets Modbus exception 0x0B (gateway target device failed to respond), what a Modbus TCP
+gateway answers for a unit that is not on its line (Modbus Application Protocol v1.1b3,
+section 7), and nothing is read or written.
 
 It runs in the event loop of the plant actor that owns it (no process of its own).
 """
@@ -18,8 +21,10 @@ import logging
 from collections.abc import Callable
 
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus.simulator.simcore import SimCore
 
 from engine.registers import PlcMap
 from engine.simulation import SimulatedPlant
@@ -70,6 +75,7 @@ class PlcSimulator:
         )
         device = SimDevice(self.plc.unit_id, simdata=registers, action=self._on_access)
         self.server = ModbusTcpServer(device, address=(self.plc.host, self.plc.port))
+        self.server.context = _OwnUnitsOnly(device)
         await self.server.serve_forever(background=True)
         self._device = self.server.context.devices[self.plc.unit_id]
         if scan_period_s is not None:
@@ -125,6 +131,28 @@ class PlcSimulator:
         self.catch_up()
         self.plant.apply(setpoints)
         return None
+
+
+class _OwnUnitsOnly(SimCore):
+    """pymodbus's register memory, answering only for the devices it holds.
+
+    pymodbus 3.16's SimCore looks an unknown unit id up as unit 0 and fails with a
+    KeyError, which the server logs as a traceback and answers with exception 4 (server
+    device failure); raising NoSuchIdException instead makes the server answer 0x0B
+    (gateway target device failed to respond) with one log line."""
+
+    def _check(self, device_id: int) -> None:
+        if device_id not in self.devices:
+            raise NoSuchIdException(f"unit id {device_id} is not served here "
+                                    f"(units: {', '.join(map(str, self.devices))})")
+
+    async def async_getValues(self, device_id, func_code, address, count=1):
+        self._check(device_id)
+        return await super().async_getValues(device_id, func_code, address, count)
+
+    async def async_setValues(self, device_id, func_code, address, values):
+        self._check(device_id)
+        return await super().async_setValues(device_id, func_code, address, values)
 
 
 def _checked(model, setpoints: dict[str, float]) -> dict[str, float]:

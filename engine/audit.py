@@ -103,7 +103,10 @@ class AuditLog:
         outcome: Outcome | str | None = None,
         limit: int = 1000,
     ) -> list[AuditRecord]:
-        """Records in time order (oldest first), the newest ``limit`` of those matching."""
+        """Records in time order (oldest first; records of the same time in the order they
+        were written), the newest ``limit`` of those matching. Writers append in the order
+        they decide, which need not be the order of the records' twin times, so the order
+        is by ``time``, not by insertion."""
         where, args = [], []
         for clause, value in (("asset = ?", asset), ("time >= ?", since), ("time <= ?", until),
                               ("outcome = ?", None if outcome is None else str(outcome))):
@@ -113,7 +116,7 @@ class AuditLog:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM audit"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq DESC LIMIT ?"
+        sql += " ORDER BY time DESC, seq DESC LIMIT ?"
         rows = self._db.execute(sql, [*args, int(limit)]).fetchall()
         return [AuditRecord(*row[:7], Outcome(row[7]), row[8]) for row in reversed(rows)]
 

@@ -25,10 +25,14 @@ Every route but /healthz needs ``Authorization: Bearer <token>`` (serve.auth): 4
 without a valid token, 403 without the role; the token's user is recorded with every
 write. Unknown assets and proposals answer 404; unknown signals and values outside
 their bounds 422 with a message naming the signal and the bound; a write while the
-safety actor is unreachable 503 (nothing written). OpenAPI at /docs.
+safety actor is unreachable 503 (nothing written). serve.edge authenticates before a
+body is read, caps bodies (413), answers malformed requests 422 without echoing them, and
+an actor that is restarting or gone 503. Answers and errors are typed (serve.schemas);
+OpenAPI at /openapi.json, Swagger UI at /docs (serve.docs, no CDN).
 """
 
 import asyncio
+import os
 from typing import Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
@@ -38,6 +42,27 @@ from ray import serve
 from engine.messages import Mode, Outcome
 from engine.metrics import render
 from serve.auth import Role, RoleRequired, TokenTable, install
+from serve.docs import serve_docs
+from serve.edge import install_edge
+from serve.schemas import (
+    METRICS_RESPONSE,
+    PROMETHEUS_TEXT,
+    AssetStatus,
+    AssetSummary,
+    AuditEntry,
+    ControllerTuning,
+    Health,
+    ModeAnswer,
+    Number,
+    Proposal,
+    ReferenceAnswer,
+    SignalLimits,
+    WriteAnswer,
+    errors,
+)
+
+AUDIT_TIMEOUT_S = 10.0
+"""How long GET .../audit waits for the safety actor (restarting, or busy) before 503."""
 
 VIEWER = Depends(RoleRequired(Role.VIEWER))
 OPERATOR = Depends(RoleRequired(Role.OPERATOR))
@@ -48,7 +73,11 @@ app = FastAPI(
     description="Digital twins of industrial assets: estimates, setpoints, safety audit. "
                 "Values are SI, each with its unit; times are UNIX seconds of the twin's clock.",
     version="0.1.0",
+    docs_url=None,   # served by serve.docs from the installed Swagger UI, not a CDN
+    redoc_url=None,
 )
+serve_docs(app)
+install_edge(app)
 
 
 class ModeRequest(BaseModel):
@@ -58,8 +87,8 @@ class ModeRequest(BaseModel):
 class Band(BaseModel):
     """An operator band, inside the signal's engineering limits (signal units)."""
 
-    lower: float
-    upper: float
+    lower: Number
+    upper: Number
 
 
 async def _unprocessable(ref):
@@ -87,12 +116,12 @@ class TwinLoopAPI:
     """Routes HTTP requests to the asset actors and the safety actor of one site."""
 
     def __init__(self, site: str, assets: dict[str, Any], safety: Any, tokens: list,
-                 mqtt: Any = None) -> None:
+                 mqtt: Any = None, tokens_file: str | None = None) -> None:
         self.site = site
         self.assets = assets
         self.safety = safety
         self.mqtt = mqtt
-        install(TokenTable(tokens))
+        install(TokenTable(tokens, tokens_file))
 
     def _asset(self, asset_id: str):
         try:
@@ -100,48 +129,56 @@ class TwinLoopAPI:
         except KeyError:
             raise HTTPException(404, f"unknown asset {asset_id!r}") from None
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health, responses=errors(503))
     async def healthz(self) -> dict[str, Any]:
         summaries = await asyncio.gather(*(a.summary.remote() for a in self.assets.values()))
         return {"status": "ok", "site": self.site, "assets": len(summaries),
                 "unhealthy": [s["id"] for s in summaries if not s["healthy"]]}
 
-    @app.get("/assets")
+    @app.get("/assets", response_model=list[AssetSummary], responses=errors(401, 403, 503))
     async def list_assets(self, user: str = VIEWER) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(a.summary.remote() for a in self.assets.values())))
 
-    @app.get("/assets/{asset_id}")
+    @app.get("/assets/{asset_id}", response_model=AssetStatus,
+             responses=errors(401, 403, 404, 422, 503))
     async def get_asset(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
         return await self._asset(asset_id).status.remote()
 
-    @app.put("/assets/{asset_id}/reference")
+    @app.put("/assets/{asset_id}/reference", response_model=ReferenceAnswer,
+             responses=errors(401, 403, 404, 413, 422, 503))
     async def put_reference(
-        self, asset_id: str, body: dict[str, float] = Body(examples=[{"T_bulk": 433.15}]),
+        self, asset_id: str, body: dict[str, Number] = Body(examples=[{"T_bulk": 433.15}]),
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
         reference = await _unprocessable(asset.set_reference.remote(body, user))
         return {"reference": reference}
 
-    @app.put("/assets/{asset_id}/mode")
+    @app.put("/assets/{asset_id}/mode", response_model=ModeAnswer,
+             responses=errors(401, 403, 404, 413, 422, 503))
     async def put_mode(self, asset_id: str, body: ModeRequest = Body(),
                        user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return {"mode": await _unprocessable(asset.set_mode.remote(body.mode.value, user))}
 
-    @app.put("/assets/{asset_id}/setpoints")
+    @app.put("/assets/{asset_id}/setpoints", response_model=WriteAnswer,
+             responses=errors(401, 403, 404, 413, 422, 503))
     async def put_setpoints(
-        self, asset_id: str, body: dict[str, float] = Body(examples=[{"m_oil": 2.0}]),
+        self, asset_id: str, body: dict[str, Number] = Body(examples=[{"m_oil": 2.0}]),
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.write_setpoints.remote(body, user))
 
-    @app.get("/assets/{asset_id}/limits")
+    @app.get("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
+             responses=errors(401, 403, 404, 422, 503),
+             response_model_exclude_unset=True)
     async def get_limits(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
-        return await self._asset(asset_id).limits.remote()
+        return await _unprocessable(self._asset(asset_id).limits.remote())
 
-    @app.put("/assets/{asset_id}/limits")
+    @app.put("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
+             responses=errors(401, 403, 404, 413, 422, 503),
+             response_model_exclude_unset=True)
     async def put_limits(
         self, asset_id: str,
         body: dict[str, Band] = Body(examples=[{"m_oil": {"lower": 0.3, "upper": 6.0}}]),
@@ -151,27 +188,32 @@ class TwinLoopAPI:
         bands = {name: (band.lower, band.upper) for name, band in body.items()}
         return await _unprocessable(asset.set_operator_limits.remote(bands, user))
 
-    @app.get("/assets/{asset_id}/proposals")
+    @app.get("/assets/{asset_id}/proposals", response_model=list[Proposal],
+             responses=errors(401, 403, 404, 422, 503))
     async def get_proposals(self, asset_id: str, user: str = VIEWER) -> list[dict[str, Any]]:
-        return await self._asset(asset_id).proposals.remote()
+        return await _unprocessable(self._asset(asset_id).proposals.remote())
 
-    @app.post("/assets/{asset_id}/proposals/{number}/approve")
+    @app.post("/assets/{asset_id}/proposals/{number}/approve", response_model=WriteAnswer,
+              responses=errors(401, 403, 404, 413, 422, 503))
     async def approve(self, asset_id: str, number: int = Path(ge=1),
                       user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.approve.remote(number, user))
 
-    @app.post("/assets/{asset_id}/proposals/{number}/reject")
+    @app.post("/assets/{asset_id}/proposals/{number}/reject", response_model=Proposal,
+              responses=errors(401, 403, 404, 413, 422, 503))
     async def reject(self, asset_id: str, number: int = Path(ge=1),
                      user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.reject.remote(number, user))
 
-    @app.get("/assets/{asset_id}/controller")
+    @app.get("/assets/{asset_id}/controller", response_model=ControllerTuning,
+             responses=errors(401, 403, 404, 422, 503))
     async def get_controller(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
         return await self._asset(asset_id).controller_tuning.remote()
 
-    @app.put("/assets/{asset_id}/controller")
+    @app.put("/assets/{asset_id}/controller", response_model=ControllerTuning,
+             responses=errors(401, 403, 404, 413, 422, 503))
     async def put_controller(
         self, asset_id: str,
         body: dict[str, Any] = Body(examples=[{
@@ -185,7 +227,8 @@ class TwinLoopAPI:
         asset = self._asset(asset_id)
         return await _unprocessable(asset.set_controller.remote(body, user))
 
-    @app.get("/assets/{asset_id}/audit")
+    @app.get("/assets/{asset_id}/audit", response_model=list[AuditEntry],
+             responses=errors(401, 403, 404, 422, 503))
     async def get_audit(
         self,
         asset_id: str,
@@ -196,22 +239,26 @@ class TwinLoopAPI:
         user: str = VIEWER,
     ) -> list[dict[str, Any]]:
         self._asset(asset_id)
-        return await self.safety.audit_records.remote(
-            asset_id, since, until, None if outcome is None else outcome.value, limit)
+        return await asyncio.wait_for(self.safety.audit_records.remote(
+            asset_id, since, until, None if outcome is None else outcome.value, limit),
+            AUDIT_TIMEOUT_S)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, response_model=None,
+             responses={**METRICS_RESPONSE, **errors(401, 403, 503)})
     async def metrics(self, user: str = VIEWER) -> Response:
         snapshots = await asyncio.gather(*(a.metrics_snapshot.remote() for a in self.assets.values()))
         mqtt = None if self.mqtt is None else await self.mqtt.metrics_snapshot.remote()
-        return Response(render(snapshots, mqtt),
-                        media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(render(snapshots, mqtt), media_type=PROMETHEUS_TEXT)
 
 
-def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: list = ()) -> str:
+def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: list = (),
+               tokens_file: str | os.PathLike | None = None) -> str:
     """Start Ray Serve on ``host:port`` and deploy the API over ``fleet``, accepting the
-    bearer ``tokens`` (serve.auth.Token, hashed); returns its URL."""
+    bearer ``tokens`` (serve.auth.Token, hashed) and those of ``tokens_file``, re-read
+    whenever it changes (serve.auth.TokenTable); returns its URL."""
     serve.start(http_options={"host": host, "port": port})
+    file = None if tokens_file is None else os.path.abspath(tokens_file)
     serve.run(TwinLoopAPI.bind(fleet.site.site.name, fleet.assets, fleet.safety, list(tokens),
-                               fleet.mqtt),
+                               fleet.mqtt, file),
               name="twinloop", route_prefix="/")
     return f"http://{host}:{port}"

@@ -10,9 +10,15 @@ reveals no token)::
     hash = "sha256:<salt hex>:<digest hex>"
 
 ``twinloop token add --user olga --role operator`` generates a token, prints it once and
-appends its hash. A route declares the role it needs with a dependency, which answers
-401 without a valid token and 403 without the role, and otherwise gives the route the
-caller's user name (recorded in the audit log)::
+adds its hash; ``twinloop token remove --user olga`` revokes olga's tokens. Both replace the
+file atomically (a reader sees the old file or the new one, never half of one). A running
+server re-reads the file when it changes (its size, modification time or inode differ
+from the last read, checked on each request: one ``stat``), so an added token is accepted
+and a removed one refused from the next request on, without a restart.
+
+A route declares the role it needs with a dependency, which answers 401 without a valid
+token and 403 without the role, and otherwise gives the route the caller's user name
+(recorded in the audit log)::
 
     @app.put("/assets/{asset_id}/mode")
     async def put_mode(self, ..., user: str = Depends(RoleRequired(Role.OPERATOR))): ...
@@ -23,9 +29,12 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
+import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,6 +43,8 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.config import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Role(enum.IntEnum):
@@ -102,43 +113,110 @@ def load_tokens(path: str | Path) -> list[Token]:
 
 
 def add_token(path: str | Path, user: str, role: str) -> str:
-    """Generate a token for ``user`` with ``role``, append its hash to ``path`` (created
+    """Generate a token for ``user`` with ``role``, add its hash to ``path`` (created
     readable by its owner only) and return the token: it is shown once, never stored."""
     Role.named(role)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]*", user):
         raise ValueError(f"user {user!r} must be letters, digits, '_', '.', '@', '-'")
     token = secrets.token_urlsafe(32)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "a") as file:
-        file.write(f'\n[[tokens]]\nuser = "{user}"\nrole = "{role.lower()}"\n'
-                   f'hash = "{hash_token(token)}"\n')
+    entry = Token(user, role.lower(), hash_token(token))
+    _write_tokens(path, [*load_tokens(path), entry])
     return token
 
 
-class TokenTable:
-    """The tokens a server accepts."""
+def remove_tokens(path: str | Path, user: str) -> int:
+    """Revoke every token of ``user`` in ``path``; returns how many. ValueError if the
+    user has none."""
+    tokens = load_tokens(path)
+    kept = [t for t in tokens if t.user != user]
+    if len(kept) == len(tokens):
+        raise ValueError(f"user {user!r} has no token in {path}")
+    _write_tokens(path, kept)
+    return len(tokens) - len(kept)
 
-    def __init__(self, tokens: Iterable[Token] = ()) -> None:
-        self.tokens = [(t.user, Role.named(t.role), t.hash) for t in tokens]
+
+def _write_tokens(path: str | Path, tokens: list[Token]) -> None:
+    """Replace ``path`` with ``tokens``, atomically (a temporary file in the same folder,
+    mode 0600, renamed over it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f'[[tokens]]\nuser = "{t.user}"\nrole = "{t.role}"\nhash = "{t.hash}"\n\n'
+                   for t in tokens)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class TokenTable:
+    """The tokens a server accepts: ``fixed`` ones (the demo's admin token) and those of
+    the token file at ``path``, re-read whenever the file changes.
+
+    Each ``identify`` compares the file's (inode, size, modification time) with the last
+    read and re-reads it if they differ, so ``twinloop token add`` and ``token remove``
+    take effect on the next request. A missing file holds no tokens. A file that does not
+    parse fails closed: its tokens are refused (the fixed ones still work) and the error
+    is logged, until it is fixed."""
+
+    def __init__(self, fixed: Iterable[Token] = (), path: str | Path | None = None) -> None:
+        self.fixed = _entries(fixed)
+        self.path = None if path is None else Path(path)
+        self._lock = threading.Lock()
+        self._seen: tuple[int, int, int] | None = None
+        self._from_file: list[tuple[str, Role, str]] = []
 
     def identify(self, token: str) -> tuple[str, Role] | None:
         """The user and role of ``token``, or None."""
-        for user, role, hashed in self.tokens:
+        for user, role, hashed in [*self.fixed, *self._file_tokens()]:
             if matches(token, hashed):
                 return user, role
         return None
 
+    def _file_tokens(self) -> list[tuple[str, Role, str]]:
+        if self.path is None:
+            return []
+        with self._lock:
+            try:
+                info = self.path.stat()
+                seen = (info.st_ino, info.st_size, info.st_mtime_ns)
+            except FileNotFoundError:
+                seen = (0, 0, 0)
+            if seen != self._seen:
+                try:
+                    self._from_file = _entries(load_tokens(self.path))
+                except ConfigError as error:
+                    log.error("token file refused, its tokens are not accepted: %s", error)
+                    self._from_file = []
+                self._seen = seen
+            return self._from_file
+
+
+def _entries(tokens: Iterable[Token]) -> list[tuple[str, Role, str]]:
+    return [(t.user, Role.named(t.role), t.hash) for t in tokens]
+
 
 _table = TokenTable()
 _bearer = HTTPBearer(auto_error=False)
+
+MISSING_TOKEN = "missing bearer token (Authorization: Bearer <token>)"
+INVALID_TOKEN = "invalid bearer token"
 
 
 def install(table: TokenTable) -> None:
     """Make ``table`` the tokens this process accepts (called in the HTTP replica)."""
     global _table
     _table = table
+
+
+def identify(token: str) -> tuple[str, Role] | None:
+    """The user and role of ``token`` among the tokens this process accepts, or None."""
+    return _table.identify(token)
 
 
 class RoleRequired:
@@ -149,11 +227,10 @@ class RoleRequired:
 
     def __call__(self, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
         if credentials is None:
-            raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         identity = _table.identify(credentials.credentials)
         if identity is None:
-            raise HTTPException(401, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         user, role = identity
         if role < self.role:
             raise HTTPException(403, f"role {self.role.name.lower()} required; {user} has "

@@ -7,6 +7,7 @@
     twinloop site generate [--wells N] [--cells N] [--pumps N] [--tanks N] [--terminals N]
                   [--pipelines N] [--seed S] [--name NAME] [--speed X] > site.toml
     twinloop token add --user NAME --role viewer|operator|engineer|admin [--file F]
+    twinloop token remove --user NAME [--file F]
     twinloop tune <kind> [--output Y] [--step DY] [--duration S] [--horizon N]
                   [--backend B] [--tracking Y=W ...] [--move-suppression U=W ...]
                   [--noise F] [--out PREFIX]
@@ -23,15 +24,17 @@ TWINLOOP_ADMIN_TOKEN if set, else a new one, printed.
 ``modbus-map`` prints the site's register map. ``site generate`` prints a site file
 with that many assets of each kind, their parameters and plant mismatch varied from the
 seed (plants.sitegen). ``token add`` generates a bearer token,
-prints it once and appends its salted hash to the token file (default
-``var/tokens.toml``, the site files' default ``http.tokens``). ``tune`` simulates a
-closed-loop step response of one plant kind under a tuning, offline and without Ray
-(controllers.step_response), and writes PREFIX.png and PREFIX.csv.
+prints it once and adds its salted hash to the token file (default ``var/tokens.toml``,
+the site files' default ``http.tokens``); ``token remove`` revokes a user's tokens. A
+running demo re-reads the file when it changes: both take effect without a restart.
+``tune`` simulates a closed-loop step response of one plant kind under a tuning, offline
+and without Ray (controllers.step_response), and writes PREFIX.png and PREFIX.csv.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import os
 import secrets
@@ -70,12 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     registers = commands.add_parser("modbus-map", help="print the site's Modbus register map")
     registers.add_argument("--site", default=str(DEFAULT_SITE), help="site file (TOML)")
     _add_site_parser(commands)
-    token = commands.add_parser("token", help="manage bearer tokens").add_subparsers(
-        dest="action", required=True).add_parser("add", help="generate a token, store its hash")
+    token_actions = commands.add_parser("token", help="manage bearer tokens").add_subparsers(
+        dest="action", required=True)
+    token = token_actions.add_parser("add", help="generate a token, store its hash")
     token.add_argument("--user", required=True, help="name recorded in the audit log")
     token.add_argument("--role", required=True,
                        choices=["viewer", "operator", "engineer", "admin"])
     token.add_argument("--file", default=HttpSettings().tokens, help="token file (TOML)")
+    revoke = token_actions.add_parser("remove", help="revoke every token of a user")
+    revoke.add_argument("--user", required=True, help="whose tokens to revoke")
+    revoke.add_argument("--file", default=HttpSettings().tokens, help="token file (TOML)")
     tune = commands.add_parser("tune", help="closed-loop step response of a plant kind "
                                "under a tuning, as a PNG plot and a CSV")
     tune.add_argument("kind", help="plant kind (asphalt_tank, centrifugal_pump, ...)")
@@ -99,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "token":
-            return add_token(args)
+            return add_token(args) if args.action == "add" else remove_token(args)
         if args.command == "modbus-map":
             return print_modbus_map(args)
         if args.command == "tune":
@@ -192,6 +199,14 @@ def add_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def remove_token(args: argparse.Namespace) -> int:
+    from serve.auth import remove_tokens
+
+    removed = remove_tokens(args.file, args.user)
+    print(f"twinloop: revoked {removed} token(s) of {args.user} in {args.file}")
+    return 0
+
+
 def print_modbus_map(args: argparse.Namespace) -> int:
     import plants
     from engine.registers import format_map, site_map
@@ -231,6 +246,10 @@ def run_demo(args: argparse.Namespace) -> int:
         # default on macOS and Windows) keeps the node address, and every port, on
         # loopback. Read when Ray is imported.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if not args.address:
+        # Ray enables token authentication by default and warns on every start unless the
+        # mode is set: set it to what it is (a cluster keeps the mode its nodes run with).
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
     import ray
     from ray import serve
@@ -240,62 +259,70 @@ def run_demo(args: argparse.Namespace) -> int:
     from engine.clock import ClockSpec
     from serve.app import start_http
     from serve.auth import Token, hash_token, load_tokens
+    from serve.logs import log_path, quiet_ray, setup_demo_logging, worker_runtime_env
 
     try:  # before Ray starts: a bad broker is a configuration error, not a crash
         check_mqtt(site, args.mqtt)
     except ValueError as error:
         raise ConfigError(args.site, "--mqtt", str(error)) from None
     admin, generated = admin_token(os.environ)
-    tokens = [*load_tokens(site.http.tokens), Token("admin", "admin", hash_token(admin))]
+    file_tokens = load_tokens(site.http.tokens)  # a bad file stops the demo here, not later
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     print(f"twinloop: starting site {site.site.name!r} ({len(site.assets)} assets) "
           f"at {speed:g}x real time", flush=True)
+    log_file = log_path(site.site.audit_db, site.site.name)
+    ray_log, console = setup_demo_logging(log_file)
+    say = functools.partial(print, file=console, flush=True)
     embedded = {} if args.address else {"_node_ip_address": host}
     ray.init(address=args.address, namespace=NAMESPACE, include_dashboard=False,
-             logging_level="WARNING", log_to_driver=False, **embedded)
+             configure_logging=False, log_to_driver=False,
+             runtime_env=worker_runtime_env(log_file), **embedded)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True, mqtt=args.mqtt)
     try:
         fleet.start()
-        url = start_http(fleet, host, port, tokens)
-        print(f"  HTTP API     {url}/assets   (OpenAPI: {url}/docs)", flush=True)
-        print(f"  metrics      {url}/metrics", flush=True)
+        url = start_http(fleet, host, port, [Token("admin", "admin", hash_token(admin))],
+                         site.http.tokens)
+        quiet_ray(ray_log)  # Serve adds a console handler of its own when it starts
+        say(f"  HTTP API     {url}/assets   (OpenAPI: {url}/docs)")
+        say(f"  metrics      {url}/metrics")
         if generated:
-            print(f"  admin token  {admin}   (generated; set {ADMIN_TOKEN_VARIABLE} to choose "
-                  "one)", flush=True)
+            say(f"  admin token  {admin}   (generated; set {ADMIN_TOKEN_VARIABLE} to choose "
+                "one)")
         else:
-            print(f"  admin token  from {ADMIN_TOKEN_VARIABLE}", flush=True)
-        print(f"  tokens file  {Path(site.http.tokens).resolve()} "
-              f"({len(tokens) - 1} token(s); `twinloop token add` adds one)", flush=True)
-        print(f"  audit log    {Path(site.site.audit_db).resolve()}", flush=True)
-        print(f"  OPC UA       {_serve_opcua(fleet)}", flush=True)
+            say(f"  admin token  from {ADMIN_TOKEN_VARIABLE}")
+        say(f"  tokens file  {Path(site.http.tokens).resolve()} "
+            f"({len(file_tokens)} token(s), re-read on change; `twinloop token add` adds "
+            "one)")
+        say(f"  audit log    {Path(site.site.audit_db).resolve()}")
+        say(f"  OPC UA       {_serve_opcua(fleet)}")
         if fleet.plcs:
             ports = sorted(plc.port for plc in fleet.plcs.values())
             unit_ids = sorted({plc.unit_id for plc in fleet.plcs.values()})
             span = f"{ports[0]}" if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
-            print(f"  Modbus TCP   {site.modbus.host}:{span}   (one PLC per "
-                  f"asset, unit id {', '.join(map(str, unit_ids))}; twinloop modbus-map "
-                  "lists the registers)", flush=True)
+            say(f"  Modbus TCP   {site.modbus.host}:{span}   (one PLC per "
+                f"asset, unit id {', '.join(map(str, unit_ids))}; twinloop modbus-map "
+                "lists the registers)")
         if fleet.mqtt is not None:
             connected = ray.get(fleet.mqtt.wait_connected.remote(5.0))
-            print(f"  MQTT         {args.mqtt}   (twinloop/{site.site.name}/<asset id>/"
-                  "{measurements,estimates,setpoints}"
-                  f"{'' if connected else '; broker not reachable yet, retrying'})", flush=True)
-        print(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}",
-              flush=True)
-        print("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.",
-              flush=True)
+            say(f"  MQTT         {args.mqtt}   (twinloop/{site.site.name}/<asset id>/"
+                "{measurements,estimates,setpoints}"
+                f"{'' if connected else '; broker not reachable yet, retrying'})")
+        say(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}")
+        say(f"  log file     {log_file}   (errors of every actor, Ray's own lines)")
+        say("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.")
         try:
             stop.wait(args.duration)
         except KeyboardInterrupt:
             pass
     finally:
-        serve.shutdown()
+        if args.address:  # an embedded Ray takes Serve down with it, and quietly
+            serve.shutdown()
         fleet.shutdown()
         ray.shutdown()
-    print("twinloop: stopped", flush=True)
+    say("twinloop: stopped")
     return 0
 
 

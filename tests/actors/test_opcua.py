@@ -10,6 +10,9 @@ configured, only that endpoint is offered and only configured users get in.
 from __future__ import annotations
 
 import asyncio
+import math
+import re
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -145,6 +148,38 @@ def test_a_clamped_write_answers_good_clamped_and_shows_the_applied_value(url, t
     assert shown == 10.0
     last = ray.get(two_tanks.safety.audit_records.remote("tank-01", outcome="clamped"))[-1]
     assert (last["user"], last["requested"], last["applied"]) == ("anonymous", 11.0, 10.0)
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readmes_node_id_and_write_results_are_what_the_server_does(url, two_tanks):
+    """The README's example node id (``ns=<index>;s=tank-01.Setpoints.m_oil``) reads the
+    setpoint, its index is the one of the namespace URI, and a NaN or infinite write
+    answers the status the README's table gives, changing nothing."""
+    text = README.read_text()
+    index = int(re.search(r"`ns=(\d+);s=tank-01\.Setpoints\.m_oil`", text).group(1))
+    row = next(line for line in text.splitlines() if "NaN" in line and "`Bad" in line)
+    documented = re.search(r"`(Bad\w+)`", row).group(1)
+    ray.get(two_tanks.assets["tank-01"].set_mode.remote("MANUAL", "test"))
+
+    async def scenario():
+        async with Client(url) as client:
+            resolved = await client.get_namespace_index(NAMESPACE_URI)
+            node = client.get_node(f"ns={index};s=tank-01.Setpoints.m_oil")
+            before = await node.read_value()
+            results = []
+            for value in (math.nan, math.inf):
+                [result] = await client.uaclient.write_attributes(
+                    [node.nodeid], [ua.DataValue(ua.Variant(value, ua.VariantType.Double))],
+                    ua.AttributeIds.Value)
+                results.append(result.name)
+            return resolved, before, results, await node.read_value()
+
+    resolved, before, results, after = asyncio.run(scenario())
+    assert resolved == index
+    assert results == [documented, documented]
+    assert after == before
 
 
 def test_writes_to_an_off_asset_or_of_a_string_are_refused_and_change_nothing(url, two_tanks):

@@ -26,6 +26,17 @@ def test_query_filters_by_asset_time_and_outcome(tmp_path):
     assert len(log.query("tank-02")) == 1
 
 
+def test_query_answers_in_time_order_whatever_the_order_of_writing(tmp_path):
+    """Records written out of time order (a restored asset's older decisions after a newer
+    one) come back oldest first, and ``limit`` keeps the newest in time."""
+    log = AuditLog(tmp_path / "audit.db")
+    log.append([record(5), record(2), record(8)])
+    log.append([record(1), record(6)])
+    assert [r.time for r in log.query("tank-01")] == [1, 2, 5, 6, 8]
+    assert [r.time for r in log.query("tank-01", limit=2)] == [6, 8]
+    assert [r.time for r in log.query("tank-01", since=2, until=6)] == [2, 5, 6]
+
+
 def test_every_committed_record_survives_kill_9(tmp_path):
     path = tmp_path / "audit.db"
     writer = textwrap.dedent(f"""

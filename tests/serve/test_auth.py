@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from engine.config import ConfigError
-from serve.auth import Role, TokenTable, load_tokens
+from serve.auth import Role, Token, TokenTable, hash_token, load_tokens
 from serve.cli import admin_token, main
 
 
@@ -66,3 +66,18 @@ def test_the_demo_takes_its_admin_token_from_the_environment_or_makes_one():
     first, generated = admin_token({})
     assert generated and len(first) >= 43  # 32 random bytes, URL-safe base64
     assert admin_token({"TWINLOOP_ADMIN_TOKEN": ""})[0] != first
+
+
+def test_a_token_file_that_stops_parsing_refuses_its_tokens_and_keeps_the_fixed_ones(
+        tmp_path, capsys):
+    path = tmp_path / "tokens.toml"
+    assert main(["token", "add", "--user", "olga", "--role", "operator", "--file", str(path)]) == 0
+    olga = capsys.readouterr().out.splitlines()[-1]
+    admin = "a" * 43
+    table = TokenTable([Token("admin", "admin", hash_token(admin))], path)
+    assert table.identify(olga) == ("olga", Role.OPERATOR)
+    path.write_text(path.read_text().replace('role = "operator"', 'role = "root"'))
+    assert table.identify(olga) is None  # fail closed while the file is broken
+    assert table.identify(admin) == ("admin", Role.ADMIN)
+    path.unlink()
+    assert table.identify(olga) is None

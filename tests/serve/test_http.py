@@ -20,13 +20,20 @@ def bearer(role: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def api(two_tanks):
+def tokens_file(tmp_path_factory):
+    """The token file the API reads (empty at start): tests add and revoke tokens in it
+    with the `twinloop token` command while the API runs."""
+    return tmp_path_factory.mktemp("tokens") / "tokens.toml"
+
+
+@pytest.fixture(scope="module")
+def api(two_tanks, tokens_file):
     from ray import serve
 
     from serve.app import start_http
 
     tokens = [Token(USERS[role], role, hash_token(token)) for role, token in TOKENS.items()]
-    url = start_http(two_tanks, "127.0.0.1", free_port(), tokens)
+    url = start_http(two_tanks, "127.0.0.1", free_port(), tokens, tokens_file)
     with httpx.Client(base_url=url, timeout=30.0, headers=bearer("operator")) as client:
         yield client
     serve.shutdown()
@@ -163,6 +170,35 @@ def test_without_a_token_401_and_without_the_role_403(api):
     assert reply.status_code == 200
     last = api.get("/assets/tank-01/audit").json()[-1]
     assert (last["signal"], last["user"]) == ("T_bulk", "ada")
+
+
+def test_a_token_added_or_revoked_while_the_api_runs_takes_effect_without_a_restart(
+        api, tokens_file, capsys):
+    """`twinloop token add` while the API runs: the new token is accepted at once with its
+    role; `twinloop token remove`: it is refused (401) from the next request on, and the
+    other user's token keeps working."""
+    from serve.cli import main
+
+    bare = httpx.Client(base_url=str(api.base_url), timeout=30.0)
+    for user, role in (("otto", "operator"), ("vic", "viewer")):
+        assert main(["token", "add", "--user", user, "--role", role,
+                     "--file", str(tokens_file)]) == 0
+    otto, vic = [out.splitlines()[-1] for out in capsys.readouterr().out.split("twinloop: ")[1:]]
+    otto_bearer = {"Authorization": f"Bearer {otto}"}
+    vic_bearer = {"Authorization": f"Bearer {vic}"}
+    assert bare.get("/assets/tank-01", headers=otto_bearer).status_code == 200
+    assert bare.put("/assets/tank-01/mode", json={"mode": "OFF"},
+                    headers=vic_bearer).status_code == 403
+    reply = bare.put("/assets/tank-01/reference", json={"T_bulk": 433.15}, headers=otto_bearer)
+    assert reply.status_code == 200
+    assert api.get("/assets/tank-01/audit").json()[-1]["user"] == "otto"
+
+    assert main(["token", "remove", "--user", "otto", "--file", str(tokens_file)]) == 0
+    reply = bare.get("/assets/tank-01", headers=otto_bearer)
+    assert reply.status_code == 401 and reply.json()["detail"] == "invalid bearer token"
+    assert bare.get("/assets/tank-01", headers=vic_bearer).status_code == 200
+    assert main(["token", "remove", "--user", "otto", "--file", str(tokens_file)]) == 2
+    assert "user 'otto' has no token" in capsys.readouterr().err
 
 
 def test_operator_limits_must_lie_inside_the_engineering_limits(api):

@@ -1,0 +1,235 @@
+"""Response bodies of the HTTP API (serve.app), as pydantic models for FastAPI's OpenAPI.
+
+Every route declares its 200 body with one of these and its error answers with
+``errors(...)``; FastAPI checks each answer against its model before sending it, so the
+document at /openapi.json is what clients get. Values are SI, each with its unit; times
+are UNIX seconds of the twin's clock. Where a number may be absent or unbounded (an
+infinite limit, a statistic not computed yet) the actors send ``null``.
+
+Error bodies are ``{"detail": "<message>"}``, except 422: either FastAPI's validation
+errors (``detail`` a list of ``{loc, msg, type}``, for a body or parameter of the wrong
+shape) or a message naming the signal or field and the bound (``detail`` a string, for a
+value the asset or the safety actor refuses).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+from engine.messages import Mode, Outcome
+
+Number = Annotated[float, Strict()]
+"""A number in a request body: a JSON number (integer or not); ``true`` or ``"433.5"`` is
+a malformed request (422), not 1.0 or 433.5."""
+
+
+class ErrorMessage(BaseModel):
+    """An error answer: what went wrong, in words."""
+
+    detail: str
+
+
+class ValidationIssue(BaseModel):
+    """One problem of a request that does not have the declared shape."""
+
+    loc: list[str | int] = Field(description="where: 'body' or 'query' or 'path', then keys")
+    msg: str
+    type: str
+
+
+class Unprocessable(BaseModel):
+    """422: a list of validation issues (malformed request), or a message naming the signal
+    or field and the bound (a well-formed value the asset or the safety actor refuses)."""
+
+    detail: list[ValidationIssue] | str
+
+
+_ERRORS: dict[int, tuple[type[BaseModel], str]] = {
+    401: (ErrorMessage, "no bearer token, or one the server does not know"),
+    403: (ErrorMessage, "the token's role may not make this request"),
+    404: (ErrorMessage, "unknown asset (or proposal)"),
+    413: (ErrorMessage, "request body larger than 1 MiB: not parsed, nothing changed"),
+    422: (Unprocessable, ("malformed request, or a value outside its signal's bounds: "
+                          "nothing changed")),
+    503: (ErrorMessage, ("an actor is restarting or unreachable (a write: nothing was "
+                         "written); retry shortly")),
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that can answer these error ``codes``."""
+    return {code: {"model": _ERRORS[code][0], "description": _ERRORS[code][1]}
+            for code in codes}
+
+
+class Health(BaseModel):
+    status: str = Field(description="'ok' while the service runs")
+    site: str
+    assets: int
+    unhealthy: list[str] = Field(description="ids of the assets that are not healthy")
+
+
+class AssetSummary(BaseModel):
+    id: str
+    kind: str
+    mode: Mode
+    healthy: bool
+
+
+class Value(BaseModel):
+    value: float | None
+    unit: str
+
+
+class Estimated(Value):
+    std: float | None = Field(description="standard deviation, same unit")
+
+
+class Timed(Value):
+    time: float | None = Field(description="twin time the value was measured or applied")
+
+
+class Link(BaseModel):
+    """How the asset reaches its plant; each kind adds its own fields (Modbus: address,
+    unit_id, word_order, reconnect_attempts; MQTT: received, latest_time)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field(description="modbus | direct | mqtt")
+    connected: bool | None = None
+    error: str | None
+
+
+class ControllerStatus(BaseModel):
+    backend: str
+    status: str | None = Field(description="the last solve's status; null before the first")
+    solve_time_s: float | None
+    reason: str | None = Field(description="the controller's explanation of its last proposal")
+
+
+class EstimatorStatus(BaseModel):
+    kind: str = Field(description="kf | ekf | ukf")
+    parameters: dict[str, Estimated] = Field(description="estimated model parameters")
+    innovation: dict[str, Value] = Field(description="last measurement minus its prediction")
+    nis: float | None = Field(description="normalised innovation squared of the last correction")
+    dof: int
+    nis_threshold: float | None
+    significance: float
+    anomaly: bool = Field(description="the last NIS failed its chi-square test")
+    anomalies: int
+
+
+class AssetStatus(BaseModel):
+    """Everything the twin knows of one asset."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    kind: str
+    mode: Mode
+    time: float = Field(description="twin time of the estimate")
+    revision: int
+    healthy: bool
+    link: Link
+    measurement_age_s: float | None
+    estimate: dict[str, Estimated]
+    measurement: dict[str, Timed]
+    setpoints: dict[str, Timed]
+    reference: dict[str, Value]
+    controller: ControllerStatus
+    nis: float | None
+    estimator: EstimatorStatus
+    period_s: float
+    ticks: int
+    overruns: int
+    errors: list[str]
+    outputs_held: bool = Field(description="the safety actor is unreachable: outputs hold")
+    restarted: bool
+
+
+class ReferenceAnswer(BaseModel):
+    reference: dict[str, float] = Field(description="every output target now in force")
+
+
+class ModeAnswer(BaseModel):
+    mode: Mode
+
+
+class RecordSummary(BaseModel):
+    signal: str
+    outcome: Outcome
+    reason: str
+
+
+class WriteAnswer(BaseModel):
+    """What the safety gate did with a write (operator setpoints, an approval)."""
+
+    applied: dict[str, float] = Field(description="what was written to the plant")
+    time: float
+    mode: Mode
+    revision: int
+    records: list[RecordSummary] = Field(description="one audit record per signal")
+
+
+class SignalLimits(BaseModel):
+    lower: float | None = Field(description="engineering lower limit; null: unbounded")
+    upper: float | None = Field(description="engineering upper limit; null: unbounded")
+    max_rate: float | None = Field(description="largest change per second; null: no limit")
+    operator_lower: float | None = Field(None, description="operator band; absent if none")
+    operator_upper: float | None = Field(None, description="operator band; absent if none")
+
+
+class Proposal(BaseModel):
+    """A controller proposal queued in ADVISORY mode for an operator."""
+
+    n: int
+    time: float
+    setpoints: dict[str, float]
+    reason: str
+    status: str
+    measurement_age: float | None = Field(description="age of the measurement it was made "
+                                                      "on, twin seconds; null: none yet")
+
+
+class TuningLimit(BaseModel):
+    lower: float | None
+    upper: float | None
+    max_rate: float | None
+    unit: str
+    engineering_lower: float | None
+    engineering_upper: float | None
+
+
+class ControllerTuning(BaseModel):
+    """The controller's tuning; the backend's further settings (economic weights, output
+    limits, QP solver, iterations, tolerance, code generation) come alongside."""
+
+    model_config = ConfigDict(extra="allow")
+
+    backend: str
+    horizon: int
+    tracking: dict[str, float]
+    move_suppression: dict[str, float]
+    limits: dict[str, TuningLimit]
+    backends: list[str] = Field(description="the backends this asset may use")
+
+
+class AuditEntry(BaseModel):
+    time: float
+    user: str
+    source: str
+    signal: str
+    requested: float | None
+    applied: float | None
+    outcome: Outcome
+    reason: str
+
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+METRICS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Prometheus text exposition format 0.0.4",
+          "content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}}},
+}
