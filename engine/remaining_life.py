@@ -124,21 +124,22 @@ def remaining_life(signal: str, history: History, threshold: float, *, rising: b
     (level, slope), cov = _robust_line(t - t[-1], y, sigma)
     level_var = cov[0, 0]
     slope_std = math.sqrt(cov[1, 1])
-    fit = dict(signal=signal, threshold=float(threshold), rising=rising, level=float(level),
-               level_std=math.sqrt(level_var), slope=float(slope), slope_std=slope_std,
-               samples=int(t.size))
     z = direction * slope / slope_std
     degrading = bool(z > norm.ppf(1 - significance))
     margin = direction * (threshold - level)
+    fit = Trend(signal=signal, threshold=float(threshold), rising=rising, level=float(level),
+                level_std=math.sqrt(level_var), slope=float(slope), slope_std=slope_std,
+                samples=int(t.size), degrading=degrading, rul_median_s=None, rul_low_s=None,
+                rul_high_s=None, reason="")
     if margin <= 0:
-        return Trend(**fit, degrading=degrading, rul_median_s=0.0, rul_low_s=0.0,
-                     rul_high_s=0.0, reason=f"{signal} {level:.4g} is at or past its "
-                     f"threshold {threshold:.4g}")
+        return msgspec.structs.replace(
+            fit, rul_median_s=0.0, rul_low_s=0.0, rul_high_s=0.0,
+            reason=f"{signal} {level:.4g} is at or past its threshold {threshold:.4g}")
     if not degrading:
-        return Trend(**fit, degrading=False, rul_median_s=None, rul_low_s=None,
-                     rul_high_s=None, reason=f"no degradation trend: {signal} slope "
-                     f"{slope:.3g} ± {slope_std:.3g} /s is not significantly "
-                     f"{'rising' if rising else 'falling'} ({int(t.size)} samples)")
+        return msgspec.structs.replace(
+            fit, reason=f"no degradation trend: {signal} slope {slope:.3g} ± "
+            f"{slope_std:.3g} /s is not significantly {'rising' if rising else 'falling'} "
+            f"({int(t.size)} samples)")
 
     def crossed_by(r: float) -> float:
         """F(r): probability the path has reached the threshold r seconds from now."""
@@ -148,10 +149,10 @@ def remaining_life(signal: str, history: History, threshold: float, *, rising: b
     ceiling = float(norm.cdf(z))  # F(r) as r grows without bound
     low, median, high = (_quantile(crossed_by, q, margin / abs(slope), ceiling)
                          for q in (BAND[0], 0.5, BAND[1]))
-    return Trend(**fit, degrading=True, rul_median_s=median, rul_low_s=low, rul_high_s=high,
-                 reason=f"{signal} reaches {threshold:.4g} in {_days(median)} "
-                 f"(10-90 %: {_days(low)} to {_days(high)}) at {slope:.3g} ± "
-                 f"{slope_std:.3g} /s")
+    return msgspec.structs.replace(
+        fit, rul_median_s=median, rul_low_s=low, rul_high_s=high,
+        reason=f"{signal} reaches {threshold:.4g} in {_days(median)} (10-90 %: {_days(low)} "
+        f"to {_days(high)}) at {slope:.3g} ± {slope_std:.3g} /s")
 
 
 def check_history(signal: str, history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -134,11 +134,13 @@ def new_pump_values(model: PlantModel) -> NewPumpValues:
 
 
 def pump_health(history: PumpHistory, new_pump: NewPumpValues,
-                limits: HealthLimits = HealthLimits(), *,
+                limits: HealthLimits | None = None, *,
                 window_s: float = DEFAULT_WINDOW_S) -> PumpHealth:
-    """Health index and remaining life from ``history`` (module docstring). Bad histories
+    """Health index and remaining life from ``history`` (module docstring) against
+    ``limits`` (default HealthLimits(), the kind's alarm limits). Bad histories
     raise ValueError naming the signal and the field (engine.remaining_life.check_history);
     a new-pump value at or beyond its limit raises ValueError naming both."""
+    limits = HealthLimits() if limits is None else limits
     table = (
         ("head_factor", "1", False, 1.0, 1.0 - limits.head_loss),
         ("efficiency_factor", "1", False, 1.0, 1.0 - limits.efficiency_loss),
@@ -160,8 +162,9 @@ def pump_health(history: PumpHistory, new_pump: NewPumpValues,
                              index_std=trend.level_std / allowance,
                              trend=trend))
     worst = min(subs, key=lambda s: s.index)
-    timed = [s for s in subs if s.trend.rul_median_s is not None]
-    limiting = min(timed, key=lambda s: s.trend.rul_median_s) if timed else worst
+    timed = [(s.trend.rul_median_s, i) for i, s in enumerate(subs)
+             if s.trend.rul_median_s is not None]
+    limiting = subs[min(timed)[1]] if timed else worst
     trend = limiting.trend
     if timed:
         reason = f"health {worst.index:.2f} (worst: {worst.signal}); first limit: {trend.reason}"

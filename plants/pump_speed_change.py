@@ -59,11 +59,13 @@ class SpeedChange(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def speed_change(model: PlantModel, x, u, d, speed: float, p=None,
-                 limits: HealthLimits = HealthLimits()) -> SpeedChange:
+                 limits: HealthLimits | None = None) -> SpeedChange:
     """Steady operating points of the pump at state ``x`` (vectors in the model's order,
     SI) with inputs ``u`` and disturbances ``d``, at the present speed and at ``speed``
     [rad/s]. A speed outside the model's speed input bounds, or a point without a steady
-    flow inside the flow bounds, raises ValueError naming it."""
+    flow inside the flow bounds, raises ValueError naming it. ``limits`` (default
+    HealthLimits()) are those of the findings."""
+    limits = HealthLimits() if limits is None else limits
     p = model.parameters.nominal if p is None else np.asarray(p, dtype=float)
     model.inputs.check({"speed": speed})
     present, _ = _steady_point(model, x, u, d, p, limits)
