@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -15,7 +16,13 @@ from engine.config import load_site
 from engine.remaining_life import History
 from engine.simulation import SimulatedPlant
 from plants.centrifugal_pump import HealthLimits
-from plants.pump_health import NewPumpValues, PumpHistory, new_pump_values, pump_health
+from plants.pump_health import (
+    NewPumpValues,
+    PumpHealth,
+    PumpHistory,
+    new_pump_values,
+    pump_health,
+)
 
 PILOT = Path(__file__).resolve().parents[2] / "examples" / "pilot.toml"
 SITE = plants.resolve_site(load_site(PILOT), PILOT)
@@ -145,3 +152,13 @@ def test_a_bad_history_names_the_signal():
                         vibration=unsorted)
     with pytest.raises(ValueError, match=r"vibration\.times must increase strictly"):
         pump_health(pumps, NewPumpValues(oil_rise=16.0, vibration=1.5e-3))
+
+
+def test_the_health_crosses_a_process_as_json(wearing):
+    """PumpHealth and PumpHistory round-trip through msgspec JSON unchanged (they will cross
+    from the asset's shard to the API)."""
+    model, snapshots = wearing
+    history = snapshots[0][1]
+    health = pump_health(history, new_pump_values(model), window_s=12 * HOUR)
+    assert msgspec.json.decode(msgspec.json.encode(health), type=PumpHealth) == health
+    assert msgspec.json.decode(msgspec.json.encode(history), type=PumpHistory) == history
