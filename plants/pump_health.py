@@ -26,8 +26,9 @@ design point (new_pump_values). The health index is the worst sub-index,
 
 because each limit is an alarm limit on its own: a pump whose bearing oil is at 30 K needs
 attention however good its head, so H is 0 exactly when some signal reaches its alarm
-limit and 1 for a new pump. A weighted mean would hide one failing signal behind three good
-ones, and would need weights no standard gives.
+limit and 1 for a new pump. A weighted geometric mean would reach 0 there too, but short of
+it three good signals would mask a fourth close to its limit, and its weights would be
+chosen by no standard.
 
 The remaining useful life is each signal's trend extrapolated to its limit
 (engine.remaining_life: Lu & Meeker's linear degradation path, a robust weighted fit over
