@@ -133,6 +133,12 @@ class EstimatorSettings(_Strict):
         kind: "kf" (linear, on the model linearised at its nominal point), "ekf" or "ukf".
         process_std: per state, std of the process noise per sqrt(second) (Q = std^2 dt).
         measurement_std: per output, std of the measurement noise (R = std^2).
+        unfiltered_outputs: outputs the filter does not correct with: KPIs computed from
+            other measured outputs (a smelter cell's specific energy and pseudo-resistance
+            are its voltage rescaled, a rod pump's Goodman loading its loads), whose
+            errors are those outputs' errors again. Filtering them counts one error twice
+            and lets a parameter the KPI alone depends on (current efficiency) fail the
+            NIS test on every correction. They are still measured and reported.
         initial_std: per state or estimated parameter, std of the initial estimate
             (P0 = std^2); default 1 % of a state's nominal value (10 % of a parameter's),
             at least the process std over one hour.
@@ -147,6 +153,7 @@ class EstimatorSettings(_Strict):
     kind: str = "ekf"
     process_std: dict[str, float] = {}
     measurement_std: dict[str, float] = {}
+    unfiltered_outputs: list[str] = []
     initial_std: dict[str, float] = {}
     estimate_parameters: dict[str, float] = {}
     significance: float = 0.001

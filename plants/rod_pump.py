@@ -115,7 +115,10 @@ DEFAULTS = PlantDefaults(
     limits={"SPM": SetpointLimit(lower=2.0, upper=12.0, max_rate=1.0 / 120.0)},
     controller=ControllerSettings(backend="fillage-rule", horizon=10,
                                   tracking={"fillage": 1.0}, move_suppression={"SPM": 0.1}),
-    estimator=EstimatorSettings(measurement_std={"peak_load": 2500.0, "min_load": 2500.0}),
+    estimator=EstimatorSettings(measurement_std={"peak_load": 2500.0, "min_load": 2500.0},
+                                process_std={"submergence": 0.05},
+                                initial_std={"productivity_multiplier": 0.3, "pump_leak": 0.02},
+                                unfiltered_outputs=["rod_loading"]),
 )
 """Hold 90 % fillage; the VFD moves at most 1 SPM per 2 minutes within 2–12 SPM. The
 filter's polished-rod load noise is the slow model's structural error, not the load

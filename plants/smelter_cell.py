@@ -122,7 +122,8 @@ DEFAULTS = PlantDefaults(
             "pseudo_resistance": OutputLimit(lower=MIN_PSEUDO_RESISTANCE, penalty=1e3),
         },
     ),
-    estimator=EstimatorSettings(initial_std={
+    estimator=EstimatorSettings(unfiltered_outputs=["pseudo_resistance", "specific_energy"],
+                                initial_std={
         "alumina_dissolved": 50.0, "alumina_undissolved": 5.0, "acd": 3e-3,
         "bath_temperature": 3.0, "ledge_thickness": 0.02,
     }),
