@@ -146,6 +146,11 @@ class EstimatorSettings(_Strict):
             with its random-walk std in parameter units per sqrt(second).
         significance: probability that the NIS chi-square test flags a correction of a
             consistent filter as an anomaly (its false-alarm rate).
+        persistence_window: the anomaly is persistent (the asset is not healthy) while
+            more than ``persistence_fraction`` of the last ``persistence_window``
+            corrections were flagged; with significance 0.001 a consistent filter
+            flags 6 of 10 with probability about 2e-16.
+        persistence_fraction: in [0, 1); 0.5: most of the window.
         compiled: EKF only: run the model's prediction as native code compiled with the
             system C compiler (cached on disk; the first build of a model takes seconds).
     """
@@ -157,6 +162,8 @@ class EstimatorSettings(_Strict):
     initial_std: dict[str, float] = {}
     estimate_parameters: dict[str, float] = {}
     significance: float = 0.001
+    persistence_window: int = 10
+    persistence_fraction: float = 0.5
     compiled: bool = False
 
 
@@ -420,6 +427,19 @@ def _check_controller(settings: ControllerSettings, path: str | Path, key: str) 
                               f"must be finite and positive, got {limit.penalty}")
 
 
+def _check_estimator(settings: EstimatorSettings, path: str | Path, key: str) -> None:
+    """The estimator settings that need no model to check."""
+    if not 0 < settings.significance < 1:
+        raise ConfigError(path, f"{key}.significance",
+                          f"must be in (0, 1), got {settings.significance}")
+    if settings.persistence_window < 1:
+        raise ConfigError(path, f"{key}.persistence_window",
+                          f"must be at least 1, got {settings.persistence_window}")
+    if not 0 <= settings.persistence_fraction < 1:
+        raise ConfigError(path, f"{key}.persistence_fraction",
+                          f"must be in [0, 1), got {settings.persistence_fraction}")
+
+
 def _split_validation(message: str) -> tuple[str, str]:
     """msgspec says 'Expected `float`, got `str` - at `$.assets[0].period_s`'."""
     match = re.match(r"(?s)(.*) - at `\$\.?(.*)`$", message)
@@ -461,6 +481,8 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
                               f"{asset.max_measurement_age_s}")
         if asset.controller is not None:
             _check_controller(asset.controller, path, f"{key}.controller")
+        if asset.estimator is not None:
+            _check_estimator(asset.estimator, path, f"{key}.estimator")
         unit_id = asset.modbus.unit_id or modbus.unit_id
         if not 1 <= unit_id <= 247:
             raise ConfigError(path, f"{key}.modbus.unit_id" if asset.modbus.unit_id else
