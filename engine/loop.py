@@ -1,7 +1,11 @@
 """ControlLoop: one asset's estimate -> propose cycle, without Ray.
 
     y (measurement) --> estimator.step(state, u, y, dt) --> x_hat
-    x_hat, reference --> controller.step(t, x_hat, u, d, reference) --> Proposal
+    x_hat, reference --> controller.step(t, x_hat, u, d, reference, p=p_hat) --> Proposal
+
+with p_hat the model's parameters, the estimated ones at their estimates: the controller
+predicts with what the filter has learnt of the plant (a fouled coil), not the nominal
+model.
 
 The loop holds the asset's mutable state (estimator state, last applied inputs,
 reference, disturbances); the estimator and controller hold structure and their own
@@ -113,11 +117,13 @@ class Controller(Protocol):
     backend: str
 
     def step(
-        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, reference: Mapping[str, float]
+        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
+        reference: Mapping[str, float], *, p: np.ndarray | None = None,
     ) -> Proposal:
         """Propose inputs given the estimate ``x``, the inputs ``u`` applied now, the
-        disturbances ``d`` and the output references. The Proposal's ``asset`` is left
-        empty for the loop to fill in."""
+        disturbances ``d``, the output references and the model's parameter vector ``p``
+        to predict with (model order, parameter units; None: the nominal values). The
+        Proposal's ``asset`` is left empty for the loop to fill in."""
         ...
 
 
@@ -136,11 +142,15 @@ class ControlLoop:
         d: Mapping[str, float] | None = None,
         reference: Mapping[str, float] | None = None,
         t0: float = 0.0,
+        estimated_parameters_to_controller: bool = True,
     ) -> None:
+        """``estimated_parameters_to_controller``: the controller predicts with the
+        filter's estimates of the estimated parameters (else with the nominal ones)."""
         self.asset = asset
         self.model = model
         self.estimator = estimator
         self.controller = controller
+        self.estimated_parameters_to_controller = estimated_parameters_to_controller
         self.state = estimator.initial_state(model.states.vector(model.states.check(x0 or {})))
         self.u = model.inputs.vector(model.inputs.check(u0 or {}))
         self.d = model.disturbances.vector(model.disturbances.check(d or {}))
@@ -187,9 +197,18 @@ class ControlLoop:
         return self.estimate()
 
     def propose(self, t: float) -> Proposal:
-        """Ask the controller for setpoints at time ``t``."""
-        proposal = self.controller.step(t, self.x, self.u, self.d, self.reference)
+        """Ask the controller for setpoints at time ``t``, predicting with the estimated
+        parameters (see ``estimated_parameters_to_controller``)."""
+        p = self.parameters() if self.estimated_parameters_to_controller else None
+        proposal = self.controller.step(t, self.x, self.u, self.d, self.reference, p=p)
         return _with_asset(proposal, self.asset)
+
+    def parameters(self) -> np.ndarray:
+        """The model's parameter vector with the estimated parameters at their estimates
+        (parameter units, model order)."""
+        estimated = self.state.x[len(self.model.states):]
+        return self.model.parameters.vector(dict(zip(self.estimator.parameter_names,
+                                                     estimated.tolist())))
 
     def applied(self, setpoints: Mapping[str, float], time: float | None = None) -> None:
         """Record setpoints that the safety policy let through to the plant at twin
