@@ -123,7 +123,13 @@ DEFAULTS = PlantDefaults(
 """Hold 90 % fillage; the VFD moves at most 1 SPM per 2 minutes within 2–12 SPM. The
 filter's polished-rod load noise is the slow model's structural error, not the load
 cell's (250 N): its algebraic loads differ from the card's by up to 10 % of ~25 kN
-(test_rod_pump), and with 250 N the NIS test would flag that model error every stroke."""
+(test_rod_pump), and with 250 N the NIS test would flag that model error every stroke.
+The Goodman rod loading is computed from the measured loads, so it is not filtered (its
+error is theirs again). The well's productivity is known to +-30 % at best, so the
+multiplier starts with a 0.3 std, and the submergence moves 0.05 m per sqrt(s) beyond the
+slow model's inflow: with the 1 % defaults the filter took an hour to find the pilot's
+weaker and stronger wells (productivity 0.75 and 1.2) and flagged most corrections
+until it did (tests/plants/test_pilot_anomalies.py)."""
 
 _STATES = [
     Signal("submergence", "m", 0.0, 0.0, 1500.0, "fluid column above the pump intake", std=0.01),

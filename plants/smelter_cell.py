@@ -153,7 +153,13 @@ a quicker cool-down (the plant's ACD, not only its estimate, which followed it w
 1 mm). Weights chosen by experiment on the pilot cells: economic weights 1 and 10 give
 the same energy within 0.1 %. Measured against tracking 960 °C and 3 % on the pilot's
 cells: 7.8 % less energy per kg Al over 2 h (tests/plants/test_pilot_economics.py),
-6.9 % over 10 h (12.55 against 13.47 kWh/kg, cell-02), the ACD settling at 37 mm."""
+6.9 % over 10 h (12.55 against 13.47 kWh/kg, cell-02), the ACD settling at 37 mm.
+
+The filter leaves the specific energy and the pseudo-resistance out of its corrections:
+both are the measured cell voltage rescaled (by the current and by the current
+efficiency, which the model holds at 0.94), so filtering them counted the voltage's
+noise three times and let a cell whose efficiency differs (cell-02, 0.98 of the
+model's) fail the NIS test on every correction through its specific energy alone."""
 
 
 def parameter_signals() -> list[Signal]:
