@@ -9,11 +9,10 @@ The margin: ``anomalies <= 2 x significance x corrections + 1``. With significan
 one extra is the small absolute margin of a short run: a single chi-square tail event
 of a consistent filter (probability 1 - (1 - 0.001)^240 = 21 % over the longest run).
 
-Measured on this branch (2 h, seeds of examples/pilot.toml): 0 anomalies for every asset
-but one in the terminal (24 corrections). The whole site takes about 110 s of CPU
-(the terminal's 30-state do-mpc 35 s, each pump's do-mpc over 240 ticks 15 s), too slow
-for the suite: it runs a representative set, every kind and every asset the site
-mismatches, and the whole site with TWINLOOP_FULL_PILOT=1.
+The whole site takes about 110 s on a quiet machine (profiled: IPOPT in the do-mpc
+solves, the terminal's 30 states 35 s, each pump's 240 ticks 15 s), too slow for the
+suite: it runs a representative set, every kind and every asset the site mismatches
+or the issue named, and the whole site with TWINLOOP_FULL_PILOT=1.
 """
 
 from __future__ import annotations
@@ -27,9 +26,10 @@ from tests.plants.pilot_lockstep import PILOT_SITE, LockStep, pilot_asset
 
 TWO_HOURS = 7200.0
 REPRESENTATIVE = ("tank-01", "tank-02", "dra-line", "well-01", "well-02", "well-03", "cell-01",
-                  "cell-02", "pump-02", "pump-03")
+                  "cell-02", "pump-02")
 """Left out unless TWINLOOP_FULL_PILOT=1: the terminal (its do-mpc solves take a third of
-the site's time) and pump-01 (a pump like pump-02 without its wear)."""
+the site's time), pump-01 (pump-02 without its wear) and pump-03 (pump-01 with a
+vibration drift, which no output but the vibration sees)."""
 ASSETS = [a.id for a in PILOT_SITE.assets
           if os.environ.get("TWINLOOP_FULL_PILOT") == "1" or a.id in REPRESENTATIVE]
 
