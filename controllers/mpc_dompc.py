@@ -3,8 +3,8 @@
 The do-mpc model is *discrete*: x[k+1] = F(x[k], u[k], d, p, dt) with the PlantModel's
 RK4 step, and the model parameters p (nominal, or the estimator's estimates), the
 disturbances d, the output references r and the tracking weights as time-varying
-parameters, so they can change between calls without rebuilding the problem. Over the horizon of N steps
-(t_step = the model's dt) the controller minimises
+parameters, so they can change between calls without rebuilding the problem. Over the
+horizon of N steps (t_step = the model's dt) the controller minimises
 
     sum_{k=0}^{N-1} [ sum_y w_y ((h_y(x_k, u_k, d, p) - r_y) / s_y)^2
                       + sum_u w_du ((u_k - u_{k-1}) / s_u)^2 ]
