@@ -507,6 +507,8 @@ class AssetActor:
             "significance": self.config.estimator.significance,
             "anomaly": state.anomaly,
             "anomalies": self.metrics.anomalies,
+            "persistent_anomaly": loop.persistent_anomaly,
+            "recent_anomalies": f"{loop.anomalies.count} of the last {loop.anomalies.size}",
         }
 
     def controller_tuning(self) -> dict[str, Any]:
@@ -515,7 +517,7 @@ class AssetActor:
 
     def healthy(self) -> bool:
         return (self.safety_error is None and self.tick_error is None
-                and self.link.status()["error"] is None)
+                and self.link.status()["error"] is None and not self.loop.persistent_anomaly)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.config.id, "kind": self.config.kind, "mode": self.mode.value,

@@ -1,7 +1,11 @@
 """ControlLoop: one asset's estimate -> propose cycle, without Ray.
 
     y (measurement) --> estimator.step(state, u, y, dt) --> x_hat
-    x_hat, reference --> controller.step(t, x_hat, u, d, reference) --> Proposal
+    x_hat, reference --> controller.step(t, x_hat, u, d, reference, p=p_hat) --> Proposal
+
+with p_hat the model's parameters, the estimated ones at their estimates: the controller
+predicts with what the filter has learnt of the plant (a fouled coil), not the nominal
+model.
 
 The loop holds the asset's mutable state (estimator state, last applied inputs,
 reference, disturbances); the estimator and controller hold structure and their own
@@ -11,13 +15,15 @@ warm-start data. AssetActor is a thin async wrapper around it; tests drive it di
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
 import numpy as np
 
+from engine.config import EstimatorSettings
 from engine.messages import Estimate, Measurement, Proposal
 from engine.model import PlantModel
 
@@ -54,13 +60,45 @@ class EstimatorState:
                    bool(data.get("anomaly", False)))
 
 
+class AnomalyWindow:
+    """The anomaly flags of the last ``size`` corrections. The anomaly is persistent
+    while more than ``fraction`` of the window's size are flagged: a single flag is the
+    chi-square test's false alarm (one correction in 1/significance), a majority of the
+    last ``size`` is the plant no longer behaving like its model (a sensor bias, a fault,
+    a parameter jump) and shows in the asset's health."""
+
+    def __init__(self, size: int, fraction: float, flags: Iterable[bool] = ()) -> None:
+        if not (isinstance(size, int) and size >= 1):
+            raise ValueError(f"EstimatorSettings.persistence_window must be an integer >= 1, "
+                             f"got {size!r}")
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"EstimatorSettings.persistence_fraction must be in [0, 1), "
+                             f"got {fraction!r}")
+        self.size, self.fraction = size, fraction
+        self.flags: deque[bool] = deque((bool(f) for f in flags), maxlen=size)
+
+    def record(self, anomaly: bool) -> None:
+        self.flags.append(bool(anomaly))
+
+    @property
+    def count(self) -> int:
+        """Flagged corrections in the window."""
+        return sum(self.flags)
+
+    @property
+    def persistent(self) -> bool:
+        return self.count > self.fraction * self.size
+
+
 class Estimator(Protocol):
     """Recursive state estimator built from a PlantModel. Its state vector is the
-    plant's states followed by the estimated ``parameter_names``."""
+    plant's states followed by the estimated ``parameter_names``; ``settings`` are its
+    tuning (noise, significance and the persistence window of its anomaly flag)."""
 
     model: PlantModel
     kind: str
     parameter_names: tuple[str, ...]
+    settings: EstimatorSettings
 
     def initial_state(self, x0: np.ndarray) -> EstimatorState: ...
 
@@ -79,11 +117,13 @@ class Controller(Protocol):
     backend: str
 
     def step(
-        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, reference: Mapping[str, float]
+        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
+        reference: Mapping[str, float], *, p: np.ndarray | None = None,
     ) -> Proposal:
         """Propose inputs given the estimate ``x``, the inputs ``u`` applied now, the
-        disturbances ``d`` and the output references. The Proposal's ``asset`` is left
-        empty for the loop to fill in."""
+        disturbances ``d``, the output references and the model's parameter vector ``p``
+        to predict with (model order, parameter units; None: the nominal values). The
+        Proposal's ``asset`` is left empty for the loop to fill in."""
         ...
 
 
@@ -102,11 +142,15 @@ class ControlLoop:
         d: Mapping[str, float] | None = None,
         reference: Mapping[str, float] | None = None,
         t0: float = 0.0,
+        estimated_parameters_to_controller: bool = True,
     ) -> None:
+        """``estimated_parameters_to_controller``: the controller predicts with the
+        filter's estimates of the estimated parameters (else with the nominal ones)."""
         self.asset = asset
         self.model = model
         self.estimator = estimator
         self.controller = controller
+        self.estimated_parameters_to_controller = estimated_parameters_to_controller
         self.state = estimator.initial_state(model.states.vector(model.states.check(x0 or {})))
         self.u = model.inputs.vector(model.inputs.check(u0 or {}))
         self.d = model.disturbances.vector(model.disturbances.check(d or {}))
@@ -114,6 +158,9 @@ class ControlLoop:
         self.set_reference(reference or {})
         self.t = float(t0)
         self.last_measurement: Measurement | None = None
+        self.anomalies = AnomalyWindow(estimator.settings.persistence_window,
+                                       estimator.settings.persistence_fraction)
+        """Anomaly flags of the last corrections (those with an output measured)."""
         self._input_before: tuple[float, np.ndarray] | None = None
         """(time, inputs held until then) of the first input change since the last
         measurement, for the prediction to use the inputs the plant really had."""
@@ -143,14 +190,25 @@ class ControlLoop:
                 self.t = changed_at
         dt = max(0.0, measurement.time - self.t)
         self.state = self.estimator.step(self.state, self.u, self.d, measurement.values, dt)
+        if self.state.dof:
+            self.anomalies.record(self.state.anomaly)
         self.t = measurement.time
         self.last_measurement = measurement
         return self.estimate()
 
     def propose(self, t: float) -> Proposal:
-        """Ask the controller for setpoints at time ``t``."""
-        proposal = self.controller.step(t, self.x, self.u, self.d, self.reference)
+        """Ask the controller for setpoints at time ``t``, predicting with the estimated
+        parameters (see ``estimated_parameters_to_controller``)."""
+        p = self.parameters() if self.estimated_parameters_to_controller else None
+        proposal = self.controller.step(t, self.x, self.u, self.d, self.reference, p=p)
         return _with_asset(proposal, self.asset)
+
+    def parameters(self) -> np.ndarray:
+        """The model's parameter vector with the estimated parameters at their estimates
+        (parameter units, model order)."""
+        estimated = self.state.x[len(self.model.states):]
+        return self.model.parameters.vector(dict(zip(self.estimator.parameter_names,
+                                                     estimated.tolist())))
 
     def applied(self, setpoints: Mapping[str, float], time: float | None = None) -> None:
         """Record setpoints that the safety policy let through to the plant at twin
@@ -177,12 +235,19 @@ class ControlLoop:
             parameters=dict(zip(names, self.state.x[n:].tolist())),
             parameter_std=dict(zip(names, std[n:].tolist())),
             anomaly=self.state.anomaly,
+            persistent_anomaly=self.persistent_anomaly,
         )
+
+    @property
+    def persistent_anomaly(self) -> bool:
+        """Most of the last corrections failed the NIS test (see AnomalyWindow)."""
+        return self.anomalies.persistent
 
     def checkpoint(self) -> dict[str, Any]:
         """Plain-data snapshot of the loop's mutable state."""
         return {"t": self.t, "estimator": self.state.to_dict(), "u": self.u.tolist(),
-                "d": self.d.tolist(), "reference": dict(self.reference)}
+                "d": self.d.tolist(), "reference": dict(self.reference),
+                "anomaly_window": list(self.anomalies.flags)}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         self.t = float(data["t"])
@@ -190,6 +255,8 @@ class ControlLoop:
         self.u = np.asarray(data["u"], float)
         self.d = np.asarray(data["d"], float)
         self.reference = dict(data["reference"])
+        self.anomalies = AnomalyWindow(self.anomalies.size, self.anomalies.fraction,
+                                       data.get("anomaly_window", ()))
 
 
 def _with_asset(proposal: Proposal, asset: str) -> Proposal:
