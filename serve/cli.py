@@ -16,12 +16,13 @@
 each simulated plant behind a Modbus TCP PLC simulator, serves the HTTP API, metrics and
 the OPC UA server, prints where each service listens, and runs until stopped (Ctrl-C)
 or until ``--duration`` wall seconds have passed. SIGINT (Ctrl-C) and SIGTERM stop it
-cleanly, exit status 0, also when it was started with SIGINT ignored (in the background). With ``--mqtt`` it publishes every
-asset's estimates and setpoints to that broker and ingests the measurements of assets
-whose ``measurement_source`` is "mqtt". The HTTP API accepts the tokens of the site's
-token file (``http.tokens``) and an admin token: the value of the environment variable
-TWINLOOP_ADMIN_TOKEN if set, else a new one, printed. The demo removes that variable
-from its environment before Ray starts: no Ray process or worker inherits it.
+cleanly, exit status 0, also when it was started with SIGINT ignored (in the
+background). With ``--mqtt`` it publishes every asset's estimates and setpoints to that
+broker and ingests the measurements of assets whose ``measurement_source`` is "mqtt".
+The HTTP API accepts the tokens of the site's token file (``http.tokens``) and an admin
+token: the value of the environment variable TWINLOOP_ADMIN_TOKEN if set, else a new
+one, printed. The demo removes that variable from its environment before Ray starts: no
+Ray process or worker inherits it.
 
 ``modbus-map`` prints the site's register map. ``site generate`` prints a site file
 with that many assets of each kind, their parameters and plant mismatch varied from the
