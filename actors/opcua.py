@@ -47,6 +47,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from actors.opcua_space import AssetNodes, SetpointNode
 from engine.config import OpcUaSettings, SiteConfig
+from engine.files import private_directory
 from engine.passwords import verify_password
 from plants import model_of
 
@@ -231,7 +232,7 @@ class OpcUaActor:
 
 async def _self_signed(directory: Path, application_uri: str) -> tuple[Path, Path]:
     """The server's private key and self-signed certificate, generated if missing."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(directory)  # it holds the private key
     key, certificate = directory / "server-key.pem", directory / "server-cert.der"
     await setup_self_signed_certificate(
         key, certificate, application_uri, socket.gethostname(),

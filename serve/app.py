@@ -107,6 +107,34 @@ async def _unprocessable(ref):
 def _message(error: Exception) -> str:
     cause = getattr(error, "cause", error)
     return str(cause.args[0]) if cause.args else str(cause)
+
+
+def _replica_grpc_on_loopback() -> None:
+    """Make this Serve replica's inter-deployment gRPC server listen on loopback.
+
+    Ray Serve 2.60 starts that server in every replica, after the deployment's
+    constructor, on ``[::]:0``: every interface, with no setting to change it (Ray PR
+    64623 adds a port range, not an address). TwinLoop sends no request through it (Serve
+    uses it only with RAY_SERVE_USE_GRPC_BY_DEFAULT=1, which the demo does not set; Serve's
+    gRPC proxy, on the other hand, starts only with servicer functions, and has none), and
+    callers reach a replica at its node's address. So on a node whose address is
+    loopback (the embedded Ray of a demo on a loopback HTTP host) the server binds
+    127.0.0.1 instead; on a cluster node it is left as Ray made it. This replaces the
+    name replica.py imported from ``ray._common.tls_utils``, in this process only;
+    tests/serve/test_demo_process.py fails if a Ray upgrade moves it."""
+    import ipaddress
+
+    import ray
+    from ray.serve._private import replica
+
+    if not ipaddress.ip_address(ray.util.get_node_ip_address()).is_loopback:
+        return
+    add_port = replica.add_port_to_grpc_server
+
+    def on_loopback(server, address: str) -> int:
+        return add_port(server, address.replace("[::]:", "127.0.0.1:", 1))
+
+    replica.add_port_to_grpc_server = on_loopback
 # Defined before the deployment: @serve.ingress captures the module namespace when applied.
 
 
@@ -122,6 +150,7 @@ class TwinLoopAPI:
         self.safety = safety
         self.mqtt = mqtt
         install(TokenTable(tokens, tokens_file))
+        _replica_grpc_on_loopback()
 
     def _asset(self, asset_id: str):
         try:
