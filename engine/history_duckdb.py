@@ -1,0 +1,234 @@
+"""The embedded history store: DuckDB in one file (see engine.history_store for why).
+
+Tables: ``series (id, asset, signal, unit, discrete, span)``, ``points (series, time,
+value, std)`` appended as Arrow batches in arrival order (DuckDB's per-row-group min/max
+of ``time`` prunes a time-range scan), ``rollups (series, interval_s, start, min, max,
+mean, last, count, twmean)`` and ``watermarks (interval_s, until)``. Each thread uses its
+own cursor on the one database.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from engine.history import SeriesPoints, SeriesSpec
+from engine.history_query import AGGREGATES
+from engine.history_store import Rollups
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, asset VARCHAR NOT NULL,
+    signal VARCHAR NOT NULL, unit VARCHAR NOT NULL, discrete BOOLEAN NOT NULL, span DOUBLE,
+    UNIQUE (asset, signal));
+CREATE TABLE IF NOT EXISTS points (series INTEGER NOT NULL, time DOUBLE NOT NULL,
+    value DOUBLE, std DOUBLE);
+CREATE TABLE IF NOT EXISTS rollups (series INTEGER NOT NULL, interval_s DOUBLE NOT NULL,
+    start DOUBLE NOT NULL, min DOUBLE, max DOUBLE, mean DOUBLE, last DOUBLE,
+    count DOUBLE, twmean DOUBLE);
+CREATE TABLE IF NOT EXISTS watermarks (interval_s DOUBLE PRIMARY KEY, until DOUBLE);
+"""
+
+LOOKBACK_S = 3600.0
+"""First window searched for the point just outside a range; it grows 24-fold per miss."""
+
+
+class DuckDBStore:
+    """HistoryStore on a DuckDB file at ``path`` (created with its directory)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = duckdb.connect(str(self.path))
+        self._db.execute(_SCHEMA)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._ids: dict[tuple[str, str], int] = {}
+        self._specs: dict[tuple[str, str], SeriesSpec] = {}
+        for id_, asset, signal, unit, discrete, span in self._db.execute(
+                "SELECT id, asset, signal, unit, discrete, span FROM series").fetchall():
+            self._ids[(asset, signal)] = id_
+            self._specs[(asset, signal)] = SeriesSpec(asset, signal, unit, discrete,
+                                                      math.nan if span is None else span)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._db.cursor()
+        return cursor
+
+    def declare(self, specs: Iterable[SeriesSpec]) -> None:
+        with self._lock:
+            new = [s for s in specs if (s.asset, s.signal) not in self._ids]
+            for spec in new:
+                id_ = len(self._ids) + 1
+                self._cursor().execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", [
+                    id_, spec.asset, spec.signal, spec.unit, spec.discrete,
+                    None if math.isnan(spec.span) else spec.span])
+                self._ids[(spec.asset, spec.signal)] = id_
+                self._specs[(spec.asset, spec.signal)] = spec
+
+    def specs(self) -> dict[tuple[str, str], SeriesSpec]:
+        return dict(self._specs)
+
+    def _id(self, asset: str, signal: str) -> int:
+        key = (asset, signal)
+        if key not in self._ids:
+            self.declare([SeriesSpec(asset, signal, "")])
+        return self._ids[key]
+
+    def append(self, batch: Sequence[SeriesPoints]) -> int:
+        batch = [points for points in batch if len(points)]
+        if not batch:
+            return 0
+        ids = np.concatenate([np.full(len(p), self._id(p.asset, p.signal), np.int32)
+                              for p in batch])
+        std = np.concatenate([p.std if p.std is not None else np.full(len(p), np.nan)
+                              for p in batch])
+        table = pa.table({
+            "series": ids,
+            "time": np.concatenate([p.time for p in batch]),
+            "value": np.concatenate([p.value for p in batch]),
+            "std": pa.array(std, mask=np.isnan(std)),
+        })
+        cursor = self._cursor()
+        cursor.register("incoming", table)
+        try:
+            cursor.execute("INSERT INTO points SELECT * FROM incoming")
+        finally:
+            cursor.unregister("incoming")
+        return int(ids.size)
+
+    def read(self, keys: Sequence[tuple[str, str]], since: float, until: float, *,
+             outside: bool = False) -> list[SeriesPoints]:
+        known = [self._ids[k] for k in keys if k in self._ids]
+        if not known:
+            return [_empty(*k) for k in keys]
+        cursor = self._cursor()
+        parts = [cursor.sql(
+            "SELECT series, time, value, std FROM points WHERE series IN ? AND time >= ? "
+            "AND time <= ?", params=[known, since, until]).to_arrow_table()]
+        if outside:
+            parts += [self._nearest(cursor, known, since, before=True),
+                      self._nearest(cursor, known, until, before=False)]
+        return _split(pa.concat_tables(parts), keys, self._ids)
+
+    def _nearest(self, cursor: duckdb.DuckDBPyConnection, ids: list[int], time: float,
+                 before: bool) -> pa.Table:
+        """Per series, the last point before ``time`` or the first after it, searched in
+        growing windows (a bounded window lets the scan skip row groups)."""
+        first, last = cursor.execute("SELECT min(time), max(time) FROM points").fetchall()[0]
+        pick, compare = ("arg_max", "<") if before else ("arg_min", ">")
+        found: list[pa.Table] = []
+        missing, window = list(ids), LOOKBACK_S
+        while missing and first is not None:
+            low, high = (time - window, time) if before else (time, time + window)
+            table = cursor.sql(
+                f"SELECT series, {pick}(time, time), {pick}(value, time), {pick}(std, time) "
+                f"FROM points WHERE series IN ? AND time {compare} ? AND time >= ? "
+                f"AND time <= ? GROUP BY series", params=[missing, time, low, high]).to_arrow_table()
+            found.append(table.rename_columns(["series", "time", "value", "std"]))
+            missing = sorted(set(missing) - set(table.column(0).to_pylist()))
+            if (low <= first) if before else (high >= last):
+                break
+            window *= 24
+        return pa.concat_tables(found) if found else _EMPTY
+
+    def write_rollups(self, interval_s: float, rollups: Sequence[Rollups],
+                      watermark: float) -> None:
+        tables = [pa.table({"series": np.full(r.start.size, self._id(r.asset, r.signal),
+                                              np.int32),
+                            "interval_s": np.full(r.start.size, interval_s),
+                            "start": r.start, **{n: r.columns[n] for n in AGGREGATES}})
+                  for r in rollups]
+        cursor = self._cursor()
+        cursor.execute("BEGIN")
+        try:
+            if tables:
+                cursor.register("incoming", pa.concat_tables(tables))
+                cursor.execute("INSERT INTO rollups SELECT * FROM incoming")
+                cursor.unregister("incoming")
+            cursor.execute("INSERT OR REPLACE INTO watermarks VALUES (?, ?)",
+                           [interval_s, watermark])
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+
+    def read_rollups(self, keys: Sequence[tuple[str, str]], interval_s: float, since: float,
+                     until: float) -> list[Rollups]:
+        known = [self._ids[k] for k in keys if k in self._ids]
+        table = self._cursor().sql(
+            f"SELECT series, start, {', '.join(AGGREGATES)} FROM rollups WHERE series IN ? "
+            "AND interval_s = ? AND start >= ? AND start < ? ORDER BY series, start",
+            params=[known or [-1], interval_s, since, until]).to_arrow_table()
+        series = table.column("series").to_numpy()
+        out = []
+        for key in keys:
+            rows = series == self._ids.get(key, -1)
+            out.append(Rollups(*key, interval_s, table.column("start").to_numpy()[rows],
+                               {n: table.column(n).to_numpy(zero_copy_only=False)[rows]
+                                .astype(float) for n in AGGREGATES}))
+        return out
+
+    def watermark(self, interval_s: float) -> float | None:
+        rows = self._cursor().execute("SELECT until FROM watermarks WHERE interval_s = ?",
+                                      [interval_s]).fetchall()
+        return rows[0][0] if rows else None
+
+    def time_range(self) -> tuple[float, float] | None:
+        first, last = self._cursor().execute(
+            "SELECT min(time), max(time) FROM points").fetchall()[0]
+        return None if first is None else (first, last)
+
+    def delete_before(self, time: float, interval_s: float | None = None) -> None:
+        if interval_s is None:
+            self._cursor().execute("DELETE FROM points WHERE time < ?", [time])
+        else:
+            self._cursor().execute("DELETE FROM rollups WHERE interval_s = ? AND start < ?",
+                                   [interval_s, time])
+
+    def size_bytes(self) -> int:
+        self._cursor().execute("CHECKPOINT")
+        wal = self.path.with_name(self.path.name + ".wal")
+        return self.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+_EMPTY = pa.table({"series": pa.array([], pa.int32()), "time": pa.array([], pa.float64()),
+                   "value": pa.array([], pa.float64()), "std": pa.array([], pa.float64())})
+
+
+def _empty(asset: str, signal: str) -> SeriesPoints:
+    return SeriesPoints(asset, signal, np.empty(0), np.empty(0))
+
+
+def _split(table: pa.Table, keys: Sequence[tuple[str, str]],
+           ids: dict[tuple[str, str], int]) -> list[SeriesPoints]:
+    """One SeriesPoints per key from rows (series, time, value, std), sorted by time;
+    ``std`` is None for a series none of whose rows has one."""
+    table = table.cast(_EMPTY.schema)
+    series = table.column("series").to_numpy()
+    time = table.column("time").to_numpy()
+    value = table.column("value").to_numpy(zero_copy_only=False)
+    std_column = table.column("std")
+    std = std_column.to_numpy(zero_copy_only=False)
+    valid = ~np.asarray(std_column.is_null().to_numpy(zero_copy_only=False), bool)
+    order = np.lexsort((time, series))
+    series, time, value, std, valid = (a[order] for a in (series, time, value, std, valid))
+    bounds = np.searchsorted(series, [ids.get(k, -1) for k in keys])
+    out = []
+    for key, start in zip(keys, bounds):
+        end = np.searchsorted(series, ids.get(key, -1), side="right") if key in ids else start
+        s = slice(start, end)
+        has_std = bool(valid[s].any())
+        out.append(SeriesPoints(*key, time[s], value[s].astype(float),
+                                std[s].astype(float) if has_std else None))
+    return out
