@@ -106,7 +106,7 @@ class Historian:
                      until: float, step: float) -> list[SeriesHistory]:
         """Values at since + k step (<= until): linear, or held for discrete signals."""
         n = check_range(since, until, step)
-        times = since + step * np.arange(n + 1)
+        times = since + step * np.arange(n + 1, dtype=float)
         times = times[times <= until]
         specs = self._keys(assets, signals)
         read = self.store.read([(s.asset, s.signal) for s in specs], since, until, outside=True)

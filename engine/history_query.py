@@ -95,7 +95,7 @@ def aggregate(points: SeriesPoints, since: float, until: float, step: float,
     """(interval starts, {aggregate name: value per interval}) of ``points``; the points
     should include those just outside [since, until] for ``twmean`` at the edges."""
     n = check_range(since, until, step)
-    starts = since + step * np.arange(n)
+    starts = since + step * np.arange(n, dtype=float)
     edges = np.append(starts, min(since + step * n, until))
     t, v = points.time, points.value
     first = np.searchsorted(t, edges[:-1], side="left")
@@ -128,7 +128,7 @@ def combine_rollups(starts: np.ndarray, columns: dict[str, np.ndarray], interval
     """Aggregates at ``step`` from rollup rows (their interval ``starts`` and columns),
     where ``step`` is a multiple of the rollup ``interval`` and ``since`` aligned to it."""
     n = check_range(since, until, step)
-    out_starts = since + step * np.arange(n)
+    out_starts = since + step * np.arange(n, dtype=float)
     index = np.floor((starts - since) / step).astype(int)
     keep = (index >= 0) & (index < n)
     index = index[keep]
@@ -137,7 +137,8 @@ def combine_rollups(starts: np.ndarray, columns: dict[str, np.ndarray], interval
     count = np.bincount(index, weights=c["count"], minlength=n)
     out["count"] = count
     some = count > 0
-    weighted = np.bincount(index, weights=c["mean"] * c["count"], minlength=n)
+    sums = np.where(c["count"] > 0, c["mean"] * c["count"], 0.0)  # empty rows: mean NaN
+    weighted = np.bincount(index, weights=sums, minlength=n)
     out["mean"][some] = weighted[some] / count[some]
     np.fmin.at(out["min"], index, c["min"])
     np.fmax.at(out["max"], index, c["max"])
