@@ -64,30 +64,36 @@ class DuckDBStore:
 
     def declare(self, specs: Iterable[SeriesSpec]) -> None:
         with self._lock:
-            new = [s for s in specs if (s.asset, s.signal) not in self._ids]
-            for spec in new:
-                id_ = len(self._ids) + 1
-                self._cursor().execute("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", [
-                    id_, spec.asset, spec.signal, spec.unit, spec.discrete,
-                    None if math.isnan(spec.span) else spec.span])
-                self._ids[(spec.asset, spec.signal)] = id_
-                self._specs[(spec.asset, spec.signal)] = spec
+            new = {(s.asset, s.signal): s for s in specs if (s.asset, s.signal) not in self._ids}
+            if not new:
+                return
+            first = len(self._ids) + 1
+            rows = list(new.values())
+            self._insert("series", pa.table({
+                "id": pa.array(range(first, first + len(rows)), pa.int32()),
+                "asset": [s.asset for s in rows], "signal": [s.signal for s in rows],
+                "unit": [s.unit for s in rows], "discrete": [s.discrete for s in rows],
+                "span": pa.array([s.span for s in rows], pa.float64(), from_pandas=True)}))
+            for i, (key, spec) in enumerate(new.items()):
+                self._ids[key], self._specs[key] = first + i, spec
 
     def specs(self) -> dict[tuple[str, str], SeriesSpec]:
         return dict(self._specs)
 
-    def _id(self, asset: str, signal: str) -> int:
-        key = (asset, signal)
-        if key not in self._ids:
-            self.declare([SeriesSpec(asset, signal, "")])
-        return self._ids[key]
+    def _ids_of(self, keys: Iterable[tuple[str, str]]) -> list[int]:
+        """Series ids of ``keys``, declaring the unknown ones without a unit."""
+        keys = list(keys)
+        unknown = [SeriesSpec(a, s, "") for a, s in keys if (a, s) not in self._ids]
+        if unknown:
+            self.declare(unknown)
+        return [self._ids[key] for key in keys]
 
     def append(self, batch: Sequence[SeriesPoints]) -> int:
         batch = [points for points in batch if len(points)]
         if not batch:
             return 0
-        ids = np.concatenate([np.full(len(p), self._id(p.asset, p.signal), np.int32)
-                              for p in batch])
+        series = self._ids_of((p.asset, p.signal) for p in batch)
+        ids = np.repeat(np.asarray(series, np.int32), [len(p) for p in batch])
         std = np.concatenate([p.std if p.std is not None else np.full(len(p), np.nan)
                               for p in batch])
         table = pa.table({
@@ -96,13 +102,16 @@ class DuckDBStore:
             "value": np.concatenate([p.value for p in batch]),
             "std": pa.array(std, mask=np.isnan(std)),
         })
+        self._insert("points", table)
+        return int(ids.size)
+
+    def _insert(self, name: str, table: pa.Table) -> None:
         cursor = self._cursor()
         cursor.register("incoming", table)
         try:
-            cursor.execute("INSERT INTO points SELECT * FROM incoming")
+            cursor.execute(f"INSERT INTO {name} SELECT * FROM incoming")
         finally:
             cursor.unregister("incoming")
-        return int(ids.size)
 
     def read(self, keys: Sequence[tuple[str, str]], since: float, until: float, *,
              outside: bool = False) -> list[SeriesPoints]:
@@ -141,18 +150,16 @@ class DuckDBStore:
 
     def write_rollups(self, interval_s: float, rollups: Sequence[Rollups],
                       watermark: float) -> None:
-        tables = [pa.table({"series": np.full(r.start.size, self._id(r.asset, r.signal),
-                                              np.int32),
+        series = self._ids_of((r.asset, r.signal) for r in rollups)
+        tables = [pa.table({"series": np.full(r.start.size, id_, np.int32),
                             "interval_s": np.full(r.start.size, interval_s),
                             "start": r.start, **{n: r.columns[n] for n in AGGREGATES}})
-                  for r in rollups]
+                  for r, id_ in zip(rollups, series)]
         cursor = self._cursor()
         cursor.execute("BEGIN")
         try:
             if tables:
-                cursor.register("incoming", pa.concat_tables(tables))
-                cursor.execute("INSERT INTO rollups SELECT * FROM incoming")
-                cursor.unregister("incoming")
+                self._insert("rollups", pa.concat_tables(tables))
             cursor.execute("INSERT OR REPLACE INTO watermarks VALUES (?, ?)",
                            [interval_s, watermark])
             cursor.execute("COMMIT")
@@ -216,19 +223,21 @@ def _split(table: pa.Table, keys: Sequence[tuple[str, str]],
     ``std`` is None for a series none of whose rows has one."""
     table = table.cast(_EMPTY.schema)
     series = table.column("series").to_numpy()
-    time = table.column("time").to_numpy()
-    value = table.column("value").to_numpy(zero_copy_only=False)
+    order = np.argsort(series, kind="stable")  # rows of a series mostly come in time order
+    series = series[order]
+    time = table.column("time").to_numpy()[order]
+    value = table.column("value").to_numpy(zero_copy_only=False)[order]
     std_column = table.column("std")
-    std = std_column.to_numpy(zero_copy_only=False)
-    valid = ~np.asarray(std_column.is_null().to_numpy(zero_copy_only=False), bool)
-    order = np.lexsort((time, series))
-    series, time, value, std, valid = (a[order] for a in (series, time, value, std, valid))
-    bounds = np.searchsorted(series, [ids.get(k, -1) for k in keys])
+    has_std = std_column.null_count < len(std_column)
+    std = std_column.to_numpy(zero_copy_only=False)[order] if has_std else None
     out = []
-    for key, start in zip(keys, bounds):
-        end = np.searchsorted(series, ids.get(key, -1), side="right") if key in ids else start
-        s = slice(start, end)
-        has_std = bool(valid[s].any())
-        out.append(SeriesPoints(*key, time[s], value[s].astype(float),
-                                std[s].astype(float) if has_std else None))
+    for key in keys:
+        id_ = ids.get(key, -1)
+        s = slice(np.searchsorted(series, id_), np.searchsorted(series, id_, side="right"))
+        t, v, e = time[s], value[s], None if std is None else std[s]
+        if t.size > 1 and not (np.diff(t) >= 0).all():
+            by_time = np.argsort(t, kind="stable")
+            t, v, e = t[by_time], v[by_time], None if e is None else e[by_time]
+        out.append(SeriesPoints(*key, t, v.astype(float),
+                                None if e is None or np.isnan(e).all() else e.astype(float)))
     return out

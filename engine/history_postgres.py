@@ -127,10 +127,13 @@ class PostgresStore:
     def specs(self) -> dict[tuple[str, str], SeriesSpec]:
         return dict(self._specs)
 
-    def _id(self, asset: str, signal: str) -> int:
-        if (asset, signal) not in self._ids:
-            self.declare([SeriesSpec(asset, signal, "")])
-        return self._ids[(asset, signal)]
+    def _ids_of(self, keys: Iterable[tuple[str, str]]) -> list[int]:
+        """Series ids of ``keys``, declaring the unknown ones without a unit."""
+        keys = list(keys)
+        unknown = [SeriesSpec(a, s, "") for a, s in keys if (a, s) not in self._ids]
+        if unknown:
+            self.declare(unknown)
+        return [self._ids[key] for key in keys]
 
     def _ensure_partitions(self, times: np.ndarray) -> None:
         days = set(np.unique(np.floor(times / DAY_S)).astype(int).tolist()) - self._partitions
@@ -148,8 +151,8 @@ class PostgresStore:
         if not batch:
             return 0
         values = {
-            "series": np.concatenate([np.full(len(p), self._id(p.asset, p.signal), np.int32)
-                                      for p in batch]),
+            "series": np.repeat(np.asarray(self._ids_of((p.asset, p.signal) for p in batch),
+                                           np.int32), [len(p) for p in batch]),
             "time": np.concatenate([p.time for p in batch]),
             "value": np.concatenate([p.value for p in batch]),
             "std": np.concatenate([p.std if p.std is not None else np.full(len(p), np.nan)
@@ -201,8 +204,9 @@ class PostgresStore:
         with self._connection().transaction(), self._connection().cursor() as cursor:
             if rollups:
                 values = {
-                    "series": np.concatenate([np.full(r.start.size, self._id(r.asset, r.signal),
-                                                      np.int32) for r in rollups]),
+                    "series": np.repeat(np.asarray(self._ids_of((r.asset, r.signal)
+                                                                for r in rollups), np.int32),
+                                        [r.start.size for r in rollups]),
                     "interval_s": np.concatenate([np.full(r.start.size, interval_s)
                                                   for r in rollups]),
                     "start": np.concatenate([r.start for r in rollups]),
