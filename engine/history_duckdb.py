@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from engine.history import SeriesPoints, SeriesSpec
 from engine.history_query import AGGREGATES
-from engine.history_store import Rollups
+from engine.history_store import Rollups, split_rows
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, asset VARCHAR NOT NULL,
@@ -219,25 +219,10 @@ def _empty(asset: str, signal: str) -> SeriesPoints:
 
 def _split(table: pa.Table, keys: Sequence[tuple[str, str]],
            ids: dict[tuple[str, str], int]) -> list[SeriesPoints]:
-    """One SeriesPoints per key from rows (series, time, value, std), sorted by time;
-    ``std`` is None for a series none of whose rows has one."""
+    """Rows (series, time, value, std) split per key (see split_rows)."""
     table = table.cast(_EMPTY.schema)
-    series = table.column("series").to_numpy()
-    order = np.argsort(series, kind="stable")  # rows of a series mostly come in time order
-    series = series[order]
-    time = table.column("time").to_numpy()[order]
-    value = table.column("value").to_numpy(zero_copy_only=False)[order]
-    std_column = table.column("std")
-    has_std = std_column.null_count < len(std_column)
-    std = std_column.to_numpy(zero_copy_only=False)[order] if has_std else None
-    out = []
-    for key in keys:
-        id_ = ids.get(key, -1)
-        s = slice(np.searchsorted(series, id_), np.searchsorted(series, id_, side="right"))
-        t, v, e = time[s], value[s], None if std is None else std[s]
-        if t.size > 1 and not (np.diff(t) >= 0).all():
-            by_time = np.argsort(t, kind="stable")
-            t, v, e = t[by_time], v[by_time], None if e is None else e[by_time]
-        out.append(SeriesPoints(*key, t, v.astype(float),
-                                None if e is None or np.isnan(e).all() else e.astype(float)))
-    return out
+    std = table.column("std")
+    return split_rows(table.column("series").to_numpy(), table.column("time").to_numpy(),
+                      table.column("value").to_numpy(zero_copy_only=False),
+                      std.to_numpy(zero_copy_only=False) if std.null_count < len(std) else None,
+                      keys, ids)

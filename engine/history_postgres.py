@@ -24,7 +24,7 @@ from psycopg import sql
 
 from engine.history import SeriesPoints, SeriesSpec
 from engine.history_query import AGGREGATES
-from engine.history_store import Rollups
+from engine.history_store import Rollups, split_rows
 
 DAY_S = 86400.0
 
@@ -189,15 +189,8 @@ class PostgresStore:
                     f"AND time {compare} {{}} ORDER BY time {order} LIMIT 1) AS p").format(
                         sql.Literal(ids), sql.Literal(at)), _POINT))
         rows = np.concatenate(parts)
-        rows = rows[np.lexsort((rows["time"], rows["series"]))]
-        out = []
-        for key in keys:
-            mine = rows[rows["series"] == self._ids.get(key, -1)]
-            std = mine["std"].astype(float)
-            out.append(SeriesPoints(*key, mine["time"].astype(float),
-                                    mine["value"].astype(float),
-                                    std if np.isfinite(std).any() else None))
-        return out
+        return split_rows(rows["series"].astype(np.int32), rows["time"], rows["value"],
+                          rows["std"], keys, self._ids)
 
     def write_rollups(self, interval_s: float, rollups: Sequence[Rollups],
                       watermark: float) -> None:
