@@ -44,14 +44,16 @@ def split_rows(series: np.ndarray, time: np.ndarray, value: np.ndarray,
                ids: dict[tuple[str, str], int]) -> list[SeriesPoints]:
     """One SeriesPoints per key, in time order, from rows of series ids; a series whose
     std is NaN (or NULL) throughout gets ``std`` None."""
+    series = np.asarray(series, np.int64)  # searched with Python ints: no copy per search
     order = np.argsort(series, kind="stable")  # a series' rows mostly come in time order
-    series, time, value = series[order], time[order], value[order].astype(float)
-    std = None if std is None else std[order].astype(float)
+    series = series[order]
+    time, value = time.astype(float, copy=False)[order], value.astype(float, copy=False)[order]
+    std = None if std is None else std.astype(float, copy=False)[order]
     out = []
     for key in keys:
         id_ = ids.get(key, -1)
         rows = slice(np.searchsorted(series, id_), np.searchsorted(series, id_, side="right"))
-        t, v, e = time[rows].astype(float), value[rows], None if std is None else std[rows]
+        t, v, e = time[rows], value[rows], None if std is None else std[rows]
         if t.size > 1 and not (np.diff(t) >= 0).all():
             by_time = np.argsort(t, kind="stable")
             t, v, e = t[by_time], v[by_time], None if e is None else e[by_time]

@@ -85,13 +85,18 @@ class HistoryWriter:
         waiter.start()
         return done.wait(timeout)
 
-    def close(self, timeout: float | None = None) -> None:
-        """Store what is queued and the storage policy's held points, then stop."""
-        self._queue.put(None)
+    def close(self, timeout: float | None = None) -> bool:
+        """Store what is queued and the storage policy's held points, then stop; False
+        if the store did not take them within ``timeout`` s (the thread is left behind)."""
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return False
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
         held = self.storage.flush()
-        if held:
-            self._append(held, 0)
+        return self._append(held, 0) if held else True
 
     def _count(self, **increments: int) -> None:
         with self._lock:
