@@ -184,3 +184,27 @@ def test_site_file_selects_the_backend():
     assert parse_site(b'[site]\nname = "x"\n').historian.path == "var/history.duckdb"
     with pytest.raises(ConfigError, match="historian.backend"):
         parse_site(b'[site]\nname = "x"\n[historian]\nbackend = "sqlite"\n')
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_points_appended_out_of_order_are_read_in_time_order(kind, tmp_path, request):
+    store = _store(kind, tmp_path, request)
+    store.append([SeriesPoints("a", "x", np.array([10.0, 11.0]), np.array([1.0, 2.0]))])
+    store.append([SeriesPoints("a", "x", np.array([5.0, 12.0]), np.array([0.5, 3.0]))])
+    (points,) = Historian(store).recorded(["a"], ["x"], 0, 20)
+    assert points.time.tolist() == [5.0, 10.0, 11.0, 12.0]
+    assert points.columns["value"].tolist() == [0.5, 1.0, 2.0, 3.0]
+    store.close()
+
+
+def test_two_postgres_writers_share_one_catalog(postgres_dsn):
+    from engine.history_postgres import PostgresStore
+
+    first, second = PostgresStore(postgres_dsn), PostgresStore(postgres_dsn)
+    first.declare([SeriesSpec("a", "x", "Pa")])
+    second.append([SeriesPoints("a", "x", np.array([1.0]), np.array([2.0]))])
+    first.append([SeriesPoints("a", "x", np.array([2.0]), np.array([3.0]))])
+    (points,) = Historian(second).recorded(["a"], ["x"], 0, 5)
+    assert points.unit == "Pa" and points.columns["value"].tolist() == [2.0, 3.0]
+    first.close()
+    second.close()
