@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +38,15 @@ import pyarrow.parquet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pg_server
 
-import results_file  # noqa: E402
-from engine.config import HistorianSettings  # noqa: E402
-from engine.history import SeriesPoints, TickRecord  # noqa: E402
-from engine.history_duckdb import DuckDBStore  # noqa: E402
-from engine.history_writer import HistoryWriter  # noqa: E402
-from engine.historian import Historian  # noqa: E402
-from engine.messages import Measurement  # noqa: E402
-from tests.pg_server import postgres_bin, temporary_postgres  # noqa: E402
+import results_file
+
+from engine.config import HistorianSettings
+from engine.historian import Historian
+from engine.history import SeriesPoints, TickRecord
+from engine.history_duckdb import DuckDBStore
+from engine.history_writer import HistoryWriter
+from engine.messages import Measurement
+from tests.pg_server import postgres_bin, temporary_postgres
 
 DAY = 86400
 SIGNALS = [f"signal_{i}" for i in range(10)]
@@ -162,7 +163,7 @@ def insert_loop_rate(dsn: str, batches) -> float:
 
 def main() -> None:
     batches = day_of_data()
-    result: dict = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    result: dict = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                     "machine": platform.processor() or platform.machine(),
                     "points_per_day": DAY * len(SIGNALS), "signals": len(SIGNALS)}
     with tempfile.TemporaryDirectory() as tmp:

@@ -69,10 +69,9 @@ def open_store(settings: HistorianSettings) -> HistoryStore:
 class Historian:
     """Queries over ``store``; rollups and retention by ``settings``."""
 
-    def __init__(self, store: HistoryStore,
-                 settings: HistorianSettings = HistorianSettings()) -> None:
+    def __init__(self, store: HistoryStore, settings: HistorianSettings | None = None) -> None:
         self.store = store
-        self.settings = settings
+        self.settings = settings or HistorianSettings()
 
     def _keys(self, assets: Iterable[str], signals: Iterable[str]) -> list[SeriesSpec]:
         """The recorded series of every asset and signal asked for; each signal must be

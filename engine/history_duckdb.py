@@ -140,7 +140,8 @@ class DuckDBStore:
             table = cursor.sql(
                 f"SELECT series, {pick}(time, time), {pick}(value, time), {pick}(std, time) "
                 f"FROM points WHERE series IN ? AND time {compare} ? AND time >= ? "
-                f"AND time <= ? GROUP BY series", params=[missing, time, low, high]).to_arrow_table()
+                "AND time <= ? GROUP BY series",
+                params=[missing, time, low, high]).to_arrow_table()
             found.append(table.rename_columns(["series", "time", "value", "std"]))
             missing = sorted(set(missing) - set(table.column(0).to_pylist()))
             if (low <= first) if before else (high >= last):

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 import msgspec
 
+from engine.historian import Historian
 from engine.history import TickRecord, points_of
 from engine.history_policy import StorageFilter
-from engine.historian import Historian
 
 MERGE_BATCHES = 64
 """Queued batches merged into one append at most."""
@@ -54,8 +54,9 @@ class HistoryWriter:
         self.maintain_every_s = maintain_every_s
         self._queue: queue.Queue[list[TickRecord] | None] = queue.Queue(size)
         self._lock = threading.Lock()
-        self._counts = dict(submitted_batches=0, dropped_batches=0, dropped_records=0,
-                            written_records=0, written_points=0, failed_appends=0)
+        self._counts = {name: 0 for name in ("submitted_batches", "dropped_batches",
+                                             "dropped_records", "written_records",
+                                             "written_points", "failed_appends")}
         self._last_error = ""
         self._maintained: float | None = None
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
@@ -127,7 +128,7 @@ class HistoryWriter:
     def _append(self, points, records: int) -> bool:
         try:
             written = self.historian.store.append(points)
-        except Exception as error:  # a failed store loses this batch, never the writer
+        except Exception as error:  # noqa: BLE001 - a failed store loses the batch only
             with self._lock:
                 self._counts["failed_appends"] += 1
                 self._last_error = f"{type(error).__name__}: {error}"
@@ -144,6 +145,6 @@ class HistoryWriter:
         try:
             self.historian.roll_up(now)
             self.historian.retain(now)
-        except Exception as error:  # rollups are retried at the next maintenance
+        except Exception as error:  # noqa: BLE001 - retried at the next maintenance
             with self._lock:
                 self._last_error = f"{type(error).__name__}: {error}"

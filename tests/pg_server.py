@@ -61,10 +61,10 @@ def temporary_postgres(*, durable: bool = False) -> Iterator[str]:
                        timeout=120, **owner)
         options = [] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
                                       "-c", "full_page_writes=off"]
-        log = open(root / "server.log", "wb")
-        server = subprocess.Popen([binaries / "postgres", "-D", data, "-p", str(port), "-k",
-                                   root, "-c", "listen_addresses=127.0.0.1", *options],
-                                  stdout=log, stderr=subprocess.STDOUT, **owner)
+        with open(root / "server.log", "wb") as log:  # the server keeps its own descriptor
+            server = subprocess.Popen([binaries / "postgres", "-D", data, "-p", str(port),
+                                       "-k", root, "-c", "listen_addresses=127.0.0.1",
+                                       *options], stdout=log, stderr=subprocess.STDOUT, **owner)
         dsn = f"host=127.0.0.1 port={port} dbname=postgres user=twinloop"
         deadline = time.monotonic() + 60
         while True:

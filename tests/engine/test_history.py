@@ -11,10 +11,10 @@ import pyarrow.parquet
 import pytest
 
 from engine.config import ConfigError, HistorianSettings, parse_site
+from engine.historian import Historian, export
 from engine.history import SeriesPoints, SeriesSpec
 from engine.history_duckdb import DuckDBStore
 from engine.history_policy import RollupPolicy
-from engine.historian import Historian, export
 
 T = np.arange(0.0, 3600.0)
 """One hour of 1-s samples."""

@@ -9,11 +9,11 @@ import pytest
 
 import plants
 from engine.config import HistorianSettings
+from engine.historian import Historian
 from engine.history import MODE_CODES, TickRecord, history_signals, points_of
 from engine.history_duckdb import DuckDBStore
 from engine.history_policy import StoragePolicy
 from engine.history_writer import HistoryWriter
-from engine.historian import Historian
 from engine.messages import Estimate, Measurement, Mode
 
 
