@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 import numpy as np
@@ -172,14 +172,18 @@ class RollupPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
 class StorageFilter:
     """The storage policies of a site: per history signal name or glob pattern
-    (``"estimate.*"``), else ``default``; one SeriesFilter per series, made on first use."""
+    (``"estimate.*"``), else ``default``; one SeriesFilter per series, made on its first
+    points with its spec from ``specs`` (a store's ``specs``, asked then). A policy that
+    cannot apply to a series (a percent deadband without a span) keeps all its values,
+    and ``problems`` says why, per series."""
 
     def __init__(self, policies: Mapping[str, StoragePolicy] | None = None,
                  default: StoragePolicy = KEEP_ALL,
-                 specs: Iterable[SeriesSpec] = ()) -> None:
+                 specs: Callable[[], Mapping[tuple[str, str], SeriesSpec]] = dict) -> None:
         self.policies = dict(policies or {})
         self.default = default
-        self.specs = {(s.asset, s.signal): s for s in specs}
+        self.specs = specs
+        self.problems: dict[tuple[str, str], str] = {}
         self._filters: dict[tuple[str, str], SeriesFilter | None] = {}
 
     def policy(self, signal: str) -> StoragePolicy:
@@ -194,15 +198,24 @@ class StorageFilter:
         for points in batch:
             key = (points.asset, points.signal)
             if key not in self._filters:
-                policy = self.policy(points.signal)
-                spec = self.specs.get(key) or SeriesSpec(points.asset, points.signal, "")
-                self._filters[key] = None if policy == KEEP_ALL else SeriesFilter(
-                    policy, spec, points.std is not None)
+                self._filters[key] = self._filter(points)
             series_filter = self._filters[key]
             kept = points if series_filter is None else series_filter.apply(points)
             if len(kept):
                 out.append(kept)
         return out
+
+    def _filter(self, points: SeriesPoints) -> SeriesFilter | None:
+        policy = self.policy(points.signal)
+        if policy == KEEP_ALL:
+            return None
+        key = (points.asset, points.signal)
+        spec = self.specs().get(key) or SeriesSpec(*key, "")
+        try:
+            return SeriesFilter(policy, spec, points.std is not None)
+        except ValueError as error:
+            self.problems[key] = f"{error}: all its values are kept"
+            return None
 
     def flush(self) -> list[SeriesPoints]:
         """Every series' held points, to store at the end of a recording."""

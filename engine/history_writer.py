@@ -27,7 +27,7 @@ MERGE_BATCHES = 64
 class WriterStats(msgspec.Struct, frozen=True):
     """What a writer did: batches and records submitted, queued, stored and dropped
     (``dropped_*``: refused on a full queue or lost in a failed append), points stored,
-    and the last store error."""
+    the last store error, and the storage policies that could not apply to a series."""
 
     submitted_batches: int
     dropped_batches: int
@@ -37,6 +37,7 @@ class WriterStats(msgspec.Struct, frozen=True):
     failed_appends: int
     queued_batches: int
     last_error: str = ""
+    policy_problems: list[str] = []
 
 
 class HistoryWriter:
@@ -47,7 +48,7 @@ class HistoryWriter:
         settings = historian.settings
         self.historian = historian
         self.storage = storage or StorageFilter(settings.signals, settings.default,
-                                                historian.store.specs().values())
+                                                historian.store.specs)
         size = settings.queue_batches if queue_batches is None else queue_batches
         if size < 1:
             raise ValueError(f"queue_batches: must be at least 1, got {size}")
@@ -77,7 +78,8 @@ class HistoryWriter:
     def stats(self) -> WriterStats:
         with self._lock:
             return WriterStats(**self._counts, queued_batches=self._queue.qsize(),
-                               last_error=self._last_error)
+                               last_error=self._last_error,
+                               policy_problems=list(self.storage.problems.values()))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued batch is stored (or dropped); False on timeout."""
@@ -96,8 +98,7 @@ class HistoryWriter:
         self._thread.join(timeout)
         if self._thread.is_alive():
             return False
-        held = self.storage.flush()
-        return self._append(held, 0) if held else True
+        return self._append([])
 
     def _count(self, **increments: int) -> None:
         with self._lock:
@@ -115,7 +116,7 @@ class HistoryWriter:
             stop = batches[-1] is None
             records = [r for batch in batches if batch is not None for r in batch]
             if records:
-                if self._append(self.storage.apply(points_of(records)), len(records)):
+                if self._append(records):
                     self._maintain(max(r.time for r in records))
                 else:
                     self._count(dropped_batches=len(batches) - stop,
@@ -125,15 +126,17 @@ class HistoryWriter:
             if stop:
                 return
 
-    def _append(self, points, records: int) -> bool:
+    def _append(self, records: list[TickRecord]) -> bool:
+        """Store ``records`` through the storage policy (none: the policy's held points)."""
         try:
+            points = self.storage.apply(points_of(records)) if records else self.storage.flush()
             written = self.historian.store.append(points)
         except Exception as error:  # noqa: BLE001 - a failed store loses the batch only
             with self._lock:
                 self._counts["failed_appends"] += 1
                 self._last_error = f"{type(error).__name__}: {error}"
             return False
-        self._count(written_records=records, written_points=written)
+        self._count(written_records=len(records), written_points=written)
         return True
 
     def _maintain(self, now: float) -> None:

@@ -127,3 +127,24 @@ def test_points_need_equally_long_arrays():
     from engine.history import SeriesPoints
     with pytest.raises(ValueError, match="series a/x: time, value and std must be equally"):
         SeriesPoints("a", "x", np.arange(3.0), np.arange(2.0))
+
+
+def test_percent_deadband_of_a_series_declared_after_the_writer_started(tmp_path):
+    store = DuckDBStore(tmp_path / "history.duckdb")
+    historian = Historian(store, HistorianSettings(signals={
+        "T_bulk": StoragePolicy(exception_deviation=1.0, percent=True),  # 2 K of 200 K
+        "nis": StoragePolicy(exception_deviation=1.0, percent=True)}))
+    writer = HistoryWriter(historian)
+    store.declare(history_signals("tank-01", plants.build_model("asphalt_tank", dt=60.0)))
+    assert writer.submit([_tick(k) for k in range(6)])  # T_bulk 433, 434, ... 438 K
+    assert writer.flush(30)
+    (t_bulk,) = historian.recorded(["tank-01"], ["T_bulk"], 0, 2e9)
+    assert t_bulk.columns["value"].tolist() == [433.0, 435.0, 436.0]  # 436 with 435 before it
+    (nis,) = historian.recorded(["tank-01"], ["nis"], 0, 2e9)
+    assert nis.time.size == 6  # nis has no span: all its values are kept, and why is said
+    assert writer.stats().failed_appends == 0
+    assert writer.stats().policy_problems == [
+        "signal tank-01/nis: a percent deadband needs a finite span (upper - lower bound), "
+        "it has nan: all its values are kept"]
+    writer.close()
+    store.close()
