@@ -143,8 +143,8 @@ def test_percent_deadband_of_a_series_declared_after_the_writer_started(tmp_path
     (nis,) = historian.recorded(["tank-01"], ["nis"], 0, 2e9)
     assert nis.time.size == 6  # nis has no span: all its values are kept, and why is said
     assert writer.stats().failed_appends == 0
-    assert writer.stats().policy_problems == [
+    assert writer.stats().policy_problems == [(
         "signal tank-01/nis: a percent deadband needs a finite span (upper - lower bound), "
-        "it has nan: all its values are kept"]
+        "it has nan: all its values are kept")]
     writer.close()
     store.close()
