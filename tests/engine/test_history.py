@@ -208,3 +208,40 @@ def test_two_postgres_writers_share_one_catalog(postgres_dsn):
     assert points.unit == "Pa" and points.columns["value"].tolist() == [2.0, 3.0]
     first.close()
     second.close()
+
+
+_APPENDER = """
+import sys
+import numpy as np
+from engine.history import SeriesPoints
+from engine.history_duckdb import DuckDBStore
+store = DuckDBStore(sys.argv[1])
+for k in range(1_000_000):
+    t = 100.0 * k + np.arange(100.0)
+    store.append([SeriesPoints("a", "x", t, np.full(100, float(k)))])
+    print(k, flush=True)
+"""
+
+
+def test_a_killed_duckdb_writer_loses_at_most_the_append_in_flight(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "history.duckdb"
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", _APPENDER, str(path)],
+                             stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(root)})
+    acknowledged = [int(child.stdout.readline()) for _ in range(20)]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    store = DuckDBStore(path)  # replays the write-ahead log
+    (points,) = store.read([("a", "x")], 0, 1e12)
+    batches = sorted(set(points.value.astype(int).tolist()))
+    assert batches[: len(acknowledged)] == acknowledged  # every acknowledged append is there
+    assert batches == list(range(len(batches)))  # and no hole after them
+    assert len(points) == 100 * len(batches)  # whole appends only
+    store.close()
