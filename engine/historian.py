@@ -27,8 +27,10 @@ from engine.history_query import aggregate, check_range, combine_rollups, interp
 from engine.history_store import HistoryStore, Rollups
 
 Boundary = Literal["inside", "outside"]
-ROLLUP_CHUNK_S = 86400.0
-"""Raw points are rolled up a day at a time, to bound memory."""
+ROLLUP_CHUNK_S = 3600.0
+ROLLUP_SERIES = 256
+"""Raw points are rolled up an hour (or one interval) and 256 series at a time, to bound
+memory: under a million points per read at 1-s sampling."""
 
 
 @dataclass(frozen=True)
@@ -162,15 +164,17 @@ class Historian:
             end = math.floor(until / interval) * interval
             while start < end:
                 stop = min(end, start + max(interval, ROLLUP_CHUNK_S // interval * interval))
-                read = self.store.read(keys, start, stop, outside=True)
                 rows = []
-                for (asset, signal), points in zip(keys, read):
-                    discrete = specs[(asset, signal)].discrete
-                    starts, columns = aggregate(points, start, stop, interval, discrete)
-                    keep = (columns["count"] > 0) | np.isfinite(columns["twmean"])
-                    if keep.any():
-                        rows.append(Rollups(asset, signal, interval, starts[keep],
-                                            {n: c[keep] for n, c in columns.items()}))
+                for first in range(0, len(keys), ROLLUP_SERIES):
+                    group = keys[first: first + ROLLUP_SERIES]
+                    read = self.store.read(group, start, stop, outside=True)
+                    for (asset, signal), points in zip(group, read):
+                        discrete = specs[(asset, signal)].discrete
+                        starts, columns = aggregate(points, start, stop, interval, discrete)
+                        keep = (columns["count"] > 0) | np.isfinite(columns["twmean"])
+                        if keep.any():
+                            rows.append(Rollups(asset, signal, interval, starts[keep],
+                                                {n: c[keep] for n, c in columns.items()}))
                 self.store.write_rollups(interval, rows, stop)
                 start = stop
 

@@ -140,9 +140,7 @@ class HistoryWriter:
         return True
 
     def _maintain(self, now: float) -> None:
-        if self._maintained is None:
-            self._maintained = now
-        if now - self._maintained < self.maintain_every_s:
+        if self._maintained is not None and now - self._maintained < self.maintain_every_s:
             return
         self._maintained = now
         try:

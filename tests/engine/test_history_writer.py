@@ -148,3 +148,20 @@ def test_percent_deadband_of_a_series_declared_after_the_writer_started(tmp_path
         "it has nan: all its values are kept")]
     writer.close()
     store.close()
+
+
+def test_the_writer_rolls_up_as_twin_time_passes(tmp_path):
+    store = DuckDBStore(tmp_path / "history.duckdb")
+    historian = Historian(store)  # rollups of 60 s and 3600 s
+    writer = HistoryWriter(historian, maintain_every_s=600.0)
+    for k in range(0, 120, 10):  # two hours of ticks, a minute apart
+        writer.submit([_tick(j) for j in range(k, k + 10)])
+    writer.close()
+    watermark = store.watermark(60.0)
+    assert watermark is not None and watermark >= 1.7e9 + 6000  # rolled up while writing
+    (minutes,) = historian.aggregated(["tank-01"], ["T_bulk"], 1.7e9 - 1.7e9 % 60, watermark,
+                                      60)
+    assert minutes.source == "rollup:60"
+    assert np.nansum(minutes.columns["count"]) == np.sum(
+        historian.recorded(["tank-01"], ["T_bulk"], 0, watermark - 1e-6)[0].time.size)
+    store.close()
