@@ -50,6 +50,10 @@ class DuckDBStore:
         self._lock = threading.Lock()
         self._ids: dict[tuple[str, str], int] = {}
         self._specs: dict[tuple[str, str], SeriesSpec] = {}
+        first, last = self._db.execute("SELECT min(time), max(time) FROM points").fetchall()[0]
+        self._extent = None if first is None else (first, last)
+        """(first, last) point time, kept by append (after a delete ``first`` may be
+        earlier than the first point left: searches that stop at it only look further)."""
         for id_, asset, signal, unit, discrete, span in self._db.execute(
                 "SELECT id, asset, signal, unit, discrete, span FROM series").fetchall():
             self._ids[(asset, signal)] = id_
@@ -103,6 +107,11 @@ class DuckDBStore:
             "std": pa.array(std, mask=np.isnan(std)),
         })
         self._insert("points", table)
+        low, high = float(table.column("time").to_numpy().min()), \
+            float(table.column("time").to_numpy().max())
+        with self._lock:
+            self._extent = (low, high) if self._extent is None else (
+                min(low, self._extent[0]), max(high, self._extent[1]))
         return int(ids.size)
 
     def _insert(self, name: str, table: pa.Table) -> None:
@@ -131,7 +140,7 @@ class DuckDBStore:
                  before: bool) -> pa.Table:
         """Per series, the last point before ``time`` or the first after it, searched in
         growing windows (a bounded window lets the scan skip row groups)."""
-        first, last = cursor.execute("SELECT min(time), max(time) FROM points").fetchall()[0]
+        first, last = self._extent or (None, None)
         pick, compare = ("arg_max", "<") if before else ("arg_min", ">")
         found: list[pa.Table] = []
         missing, window = list(ids), LOOKBACK_S
@@ -190,9 +199,7 @@ class DuckDBStore:
         return rows[0][0] if rows else None
 
     def time_range(self) -> tuple[float, float] | None:
-        first, last = self._cursor().execute(
-            "SELECT min(time), max(time) FROM points").fetchall()[0]
-        return None if first is None else (first, last)
+        return self._extent
 
     def delete_before(self, time: float, interval_s: float | None = None) -> None:
         if interval_s is None:

@@ -99,7 +99,8 @@ class HistoryStore(Protocol):
         ...
 
     def time_range(self) -> tuple[float, float] | None:
-        """(first, last) recorded point time, None when empty."""
+        """(first, last) recorded point time, None when empty; after a delete ``first``
+        may lie before the first point left."""
         ...
 
     def delete_before(self, time: float, interval_s: float | None = None) -> None:
