@@ -139,11 +139,14 @@ class PostgresStore:
         days = set(np.unique(np.floor(times / DAY_S)).astype(int).tolist()) - self._partitions
         connection = self._connection()
         for day in sorted(days):
-            connection.execute(sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} PARTITION OF history_points "
-                "FOR VALUES FROM ({}) TO ({})").format(
-                    sql.Identifier(f"history_points_d{day}"), sql.Literal(day * DAY_S),
-                    sql.Literal((day + 1) * DAY_S)))
+            try:
+                connection.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF history_points "
+                    "FOR VALUES FROM ({}) TO ({})").format(
+                        sql.Identifier(f"history_points_d{day}"), sql.Literal(day * DAY_S),
+                        sql.Literal((day + 1) * DAY_S)))
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+                pass  # another writer made it at the same moment
             self._partitions.add(day)
 
     def append(self, batch: Sequence[SeriesPoints]) -> int:

@@ -64,6 +64,10 @@ def test_one_query_spans_many_assets_with_units(store):
         Historian(store).recorded(["a"], ["T_bulk"], 0, 1)
     with pytest.raises(ValueError, match="until 1.0 s is before since 2.0 s"):
         Historian(store).recorded(["a"], ["ramp"], 2.0, 1.0)
+    with pytest.raises(ValueError, match="step: must be positive seconds, got 0"):
+        Historian(store).aggregated(["a"], ["ramp"], 0.0, 1.0, 0)
+    with pytest.raises(ValueError, match="boundary: 'interpolated' is not 'inside' or"):
+        Historian(store).recorded(["a"], ["ramp"], 0.0, 1.0, "interpolated")
 
 
 def test_interpolated_is_linear_between_points_and_a_step_for_discrete_signals(store):
