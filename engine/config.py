@@ -468,6 +468,8 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
     if not site.site.speed > 0:
         raise ConfigError(path, "site.speed", f"must be positive, got {site.site.speed}")
     _check_opcua(site.opcua, path)
+    if site.historian.backend == "postgres" and not site.historian.dsn:
+        raise ConfigError(path, "historian.dsn", "the postgres backend needs a connection string")
     modbus = site.modbus
     for key, value in (("scan_period_s", modbus.scan_period_s), ("timeout_s", modbus.timeout_s),
                        ("retry_initial_s", modbus.retry_initial_s)):

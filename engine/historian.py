@@ -61,8 +61,6 @@ def open_store(settings: HistorianSettings) -> HistoryStore:
     """The store the site file's ``[historian]`` selects."""
     if settings.backend == "postgres":
         from engine.history_postgres import PostgresStore
-        if not settings.dsn:
-            raise ValueError("historian.dsn: the postgres backend needs a connection string")
         return PostgresStore(settings.dsn)
     from engine.history_duckdb import DuckDBStore
     return DuckDBStore(settings.path)

@@ -179,6 +179,18 @@ def test_export_parquet_and_csv_keep_units_and_values(store, tmp_path):
         export(answer, tmp_path / "h.xlsx")
 
 
+def test_open_store_opens_the_selected_backend(tmp_path, postgres_dsn):
+    from engine.history_postgres import PostgresStore
+    from engine.historian import open_store
+
+    embedded = open_store(HistorianSettings(path=str(tmp_path / "var" / "h.duckdb")))
+    assert isinstance(embedded, DuckDBStore) and (tmp_path / "var" / "h.duckdb").exists()
+    embedded.close()
+    server = open_store(HistorianSettings(backend="postgres", dsn=postgres_dsn))
+    assert isinstance(server, PostgresStore)
+    server.close()
+
+
 def test_site_file_selects_the_backend():
     site = parse_site(b'[site]\nname = "x"\n[historian]\nbackend = "postgres"\n'
                       b'dsn = "host=127.0.0.1 dbname=h"\n'
@@ -186,6 +198,8 @@ def test_site_file_selects_the_backend():
     assert site.historian.backend == "postgres"
     assert site.historian.signals["estimate.*"].compression_deviation == 0.5
     assert parse_site(b'[site]\nname = "x"\n').historian.path == "var/history.duckdb"
+    with pytest.raises(ConfigError, match="historian.dsn: the postgres backend needs a conn"):
+        parse_site(b'[site]\nname = "x"\n[historian]\nbackend = "postgres"\n')
     with pytest.raises(ConfigError, match="historian.backend"):
         parse_site(b'[site]\nname = "x"\n[historian]\nbackend = "sqlite"\n')
 
