@@ -175,6 +175,9 @@ def test_export_parquet_and_csv_keep_units_and_values(store, tmp_path):
     csv = pyarrow.csv.read_csv(tmp_path / "h.csv")
     assert csv.column("time").to_pylist() == table.column("time").to_pylist()
     assert csv.column("std").to_pylist()[:2] == [0.1, 0.1]
+    json_ready = answer[1].as_dict()  # asset b's ramp has no std: null, not NaN
+    assert (json_ready["unit"], json_ready["value"][:2], json_ready["std"][:2]) == (
+        "K", [0.0, 3.0], [None, None])
     with pytest.raises(ValueError, match="must be .parquet or .csv"):
         export(answer, tmp_path / "h.xlsx")
 
