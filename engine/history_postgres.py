@@ -116,7 +116,8 @@ class PostgresStore:
             new = [s for s in specs if (s.asset, s.signal) not in self._ids]
             if not new:
                 return
-            with self._connection().cursor() as cursor:
+            connection = self._connection()
+            with connection.transaction(), connection.cursor() as cursor:  # one commit
                 cursor.executemany(
                     "INSERT INTO history_series (asset, signal, unit, discrete, span) "
                     "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (asset, signal) DO NOTHING",
