@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from engine.history_policy import RollupPolicy, StoragePolicy
 from engine.messages import Mode
 from engine.passwords import parse_hash
 from engine.registers import WordOrder
@@ -430,6 +431,32 @@ class ModbusSettings(_Strict):
     retry_max_s: float = 30.0
 
 
+class HistorianSettings(_Strict):
+    """The historian (engine.historian): where history is stored and what is kept.
+
+    Attributes:
+        backend: "duckdb" (embedded, one file at ``path``) or "postgres" (at ``dsn``).
+        path: the DuckDB file, relative to the working directory.
+        dsn: libpq connection string of the PostgreSQL database, e.g.
+            ``"host=127.0.0.1 port=5432 dbname=twinloop user=twinloop"``.
+        queue_batches: tick batches the writer queues before it drops (and counts).
+        default: storage policy of signals not in ``signals`` (default: keep all).
+        signals: storage policy per history signal name or glob (``"estimate.*"``).
+        raw_retention_s: raw points kept this long (never before they are rolled up).
+        rollups: rollup intervals and their retention.
+    """
+
+    backend: Literal["duckdb", "postgres"] = "duckdb"
+    path: str = "var/history.duckdb"
+    dsn: str = ""
+    queue_batches: int = 1000
+    default: StoragePolicy = StoragePolicy()
+    signals: dict[str, StoragePolicy] = {}
+    raw_retention_s: float = math.inf
+    rollups: list[RollupPolicy] = msgspec.field(default_factory=lambda: [
+        RollupPolicy(interval_s=60.0), RollupPolicy(interval_s=3600.0)])
+
+
 class SiteConfig(_Strict):
     site: SiteSettings
     http: HttpSettings = HttpSettings()
@@ -437,6 +464,7 @@ class SiteConfig(_Strict):
     modbus: ModbusSettings = ModbusSettings()
     assets: list[AssetConfig] = []
     interlocks: list[Interlock] = []
+    historian: HistorianSettings = HistorianSettings()
 
 
 class PlantDefaults(_Strict):
@@ -498,6 +526,8 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
     if not site.site.speed > 0:
         raise ConfigError(path, "site.speed", f"must be positive, got {site.site.speed}")
     _check_opcua(site.opcua, path)
+    if site.historian.backend == "postgres" and not site.historian.dsn:
+        raise ConfigError(path, "historian.dsn", "the postgres backend needs a connection string")
     modbus = site.modbus
     for key, value in (("scan_period_s", modbus.scan_period_s), ("timeout_s", modbus.timeout_s),
                        ("retry_initial_s", modbus.retry_initial_s)):
