@@ -25,18 +25,18 @@ def _tick(k: int, asset: str = "tank-01") -> TickRecord:
         measurement=Measurement(asset, t - 5.0, {"T_bulk": 433.0 + k, "T_return": 440.0}),
         estimate=Estimate(asset, t - 5.0, {"T_bulk": 433.1 + k, "T_coil": 450.0},
                           {"T_bulk": 0.2, "T_coil": 1.0}, nis=1.5,
-                          parameters={"UA_coil": 1.2e4}, parameter_std={"UA_coil": 50.0}),
+                          parameters={"UA_loss": 1.2e4}, parameter_std={"UA_loss": 50.0}),
         requested={"m_oil": 2.0}, applied={"m_oil": 1.5}, reference={"T_bulk": 443.15},
         mode=Mode.AUTONOMOUS, kpis={"specific_energy": 3.2e4})
 
 
 def test_history_signals_carry_the_models_si_units():
     model = plants.build_model("asphalt_tank", dt=120.0)
-    specs = {s.signal: s for s in history_signals("tank-01", model, estimated=["UA_coil"],
+    specs = {s.signal: s for s in history_signals("tank-01", model, estimated=["UA_loss"],
                                                   kpi_units={"specific_energy": "J/kg"})}
     assert specs["T_bulk"].unit == "K" and specs["T_bulk"].span == pytest.approx(200.0)
     assert specs["estimate.T_bulk"].unit == "K"
-    assert specs["parameter.UA_coil"].unit == "W/K"
+    assert specs["parameter.UA_loss"].unit == "W/K"
     assert specs["requested.m_oil"].unit == specs["applied.m_oil"].unit == "kg/s"
     assert specs["reference.T_bulk"].unit == "K"
     assert specs["nis"].unit == "1"
@@ -50,7 +50,7 @@ def test_a_tick_becomes_points_with_the_measurement_sample_time():
     assert points["T_bulk"].time.tolist() == [t0 - 5, t0 + 55]  # sample times, not ticks
     assert points["T_bulk"].value.tolist() == [433.0, 434.0] and points["T_bulk"].std is None
     assert points["estimate.T_bulk"].std.tolist() == [0.2, 0.2]
-    assert points["parameter.UA_coil"].std.tolist() == [50.0, 50.0]
+    assert points["parameter.UA_loss"].std.tolist() == [50.0, 50.0]
     assert points["nis"].value.tolist() == [1.5, 1.5]
     assert points["requested.m_oil"].time.tolist() == [t0, t0 + 60]
     assert points["applied.m_oil"].value.tolist() == [1.5, 1.5]
