@@ -14,8 +14,9 @@ This benchmark measures those costs, each next to a baseline from the same run:
   gate -> write, with the plant and safety actor reached over Ray) against the same
   tick run in a plain loop in this process (SimulatedPlant, ControlLoop, the pure
   safety policy and the SQLite audit log, no Ray), as many ticks per asset as each
-  actor runs. Their ratio is the Ray overhead. Means are exact (histogram sums);
-  actor medians and p99 are interpolated inside the metric buckets (..., 25, 50, 100,
+  actor runs (``ControlLoop.tick`` with the pure gate, engine.gate.PolicyGate, and
+  the records committed to the audit log). Their ratio is the Ray overhead. Means are
+  exact (histogram sums); actor medians and p99 are interpolated inside the metric buckets (..., 25, 50, 100,
   250 ms), so they are coarse. The controller's solve time is compared the same way,
   which tells slower numerics (processes competing for the CPUs) from messaging.
 - Real-time health: ticks, deadline overruns (overrun ratio = overruns / (ticks +
@@ -56,9 +57,9 @@ from controllers import build_controller, build_estimator
 from engine.audit import AuditLog
 from engine.clock import ClockSpec
 from engine.config import SiteConfig, parse_site
+from engine.gate import PolicyGate
 from engine.loop import ControlLoop
 from engine.messages import Mode
-from engine.safety import Applied, decide
 from engine.simulation import SimulatedPlant
 
 ACTOR_CLASSES = ("AssetActor", "SimulatedPlantActor", "SafetyActor")
@@ -114,25 +115,18 @@ def baseline(site: SiteConfig, ticks: int, audit_db: Path) -> dict:
         )
         plant = SimulatedPlant(asset.id, model, asset.simulation, x0=asset.initial,
                                u0=asset.inputs, d=asset.disturbances, t0=epoch)
-        last_applied = {name: Applied(value, epoch) for name, value
-                        in model.inputs.mapping(model.inputs.vector(asset.inputs)).items()}
+        gate = PolicyGate(asset.limits, model.inputs.mapping(model.inputs.vector(asset.inputs)),
+                          t0=epoch, mode=Mode(asset.mode),
+                          max_measurement_age=asset.max_measurement_age_s)
         for k in range(1, ticks + 1):
             t = epoch + k * asset.period_s
             started = time.perf_counter()
             plant.advance_to(t)
-            measurement = plant.measure()
-            loop.observe(measurement)
-            proposal = loop.propose(t)
-            solve_seconds.append(proposal.solve_time_s)
-            decision = decide(proposal, mode=Mode(asset.mode), limits=asset.limits,
-                              last_applied=last_applied, measurement_age=t - measurement.time,
-                              max_measurement_age=asset.max_measurement_age_s)
-            audit.append(decision.records)
-            for name, value in decision.applied.items():
-                last_applied[name] = Applied(value, decision.time)
-            if decision.applied:
-                plant.apply(decision.applied)
-                loop.applied(decision.applied)
+            result = loop.tick(t, plant.measure(), gate)
+            solve_seconds.append(result.proposal.solve_time_s)
+            audit.append(result.decision.records)
+            if result.applied:
+                plant.apply(result.applied)
             tick_seconds.append(time.perf_counter() - started)
         rss.append(process.memory_info().rss)
     further = [(b - a) / MB for a, b in zip(rss[1:], rss[2:])]

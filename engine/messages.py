@@ -106,6 +106,16 @@ class Decision(msgspec.Struct, frozen=True):
         return max((r.outcome for r in self.records), key=order.index, default=Outcome.ACCEPTED)
 
 
+class GateRequest(msgspec.Struct, frozen=True):
+    """One asset's turn at the gate at one tick instant."""
+
+    asset: str
+    time: float                      # twin seconds of the tick instant
+    measurement: Measurement | None  # the measurement taken this tick, None if none new
+    measurement_age: float           # twin s since the newest measurement (inf: never)
+    proposal: Proposal | None        # None when nothing is proposed (OFF, or no solve)
+
+
 class Setpoint(msgspec.Struct, frozen=True):
     """Gated setpoints on their way to an output (plant, OPC UA, Modbus, MQTT)."""
 
