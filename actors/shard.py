@@ -59,16 +59,19 @@ RESTORE_TIMEOUT_S = 60.0
 """Wall seconds a restarted shard keeps asking the safety actor for its restore points."""
 
 
-@ray.remote(num_cpus=0, max_restarts=MAX_RESTARTS)
-class AssetShard:
-    """Hosts the assets ``assets``; every per-asset method takes the asset id first."""
+class Shard:
+    """Hosts the assets ``assets``; every per-asset method takes the asset id first.
+    The actor's code as a plain class (tests run it in-process); AssetShard is the actor.
+    Make it inside a running event loop."""
 
     def __init__(self, name: str, assets: list[AssetConfig], clock: ClockSpec, safety,
                  plants: dict[str, Any], plcs: dict[str, PlcMap],
-                 modbus: ModbusSettings = ModbusSettings()) -> None:
-        """``plants`` maps asset id to its simulated plant (an actors.directory.AssetHandle
-        onto its plant shard); assets without one have a plant outside the twin (MQTT).
-        ``plcs`` maps asset id to its PLC's register map: those assets use Modbus TCP."""
+                 modbus: ModbusSettings = ModbusSettings(), *, restarted: bool = False) -> None:
+        """``safety`` is the safety actor's handle. ``plants`` maps asset id to its
+        simulated plant (an actors.directory.AssetHandle onto its plant shard); assets
+        without one have a plant outside the twin (MQTT). ``plcs`` maps asset id to its
+        PLC's register map: those assets use Modbus TCP. ``restarted``: this process
+        replaces a killed one, and restores every asset from the safety actor."""
         self.name = name
         self.clock_spec = clock
         self.lockstep = clock.lockstep
@@ -79,7 +82,7 @@ class AssetShard:
         self.until = clock.epoch
         """Lock-step: twin time up to which ``run_for`` has been asked to run."""
         self.plants = plants
-        self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        self.restarted = restarted
         self._numerics = ThreadPoolExecutor(max_workers=max(1, min(NUMERICS_THREADS, len(assets))),
                                             thread_name_prefix=f"numerics-{name}")
         self.assets = {a.id: HostedAsset(a, clock.epoch, self.now, safety, self._decide,
@@ -112,7 +115,6 @@ class AssetShard:
             if self.restarted:
                 points = await self._restore_points()
                 for asset_id, asset in self.assets.items():
-                    asset.restarted = True
                     checkpoint = asset.restore(points[asset_id])
                     if self.lockstep:
                         asset.schedule(asset.last_tick)
@@ -331,3 +333,14 @@ class AssetShard:
         return {"name": self.name, "pid": os.getpid(), "assets": list(self.assets),
                 "batches": self.batches, "instants_in_flight": len(self._instants),
                 "restarted": self.restarted}
+
+
+@ray.remote(num_cpus=0, max_restarts=MAX_RESTARTS)
+class AssetShard(Shard):
+    """A Shard as a Ray actor (named ``shard:<n>``); Ray restarts a killed one."""
+
+    def __init__(self, name: str, assets: list[AssetConfig], clock: ClockSpec, safety,
+                 plants: dict[str, Any], plcs: dict[str, PlcMap],
+                 modbus: ModbusSettings = ModbusSettings()) -> None:
+        super().__init__(name, assets, clock, safety, plants, plcs, modbus,
+                         restarted=ray.get_runtime_context().was_current_actor_reconstructed)
