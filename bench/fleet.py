@@ -62,7 +62,7 @@ from engine.loop import ControlLoop
 from engine.messages import Mode
 from engine.simulation import SimulatedPlant
 
-ACTOR_CLASSES = ("AssetActor", "SimulatedPlantActor", "SafetyActor")
+ACTOR_CLASSES = ("AssetShard", "PlantShard", "SafetyActor")
 BASELINE_ASSETS = 3
 MB = 2**20
 STARTUP_READ_S = 0.5
@@ -182,7 +182,7 @@ def actor_memory() -> dict:
             memory = child.memory_full_info()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        # "ray::AssetActor", "ray::AssetActor.status", "ray::asset:tank-01:AssetActor.__init__"
+        # "ray::AssetShard", "ray::AssetShard.status", "ray::shard:0:AssetShard.__init__"
         actor_class = title.split(".")[0].rsplit(":", 1)[-1] if title.startswith("ray::") else ""
         if actor_class in by_class:
             by_class[actor_class].append({"rss": memory.rss / MB, "uss": memory.uss / MB})
@@ -347,7 +347,7 @@ def main() -> None:
         fleet = run_fleet(site, args.seconds, args.speed)
 
     memory = fleet["memory"]
-    pair_rss = sum(memory[c]["rss_mb"]["median"] for c in ("AssetActor", "SimulatedPlantActor")
+    pair_rss = sum(memory[c]["rss_mb"]["median"] for c in ("AssetShard", "PlantShard")
                    if memory[c]["rss_mb"])
     further = base["further_loop_rss_mb"] or 0.0  # None with fewer than two baseline loops
     result = {
