@@ -1,20 +1,21 @@
 """SafetyActor: the only path from a proposal to an output.
 
-Wraps the pure policy of :mod:`engine.safety` for every asset of one site: each
-asset's mode, engineering and operator limits, last applied values, the latest
-measurements the site's interlocks watch, and the queue of ADVISORY proposals waiting
-for an operator. Every decision's audit records and the state it changes are committed
-to SQLite (WAL, full sync) in one transaction before it answers, so nothing is written
-that is not on record, and a restarted actor (``max_restarts``) resumes exactly where
-the killed one stopped.
+Wraps the policy and its memory (engine.gatekeeper.Gatekeeper, engine.safety) for every
+asset of one site, and makes every decision durable before it answers: the audit records
+of a whole batch of decisions (one call per shard per tick instant, ``decide_batch``)
+and the gate state they change are committed to SQLite (WAL, full sync) in ONE
+transaction, one fsync (group commit), so nothing is written that is not on record, and
+a restarted actor (``max_restarts``) resumes exactly where the killed one stopped.
+Asset checkpoints are off this path: ``store_checkpoints`` keeps them durably without a
+sync of their own.
 
 Fail closed: a caller passes the wall-clock ``deadline`` after which it stops waiting
 and holds its outputs (or reports that nothing changed); a request that reaches the
 actor after its deadline (queued while the actor was restarting) is dropped
 unrecorded, because nobody acts on its answer.
 
-Interlocks see each asset's latest measurement while it is younger than that asset's
-``max_measurement_age_s``; an older one counts as not measured, which trips them.
+``SafetyAuthority`` is the actor's code as a plain class (benchmarks and tests use it
+without Ray); ``SafetyActor`` is the Ray actor.
 """
 
 from __future__ import annotations
@@ -22,68 +23,23 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import ray
 
 from engine.audit import AuditLog
-from engine.config import AssetConfig, SetpointLimit, SiteConfig
-from engine.messages import AuditRecord, Decision, Measurement, Mode, Outcome, Proposal
-from engine.safety import Applied, SiteView, decide, operator_limit
+from engine.config import SetpointLimit, SiteConfig
+from engine.gatekeeper import AssetGate, Gatekeeper
+from engine.messages import AuditRecord, Decision, GateRequest, Measurement, Mode, Outcome, Proposal
+from engine.safety import operator_limit
 
-QUEUE_LENGTH = 20
-"""Proposals kept per asset for approval; older ones drop off the queue."""
 DEADLINE_MARGIN_S = 0.2
 """Wall seconds before a caller's deadline after which a request is no longer decided."""
 
 
-class AssetGate:
-    """What the safety actor knows about one asset."""
-
-    def __init__(self, asset: AssetConfig, initial: dict[str, float], t0: float) -> None:
-        self.limits: dict[str, SetpointLimit] = dict(asset.limits)
-        self.operator_limits: dict[str, SetpointLimit] = {}
-        self.mode = Mode(asset.mode)
-        self.max_measurement_age = asset.max_measurement_age_s
-        self.last_applied = {name: Applied(initial[name], t0) for name in self.limits}
-        self.measured: dict[str, float] = {}
-        self.measured_time = -math.inf
-        self.queue: list[dict[str, Any]] = []
-        self.next_proposal = 1
-        self.checkpoint: dict[str, Any] | None = None
-
-    def note_measurement(self, measurement: Measurement) -> None:
-        self.measured = {name: float(value) for name, value in measurement.values.items()}
-        self.measured_time = measurement.time
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode.value,
-            "limits": {n: [lim.lower, lim.upper, lim.max_rate] for n, lim in self.limits.items()},
-            "operator_limits": {n: [lim.lower, lim.upper] for n, lim in self.operator_limits.items()},
-            "last_applied": {n: [a.value, a.time] for n, a in self.last_applied.items()},
-            "measured": self.measured,
-            "measured_time": self.measured_time,
-            "queue": self.queue,
-            "next_proposal": self.next_proposal,
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.mode = Mode(state["mode"])
-        self.limits.update({n: SetpointLimit(lower=lower, upper=upper, max_rate=rate)
-                            for n, (lower, upper, rate) in state.get("limits", {}).items()})
-        self.operator_limits = {n: operator_limit(n, lower, upper, self.limits[n])
-                                for n, (lower, upper) in state["operator_limits"].items()}
-        self.last_applied.update({n: Applied(v, t) for n, (v, t) in state["last_applied"].items()})
-        self.measured = dict(state["measured"])
-        self.measured_time = float(state["measured_time"])
-        self.queue = list(state["queue"])
-        self.next_proposal = int(state["next_proposal"])
-
-
-@ray.remote(num_cpus=0, max_restarts=-1)
-class SafetyActor:
-    # Restarts without limit: while it is down every asset fails closed, so it must return.
+class SafetyAuthority:
     """Gates the setpoints of every asset of one site; see engine.safety for the rules."""
 
     def __init__(self, site: SiteConfig, initial: dict[str, dict[str, float]], t0: float) -> None:
@@ -91,9 +47,9 @@ class SafetyActor:
         asset (see actors.fleet.initial_outputs) at twin time ``t0``; both are only the
         starting point: what the durable store holds wins."""
         self.site = site.site.name
-        self.interlocks = list(site.interlocks)
         self.audit = AuditLog(site.site.audit_db)
-        self.gates = {asset.id: AssetGate(asset, initial[asset.id], t0) for asset in site.assets}
+        self.keeper = Gatekeeper(site.assets, site.interlocks, initial, t0)
+        self.gates = self.keeper.gates
         stored = self.audit.state()
         for asset, gate in self.gates.items():
             if f"gate:{asset}" in stored:
@@ -106,26 +62,28 @@ class SafetyActor:
 
     # -- decisions -----------------------------------------------------------------------
 
+    def decide_batch(self, requests: Sequence[GateRequest],
+                     deadline: float = math.inf) -> list[Decision] | None:
+        """Decide one tick instant of many assets (engine.gatekeeper: measurements noted
+        first, trips act, then each proposal); one decision per request, in order. Every
+        record and gate state of the batch is committed in one transaction, one fsync,
+        before it returns. None if the caller's wall-clock ``deadline`` has passed."""
+        if _late(deadline):
+            return None
+        decisions, changed = self.keeper.decide_batch(requests)
+        self.audit.append([record for decision in decisions for record in decision.records],
+                          {f"gate:{asset}": self.gates[asset].to_state() for asset in changed})
+        return decisions
+
     def decide(self, proposal: Proposal, measurement_age: float,
                measurement: Measurement | None = None,
                deadline: float = math.inf) -> Decision | None:
-        """Gate ``proposal`` (noting ``measurement`` for the interlocks first); None if
-        the caller's wall-clock ``deadline`` has passed and it no longer waits."""
-        if _late(deadline):
-            return None
-        gate = self._gate(proposal.asset)
-        if measurement is not None:
-            gate.note_measurement(measurement)
-        decision = self._decide(gate, proposal, measurement_age)
-        if any(r.outcome is Outcome.QUEUED for r in decision.records):
-            gate.queue.append({"n": gate.next_proposal, "time": proposal.time,
-                               "measurement_age": measurement_age,
-                               "setpoints": dict(proposal.setpoints), "reason": proposal.reason,
-                               "status": proposal.status})
-            gate.next_proposal += 1
-            del gate.queue[:-QUEUE_LENGTH]
-        self._commit(proposal.asset, gate, decision.records)
-        return decision
+        """One asset's request: ``decide_batch`` of one (kept for the per-asset actors;
+        the interlock writes it forces come back in the decision's ``applied`` too)."""
+        decisions = self.decide_batch([GateRequest(
+            asset=proposal.asset, time=proposal.time, measurement=measurement,
+            measurement_age=measurement_age, proposal=proposal)], deadline)
+        return None if decisions is None else decisions[0]
 
     def approve(self, asset: str, number: int, user: str, time_now: float,
                 deadline: float = math.inf) -> Decision | None:
@@ -133,64 +91,24 @@ class SafetyActor:
         rates, interlocks and staleness as they are at approval time."""
         if _late(deadline):
             return None
-        gate = self._gate(asset)
-        entry = self._entry(asset, gate, number)
-        gate.queue.remove(entry)
-        proposal = Proposal(asset=asset, time=time_now, setpoints=entry["setpoints"],
-                            reason=f"approved proposal #{number}: {entry['reason']}",
-                            source="approval", user=user, status=entry["status"])
-        age = entry["measurement_age"] + (time_now - entry["time"])
-        decision = self._decide(gate, proposal, age)
-        self._commit(asset, gate, decision.records)
+        decision = self.keeper.approve(asset, number, user, time_now)
+        self._commit(asset, decision.records)
         return decision
 
     def reject(self, asset: str, number: int, user: str, time_now: float,
                deadline: float = math.inf) -> dict[str, Any]:
         """Drop queued proposal ``number``; nothing is written, and the audit says who."""
         _refuse_if_late(deadline)
-        gate = self._gate(asset)
-        entry = self._entry(asset, gate, number)
-        gate.queue.remove(entry)
-        records = [AuditRecord(
-            time=time_now, asset=asset, user=user, source="operator", signal=signal,
-            requested=value, applied=None, outcome=Outcome.REJECTED,
-            reason=f"proposal #{number} rejected by {user} | {entry['reason']}",
-        ) for signal, value in entry["setpoints"].items()]
-        self._commit(asset, gate, records)
+        entry, records = self.keeper.reject(asset, number, user, time_now)
+        self._commit(asset, records)
         return entry
 
     def proposals(self, asset: str) -> list[dict[str, Any]]:
         """The queue of ADVISORY proposals awaiting approval, oldest first."""
         return list(self._gate(asset).queue)
 
-    def _entry(self, asset: str, gate: AssetGate, number: int) -> dict[str, Any]:
-        for entry in gate.queue:
-            if entry["n"] == number:
-                return entry
-        raise LookupError(f"asset {asset!r} has no queued proposal #{number}; queued: "
-                          f"{[e['n'] for e in gate.queue]}")
-
-    def _decide(self, gate: AssetGate, proposal: Proposal, age: float) -> Decision:
-        decision = decide(
-            proposal, mode=gate.mode, limits=gate.limits, last_applied=gate.last_applied,
-            measurement_age=age, max_measurement_age=gate.max_measurement_age,
-            operator_limits=gate.operator_limits, interlocks=self.interlocks,
-            site=self._site_view(proposal.time))
-        for name, value in decision.applied.items():
-            gate.last_applied[name] = Applied(value, decision.time)
-        return decision
-
-    def _site_view(self, now: float) -> SiteView:
-        """Measurements fresh at twin time ``now`` and last applied values, site-wide."""
-        return SiteView(
-            measured={f"{a}.{n}": v for a, g in self.gates.items()
-                      if now - g.measured_time <= g.max_measurement_age
-                      for n, v in g.measured.items()},
-            applied={f"{a}.{n}": x.value for a, g in self.gates.items()
-                     for n, x in g.last_applied.items()})
-
-    def _commit(self, asset: str, gate: AssetGate, records: list[AuditRecord]) -> None:
-        self.audit.append(records, {f"gate:{asset}": gate.to_state()})
+    def _commit(self, asset: str, records: list[AuditRecord]) -> None:
+        self.audit.append(records, {f"gate:{asset}": self._gate(asset).to_state()})
 
     # -- operator settings ---------------------------------------------------------------
 
@@ -202,6 +120,7 @@ class SafetyActor:
         outside its new limits refuses the whole change (ValueError naming both)."""
         _refuse_if_late(deadline)
         gate = self._gate(asset)
+        limits = {name: _keep_safe(limit, gate.limits.get(name)) for name, limit in limits.items()}
         for name, band in gate.operator_limits.items():
             limit = limits.get(name, gate.limits[name])
             if not limit.lower <= band.lower <= band.upper <= limit.upper:
@@ -216,7 +135,7 @@ class SafetyActor:
                    f"{_limit_text(limit)}",
         ) for name, limit in limits.items() if gate.limits.get(name) != limit]
         gate.limits = {**gate.limits, **limits}
-        self._commit(asset, gate, records)
+        self._commit(asset, records)
         return self.limits(asset)
 
     def note(self, records: list[AuditRecord], deadline: float = math.inf) -> None:
@@ -235,7 +154,7 @@ class SafetyActor:
             reason=f"mode {gate.mode.value} -> {new.value}",
         )
         gate.mode = new
-        self._commit(asset, gate, [record])
+        self._commit(asset, [record])
         return new
 
     def mode(self, asset: str) -> Mode:
@@ -261,7 +180,7 @@ class SafetyActor:
                    f"{gate.limits[name].upper:.6g}]",
         ) for name, band in new.items()]
         gate.operator_limits.update(new)
-        self._commit(asset, gate, records)
+        self._commit(asset, records)
         return self.limits(asset)
 
     def limits(self, asset: str) -> dict[str, dict[str, float]]:
@@ -275,24 +194,36 @@ class SafetyActor:
                 out[name] |= {"operator_lower": band.lower, "operator_upper": band.upper}
         return out
 
-    # -- every tick: measurements and checkpoints ------------------------------------------
+    # -- checkpoints, off the gating path -------------------------------------------------
+
+    def store_checkpoints(self, checkpoints: dict[str, dict[str, Any]]) -> None:
+        """Keep each asset's plain-data checkpoint (for its restart), durably but without
+        a sync of its own (engine.audit: ``durable=False``)."""
+        for asset, checkpoint in checkpoints.items():
+            self._gate(asset).checkpoint = checkpoint
+        self.audit.append([], {f"checkpoint:{a}": c for a, c in checkpoints.items()},
+                          durable=False)
+
+    def restore_points(self, asset_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """What each restarted asset resumes from: its checkpoint (or None), its mode and
+        the last applied values (the truth of what its plant was given)."""
+        return {asset: self.restore_point(asset) for asset in asset_ids}
+
+    def restore_point(self, asset: str) -> dict[str, Any]:
+        gate = self._gate(asset)
+        return {"checkpoint": gate.checkpoint, "mode": gate.mode.value,
+                "last_applied": {n: [a.value, a.time] for n, a in gate.last_applied.items()}}
 
     def observe(self, asset: str, measurement: Measurement | None,
                 checkpoint: dict[str, Any]) -> None:
-        """After each tick, in any mode: the asset's latest ``measurement`` (for the
-        interlocks) and its plain-data ``checkpoint`` (for its restart), kept durably."""
+        """The per-asset actor's call after each tick, in any mode: its latest
+        ``measurement`` (for the interlocks) and its ``checkpoint``."""
         gate = self._gate(asset)
         if measurement is not None:
             gate.note_measurement(measurement)
         gate.checkpoint = checkpoint
-        self.audit.append([], {f"gate:{asset}": gate.to_state(), f"checkpoint:{asset}": checkpoint})
-
-    def restore_point(self, asset: str) -> dict[str, Any]:
-        """What a restarted asset actor resumes from: its checkpoint (or None), its
-        mode and the last applied values (the truth of what its plant was given)."""
-        gate = self._gate(asset)
-        return {"checkpoint": gate.checkpoint, "mode": gate.mode.value,
-                "last_applied": {n: [a.value, a.time] for n, a in gate.last_applied.items()}}
+        self.audit.append([], {f"gate:{asset}": gate.to_state(), f"checkpoint:{asset}": checkpoint},
+                          durable=False)
 
     def last_applied(self, asset: str) -> dict[str, dict[str, float]]:
         return {name: {"value": a.value, "time": a.time}
@@ -312,6 +243,12 @@ class SafetyActor:
             raise KeyError(f"asset {asset!r} is not registered with safety:{self.site}") from None
 
 
+@ray.remote(num_cpus=0, max_restarts=-1)
+class SafetyActor(SafetyAuthority):
+    # Restarts without limit: while it is down every asset fails closed, so it must return.
+    """The site's SafetyAuthority as a Ray actor (named ``safety:<site>``)."""
+
+
 def _late(deadline: float) -> bool:
     """Has the caller's wall-clock deadline (nearly) passed, so that it no longer waits?"""
     return time.time() > deadline - DEADLINE_MARGIN_S
@@ -321,6 +258,13 @@ def _refuse_if_late(deadline: float) -> None:
     if _late(deadline):
         raise TimeoutError("request reached the safety actor after its caller's deadline; "
                            "nothing changed")
+
+
+def _keep_safe(limit: SetpointLimit, before: SetpointLimit | None) -> SetpointLimit:
+    """A retune that does not name a safe value keeps the configured one."""
+    if limit.safe is not None or before is None or before.safe is None:
+        return limit
+    return msgspec.structs.replace(limit, safe=before.safe)
 
 
 def _limit_text(limit: SetpointLimit | None) -> str:

@@ -12,6 +12,13 @@
   the SafetyActor commits every decision) against appending the three records alone
   (the baseline: the audit log before this issue). Median of 200 commits each, in a
   temporary directory on the same disk as this file; milliseconds and the ratio.
+- Group commit: ``SafetyAuthority.decide_batch`` (the SafetyActor's code without Ray)
+  of one tick instant of a shard of 100 assets (each a measurement and a three-signal
+  proposal; a trip interlock per asset) against the same 100 requests decided one by
+  one (``decide``, one transaction each, as the per-asset actors did), alternating, on
+  the same disk. Median milliseconds per 100 decisions and the ratio; and the fsync
+  and fdatasync calls per 100 decisions, counted with ``strace -f -c`` in a child
+  process that runs 10 tick instants (less one that runs none: the set-up's own syncs).
 - Token check: ``serve.auth.TokenTable.identify`` of the last of 10 tokens (10 salted
   SHA-256 hashes, the worst case of a 10-token file) against one SHA-256 of the token
   (the baseline). Microseconds and the ratio.
@@ -25,23 +32,39 @@ import hashlib
 import json
 import os
 import platform
+import re
 import secrets
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import results_file
+from actors.safety import SafetyAuthority
 from engine.audit import AuditLog
-from engine.config import CountInterlock, SetpointLimit, TripInterlock
-from engine.messages import AuditRecord, Mode, Outcome, Proposal
+from engine.config import (
+    AssetConfig,
+    CountInterlock,
+    SetpointLimit,
+    SiteConfig,
+    SiteSettings,
+    TripInterlock,
+)
+from engine.messages import AuditRecord, GateRequest, Measurement, Mode, Outcome, Proposal
 from engine.safety import Applied, SiteView, decide, operator_limit
 from serve.auth import Token, TokenTable, hash_token
 
 CALLS = 20_000
 REPEATS = 5
 COMMITS = 200
+SHARD = 100
+"""Assets of one shard at one tick instant: one decide_batch."""
+INSTANTS = 30
+FSYNC_INSTANTS = 10
 
 LIMITS = {"T_supply": SetpointLimit(lower=473.15, upper=573.15, max_rate=0.05),
           "m_loop": SetpointLimit(lower=2.0, upper=25.0, max_rate=0.05),
@@ -113,6 +136,81 @@ def bench_commit() -> dict:
             "ratio_with_state_to_records_only": with_state / baseline}
 
 
+def shard_site(folder: Path) -> SiteConfig:
+    assets = [AssetConfig(id=f"a{i:03d}", kind="asphalt_terminal", limits=LIMITS,
+                          max_measurement_age_s=3600.0) for i in range(SHARD)]
+    locks = [TripInterlock(name=f"{a.id} high", when=[f"{a.id}.level"], above=13.3,
+                           close=[f"{a.id}.valve_01"]) for a in assets]
+    return SiteConfig(site=SiteSettings(name="bench", audit_db=str(folder / "audit.db")),
+                      assets=assets, interlocks=locks)
+
+
+def shard_requests(t: float) -> list[GateRequest]:
+    return [GateRequest(asset=f"a{i:03d}", time=t,
+                        measurement=Measurement(f"a{i:03d}", t, {"level": 9.0, "T": 433.0}),
+                        measurement_age=0.0,
+                        proposal=Proposal(asset=f"a{i:03d}", time=t, reason="mpc",
+                                          setpoints={"T_supply": 520.0, "m_loop": 12.0,
+                                                     "valve_01": 0.4}))
+            for i in range(SHARD)]
+
+
+def authority(folder: Path) -> SafetyAuthority:
+    site = shard_site(folder)
+    return SafetyAuthority(site, {a.id: {n: lim.lower for n, lim in LIMITS.items()}
+                                  for a in site.assets}, 0.0)
+
+
+def run_instants(gate: SafetyAuthority, how: str, instants: int, start: int = 0) -> list[float]:
+    """Decide ``instants`` tick instants of the shard, batched or one by one; wall s each."""
+    times = []
+    for k in range(start, start + instants):
+        requests = shard_requests(300.0 * (k + 1))
+        began = time.perf_counter()
+        if how == "batch":
+            gate.decide_batch(requests)
+        else:
+            for r in requests:
+                gate.decide(r.proposal, r.measurement_age, r.measurement)
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def count_fsyncs(how: str) -> float | None:
+    """fsync + fdatasync calls per tick instant of the shard, or None without strace."""
+    if shutil.which("strace") is None:
+        return None
+    counts = []
+    for instants in (0, FSYNC_INSTANTS):
+        with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as folder:
+            out = Path(folder) / "strace.txt"
+            subprocess.run(["strace", "-f", "-c", "-e", "trace=fsync,fdatasync", "-o", str(out),
+                            sys.executable, __file__, "--instants", how, str(instants)],
+                           check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+            calls = re.findall(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?f(?:data)?sync$",
+                               out.read_text(), flags=re.M)
+            counts.append(sum(int(c) for c in calls))
+    return (counts[1] - counts[0]) / FSYNC_INSTANTS
+
+
+def bench_group_commit() -> dict:
+    with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as folder:
+        batched = authority(Path(folder) / "batch")
+        single = authority(Path(folder) / "single")
+        times: dict[str, list[float]] = {"batch": [], "single": []}
+        for k in range(INSTANTS):  # alternating, so that both see the same disk and cache
+            times["batch"] += run_instants(batched, "batch", 1, k)
+            times["single"] += run_instants(single, "single", 1, k)
+        batch_ms, single_ms = (statistics.median(times[k]) * 1e3 for k in ("batch", "single"))
+    fsyncs = {how: count_fsyncs(how) for how in ("batch", "single")}
+    return {"decisions_per_instant": SHARD, "instants": INSTANTS,
+            "batch_ms": batch_ms, "one_by_one_ms": single_ms,
+            "ratio_batch_to_one_by_one": batch_ms / single_ms,
+            "fsyncs_batch": fsyncs["batch"], "fsyncs_one_by_one": fsyncs["single"],
+            "ratio_fsyncs_batch_to_one_by_one": (
+                None if fsyncs["batch"] is None else fsyncs["batch"] / fsyncs["single"])}
+
+
 def bench_tokens() -> dict:
     tokens = [secrets.token_urlsafe(32) for _ in range(10)]
     table = TokenTable([Token(f"user{i}", "viewer", hash_token(t)) for i, t in enumerate(tokens)])
@@ -124,6 +222,11 @@ def bench_tokens() -> dict:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--instants"]:  # the child whose syncs count_fsyncs counts
+        how, instants = sys.argv[2], int(sys.argv[3])
+        with tempfile.TemporaryDirectory(dir=Path(__file__).parent) as folder:
+            run_instants(authority(Path(folder)), how, instants)
+        return
     results = {
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -131,6 +234,7 @@ def main() -> None:
                     "load_average_1m_before": os.getloadavg()[0]},
         "policy": bench_policy(),
         "durable_commit": bench_commit(),
+        "group_commit": bench_group_commit(),
         "token_check": bench_tokens(),
     }
     print(json.dumps(results, indent=2))

@@ -19,6 +19,7 @@ A site file::
     lower = 0.1
     upper = 10.0
     max_rate = 0.01                    # per second
+    safe = 0.1                         # what a trip or a safe-state command writes
 """
 
 from __future__ import annotations
@@ -54,11 +55,22 @@ class SetpointLimit(_Strict):
         lower: lowest value that may be written, input units.
         upper: highest value that may be written, input units.
         max_rate: largest change per second of twin time, input units per second.
+        safe: the value a tripped interlock's ``close`` and a safe-state command drive
+            the input to, at once; None means ``lower``. Must lie in [lower, upper].
     """
 
     lower: float = -math.inf
     upper: float = math.inf
     max_rate: float = math.inf
+    safe: float | None = None
+
+
+def safe_value_problem(signal: str, limit: SetpointLimit) -> str:
+    """Why ``limit.safe`` is not a safe value of ``signal`` (it is outside its limits)."""
+    safe = math.nan if limit.safe is None else limit.safe
+    bound, side = (limit.lower, "below its lower") if not safe >= limit.lower else (
+        limit.upper, "above its upper")
+    return f"signal {signal!r}: safe value {safe:g} is {side} limit {bound:g}"
 
 
 class OutputLimit(_Strict):
@@ -248,7 +260,9 @@ class TripInterlock(_Strict, tag_field="kind", tag="trip"):
     While any signal of ``when`` was last measured at or above ``above`` (or has not
     been measured yet, or measured NaN: fail safe), each input of ``hold`` may not be
     written above its last applied value, and each input of ``close`` only at or below
-    its lower limit (rate limits still apply, so it closes at its maximum rate).
+    its safe value (SetpointLimit.safe). The trip acts on the measurement that trips it:
+    an input of ``close`` above its safe value is written to it at once, in every mode,
+    without waiting for its rate limit (engine.safety.trip_writes).
     Signals are named ``"<asset id>.<signal>"``.
 
     Attributes:
@@ -256,7 +270,7 @@ class TripInterlock(_Strict, tag_field="kind", tag="trip"):
         when: measured outputs, e.g. ``["dra-line.discharge_pressure_1", ...]``.
         above: trip value, in the outputs' unit (Pa for a pipeline MAOP).
         hold: inputs that may not rise while tripped.
-        close: inputs driven to their lower limit while tripped.
+        close: inputs driven to their safe value while tripped.
     """
 
     name: str
@@ -481,6 +495,8 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
             if not limit.max_rate > 0:
                 raise ConfigError(path, f"{key}.limits.{name}.max_rate",
                                   f"must be positive, got {limit.max_rate}")
+            if limit.safe is not None and not limit.lower <= limit.safe <= limit.upper:
+                raise ConfigError(path, f"{key}.limits.{name}.safe", safe_value_problem(name, limit))
     for i, interlock in enumerate(site.interlocks):
         key = f"interlocks[{i}]"
         names = interlock.when + interlock.hold + interlock.close \

@@ -25,12 +25,14 @@ class Mode(enum.StrEnum):
 
 
 class Outcome(enum.StrEnum):
-    """What the safety policy did with one requested setpoint."""
+    """What the safety policy did with one requested setpoint; INTERLOCK is a write the
+    safety authority forced itself (a tripped interlock driving a signal to its safe value)."""
 
     ACCEPTED = "accepted"
     CLAMPED = "clamped"
     REJECTED = "rejected"
     QUEUED = "queued"
+    INTERLOCK = "interlock"
 
 
 class Measurement(msgspec.Struct, frozen=True):
@@ -59,7 +61,9 @@ class Proposal(msgspec.Struct, frozen=True):
     """Setpoints a controller (or an operator) asks to write, with the reason why.
 
     ``predicted`` maps output names to the predicted trajectory over the horizon.
-    ``source`` is ``"controller"`` or ``"operator"``; ``user`` names who asked.
+    ``source`` is ``"controller"``, ``"operator"``, ``"approval"`` (an approved ADVISORY
+    proposal) or ``"safe-state"`` (an operator's command driving signals to their safe
+    values, in any mode); ``user`` names who asked.
     """
 
     asset: str
@@ -90,7 +94,8 @@ class AuditRecord(msgspec.Struct, frozen=True):
 class Decision(msgspec.Struct, frozen=True):
     """The safety policy's verdict on a whole proposal.
 
-    ``applied`` holds only the setpoints that may be written now (accepted or clamped).
+    ``applied`` holds only the setpoints that may be written now (accepted or clamped, and
+    the writes of tripped interlocks, which come in every mode); the caller writes them.
     """
 
     asset: str
@@ -102,18 +107,25 @@ class Decision(msgspec.Struct, frozen=True):
     @property
     def outcome(self) -> Outcome:
         """The most severe outcome among the records."""
-        order = [Outcome.ACCEPTED, Outcome.CLAMPED, Outcome.QUEUED, Outcome.REJECTED]
+        order = [Outcome.ACCEPTED, Outcome.CLAMPED, Outcome.QUEUED, Outcome.REJECTED,
+                 Outcome.INTERLOCK]
         return max((r.outcome for r in self.records), key=order.index, default=Outcome.ACCEPTED)
 
 
 class GateRequest(msgspec.Struct, frozen=True):
-    """One asset's turn at the gate at one tick instant."""
+    """One asset's turn at the safety gate at one tick instant (sent in every mode).
+
+    ``time`` is the tick instant, twin seconds; ``measurement`` the one taken this tick
+    (None if nothing new), noted for the interlocks before anything is decided;
+    ``measurement_age`` twin seconds since the newest measurement (inf: never measured);
+    ``proposal`` what is asked to be written (None: nothing, e.g. OFF or no solve).
+    """
 
     asset: str
-    time: float                      # twin seconds of the tick instant
-    measurement: Measurement | None  # the measurement taken this tick, None if none new
-    measurement_age: float           # twin s since the newest measurement (inf: never)
-    proposal: Proposal | None        # None when nothing is proposed (OFF, or no solve)
+    time: float
+    measurement: Measurement | None
+    measurement_age: float
+    proposal: Proposal | None
 
 
 class Setpoint(msgspec.Struct, frozen=True):

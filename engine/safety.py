@@ -5,22 +5,34 @@ For each requested setpoint, in order:
 1. mode: OFF writes nothing; MANUAL refuses controller proposals; ADVISORY queues
    them for an operator's approval; AUTONOMOUS lets them through to the checks below.
    Operator requests are checked the same way in MANUAL, ADVISORY and AUTONOMOUS; an
-   approved proposal (source ``"approval"``) in ADVISORY and AUTONOMOUS.
+   approved proposal (source ``"approval"``) in ADVISORY and AUTONOMOUS. A safe-state
+   command (source ``"safe-state"``) passes in every mode, OFF included: each signal it
+   names is written its safe value (SetpointLimit.safe, default the lower limit, inside
+   the engineering limits), at once (no rate limit), whatever value it carries.
 2. watchdog: a controller proposal (or an approval) made on a measurement older than
    ``max_measurement_age`` is refused; outputs hold their last applied value.
 3. the signal must be a known writable signal, and the value a finite number.
 4. limits: a value outside the operator band [lower, upper] (which lies inside the
    engineering hard limits; without one, the hard limits) is clamped to the violated bound.
 5. interlocks (site-wide, see engine.config.TripInterlock and CountInterlock): a tripped
-   high trip caps a held input at its last applied value and a closed one at its lower
-   limit; a write that would exceed a count of active signals is rejected.
+   high trip caps a held input at its last applied value and a closed one at its safe
+   value; a write that would exceed a count of active signals is rejected.
 6. rate limit: a change larger than ``max_rate * (t - t_last)`` from the last applied
    value is clamped to that step, so that for every written value u at time t
 
-       lower <= u <= upper   and   |u - u_last| <= max_rate (t - t_last).
+       lower <= u <= upper   and   |u - u_last| <= max_rate (t - t_last),
+
+   except a move to a signal's safe value forced by a trip or a safe-state command,
+   which goes out at once.
 
 A rejected or queued signal is not written; the plant holds its last applied value.
-The SafetyActor wraps this function; tests exercise it directly.
+
+Trips also act by themselves (:func:`trip_writes`): on every measurement the safety
+authority evaluates the trip interlocks, and a ``close`` signal of a tripped one that
+stands above its safe value is written to it at once, in every mode, audited with outcome
+``interlock``. A watched signal not measured (or NaN) counts as tripped: fail safe.
+The SafetyActor (through engine.gatekeeper) wraps these functions; tests exercise them
+directly.
 """
 
 from __future__ import annotations
@@ -52,6 +64,97 @@ class SiteView:
 
 NO_SITE = SiteView()
 
+SAFE_STATE = "safe-state"
+"""Proposal source of a safe-state command: every named signal to its safe value, any mode."""
+INTERLOCK = "interlock"
+"""Source and user of the writes tripped interlocks force."""
+
+
+def safe_value(signal: str, limit: SetpointLimit) -> float:
+    """The value ``signal`` is driven to by a trip or a safe-state command: its configured
+    ``safe`` value (default: its lower limit), kept inside its engineering limits (a retune
+    may have narrowed them since). ValueError naming the signal if that is not finite."""
+    value = limit.lower if limit.safe is None else min(max(limit.safe, limit.lower), limit.upper)
+    if not math.isfinite(value):
+        raise ValueError(f"signal {signal!r}: no finite safe value (lower limit {limit.lower:g}, "
+                         f"safe {limit.safe}); set its limits' lower or safe")
+    return value
+
+
+def tripped_by(lock: TripInterlock, measured: Mapping[str, float]) -> tuple[str, float] | None:
+    """The first watched signal that trips ``lock`` and its value (NaN: not measured,
+    or measured NaN), or None while every watched signal is measured below its bound."""
+    for watched in lock.when:
+        value = measured.get(watched, math.nan)
+        if not value < lock.above:
+            return watched, value
+    return None
+
+
+def trip_text(lock: TripInterlock, watched: str, value: float) -> str:
+    """Why ``lock`` is tripped, with the measured value against its bound."""
+    shown = "not measured (fail safe)" if math.isnan(value) else f"{value:.6g} >= {lock.above:.6g}"
+    return f"interlock {lock.name!r}: {watched} {shown}"
+
+
+def trips_closing(asset: str, interlocks: Sequence[Interlock],
+                  measured: Mapping[str, float]) -> dict[str, str]:
+    """The signals of ``asset`` that tripped interlocks close now, each with why (the
+    first interlock that closes it, in site-file order)."""
+    closing: dict[str, str] = {}
+    prefix = f"{asset}."
+    for lock in interlocks:
+        if not isinstance(lock, TripInterlock):
+            continue
+        signals = [key[len(prefix):] for key in lock.close if key.startswith(prefix)]
+        if not signals:
+            continue
+        trip = tripped_by(lock, measured)
+        if trip is not None:
+            for signal in signals:
+                closing.setdefault(signal, trip_text(lock, *trip))
+    return closing
+
+
+def trip_writes(
+    asset: str,
+    t: float,
+    *,
+    limits: Mapping[str, SetpointLimit],
+    last_applied: Mapping[str, Applied],
+    interlocks: Sequence[Interlock] = (),
+    measured: Mapping[str, float],
+    pending: Mapping[str, str] | None = None,
+) -> tuple[dict[str, float], list[AuditRecord]]:
+    """The writes tripped interlocks force on ``asset`` at twin time ``t``.
+
+    Each ``close`` signal of a tripped TripInterlock (``measured``: the site's latest
+    fresh measurements, ``"<asset>.<output>"``), and each signal of ``pending`` (signal ->
+    why, a trip noted earlier by a measurement of another asset), whose last applied value
+    is above its safe value is written to its safe value at once: no rate limit, no mode.
+    One record each, outcome INTERLOCK, user and source ``"interlock"``, the reason naming
+    the interlock and the measured value against its bound. A signal already at or below
+    its safe value is not written again, so a standing trip writes (and audits) once.
+    """
+    closing = {**(pending or {}), **trips_closing(asset, interlocks, measured)}
+    applied: dict[str, float] = {}
+    records: list[AuditRecord] = []
+    for signal, why in closing.items():
+        limit = limits.get(signal)
+        if limit is None:
+            continue
+        safe = safe_value(signal, limit)
+        last = last_applied.get(signal)
+        if last is not None and not last.value > safe:
+            continue
+        before = "unknown" if last is None else f"{last.value:.6g}"
+        applied[signal] = safe
+        records.append(AuditRecord(
+            time=t, asset=asset, user=INTERLOCK, source=INTERLOCK, signal=signal,
+            requested=None, applied=safe, outcome=Outcome.INTERLOCK,
+            reason=f"{why}; {signal} closed from {before} to its safe value {safe:.6g} at once"))
+    return applied, records
+
 
 def decide(
     proposal: Proposal,
@@ -68,8 +171,8 @@ def decide(
     """Gate ``proposal``; return which setpoints may be written and one record per signal.
 
     Args:
-        proposal: requested setpoints, with source ("controller", "operator" or
-            "approval") and user.
+        proposal: requested setpoints, with source ("controller", "operator",
+            "approval" or "safe-state") and user.
         mode: the asset's operating mode.
         limits: engineering hard limits per writable signal; signals without an entry
             cannot be written.
@@ -101,7 +204,7 @@ def decide(
             value = None
         else:
             outcome, value, reason = _gate(signal, requested, t, limits, bands, last_applied,
-                                           locks)
+                                           locks, safe_state=proposal.source == SAFE_STATE)
         if value is not None:
             applied[signal] = value
             active[f"{proposal.asset}.{signal}"] = value
@@ -132,6 +235,8 @@ def operator_limit(signal: str, lower: float, upper: float,
 
 
 def _mode_refusal(mode: Mode, source: str) -> tuple[Outcome, str] | None:
+    if source == SAFE_STATE:
+        return None
     if mode is Mode.OFF:
         return Outcome.REJECTED, "asset is OFF: nothing is written"
     if source == "operator":
@@ -152,24 +257,26 @@ class _Interlocks:
     measured: Mapping[str, float]
     active: Mapping[str, float]
 
-    def cap(self, signal: str, last: Applied | None, band: SetpointLimit) -> tuple[float, str]:
-        """The highest value tripped interlocks allow ``signal`` (inf if none), and why."""
+    def cap(self, signal: str, last: Applied | None, band: SetpointLimit,
+            limit: SetpointLimit) -> tuple[float, str, bool]:
+        """The highest value tripped interlocks allow ``signal`` (inf if none), why, and
+        whether that cap closes it (to its safe value: a move that waits for no rate)."""
         key = f"{self.asset}.{signal}"
-        cap, why = math.inf, ""
+        cap, why, closes = math.inf, "", False
         for lock in self.interlocks:
             if not isinstance(lock, TripInterlock) or key not in (*lock.hold, *lock.close):
                 continue
-            tripped = [w for w in lock.when if not self.measured.get(w, math.nan) < lock.above]
-            if not tripped:
+            trip = tripped_by(lock, self.measured)
+            if trip is None:
                 continue
-            held = key in lock.hold and last is not None
-            value = band.lower if key in lock.close else (last.value if held else band.lower)
+            closing = key in lock.close or last is None
+            value = safe_value(signal, limit) if key in lock.close else (
+                band.lower if last is None else last.value)
             if value < cap:
-                shown = self.measured.get(tripped[0], math.nan)
-                cap, why = value, (f"interlock {lock.name!r}: {tripped[0]} {shown:.6g} >= "
-                                   f"{lock.above:.6g}; {signal} "
-                                   f"{'closed to' if key in lock.close else 'held at'} {value:.6g}")
-        return cap, why
+                cap, closes = value, closing
+                why = (f"{trip_text(lock, *trip)}; {signal} "
+                       f"{'closed to' if key in lock.close else 'held at'} {value:.6g}")
+        return cap, why, closes
 
     def refusal(self, signal: str, value: float) -> str | None:
         """Why writing ``value`` would activate one signal too many, if it would."""
@@ -195,10 +302,13 @@ def _gate(
     bands: Mapping[str, SetpointLimit],
     last_applied: Mapping[str, Applied],
     interlocks: _Interlocks,
+    safe_state: bool = False,
 ) -> tuple[Outcome, float | None, str]:
     limit = limits.get(signal)
     if limit is None:
         return Outcome.REJECTED, None, f"{signal}: not a writable signal of this asset"
+    if safe_state:
+        return _safe_state(signal, requested, limit, last_applied.get(signal), interlocks)
     try:
         value = float(requested)
     except (TypeError, ValueError, OverflowError):
@@ -217,7 +327,8 @@ def _gate(
         value = band.lower
 
     last = last_applied.get(signal)
-    cap, why = interlocks.cap(signal, last, band)
+    cap, why, closes = interlocks.cap(signal, last, band, limit)
+    closed = value >= cap and closes  # a trip's close goes out at once, not at the rate
     if value > cap:
         reasons.append(why)
         value = cap
@@ -225,7 +336,7 @@ def _gate(
     if refused is not None:
         return Outcome.REJECTED, None, f"{signal}: {refused}; holding last applied value"
 
-    if last is not None and math.isfinite(limit.max_rate):
+    if last is not None and math.isfinite(limit.max_rate) and not closed:
         elapsed = max(0.0, t - last.time)
         step = limit.max_rate * elapsed
         if abs(value - last.value) > step:
@@ -239,6 +350,23 @@ def _gate(
     if reasons:
         return Outcome.CLAMPED, value, "; ".join(reasons) + f" -> {value:.6g}"
     return Outcome.ACCEPTED, value, "within limits"
+
+
+def _safe_state(signal: str, requested: float, limit: SetpointLimit, last: Applied | None,
+                interlocks: _Interlocks) -> tuple[Outcome, float | None, str]:
+    """A safe-state command on ``signal``: its safe value, at once; tripped interlocks
+    may still hold it lower, and a count interlock refuse it."""
+    value = safe_value(signal, limit)
+    reasons = [f"safe state: {signal} to its safe value {value:.6g} at once"]
+    cap, why, _ = interlocks.cap(signal, last, limit, limit)
+    if value > cap:
+        reasons.append(why)
+        value = cap
+    refused = interlocks.refusal(signal, value)
+    if refused is not None:
+        return Outcome.REJECTED, None, f"{signal}: {refused}; holding last applied value"
+    exact = _finite_or_none(requested) == value and len(reasons) == 1
+    return (Outcome.ACCEPTED if exact else Outcome.CLAMPED), value, "; ".join(reasons)
 
 
 def _finite_or_none(value) -> float | None:

@@ -17,6 +17,7 @@ from engine.config import (
     STALE_AFTER_PERIODS,
     SiteConfig,
     TripInterlock,
+    safe_value_problem,
 )
 from engine.model import PlantModel
 from engine.simulation import Synthesize
@@ -172,8 +173,12 @@ def _limit_within(name: str, limit: SetpointLimit | None, inputs: SignalSet,
             path, f"{key}.limits.{name}",
             f"[{limit.lower:g}, {limit.upper:g}] {signal.unit} is outside the engineering "
             f"bounds [{signal.lower:g}, {signal.upper:g}] {signal.unit}")
-    return SetpointLimit(lower=max(limit.lower, signal.lower), upper=min(limit.upper, signal.upper),
-                         max_rate=limit.max_rate)
+    resolved = SetpointLimit(lower=max(limit.lower, signal.lower),
+                             upper=min(limit.upper, signal.upper), max_rate=limit.max_rate,
+                             safe=limit.safe)
+    if resolved.safe is not None and not resolved.lower <= resolved.safe <= resolved.upper:
+        raise ConfigError(path, f"{key}.limits.{name}.safe", safe_value_problem(name, resolved))
+    return resolved
 
 
 def _check_names(values: Mapping[str, Any], signals: SignalSet, path: str | Path, key: str) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from engine.config import CountInterlock, SetpointLimit, TripInterlock
 from engine.messages import Mode, Outcome, Proposal
-from engine.safety import Applied, SiteView, decide, operator_limit
+from engine.safety import Applied, SiteView, decide, operator_limit, safe_value, trip_writes
 
 LIMITS = {"m_oil": SetpointLimit(lower=0.1, upper=10.0, max_rate=0.02)}
 LAST = {"m_oil": Applied(value=1.0, time=0.0)}
@@ -147,7 +147,7 @@ def test_a_watched_signal_never_measured_or_nan_trips_the_interlock():
     assert pipe({"pump_speed_1": 0.95}, [8.0e6]).applied == {"pump_speed_1": 0.8}
 
 
-def test_high_high_level_closes_filling_at_its_rate():
+def test_high_high_level_closes_filling_at_once():
     limits = {"receipt_03": SetpointLimit(lower=0.0, upper=40.0, max_rate=1.0)}
     lock = TripInterlock(name="tank 03 high-high", when=["terminal.level_03"], above=13.0,
                          close=["terminal.receipt_03"])
@@ -161,8 +161,113 @@ def test_high_high_level_closes_filling_at_its_rate():
 
     assert fill(12.0, 25.0).applied == {"receipt_03": 25.0}
     closing = fill(13.2, 25.0)
-    assert closing.applied == {"receipt_03": 10.0}  # towards 0 at 1 kg/s per s for 10 s
+    assert closing.applied == {"receipt_03": 0.0}  # at once, not at 1 kg/s per s
     assert "closed to 0" in closing.records[0].reason
+
+
+RECEIPT = {"receipt_05": SetpointLimit(lower=0.0, upper=60.0, max_rate=0.1)}
+HIGH_HIGH = TripInterlock(name="tank 05 high-high level", when=["terminal.level_05"], above=13.3,
+                          close=["terminal.receipt_05"])
+
+
+def trip(level, last=60.0, limits=RECEIPT, pending=None):
+    measured = {} if level is None else {"terminal.level_05": level}
+    return trip_writes("terminal", 600.0, limits=limits,
+                       last_applied={"receipt_05": Applied(last, 0.0)}, interlocks=[HIGH_HIGH],
+                       measured=measured, pending=pending)
+
+
+def test_a_trip_closes_what_is_already_open_at_once_and_says_why():
+    """Issue 9: a receipt open at 60 kg/s into a tank measured above its high-high level
+    is closed by the measurement itself, not only when someone writes it again."""
+    applied, records = trip(13.4)
+    assert applied == {"receipt_05": 0.0}  # at once: the rate limit would allow 60 - 0.1*600
+    (record,) = records
+    assert (record.outcome, record.source, record.user) == (Outcome.INTERLOCK, "interlock",
+                                                            "interlock")
+    assert record.reason.startswith("interlock 'tank 05 high-high level': terminal.level_05 "
+                                    "13.4 >= 13.3; receipt_05 closed from 60 to its safe value 0")
+
+
+def test_a_standing_trip_writes_once_and_a_clear_one_not_at_all():
+    assert trip(13.4, last=0.0) == ({}, [])  # already closed: no write, no record every tick
+    assert trip(13.2) == ({}, [])
+
+
+@pytest.mark.parametrize("level", [None, math.nan])
+def test_a_watched_level_not_measured_or_nan_closes_the_receipt(level):
+    applied, records = trip(level)
+    assert applied == {"receipt_05": 0.0}
+    assert "terminal.level_05 not measured (fail safe)" in records[0].reason
+
+
+def test_a_pending_close_from_another_shard_is_written_unless_already_safe():
+    why = {"receipt_05": "interlock 'x': other.level 9 >= 8 at twin time 590"}
+    applied, records = trip(13.2, pending=why)
+    assert applied == {"receipt_05": 0.0} and records[0].reason.startswith(why["receipt_05"])
+    assert trip(13.2, last=0.0, pending=why) == ({}, [])
+
+
+def test_a_trip_closes_to_the_configured_safe_value():
+    limits = {"receipt_05": SetpointLimit(lower=0.0, upper=60.0, max_rate=0.1, safe=5.0)}
+    assert trip(13.4, limits=limits)[0] == {"receipt_05": 5.0}
+    assert trip(13.4, last=5.0, limits=limits) == ({}, [])
+    assert safe_value("receipt_05", RECEIPT["receipt_05"]) == 0.0  # default: the lower limit
+    narrowed = SetpointLimit(lower=10.0, upper=60.0, safe=5.0)  # a retune narrowed the limits
+    assert safe_value("receipt_05", narrowed) == 10.0
+    with pytest.raises(ValueError, match="signal 'x': no finite safe value"):
+        safe_value("x", SetpointLimit())
+
+
+def test_while_tripped_no_proposal_reopens_a_closed_receipt_in_any_mode():
+    site = SiteView(measured={"terminal.level_05": 13.4})
+    for mode in Mode:
+        for source in ("controller", "operator", "approval", "safe-state"):
+            decision = decide(
+                Proposal(asset="terminal", time=600.0, setpoints={"receipt_05": 40.0},
+                         reason="", source=source, user="olga"),
+                mode=mode, limits=RECEIPT, last_applied={"receipt_05": Applied(0.0, 0.0)},
+                measurement_age=0.0, interlocks=[HIGH_HIGH], site=site)
+            assert decision.applied in ({}, {"receipt_05": 0.0}), (mode, source)
+            assert len(decision.records) == 1
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_safe_state_writes_the_safe_value_at_once_in_every_mode(mode):
+    """OFF is not an emergency stop (issue 9): a safe-state command is."""
+    limits = {"draw_01": SetpointLimit(lower=0.0, upper=30.0, max_rate=0.01),
+              "T_supply": SetpointLimit(lower=473.15, upper=573.15, max_rate=0.05, safe=493.15)}
+    band = operator_limit("draw_01", 10.0, 30.0, limits["draw_01"])
+    decision = decide(
+        Proposal(asset="terminal", time=10.0, setpoints={"draw_01": 0.0, "T_supply": 600.0},
+                 reason="operator safe-state", source="safe-state", user="olga"),
+        mode=mode, limits=limits, operator_limits={"draw_01": band},
+        last_applied={"draw_01": Applied(25.0, 0.0), "T_supply": Applied(560.0, 0.0)},
+        measurement_age=math.inf, max_measurement_age=600.0)
+    # not rate limited (0.1 and 0.5 allowed), below the operator band, stale measurement
+    assert decision.applied == {"draw_01": 0.0, "T_supply": 493.15}
+    draw, supply = decision.records
+    assert (draw.outcome, draw.user, draw.source) == (Outcome.ACCEPTED, "olga", "safe-state")
+    assert supply.outcome is Outcome.CLAMPED  # asked 600 K: a safe-state writes the safe value
+    assert "safe state: T_supply to its safe value 493.15 at once" in supply.reason
+
+
+def test_a_safe_value_outside_the_limits_is_refused_at_load():
+    from engine.config import ConfigError, parse_site
+    site = """
+[site]
+name = "s"
+[[assets]]
+id = "tank"
+kind = "asphalt_tank"
+[assets.limits.m_oil]
+lower = 0.1
+upper = 10.0
+safe = 12.0
+"""
+    with pytest.raises(ConfigError, match=r"assets\[0\]\.limits\.m_oil\.safe: signal 'm_oil': "
+                                          "safe value 12 is above its upper limit 10"):
+        parse_site(site)
 
 
 def test_at_most_n_loading_pumps_run_at_once():
@@ -192,7 +297,7 @@ SIGNALS = {"m_oil": SetpointLimit(lower=0.1, upper=10.0, max_rate=0.02),
            "T_supply": SetpointLimit(lower=473.15, upper=573.15, max_rate=0.05),
            "valve": SetpointLimit(lower=0.0, upper=1.0, max_rate=1e-3)}
 NAMES = [*SIGNALS, "valve_99", ""]
-SOURCES = ["controller", "operator", "approval"]
+SOURCES = ["controller", "operator", "approval", "safe-state"]
 BATCH = 500
 EXAMPLES = 200
 
@@ -213,19 +318,24 @@ def test_no_output_leaves_its_limits_or_its_rate(values, steps, seed, mode, leve
     """EXAMPLES x BATCH = 100,000 proposals: hypothesis draws the nasty values (NaN, Inf,
     huge, tiny, jumps) and time steps (some backwards), a seeded generator combines them
     into proposals of any length (none, some, all, unknown signals) from every source,
-    under any mode, an operator band and a tripping interlock, applied one after the other."""
+    under any mode, an operator band and a tripping interlock (the level moving about its
+    trip value), applied one after the other. The one move allowed faster than the rate is
+    to a signal's safe value (its lower limit here): a trip's close or a safe-state."""
     rng = random.Random(seed)
     lock = TripInterlock(name="high", when=["tank.level"], above=10.0, hold=["tank.valve"],
                          close=["tank.T_supply"])
     operator = {"m_oil": operator_limit("m_oil", min(band, 5.0), max(band, 5.0), SIGNALS["m_oil"])}
-    site = SiteView(measured={"tank.level": level})
-    last = {name: Applied(limit.lower, 0.0) for name, limit in SIGNALS.items()}
+    last = {name: Applied(limit.lower + 0.5 * (limit.upper - limit.lower), 0.0)
+            for name, limit in SIGNALS.items()}
     t = 0.0
     for _ in range(BATCH):
         t += rng.choice(steps)
+        site = SiteView(measured={"tank.level": rng.choice([level, 20.0 - level])})
+        tripped = not site.measured["tank.level"] < lock.above
         setpoints = {name: rng.choice(values) for name in rng.sample(NAMES, rng.randint(0, 5))}
+        source = rng.choice(SOURCES)
         decision = decide(Proposal(asset="tank", time=t, setpoints=setpoints, reason="",
-                                   source=rng.choice(SOURCES)),
+                                   source=source),
                           mode=mode, limits=SIGNALS, last_applied=last, measurement_age=1.0,
                           max_measurement_age=600.0, operator_limits=operator,
                           interlocks=[lock], site=site)
@@ -235,5 +345,9 @@ def test_no_output_leaves_its_limits_or_its_rate(values, steps, seed, mode, leve
             limit, before = SIGNALS[name], last[name]
             assert limit.lower <= value <= limit.upper, (name, value)
             allowed = limit.max_rate * max(0.0, t - before.time)
-            assert abs(value - before.value) <= allowed + 1e-9 * max(1.0, abs(before.value))
+            to_safe = value == limit.lower and (
+                source == "safe-state" or (tripped and name == "T_supply"))
+            assert to_safe or abs(value - before.value) <= allowed + 1e-9 * max(1.0, abs(before.value))
+            if tripped and name in ("T_supply", "valve"):
+                assert value <= before.value  # a tripped interlock's signals never rise
             last[name] = Applied(value, t)

@@ -1,0 +1,268 @@
+"""Gatekeeper: the safety policy with its memory, for every asset of one site, without Ray.
+
+Per asset it holds the mode, the engineering and operator limits, the last applied
+value of each writable signal, the latest measurement (for the interlocks), the queue
+of ADVISORY proposals awaiting approval and the interlock writes still to deliver.
+
+:meth:`Gatekeeper.decide_batch` takes one GateRequest per asset due at a tick instant:
+
+1. it notes every measurement of the batch first, so that each decision sees them all;
+2. it evaluates the trip interlocks on them: a tripped interlock's ``close`` signals
+   above their safe value are written to it at once, in every mode (engine.safety.
+   trip_writes), for the assets of the batch now; an asset that is not in the batch (it
+   ticks in another shard) gets them with its next request (``pending``), re-checked
+   then and audited when delivered;
+3. it decides each proposal with the pure policy (engine.safety.decide), after those
+   writes, so that no proposal re-opens what a trip closed.
+
+A measurement is fresh for the interlocks while it is younger than its asset's
+``max_measurement_age_s``; an older one counts as not measured, which trips them.
+
+The SafetyActor (actors.safety) commits what a batch changed durably before it answers;
+tests and what-if runs use a Gatekeeper in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from engine.config import AssetConfig, CountInterlock, Interlock, SetpointLimit, TripInterlock
+from engine.messages import AuditRecord, Decision, GateRequest, Measurement, Mode, Outcome, Proposal
+from engine.safety import (
+    Applied,
+    SiteView,
+    decide,
+    operator_limit,
+    safe_value,
+    trip_text,
+    trip_writes,
+    tripped_by,
+)
+
+QUEUE_LENGTH = 20
+"""Proposals kept per asset for approval; older ones drop off the queue."""
+
+
+class AssetGate:
+    """What the safety authority knows about one asset."""
+
+    def __init__(self, asset: AssetConfig, initial: Mapping[str, float], t0: float) -> None:
+        self.limits: dict[str, SetpointLimit] = dict(asset.limits)
+        self.operator_limits: dict[str, SetpointLimit] = {}
+        self.mode = Mode(asset.mode)
+        self.max_measurement_age = (math.inf if asset.max_measurement_age_s is None
+                                    else asset.max_measurement_age_s)
+        self.last_applied = {name: Applied(initial[name], t0) for name in self.limits}
+        self.measured: dict[str, float] = {}
+        self.measured_time = -math.inf
+        self.queue: list[dict[str, Any]] = []
+        self.next_proposal = 1
+        self.pending: dict[str, str] = {}
+        """Interlock closes noted by another asset's measurement: signal -> why."""
+        self.checkpoint: dict[str, Any] | None = None
+
+    def note_measurement(self, measurement: Measurement) -> None:
+        """Keep ``measurement`` unless a newer one is already kept."""
+        if measurement.time >= self.measured_time:
+            self.measured = {name: float(value) for name, value in measurement.values.items()}
+            self.measured_time = measurement.time
+
+    def fresh(self, now: float) -> bool:
+        """Is the kept measurement young enough at twin time ``now`` to count?"""
+        return now - self.measured_time <= self.max_measurement_age
+
+    def take(self, applied: Mapping[str, float], t: float) -> None:
+        self.last_applied.update({name: Applied(value, t) for name, value in applied.items()})
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode.value,
+            "limits": {n: [lim.lower, lim.upper, lim.max_rate, lim.safe]
+                       for n, lim in self.limits.items()},
+            "operator_limits": {n: [lim.lower, lim.upper]
+                                for n, lim in self.operator_limits.items()},
+            "last_applied": {n: [a.value, a.time] for n, a in self.last_applied.items()},
+            "measured": self.measured,
+            "measured_time": self.measured_time,
+            "queue": self.queue,
+            "next_proposal": self.next_proposal,
+            "pending": self.pending,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.mode = Mode(state["mode"])
+        self.limits.update({n: SetpointLimit(lower=lim[0], upper=lim[1], max_rate=lim[2],
+                                             safe=lim[3] if len(lim) > 3 else None)
+                            for n, lim in state.get("limits", {}).items()})
+        self.operator_limits = {n: operator_limit(n, lower, upper, self.limits[n])
+                                for n, (lower, upper) in state["operator_limits"].items()}
+        self.last_applied.update({n: Applied(v, t) for n, (v, t) in state["last_applied"].items()})
+        self.measured = dict(state["measured"])
+        self.measured_time = float(state["measured_time"])
+        self.queue = list(state["queue"])
+        self.next_proposal = int(state["next_proposal"])
+        self.pending = dict(state.get("pending", {}))
+
+
+class Gatekeeper:
+    """The safety policy and its memory for the assets of one site.
+
+    Args:
+        assets: the site's resolved assets (their limits are the writable signals).
+        interlocks: the site's interlocks.
+        initial: per asset, the first value of each writable signal, at twin time ``t0``.
+    """
+
+    def __init__(self, assets: Sequence[AssetConfig], interlocks: Sequence[Interlock],
+                 initial: Mapping[str, Mapping[str, float]], t0: float) -> None:
+        self.interlocks = list(interlocks)
+        self.gates = {asset.id: AssetGate(asset, initial[asset.id], t0) for asset in assets}
+        # indexes, so that a decision costs what its own interlocks cost, not the site's
+        self._locks: dict[str, list[Interlock]] = {a: [] for a in self.gates}
+        self._watching: dict[str, list[TripInterlock]] = {a: [] for a in self.gates}
+        for lock in self.interlocks:
+            acted = lock.hold + lock.close if isinstance(lock, TripInterlock) else lock.signals
+            for asset in dict.fromkeys(key.partition(".")[0] for key in acted):
+                self._locks.setdefault(asset, []).append(lock)
+            if isinstance(lock, TripInterlock):
+                for asset in dict.fromkeys(key.partition(".")[0] for key in lock.when):
+                    self._watching.setdefault(asset, []).append(lock)
+        self._keys = {asset: (
+            _split({k for lock in locks if isinstance(lock, TripInterlock) for k in lock.when}),
+            _split({k for lock in locks if isinstance(lock, CountInterlock) for k in lock.signals}))
+            for asset, locks in self._locks.items()}
+
+    def gate(self, asset: str) -> AssetGate:
+        try:
+            return self.gates[asset]
+        except KeyError:
+            raise KeyError(f"asset {asset!r} is not registered with the safety gate") from None
+
+    def site_view(self, asset: str, now: float) -> SiteView:
+        """What the interlocks acting on ``asset`` see at twin time ``now``: the fresh
+        measurements of the signals they watch, the last applied values of those they count."""
+        watched, counted = self._keys.get(asset, ((), ()))
+        applied = {}
+        for key, owner, signal in counted:
+            gate = self.gates.get(owner)
+            if gate is not None and signal in gate.last_applied:
+                applied[key] = gate.last_applied[signal].value
+        return SiteView(measured=self._measured(watched, now), applied=applied)
+
+    def _measured(self, keys: Sequence[tuple[str, str, str]], now: float) -> dict[str, float]:
+        measured = {}
+        for key, owner, signal in keys:
+            gate = self.gates.get(owner)
+            if gate is not None and signal in gate.measured and gate.fresh(now):
+                measured[key] = gate.measured[signal]
+        return measured
+
+    def decide_batch(self, requests: Sequence[GateRequest]) -> tuple[list[Decision], set[str]]:
+        """One decision per request, in order, and the assets whose gate state changed
+        (those of the batch, and those given pending interlock writes)."""
+        for request in requests:
+            self.gate(request.asset)
+            if request.measurement is not None:
+                self.gates[request.asset].note_measurement(request.measurement)
+        changed = {request.asset for request in requests}
+        changed |= self._note_pending(requests)
+        return [self._decide_request(request) for request in requests], changed
+
+    def _note_pending(self, requests: Sequence[GateRequest]) -> set[str]:
+        """Closes that this batch's measurements trip for assets not in it: kept for their
+        next request. Returns the assets given one."""
+        measured = {r.asset for r in requests if r.measurement is not None}
+        if not measured:
+            return set()
+        now = max(r.time for r in requests)
+        present = {r.asset for r in requests}
+        locks = {id(lock): lock for asset in measured for lock in self._watching.get(asset, [])}
+        noted = set()
+        for lock in locks.values():
+            targets = [key.partition(".") for key in lock.close]
+            if all(asset in present for asset, _, _ in targets):
+                continue
+            trip = tripped_by(lock, self._measured(_split(set(lock.when)), now))
+            if trip is None:
+                continue
+            for asset, _, signal in targets:
+                gate = self.gates.get(asset)
+                if gate is None or asset in present or signal not in gate.limits \
+                        or signal in gate.pending:
+                    continue
+                last = gate.last_applied.get(signal)
+                if last is None or last.value > safe_value(signal, gate.limits[signal]):
+                    gate.pending[signal] = f"{trip_text(lock, *trip)} at twin time {now:.6g}"
+                    noted.add(asset)
+        return noted
+
+    def _decide_request(self, request: GateRequest) -> Decision:
+        gate = self.gates[request.asset]
+        written, records = trip_writes(
+            request.asset, request.time, limits=gate.limits, last_applied=gate.last_applied,
+            interlocks=self._locks[request.asset],
+            measured=self.site_view(request.asset, request.time).measured, pending=gate.pending)
+        gate.pending.clear()
+        gate.take(written, request.time)
+        if request.proposal is None:
+            return Decision(asset=request.asset, time=request.time, mode=gate.mode,
+                            applied=written, records=records)
+        decision = self.decide_proposal(request.proposal, request.measurement_age)
+        return Decision(asset=request.asset, time=decision.time, mode=decision.mode,
+                        applied={**written, **decision.applied},
+                        records=[*records, *decision.records])
+
+    def decide_proposal(self, proposal: Proposal, measurement_age: float) -> Decision:
+        """Gate one proposal with the asset's state as it is now; a QUEUED proposal joins
+        the approval queue. Updates the last applied values."""
+        gate = self.gate(proposal.asset)
+        decision = decide(
+            proposal, mode=gate.mode, limits=gate.limits, last_applied=gate.last_applied,
+            measurement_age=measurement_age, max_measurement_age=gate.max_measurement_age,
+            operator_limits=gate.operator_limits, interlocks=self._locks[proposal.asset],
+            site=self.site_view(proposal.asset, proposal.time))
+        gate.take(decision.applied, decision.time)
+        if any(r.outcome is Outcome.QUEUED for r in decision.records):
+            gate.queue.append({"n": gate.next_proposal, "time": proposal.time,
+                               "measurement_age": measurement_age,
+                               "setpoints": dict(proposal.setpoints), "reason": proposal.reason,
+                               "status": proposal.status})
+            gate.next_proposal += 1
+            del gate.queue[:-QUEUE_LENGTH]
+        return decision
+
+    def approve(self, asset: str, number: int, user: str, time_now: float) -> Decision:
+        """Gate queued proposal ``number`` again, now, as approved by ``user``: limits,
+        rates, interlocks and staleness as they are at approval time."""
+        entry = self.take_entry(asset, number)
+        proposal = Proposal(asset=asset, time=time_now, setpoints=entry["setpoints"],
+                            reason=f"approved proposal #{number}: {entry['reason']}",
+                            source="approval", user=user, status=entry["status"])
+        return self.decide_proposal(proposal, entry["measurement_age"] + (time_now - entry["time"]))
+
+    def reject(self, asset: str, number: int, user: str,
+               time_now: float) -> tuple[dict[str, Any], list[AuditRecord]]:
+        """Drop queued proposal ``number``; returns it and the records saying who."""
+        entry = self.take_entry(asset, number)
+        return entry, [AuditRecord(
+            time=time_now, asset=asset, user=user, source="operator", signal=signal,
+            requested=value, applied=None, outcome=Outcome.REJECTED,
+            reason=f"proposal #{number} rejected by {user} | {entry['reason']}",
+        ) for signal, value in entry["setpoints"].items()]
+
+    def take_entry(self, asset: str, number: int) -> dict[str, Any]:
+        """Remove queued proposal ``number`` from the queue (LookupError if absent)."""
+        gate = self.gate(asset)
+        for entry in gate.queue:
+            if entry["n"] == number:
+                gate.queue.remove(entry)
+                return entry
+        raise LookupError(f"asset {asset!r} has no queued proposal #{number}; queued: "
+                          f"{[e['n'] for e in gate.queue]}")
+
+
+def _split(keys: set[str]) -> list[tuple[str, str, str]]:
+    """``"<asset>.<signal>"`` keys as (key, asset, signal), sorted."""
+    return [(key, key.partition(".")[0], key.partition(".")[2]) for key in sorted(keys)]

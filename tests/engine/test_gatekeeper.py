@@ -1,0 +1,138 @@
+"""The gatekeeper without Ray: trips act on measurements, in every mode, across shards;
+and the pilot terminal's overfill (issue 9) stopped in lock-step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+import plants
+from engine.config import AssetConfig, SetpointLimit, TripInterlock, load_site
+from engine.gatekeeper import Gatekeeper
+from engine.messages import GateRequest, Measurement, Mode, Outcome, Proposal
+from engine.simulation import SimulatedPlant
+
+PILOT = Path(__file__).resolve().parents[2] / "examples" / "pilot.toml"
+RECEIPT = {"receipt": SetpointLimit(lower=0.0, upper=60.0, max_rate=0.1)}
+
+
+def tank(asset_id: str, mode: Mode = Mode.AUTONOMOUS) -> AssetConfig:
+    return AssetConfig(id=asset_id, kind="asphalt_terminal", mode=mode, limits=RECEIPT,
+                       max_measurement_age_s=1800.0)
+
+
+def high_high(asset_id: str, watched: str | None = None) -> TripInterlock:
+    return TripInterlock(name=f"{asset_id} high-high level", when=[f"{watched or asset_id}.level"],
+                         above=13.3, close=[f"{asset_id}.receipt"])
+
+
+def request(asset_id: str, t: float, level: float | None = None,
+            proposal: dict[str, float] | None = None) -> GateRequest:
+    measurement = None if level is None else Measurement(asset_id, t, {"level": level})
+    return GateRequest(asset=asset_id, time=t, measurement=measurement, measurement_age=0.0,
+                       proposal=None if proposal is None else Proposal(
+                           asset=asset_id, time=t, setpoints=proposal, reason="mpc"))
+
+
+def test_one_batch_closes_an_open_receipt_above_high_high_in_every_mode():
+    assets = [tank(mode.value, mode) for mode in Mode]
+    keeper = Gatekeeper(assets, [high_high(a.id) for a in assets],
+                        {a.id: {"receipt": 60.0} for a in assets}, t0=0.0)
+    decisions, changed = keeper.decide_batch(
+        [request(a.id, 300.0, level=13.4, proposal={"receipt": 60.0}) for a in assets])
+    assert changed == {mode.value for mode in Mode}
+    for mode, decision in zip(Mode, decisions, strict=True):
+        assert decision.applied == {"receipt": 0.0}, mode
+        forced, proposed = decision.records
+        assert forced.outcome is Outcome.INTERLOCK
+        assert f"interlock '{mode.value} high-high level': {mode.value}.level 13.4 >= 13.3" \
+            in forced.reason
+        assert proposed.outcome in (Outcome.CLAMPED, Outcome.QUEUED, Outcome.REJECTED)
+        assert proposed.applied in (None, 0.0)
+    # the trip stands: nothing more is forced, and a proposal cannot reopen the receipt
+    again, _ = keeper.decide_batch([request(a.id, 600.0, level=13.5, proposal={"receipt": 30.0})
+                                    for a in assets])
+    for decision in again:
+        assert decision.applied in ({}, {"receipt": 0.0})
+        assert [r.outcome for r in decision.records if r.outcome is Outcome.INTERLOCK] == []
+    assert keeper.gates["AUTONOMOUS"].last_applied["receipt"].value == 0.0
+
+
+def test_a_trip_noted_in_one_shard_closes_an_asset_of_another_at_its_next_request():
+    """tank-a's receipt closes on tank-b's level; tank-b ticks in another batch (shard)."""
+    assets = [tank("tank-a"), tank("tank-b")]
+    keeper = Gatekeeper(assets, [high_high("tank-a", watched="tank-b")],
+                        {"tank-a": {"receipt": 60.0}, "tank-b": {"receipt": 0.0}}, t0=0.0)
+    decisions, changed = keeper.decide_batch([request("tank-b", 300.0, level=13.4)])
+    assert decisions[0].applied == {} and changed == {"tank-a", "tank-b"}
+    assert keeper.gates["tank-a"].pending  # kept for tank-a, part of its durable state
+    assert "pending" in keeper.gates["tank-a"].to_state()
+    # tank-b's level falls back before tank-a ticks: the noted trip is still delivered
+    keeper.decide_batch([request("tank-b", 400.0, level=13.0)])
+    (decision,), _ = keeper.decide_batch([request("tank-a", 450.0, level=5.0)])
+    assert decision.applied == {"receipt": 0.0}
+    assert decision.records[0].outcome is Outcome.INTERLOCK
+    assert "tank-b.level 13.4 >= 13.3 at twin time 300" in decision.records[0].reason
+    (decision,), _ = keeper.decide_batch([request("tank-a", 750.0, level=5.0)])
+    assert decision.records == []  # delivered once
+
+
+def test_a_stale_level_counts_as_not_measured_and_closes():
+    keeper = Gatekeeper([tank("t")], [high_high("t")], {"t": {"receipt": 0.0}}, t0=0.0)
+    keeper.decide_batch([request("t", 0.0, level=10.0, proposal={"receipt": 0.1})])
+    (decision,), _ = keeper.decide_batch([request("t", 300.0, proposal={"receipt": 30.0})])
+    assert decision.applied == {"receipt": 30.0}  # the level is fresh: it may open
+    (decision,), _ = keeper.decide_batch([request("t", 2400.0)])  # 2400 s > 1800 s old
+    assert decision.applied == {"receipt": 0.0}
+    assert "t.level not measured (fail safe)" in decision.records[0].reason
+
+
+# -- issue 9's overfill: the pilot terminal, lock-step, receipt open at 60 kg/s ----------------
+
+def pilot_terminal() -> tuple[AssetConfig, list[TripInterlock]]:
+    """The pilot's terminal and its tank 05 high-high trip, as examples/pilot.toml has them."""
+    site = load_site(PILOT)
+    locks = [lock for lock in site.interlocks
+             if isinstance(lock, TripInterlock) and lock.name == "tank 05 high-high level"]
+    site = msgspec.structs.replace(site, assets=[a for a in site.assets if a.id == "terminal"],
+                                   interlocks=locks)
+    return plants.resolve_site(site, PILOT).assets[0], locks
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_the_terminal_stops_filling_within_one_scan_of_its_high_high_level(mode):
+    """Tank 05 (16 m across, 14 m shell) starts at 12.9 m with its receipt open at
+    60 kg/s (0.094 m per 300 s scan); its trip is 13.3 m. Before issue 9 it kept filling
+    (9.6 m to 16.4 m in 7 h); now the scan that measures 13.3 m closes the receipt."""
+    asset, locks = pilot_terminal()
+    asset = msgspec.structs.replace(asset, mode=mode)
+    model = plants.model_of(asset)
+    mass = model.states.nominal[model.states.index("mass_05")] * 12.9 / 8.5  # 8.5 m nominal
+    plant = SimulatedPlant("terminal", model, asset.simulation, x0={"mass_05": mass},
+                           d={"receipt_05": 60.0}, t0=0.0)
+    truth = plant.truth()
+    initial = {n: {**truth["inputs"], **truth["disturbances"]}[n] for n in asset.limits}
+    keeper = Gatekeeper([asset], locks, {"terminal": initial}, t0=0.0)
+    period, masses, levels, records = asset.period_s, [], [], []
+    for k in range(1, 13):
+        plant.advance_to(k * period)
+        measurement = plant.measure()
+        (decision,), _ = keeper.decide_batch([GateRequest(
+            asset="terminal", time=plant.t, measurement=measurement, measurement_age=0.0,
+            proposal=None)])
+        plant.apply(decision.applied)
+        records += decision.records
+        levels.append(measurement.values["level_05"])
+        masses.append(plant.truth()["states"]["mass_05"])
+    tripped = next(k for k, level in enumerate(levels) if level >= 13.3)
+    assert 0 < tripped < len(levels) - 2  # it filled, then tripped inside the run
+    assert plant.truth()["disturbances"]["receipt_05"] == 0.0
+    assert masses[-1] == pytest.approx(masses[tripped], rel=1e-9)  # not one kg more after
+    assert masses[tripped] > masses[tripped - 1] + 0.99 * 60.0 * period  # filling till then
+    (forced,) = records  # exactly one write, audited as the interlock's
+    assert (forced.outcome, forced.signal, forced.applied) == (Outcome.INTERLOCK, "receipt_05", 0.0)
+    assert forced.time == (tripped + 1) * period
+    assert forced.reason.startswith(f"interlock 'tank 05 high-high level': terminal.level_05 "
+                                    f"{levels[tripped]:.6g} >= 13.3; receipt_05 closed from 60 to")
