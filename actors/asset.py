@@ -52,6 +52,7 @@ from engine.messages import (
     Setpoint,
 )
 from engine.metrics import AssetMetrics
+from engine.safety import SAFE_STATE, safe_value
 from engine.registers import PlcMap
 from plants import model_of
 
@@ -353,9 +354,9 @@ class HostedAsset:
         through the gate like any other write: clamped to the engineering limits and
         audited under ``user``. An unreachable safety actor raises RuntimeError."""
         proposal = Proposal(asset=self.id, time=self.now(),
-                            setpoints={name: safe_value(limit)
+                            setpoints={name: safe_value(name, limit)
                                        for name, limit in self.config.limits.items()},
-                            reason=f"safe state requested by {user}", source="safe-state",
+                            reason=f"safe state requested by {user}", source=SAFE_STATE,
                             user=user)
         async with self.lock:
             decision = await self._gate(proposal)
@@ -525,11 +526,6 @@ class HostedAsset:
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self.metrics.snapshot(self.config.id, self.config.kind)
-
-
-def safe_value(limit: SetpointLimit) -> float:
-    """A writable signal's safe value: its configured ``safe``, else its lower limit."""
-    return limit.lower if limit.safe is None else limit.safe
 
 
 def _finite_or_none(value: float) -> float | None:
