@@ -74,7 +74,7 @@ class HostedPlant:
         )
         self.plc = None if plc is None else PlcSimulator(self.plant, plc, self.catch_up)
         self.scan_period_s = None if clock.lockstep else min(
-            scan_period_s, asset.period_s / clock.speed / SCANS_PER_PERIOD)
+            scan_period_s, model.dt / clock.speed / SCANS_PER_PERIOD)
         self.jump_on_advance = False
         """Lock-step after a restart: the next advance_to starts the plant there."""
 

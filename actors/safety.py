@@ -33,7 +33,7 @@ from engine.audit import AuditLog
 from engine.config import SetpointLimit, SiteConfig
 from engine.gatekeeper import AssetGate, Gatekeeper
 from engine.messages import AuditRecord, Decision, GateRequest, Measurement, Mode, Outcome, Proposal
-from engine.safety import operator_limit
+from engine.safety import operator_limit, safe_value
 
 DEADLINE_MARGIN_S = 0.2
 """Wall seconds before a caller's deadline after which a request is no longer decided."""
@@ -184,11 +184,13 @@ class SafetyAuthority:
         return self.limits(asset)
 
     def limits(self, asset: str) -> dict[str, dict[str, float]]:
-        """Engineering and operator limits (where set) of each writable signal."""
+        """Engineering limits, safe value and operator limits (where set) of each
+        writable signal."""
         gate = self._gate(asset)
         out = {}
         for name, limit in gate.limits.items():
-            out[name] = {"lower": limit.lower, "upper": limit.upper, "max_rate": limit.max_rate}
+            out[name] = {"lower": limit.lower, "upper": limit.upper, "max_rate": limit.max_rate,
+                         "safe": safe_value(name, limit)}
             band = gate.operator_limits.get(name)
             if band is not None:
                 out[name] |= {"operator_lower": band.lower, "operator_upper": band.upper}

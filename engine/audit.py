@@ -63,6 +63,8 @@ class AuditLog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self.synced_commits = 0
+        """Transactions committed with a sync to disk (one fsync of the WAL each)."""
 
     def append(self, records: Iterable[AuditRecord],
                state: Mapping[str, Any] | None = None, *, durable: bool = True) -> int:
@@ -84,6 +86,7 @@ class AuditLog:
         finally:
             if not durable:
                 self._db.execute("PRAGMA synchronous=FULL")
+        self.synced_commits += durable
         return len(rows)
 
     def state(self) -> dict[str, Any]:

@@ -129,6 +129,11 @@ class Gatekeeper:
             if isinstance(lock, TripInterlock):
                 for asset in dict.fromkeys(key.partition(".")[0] for key in lock.when):
                     self._watching.setdefault(asset, []).append(lock)
+        for lock in self.interlocks:  # a close needs somewhere safe to go: refuse at start
+            for key in lock.close if isinstance(lock, TripInterlock) else ():
+                asset, _, signal = key.partition(".")
+                if asset in self.gates and signal in self.gates[asset].limits:
+                    safe_value(key, self.gates[asset].limits[signal])
         self._keys = {asset: (
             _split({k for lock in locks if isinstance(lock, TripInterlock) for k in lock.when}),
             _split({k for lock in locks if isinstance(lock, CountInterlock) for k in lock.signals}))

@@ -20,13 +20,16 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from engine.messages import Outcome
+
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0, 10.0,
 )
 """Seconds; fine enough below a millisecond for estimator and fast-MPC steps."""
 
-OUTCOMES = ("accepted", "clamped", "rejected", "queued")
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
+"""Every outcome of a safety decision, interlock writes included (engine.messages.Outcome)."""
 MALFORMED_REASONS = ("json", "schema", "unknown_asset", "unknown_tag", "non_finite",
                      "out_of_range")
 """Why the MQTT gateway refused a payload (engine.mqtt_codec.REASONS)."""

@@ -8,7 +8,7 @@ import math
 import pytest
 import ray
 
-from actors.safety import SafetyActor
+from actors.safety import SafetyActor, SafetyAuthority
 from engine.audit import AuditLog
 from engine.config import AssetConfig, SetpointLimit, SiteConfig, SiteSettings, TripInterlock
 from engine.messages import GateRequest, Measurement, Mode, Outcome, Proposal
@@ -64,6 +64,34 @@ def test_one_batch_closes_an_open_receipt_above_high_high_in_each_of_the_four_mo
         ray.kill(safety, no_restart=True)
 
 
+def test_a_batch_of_a_hundred_decisions_is_one_synced_commit(tmp_path):
+    """Group commit, on the actor's own code without Ray: 100 decisions of one tick
+    instant are one transaction synced once (one by one they were 100); checkpoints add
+    none; every record is readable from another connection when decide_batch returns."""
+    assets = [AssetConfig(id=f"a{i:03d}", kind="asphalt_terminal", limits=RECEIPT,
+                          max_measurement_age_s=1800.0) for i in range(100)]
+    site = SiteConfig(site=SiteSettings(name="group", audit_db=str(tmp_path / "audit.db")),
+                      assets=assets)
+    gate = SafetyAuthority(site, {a.id: {"receipt_05": 0.0} for a in assets}, 0.0)
+
+    def requests(t):
+        return [GateRequest(asset=a.id, time=t, measurement=Measurement(a.id, t, {"l": 1.0}),
+                            measurement_age=0.0, proposal=Proposal(
+                                asset=a.id, time=t, setpoints={"receipt_05": 1.0}, reason="mpc",
+                                source="operator", user="olga")) for a in assets]
+
+    before = gate.audit.synced_commits
+    decisions = gate.decide_batch(requests(300.0))
+    assert gate.audit.synced_commits == before + 1
+    assert len(AuditLog(site.site.audit_db).query(since=300.0, limit=1000)) == 100
+    assert all(d.applied == {"receipt_05": 1.0} for d in decisions)
+    gate.store_checkpoints({a.id: {"t": 300.0} for a in assets})
+    assert gate.audit.synced_commits == before + 1
+    for r in requests(600.0):
+        gate.decide(r.proposal, r.measurement_age, r.measurement)
+    assert gate.audit.synced_commits == before + 101
+
+
 def test_checkpoints_are_kept_off_the_gating_path_and_outlive_a_restart(ray_session, site):
     ids = [a.id for a in site.assets]
     safety = SafetyActor.options(namespace="test-safety-batch").remote(
@@ -78,3 +106,22 @@ def test_checkpoints_are_kept_off_the_gating_path_and_outlive_a_restart(ray_sess
                                   "last_applied": {"receipt_05": [0.0, 0.0]}}
     finally:
         ray.kill(safety, no_restart=True)
+
+
+def test_a_retune_keeps_the_configured_safe_value_and_the_limits_answer_shows_it(tmp_path):
+    limit = SetpointLimit(lower=0.0, upper=60.0, max_rate=0.1, safe=5.0)
+    site = SiteConfig(site=SiteSettings(name="safe", audit_db=str(tmp_path / "audit.db")),
+                      assets=[AssetConfig(id="t", kind="asphalt_terminal", mode=Mode.OFF,
+                                          limits={"receipt_05": limit})])
+    gate = SafetyAuthority(site, {"t": {"receipt_05": 20.0}}, 0.0)
+    assert gate.limits("t")["receipt_05"]["safe"] == 5.0
+    # controllers.tuning hands new limits without a safe value: the configured one stays
+    gate.set_limits("t", {"receipt_05": SetpointLimit(lower=0.0, upper=50.0, max_rate=0.2)},
+                    "erik", 10.0)
+    assert gate.limits("t")["receipt_05"] == {"lower": 0.0, "upper": 50.0, "max_rate": 0.2,
+                                              "safe": 5.0}
+    decision = gate.decide(Proposal(asset="t", time=20.0, setpoints={"receipt_05": 0.0},
+                                    reason="", source="safe-state", user="olga"), math.inf)
+    assert decision.applied == {"receipt_05": 5.0}  # OFF, and 15 kg/s faster than the rate
+    (record,) = gate.audit_records("t", outcome="clamped")
+    assert (record["user"], record["source"]) == ("olga", "safe-state")

@@ -3,15 +3,19 @@ and the pilot terminal's overfill (issue 9) stopped in lock-step."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import plants
 from engine.config import AssetConfig, SetpointLimit, TripInterlock, load_site
 from engine.gatekeeper import Gatekeeper
 from engine.messages import GateRequest, Measurement, Mode, Outcome, Proposal
+from engine.metrics import AssetMetrics
 from engine.simulation import SimulatedPlant
 
 PILOT = Path(__file__).resolve().parents[2] / "examples" / "pilot.toml"
@@ -136,3 +140,59 @@ def test_the_terminal_stops_filling_within_one_scan_of_its_high_high_level(mode)
     assert forced.time == (tripped + 1) * period
     assert forced.reason.startswith(f"interlock 'tank 05 high-high level': terminal.level_05 "
                                     f"{levels[tripped]:.6g} >= 13.3; receipt_05 closed from 60 to")
+
+
+# -- the property: after every batch, nothing a standing trip closes is open -------------------
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(steps=st.lists(st.tuples(
+    st.lists(st.one_of(st.none(), st.floats(12.0, 14.0), st.just(math.nan)), min_size=3,
+             max_size=3),
+    st.lists(st.one_of(st.none(), st.floats(-10.0, 100.0)), min_size=3, max_size=3),
+    st.lists(st.sampled_from(["controller", "operator", "approval", "safe-state"]), min_size=3,
+             max_size=3),
+    st.sets(st.integers(0, 2), min_size=1)), min_size=1, max_size=12),
+    modes=st.lists(st.sampled_from(list(Mode)), min_size=3, max_size=3))
+def test_after_every_batch_no_tripped_receipt_is_open_and_every_value_is_in_its_limits(
+        steps, modes):
+    """Three tanks in any modes; tank 0's receipt also closes on tank 2's level (another
+    shard). Random levels (some missing, some NaN), proposals from every source, batches
+    of any subset of the tanks: after each batch every asset in it whose trip stands has
+    its receipt at 0, and nothing written ever leaves [0, 60]."""
+    assets = [tank(f"t{i}", modes[i]) for i in range(3)]
+    locks = [high_high(a.id) for a in assets] + [high_high("t0", watched="t2")]
+    keeper = Gatekeeper(assets, locks, {a.id: {"receipt": 60.0} for a in assets}, t0=0.0)
+    for k, (levels, values, sources, batch) in enumerate(steps):
+        t = 300.0 * (k + 1)
+        requests = []
+        for i in sorted(batch):
+            proposal = None if values[i] is None else Proposal(
+                asset=f"t{i}", time=t, setpoints={"receipt": values[i]}, reason="",
+                source=sources[i], user="olga")
+            measurement = None if levels[i] is None else Measurement(f"t{i}", t,
+                                                                     {"level": levels[i]})
+            requests.append(GateRequest(asset=f"t{i}", time=t, measurement=measurement,
+                                        measurement_age=0.0, proposal=proposal))
+        decisions, _ = keeper.decide_batch(requests)
+        for decision in decisions:
+            assert all(0.0 <= v <= 60.0 for v in decision.applied.values())
+        for i in sorted(batch):
+            view = keeper.site_view(f"t{i}", t).measured
+            watched = [f"t{i}.level"] + (["t2.level"] if i == 0 else [])
+            if any(not view.get(w, math.nan) < 13.3 for w in watched):
+                assert keeper.gates[f"t{i}"].last_applied["receipt"].value == 0.0, (k, i)
+
+
+def test_an_interlock_write_is_counted_like_any_decision():
+    """The asset counts each record's outcome (twinloop_safety_decisions_total{outcome});
+    an INTERLOCK record must have its counter, not raise KeyError in the tick."""
+    metrics = AssetMetrics()
+    metrics.decisions[Outcome.INTERLOCK.value] += 1
+    assert set(metrics.decisions) == {outcome.value for outcome in Outcome}
+
+
+def test_a_close_without_a_finite_safe_value_is_refused_at_start():
+    unbounded = AssetConfig(id="t", kind="asphalt_terminal",
+                            limits={"receipt": SetpointLimit(upper=60.0)})
+    with pytest.raises(ValueError, match="signal 't.receipt': no finite safe value"):
+        Gatekeeper([unbounded], [high_high("t")], {"t": {"receipt": 0.0}}, t0=0.0)
