@@ -10,13 +10,13 @@ This benchmark measures those costs, each next to a baseline from the same run:
 
 - Fleet start: wall seconds of ``build_fleet`` + ``Fleet.start`` for N tanks (total
   and per asset), real-time clock at ``speed`` twin-seconds per wall second.
-- Tick time: each AssetActor's own tick histogram (measure -> estimate -> propose ->
-  gate -> write, with the plant and safety actor reached over Ray) against the same
-  tick run in a plain loop in this process (SimulatedPlant, ControlLoop, the pure
-  safety policy and the SQLite audit log, no Ray), as many ticks per asset as each
-  actor runs (``ControlLoop.tick`` with the pure gate, engine.gate.PolicyGate, and
-  the records committed to the audit log). Their ratio is the Ray overhead. Means are
-  exact (histogram sums); actor medians and p99 are interpolated inside the metric buckets (..., 25, 50, 100,
+- Tick time: each asset's own tick histogram (measure -> estimate -> propose -> gate
+  -> write, in its asset shard, with the plant shard and safety actor reached over
+  Ray) against the same tick run in a plain loop in this process (SimulatedPlant,
+  ``ControlLoop.tick`` with the safety policy in memory, engine.gate.PolicyGate, and
+  the records committed to the SQLite audit log, no Ray), as many ticks per asset as
+  each asset runs. Their ratio is the Ray overhead. Means are exact (histogram sums);
+  asset medians and p99 are interpolated inside the metric buckets (..., 25, 50, 100,
   250 ms), so they are coarse. The controller's solve time is compared the same way,
   which tells slower numerics (processes competing for the CPUs) from messaging.
 - Real-time health: ticks, deadline overruns (overrun ratio = overruns / (ticks +
@@ -59,7 +59,6 @@ from engine.clock import ClockSpec
 from engine.config import SiteConfig, parse_site
 from engine.gate import PolicyGate
 from engine.loop import ControlLoop
-from engine.messages import Mode
 from engine.simulation import SimulatedPlant
 
 ACTOR_CLASSES = ("AssetShard", "PlantShard", "SafetyActor")
@@ -115,9 +114,7 @@ def baseline(site: SiteConfig, ticks: int, audit_db: Path) -> dict:
         )
         plant = SimulatedPlant(asset.id, model, asset.simulation, x0=asset.initial,
                                u0=asset.inputs, d=asset.disturbances, t0=epoch)
-        gate = PolicyGate(asset.limits, model.inputs.mapping(model.inputs.vector(asset.inputs)),
-                          t0=epoch, mode=Mode(asset.mode),
-                          max_measurement_age=asset.max_measurement_age_s)
+        gate = PolicyGate(asset, model.inputs.mapping(model.inputs.vector(asset.inputs)), epoch)
         for k in range(1, ticks + 1):
             t = epoch + k * asset.period_s
             started = time.perf_counter()

@@ -9,8 +9,8 @@ measurement synthesis, noise multiplier ``noise``; no parameter mismatch):
     t in [lead, duration):   reference r0 + step on the named output
 
 Each period ``ControlLoop.tick`` measures, estimates, proposes, gates the proposal with
-the pure safety policy (engine.gate.PolicyGate: the kind's limits and rate limits,
-AUTONOMOUS) and the plant is given what the gate lets through, as in an asset shard.
+the safety policy in memory (engine.gate.PolicyGate: the kind's limits and rate
+limits, AUTONOMOUS, no watchdog) and the plant is given what the gate lets through, as in an asset shard.
 Recorded per period: the plant's true outputs (noise-free, output units), the applied
 inputs and the reference.
 """
@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 import plants
@@ -144,7 +145,8 @@ def step_response(
                        x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
                        reference=reference)
     initial = {**model.inputs.mapping(plant.u), **model.disturbances.mapping(plant.d)}
-    gate = PolicyGate(limits, initial, t0=0.0, mode=Mode.AUTONOMOUS)
+    gate = PolicyGate(msgspec.structs.replace(asset, limits=limits, mode=Mode.AUTONOMOUS,
+                                              max_measurement_age_s=math.inf), initial)
     periods = int(duration // model.dt)
     step_period = max(1, int(periods * LEAD_FRACTION))
     times, references, outputs, inputs = [], [], [], []
