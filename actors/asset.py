@@ -52,8 +52,8 @@ from engine.messages import (
     Setpoint,
 )
 from engine.metrics import AssetMetrics
-from engine.safety import SAFE_STATE, safe_value
 from engine.registers import PlcMap
+from engine.safety import SAFE_STATE, safe_value
 from plants import model_of
 
 SAFETY_TIMEOUT_S = 2.0

@@ -10,9 +10,9 @@ measurement synthesis, noise multiplier ``noise``; no parameter mismatch):
 
 Each period ``ControlLoop.tick`` measures, estimates, proposes, gates the proposal with
 the safety policy in memory (engine.gate.PolicyGate: the kind's limits and rate
-limits, AUTONOMOUS, no watchdog) and the plant is given what the gate lets through, as in an asset shard.
-Recorded per period: the plant's true outputs (noise-free, output units), the applied
-inputs and the reference.
+limits, AUTONOMOUS, no watchdog) and the plant is given what the gate lets through, as
+in an asset shard. Recorded per period: the plant's true outputs (noise-free, output
+units), the applied inputs and the reference.
 """
 
 from __future__ import annotations
