@@ -247,7 +247,8 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"  MQTT         {args.mqtt}   (twinloop/{site.site.name}/<asset id>/"
                   "{measurements,estimates,setpoints}"
                   f"{'' if connected else '; broker not reachable yet, retrying'})", flush=True)
-        print(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}",
+        print(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}; "
+              f"{len(fleet.shards)} asset shard(s), {len(fleet.plant_shards)} plant shard(s)",
               flush=True)
         print("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.",
               flush=True)
