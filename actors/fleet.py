@@ -75,8 +75,15 @@ class Fleet:
         ray.get([shard.start.remote() for shard in self.shards.values()])
 
     def run_for(self, duration: float) -> None:
-        """Lock-step: run every asset ``duration`` twin-seconds, shards in parallel."""
-        ray.get([shard.run_for.remote(duration) for shard in self.shards.values()])
+        """Lock-step: run every asset ``duration`` twin-seconds. The shards advance
+        together, the shortest period of the site at a time (in parallel within it), so
+        that no shard runs ahead of the measurements another's interlocks watch."""
+        step = min(asset.period_s for asset in self.site.assets)
+        done = 0.0
+        while done < duration - 1e-9:
+            chunk = min(step, duration - done)
+            ray.get([shard.run_for.remote(chunk) for shard in self.shards.values()])
+            done += chunk
 
     def serve_opcua(self, settings: OpcUaSettings | None = None) -> str:
         """Start the OPC UA server (``settings``, default the site file's ``[opcua]``
