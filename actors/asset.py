@@ -69,16 +69,29 @@ def safety_down(error: BaseException, consequence: str) -> str:
     return f"{SAFETY_DOWN} ({type(error).__name__}): {consequence}"
 
 
+def build_loop(asset: AssetConfig, t0: float) -> ControlLoop:
+    """The asset's ControlLoop: its (shared) model, estimator and controller, at twin
+    time ``t0``. The slow part of hosting an asset (seconds for a large do-mpc problem),
+    so a shard runs it on its threads."""
+    model = model_of(asset)
+    return ControlLoop(asset.id, model, build_estimator(model, asset.estimator),
+                       build_controller(model, asset.controller, asset.limits),
+                       x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
+                       reference=asset.reference, t0=t0)
+
+
 class HostedAsset:
     """Twin state, estimator, controller, link and status of one asset in a shard."""
 
-    def __init__(self, asset: AssetConfig, t0: float, now: Callable[[], float], safety,
-                 decide: Decide, numerics: Executor, plant=None, plc: PlcMap | None = None,
+    def __init__(self, asset: AssetConfig, loop: ControlLoop, t0: float,
+                 now: Callable[[], float], safety, decide: Decide, numerics: Executor,
+                 plant=None, plc: PlcMap | None = None,
                  modbus: ModbusSettings = ModbusSettings()) -> None:
-        """``now`` is the shard's twin clock, ``decide`` its batched gate and
-        ``numerics`` its thread pool. ``plant`` is the asset's simulated plant (an
-        AssetHandle onto its plant shard; None for a plant outside the twin); given
-        ``plc``, its register map, the asset talks to the plant's PLC over Modbus TCP."""
+        """``loop`` is the asset's ControlLoop (build_loop), ``now`` the shard's twin
+        clock, ``decide`` its batched gate and ``numerics`` its thread pool. ``plant`` is
+        the asset's simulated plant (an AssetHandle onto its plant shard; None for a plant
+        outside the twin); given ``plc``, its register map, the asset talks to the plant's
+        PLC over Modbus TCP."""
         self.config = asset
         self.id = asset.id
         self.plant = plant
@@ -96,13 +109,8 @@ class HostedAsset:
             self.link = DirectLink(plant)
         self.publisher = None
         self._samples = msgspec.msgpack.Decoder(list[MeasurementPayload])
-        self.model = model = model_of(asset)
-        self.loop = ControlLoop(
-            asset.id, model, build_estimator(model, asset.estimator),
-            build_controller(model, asset.controller, asset.limits),
-            x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
-            reference=asset.reference, t0=t0,
-        )
+        self.model = loop.model
+        self.loop = loop
         self.period = float(asset.period_s)
         self.epoch = t0
         """Deadlines are epoch + k period: the site clock's epoch, shared by every shard,

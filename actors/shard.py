@@ -25,10 +25,13 @@ SAFETY_TIMEOUT_S nothing is written: outputs hold, every asset of the instant sa
 In lock-step (tests, ``Fleet.run_for``) ``run_for`` steps through the instants in order,
 advancing the simulated plants of the due assets (one call per plant shard) first.
 
-Restarts: Ray restarts a killed shard (``max_restarts``). The new process builds its
-assets from their configuration, asks the safety actor for every hosted asset's restore
-point (checkpoint, mode, last applied values) in one call, and resumes: an asset that
-was running in real time runs the deadline it missed at once, then its schedule.
+Start and restart: the actor answers at once and builds its assets in the background,
+one after the other on its threads (a large do-mpc problem takes seconds); each asset
+answers and runs as soon as it is built. Ray restarts a killed shard
+(``max_restarts``): the new process first asks the safety actor for every hosted
+asset's restore point (checkpoint, mode, last applied values) in one call, restores
+each asset as it is built, and an asset that was running in real time runs the
+deadline it missed at once, then its schedule.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from typing import Any
 
 import ray
 
-from actors.asset import SAFETY_TIMEOUT_S, HostedAsset, safety_down
+from actors.asset import SAFETY_TIMEOUT_S, HostedAsset, build_loop, safety_down
 from engine.clock import ClockSpec
 from engine.config import AssetConfig, ModbusSettings
 from engine.messages import Decision, GateRequest
@@ -85,10 +88,13 @@ class Shard:
         self.restarted = restarted
         self._numerics = ThreadPoolExecutor(max_workers=max(1, min(NUMERICS_THREADS, len(assets))),
                                             thread_name_prefix=f"numerics-{name}")
-        self.assets = {a.id: HostedAsset(a, clock.epoch, self.now, safety, self._decide,
-                                         self._numerics, plants.get(a.id), plcs.get(a.id),
-                                         modbus)
-                       for a in assets}
+        self._configs = list(assets)
+        self._plcs = plcs
+        self._modbus = modbus
+        self.assets: dict[str, HostedAsset] = {}
+        """The assets built so far (all of them once ``_resumed`` is set)."""
+        self._ready = {a.id: asyncio.Event() for a in assets}
+        self.resume_error: str | None = None
         self.batches = 0
         """decide_batch calls made for tick instants."""
         self._scheduler: asyncio.Task | None = None
@@ -109,25 +115,37 @@ class Shard:
     # -- restarts --------------------------------------------------------------------------
 
     async def _resume(self) -> None:
-        """After a restart, restore every hosted asset (a first start has nothing to
-        restore) and run again what was running. Nothing ticks before that."""
+        """Build every hosted asset, one after the other on the shard's threads, and
+        after a restart restore each from its restore point; each asset runs again (if
+        it was running) as soon as it is ready, so a small asset does not wait for a
+        large one to be built."""
+        loop = asyncio.get_running_loop()
         try:
-            if self.restarted:
-                points = await self._restore_points()
-                for asset_id, asset in self.assets.items():
-                    checkpoint = asset.restore(points[asset_id])
-                    if self.lockstep:
-                        asset.schedule(asset.last_tick)
-                    elif checkpoint.get("running"):
-                        asset.resume(self.now(), asset.last_tick)
+            points = await self._restore_points() if self.restarted else {}
+            for config in self._configs:
+                control = await loop.run_in_executor(self._numerics, build_loop, config,
+                                                     self.clock_spec.epoch)
+                asset = HostedAsset(config, control, self.clock_spec.epoch, self.now,
+                                    self.safety, self._decide, self._numerics,
+                                    self.plants.get(config.id), self._plcs.get(config.id),
+                                    self._modbus)
+                checkpoint = asset.restore(points[config.id]) if self.restarted else {}
                 if self.lockstep:
-                    self.t = self.until = max(a.last_tick for a in self.assets.values())
-                elif any(a.running for a in self.assets.values()):
+                    asset.schedule(asset.last_tick)
+                elif checkpoint.get("running"):
+                    asset.resume(self.now(), asset.last_tick)
+                self.assets[config.id] = asset
+                self._ready[config.id].set()
+                if asset.running and not self.lockstep:
                     self._ensure_scheduler()
-            elif self.lockstep:
-                for asset in self.assets.values():
-                    asset.schedule(self.t)
+            if self.lockstep:
+                self.t = self.until = max(a.last_tick for a in self.assets.values())
+        except Exception as error:
+            self.resume_error = f"{type(error).__name__}: {error}"
+            raise
         finally:
+            for ready in self._ready.values():
+                ready.set()
             self._resumed.set()
 
     async def _restore_points(self) -> dict[str, dict[str, Any]]:
@@ -137,7 +155,7 @@ class Shard:
         while True:
             try:
                 return await asyncio.wait_for(
-                    self.safety.restore_points.remote(list(self.assets)), SAFETY_TIMEOUT_S)
+                    self.safety.restore_points.remote(list(self._ready)), SAFETY_TIMEOUT_S)
             except (TimeoutError, ray.exceptions.RayActorError):
                 if time.monotonic() > give_up:
                     raise
@@ -173,6 +191,7 @@ class Shard:
         while True:
             running = [a for a in self.assets.values() if a.running]
             if not running:
+                self._scheduler = None
                 return
             t = min(a.next_deadline for a in running)
             delay = (t - self.now()) / self.clock_spec.speed
@@ -262,14 +281,17 @@ class Shard:
     # -- per asset: operator commands ------------------------------------------------------
 
     async def _hosted(self, asset_id: str) -> HostedAsset:
-        await self._resumed.wait()
-        return self._asset(asset_id)
-
-    def _asset(self, asset_id: str) -> HostedAsset:
+        """The asset once it is built (and restored); LookupError if it is not hosted
+        here, RuntimeError if it could not be built or restored."""
+        ready = self._ready.get(asset_id)
+        if ready is None:
+            raise LookupError(f"asset {asset_id!r} is not hosted by {self.name}")
+        await ready.wait()
         try:
             return self.assets[asset_id]
         except KeyError:
-            raise LookupError(f"asset {asset_id!r} is not hosted by {self.name}") from None
+            raise RuntimeError(f"{self.name} could not host {asset_id!r}: "
+                               f"{self.resume_error}") from None
 
     async def set_reference(self, asset_id: str, values: dict[str, float],
                             user: str) -> dict[str, float]:
@@ -305,34 +327,34 @@ class Shard:
                              user: str) -> dict[str, Any]:
         return await (await self._hosted(asset_id)).set_controller(change, user)
 
-    def controller_tuning(self, asset_id: str) -> dict[str, Any]:
-        return self._asset(asset_id).controller_tuning()
+    async def controller_tuning(self, asset_id: str) -> dict[str, Any]:
+        return (await self._hosted(asset_id)).controller_tuning()
 
-    def ingest(self, asset_id: str, batch: bytes) -> int:
-        return self._asset(asset_id).ingest(batch)
+    async def ingest(self, asset_id: str, batch: bytes) -> int:
+        return (await self._hosted(asset_id)).ingest(batch)
 
-    def add_listener(self, asset_id: str, listener) -> None:
-        self._asset(asset_id).add_listener(listener)
+    async def add_listener(self, asset_id: str, listener) -> None:
+        (await self._hosted(asset_id)).add_listener(listener)
 
-    def attach_publisher(self, asset_id: str, publisher) -> None:
-        self._asset(asset_id).attach_publisher(publisher)
+    async def attach_publisher(self, asset_id: str, publisher) -> None:
+        (await self._hosted(asset_id)).attach_publisher(publisher)
 
     # -- per asset: queries ----------------------------------------------------------------
 
-    def status(self, asset_id: str) -> dict[str, Any]:
-        return self._asset(asset_id).status()
+    async def status(self, asset_id: str) -> dict[str, Any]:
+        return (await self._hosted(asset_id)).status()
 
-    def summary(self, asset_id: str) -> dict[str, Any]:
-        return self._asset(asset_id).summary()
+    async def summary(self, asset_id: str) -> dict[str, Any]:
+        return (await self._hosted(asset_id)).summary()
 
-    def metrics_snapshot(self, asset_id: str) -> dict[str, Any]:
-        return self._asset(asset_id).metrics_snapshot()
+    async def metrics_snapshot(self, asset_id: str) -> dict[str, Any]:
+        return (await self._hosted(asset_id)).metrics_snapshot()
 
     def shard_status(self) -> dict[str, Any]:
         """The shard itself: its assets, the gate batches it made, its instants in flight."""
         return {"name": self.name, "pid": os.getpid(), "assets": list(self.assets),
                 "batches": self.batches, "instants_in_flight": len(self._instants),
-                "restarted": self.restarted}
+                "restarted": self.restarted, "resume_error": self.resume_error}
 
 
 @ray.remote(num_cpus=0, max_restarts=MAX_RESTARTS)

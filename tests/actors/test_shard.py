@@ -71,7 +71,7 @@ def test_assets_due_at_one_instant_go_to_the_gate_in_one_call(tmp_path):
                       plants={}, plcs={})
         for asset in site.assets:
             sample = MeasurementPayload(ts=EPOCH, values={"T_bulk": asset.initial["T_bulk"]})
-            shard.ingest(asset.id, msgspec.msgpack.encode([sample]))
+            await shard.ingest(asset.id, msgspec.msgpack.encode([sample]))
         await shard.run_for(480.0)
         return safety
 
