@@ -2,7 +2,7 @@
 
     assets --status push (each tick, each operator action)--> OpcUaActor --> nodes
     OpcUaActor --status poll (every opcua.refresh_s)--------> assets
-    SCADA client --Write Setpoints/<input>--> AssetActor.write_setpoints(values, user)
+    SCADA client --Write Setpoints/<input>--> asset.write_setpoints(values, user)
                                               --> SafetyActor (gated, audited) --> result
 
 The address space is described in :mod:`actors.opcua_space`. A node is written only
@@ -170,7 +170,7 @@ class OpcUaActor:
             self.server = None
 
     async def publish(self, status: dict[str, Any]) -> None:
-        """Show one asset's status snapshot (AssetActor.status); writes only changes."""
+        """Show one asset's status snapshot (AssetShard.status); writes only changes."""
         if self.server is None:
             return
         async with self._lock:

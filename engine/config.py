@@ -457,8 +457,21 @@ class HistorianSettings(_Strict):
         RollupPolicy(interval_s=60.0), RollupPolicy(interval_s=3600.0)])
 
 
+class FleetSettings(_Strict):
+    """How a site's assets are packed into processes (actors.fleet).
+
+    Attributes:
+        assets_per_shard: assets hosted by one asset shard (one Ray actor, one process;
+            their simulated plants share one plant shard beside it). None: the fleet
+            size spread over the cluster's CPUs, ceil(assets / CPUs).
+    """
+
+    assets_per_shard: int | None = None
+
+
 class SiteConfig(_Strict):
     site: SiteSettings
+    fleet: FleetSettings = FleetSettings()
     http: HttpSettings = HttpSettings()
     opcua: OpcUaSettings = OpcUaSettings()
     modbus: ModbusSettings = ModbusSettings()
@@ -528,6 +541,9 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
     _check_opcua(site.opcua, path)
     if site.historian.backend == "postgres" and not site.historian.dsn:
         raise ConfigError(path, "historian.dsn", "the postgres backend needs a connection string")
+    per_shard = site.fleet.assets_per_shard
+    if per_shard is not None and not per_shard >= 1:
+        raise ConfigError(path, "fleet.assets_per_shard", f"must be at least 1, got {per_shard}")
     modbus = site.modbus
     for key, value in (("scan_period_s", modbus.scan_period_s), ("timeout_s", modbus.timeout_s),
                        ("retry_initial_s", modbus.retry_initial_s)):

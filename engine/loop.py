@@ -1,22 +1,31 @@
-"""ControlLoop: one asset's estimate -> propose cycle, without Ray.
+"""ControlLoop: one asset's tick, without Ray. The only implementation of a tick.
 
     y (measurement) --> estimator.step(state, u, y, dt) --> x_hat
     x_hat, reference --> controller.step(t, x_hat, u, d, reference, p=p_hat) --> Proposal
+    GateRequest(t, measurement, age, proposal) --> gate --> Decision
+    Decision.applied --> u, d (what the plant was given) --> TickResult
 
-with p_hat the model's parameters, the estimated ones at their estimates: the controller
+``tick(t, measurement, gate)`` runs the whole cycle with a synchronous gate: the pure
+safety policy (engine.gate.PolicyGate: tests, ``twinloop tune``, what-if, benchmarks).
+It is two halves, which an asset shard (actors.shard) runs around its batched remote
+gate: ``advance`` (observe + propose, numerical, on a thread pool) returns the
+GateRequest, ``complete`` takes the gate's Decision (None: the gate was unreachable,
+nothing was written, inputs hold) and returns the TickResult.
+
+p_hat is the model's parameters, the estimated ones at their estimates: the controller
 predicts with what the filter has learnt of the plant (a fouled coil), not the nominal
 model.
 
 The loop holds the asset's mutable state (estimator state, last applied inputs,
 reference, disturbances); the estimator and controller hold structure and their own
-warm-start data. AssetActor is a thin async wrapper around it; tests drive it directly.
+warm-start data.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,8 +33,33 @@ import msgspec
 import numpy as np
 
 from engine.config import EstimatorSettings
-from engine.messages import Estimate, Measurement, Proposal
+from engine.messages import Decision, Estimate, GateRequest, Measurement, Proposal
 from engine.model import PlantModel
+
+Gate = Callable[[GateRequest], Decision | None]
+"""Decides one asset's GateRequest; None when the safety authority did not answer."""
+
+
+class TickResult(msgspec.Struct, frozen=True):
+    """What one tick of one asset did, at twin ``time`` (s).
+
+    ``estimate`` is None when no new measurement came (the estimate was not corrected);
+    ``proposal`` None when nothing was proposed (OFF, or no controller step asked);
+    ``decision`` None when the gate did not answer: nothing was written (fail closed).
+    ``applied`` is what the plant was given this tick (``decision.applied`` or nothing).
+    """
+
+    asset: str
+    time: float
+    measurement: Measurement | None
+    measurement_age: float
+    estimate: Estimate | None
+    proposal: Proposal | None
+    decision: Decision | None
+
+    @property
+    def applied(self) -> dict[str, float]:
+        return {} if self.decision is None else self.decision.applied
 
 
 @dataclass
@@ -196,6 +230,38 @@ class ControlLoop:
         self.last_measurement = measurement
         return self.estimate()
 
+    def tick(self, t: float, measurement: Measurement | None, gate: Gate,
+             propose: bool = True) -> TickResult:
+        """One whole tick at twin time ``t``: observe ``measurement`` (None: nothing new),
+        propose (if ``propose``), gate, and hold what the gate let through."""
+        request = self.advance(t, measurement, propose)
+        return self.complete(request, gate(request))
+
+    def advance(self, t: float, measurement: Measurement | None,
+                propose: bool = True) -> GateRequest:
+        """The numerical half of a tick: correct the estimate with ``measurement`` (if
+        any), ask the controller (if ``propose``), and say what goes to the gate."""
+        if measurement is not None:
+            self.observe(measurement)
+        proposal = self.propose(t) if propose else None
+        return GateRequest(asset=self.asset, time=t, measurement=measurement,
+                           measurement_age=self.measurement_age(t), proposal=proposal)
+
+    def complete(self, request: GateRequest, decision: Decision | None) -> TickResult:
+        """The other half: hold what the gate let through (from the decision's time) and
+        report the tick. ``decision`` None: nothing was written, inputs hold."""
+        if decision is not None and decision.applied:
+            self.applied(decision.applied, decision.time)
+        estimate = None if request.measurement is None else self.estimate()
+        return TickResult(asset=self.asset, time=request.time, measurement=request.measurement,
+                          measurement_age=request.measurement_age, estimate=estimate,
+                          proposal=request.proposal, decision=decision)
+
+    def measurement_age(self, t: float) -> float:
+        """Twin seconds from the newest measurement's sample time to ``t`` (inf: none yet)."""
+        last = self.last_measurement
+        return math.inf if last is None else t - last.time
+
     def propose(self, t: float) -> Proposal:
         """Ask the controller for setpoints at time ``t``, predicting with the estimated
         parameters (see ``estimated_parameters_to_controller``)."""
@@ -212,10 +278,16 @@ class ControlLoop:
 
     def applied(self, setpoints: Mapping[str, float], time: float | None = None) -> None:
         """Record setpoints that the safety policy let through to the plant at twin
-        ``time`` (None: at the last measurement's time)."""
-        if time is not None and time > self.t and self._input_before is None:
-            self._input_before = (time, self.u)
-        self.u = self.model.inputs.vector(setpoints, default=self.u)
+        ``time`` (None: at the last measurement's time): inputs as ``u``, writable
+        disturbances (a terminal's loading draws) as ``d``."""
+        inputs = {n: v for n, v in setpoints.items() if n in self.model.inputs}
+        disturbances = {n: v for n, v in setpoints.items() if n in self.model.disturbances}
+        if inputs:
+            if time is not None and time > self.t and self._input_before is None:
+                self._input_before = (time, self.u)
+            self.u = self.model.inputs.vector(inputs, default=self.u)
+        if disturbances:
+            self.set_disturbances(disturbances)
 
     @property
     def x(self) -> np.ndarray:

@@ -18,6 +18,9 @@
                                             limits, backends                 viewer
     PUT  /assets/{id}/controller            a partial tuning; rebuilt live,
                                             or 422 and unchanged             engineer
+    POST /assets/{id}/safe-state            every writable signal to its safe
+                                            value, gated, any mode           operator
+    POST /safe-state                        the same for every asset         operator
     GET  /assets/{id}/audit                 ?since&until&outcome&limit       viewer
     GET  /metrics                           Prometheus exposition            viewer
 
@@ -56,6 +59,7 @@ from serve.schemas import (
     Number,
     Proposal,
     ReferenceAnswer,
+    SafeStateFailure,
     SignalLimits,
     WriteAnswer,
     errors,
@@ -141,7 +145,8 @@ def _replica_grpc_on_loopback() -> None:
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class TwinLoopAPI:
-    """Routes HTTP requests to the asset actors and the safety actor of one site."""
+    """Routes HTTP requests to the assets (per-asset handles onto their shards,
+    actors.directory) and the safety actor of one site."""
 
     def __init__(self, site: str, assets: dict[str, Any], safety: Any, tokens: list,
                  mqtt: Any = None, tokens_file: str | None = None) -> None:
@@ -255,6 +260,26 @@ class TwinLoopAPI:
         running."""
         asset = self._asset(asset_id)
         return await _unprocessable(asset.set_controller.remote(body, user))
+
+    @app.post("/assets/{asset_id}/safe-state", response_model=WriteAnswer,
+              responses=errors(401, 403, 404, 503))
+    async def safe_state(self, asset_id: str, user: str = OPERATOR) -> dict[str, Any]:
+        """Drive every writable signal of the asset to its safe value, in any mode: a
+        proposal of source "safe-state", clamped to the engineering limits and audited;
+        answers like ``PUT .../setpoints``."""
+        asset = self._asset(asset_id)
+        return await _unprocessable(asset.safe_state.remote(user))
+
+    @app.post("/safe-state", response_model=dict[str, WriteAnswer | SafeStateFailure],
+              responses=errors(401, 403))
+    async def site_safe_state(self, user: str = OPERATOR) -> dict[str, Any]:
+        """Safe state for every asset of the site; answers per asset id, an asset whose
+        safety gate did not answer with ``{"error": ...}`` (nothing written for it)."""
+        ids = list(self.assets)
+        answers = await asyncio.gather(*(self.assets[i].safe_state.remote(user) for i in ids),
+                                       return_exceptions=True)
+        return {i: {"error": _message(a)} if isinstance(a, Exception) else a
+                for i, a in zip(ids, answers)}
 
     @app.get("/assets/{asset_id}/audit", response_model=list[AuditEntry],
              responses=errors(401, 403, 404, 422, 503))

@@ -317,7 +317,8 @@ def run_demo(args: argparse.Namespace) -> int:
             say(f"  MQTT         {args.mqtt}   (twinloop/{site.site.name}/<asset id>/"
                 "{measurements,estimates,setpoints}"
                 f"{'' if connected else '; broker not reachable yet, retrying'})")
-        say(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}")
+        say(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}; "
+            f"{len(fleet.shards)} asset shard(s), {len(fleet.plant_shards)} plant shard(s)")
         say(f"  log file     {log_file}   (errors of every actor, Ray's own lines)")
         say("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.")
         stop.wait(args.duration)
