@@ -43,8 +43,8 @@ from datetime import datetime, timezone
 import casadi as ca
 import msgspec
 import numpy as np
-
 import results_file
+
 import plants
 from controllers import build_estimator
 from engine.config import EstimatorSettings, SimulationSettings

@@ -49,8 +49,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 import ray
-
 import results_file
+
 import plants
 from actors.fleet import build_fleet
 from controllers import build_controller, build_estimator

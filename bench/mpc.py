@@ -55,8 +55,8 @@ from datetime import datetime, timezone
 import casadi
 import msgspec
 import numpy as np
-
 import results_file
+
 import plants
 from controllers import build_estimator
 from controllers.mpc_common import spans

@@ -41,8 +41,8 @@ from pathlib import Path
 import msgspec
 import paho.mqtt.client as mqtt
 import ray
-
 import results_file
+
 import plants
 from actors.fleet import build_fleet
 from engine.clock import ClockSpec

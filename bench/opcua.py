@@ -41,14 +41,14 @@ from pathlib import Path
 
 import asyncua
 import ray
+import results_file
 from asyncua import Client, Server, ua
 
-import results_file
 import plants
 from actors import NAMESPACE
 from actors.fleet import build_fleet
-from engine.clock import ClockSpec
 from engine.audit import AuditLog
+from engine.clock import ClockSpec
 from engine.config import OpcUaSettings, parse_site
 from engine.messages import AuditRecord, Outcome
 

@@ -42,13 +42,16 @@ from datetime import datetime, timezone
 
 import numba
 import numpy as np
-
 import results_file
+
 import plants
 from engine.simulation import SimulatedPlant
 from plants import rod_pump, rod_pump_wave
 from plants.rod_pump_wave import (
-    PumpBoundary, diagnose_downhole_card, harmonic_surface_position, predict_cards,
+    PumpBoundary,
+    diagnose_downhole_card,
+    harmonic_surface_position,
+    predict_cards,
 )
 
 TARGET_WALL_S = 1.0

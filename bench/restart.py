@@ -29,8 +29,8 @@ from pathlib import Path
 
 import msgspec
 import ray
-
 import results_file
+
 import plants
 from actors.fleet import build_fleet
 from engine.clock import ClockSpec

@@ -44,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import results_file
+
 from actors.safety import SafetyAuthority
 from engine.audit import AuditLog
 from engine.config import (

@@ -46,8 +46,15 @@ with warnings.catch_warnings():
     import do_mpc
 
 from controllers.mpc_common import (
-    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, held_plan, input_bounds,
-    parameter_vector, plan_proposal, plan_reason, require_known, spans,
+    DEFAULT_MOVE_SUPPRESSION,
+    DEFAULT_TRACKING,
+    held_plan,
+    input_bounds,
+    parameter_vector,
+    plan_proposal,
+    plan_reason,
+    require_known,
+    spans,
 )
 from engine.config import ControllerSettings, SetpointLimit
 from engine.messages import Proposal

@@ -55,8 +55,16 @@ import numpy as np
 
 from controllers.casadi_compile import BufferedCall, CompileError, compiled
 from controllers.mpc_common import (
-    DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, held_plan, input_bounds,
-    parameter_vector, plan_proposal, plan_reason, require_known, shifted, spans,
+    DEFAULT_MOVE_SUPPRESSION,
+    DEFAULT_TRACKING,
+    held_plan,
+    input_bounds,
+    parameter_vector,
+    plan_proposal,
+    plan_reason,
+    require_known,
+    shifted,
+    spans,
 )
 from controllers.mpc_sqp import ProblemData, build_step
 from engine.config import ControllerSettings, SetpointLimit

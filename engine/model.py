@@ -17,8 +17,8 @@ plain parameters, so any actor can rebuild it locally (CasADi Functions also pic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import casadi as ca

@@ -20,7 +20,6 @@ from engine.config import SimulationSettings
 from engine.messages import Measurement
 from engine.model import PlantModel
 
-
 Synthesize = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.random.Generator, float],
                       Mapping[str, float]]
 """``(x, u, d, p, rng, noise) -> {output: measured value}`` from the true values."""

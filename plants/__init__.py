@@ -17,18 +17,18 @@ from engine.alarm_sources import (
     standard_alarms,
 )
 from engine.config import (
+    STALE_AFTER_PERIODS,
     AssetConfig,
     ConfigError,
     PlantDefaults,
     SetpointLimit,
-    STALE_AFTER_PERIODS,
     SiteConfig,
     TripInterlock,
     safe_value_problem,
 )
 from engine.model import PlantModel
-from engine.simulation import Synthesize
 from engine.signals import SignalSet
+from engine.simulation import Synthesize
 from plants import (
     asphalt_tank,
     asphalt_terminal,

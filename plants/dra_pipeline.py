@@ -96,7 +96,11 @@ import math
 import casadi as ca
 
 from engine.config import (
-    AlarmSettings, ControllerSettings, EstimatorSettings, OutputLimit, PlantDefaults,
+    AlarmSettings,
+    ControllerSettings,
+    EstimatorSettings,
+    OutputLimit,
+    PlantDefaults,
     SetpointLimit,
 )
 from engine.model import PlantModel

@@ -90,8 +90,16 @@ from engine.config import (
 from engine.model import PlantModel
 from engine.signals import Signal, SignalSet
 from plants.rod_pump_wave import (
-    GRAVITY, PSI, PumpBoundary, RodSection, RodString, buoyant_rod_weight,
-    damping_coefficient, diagnose_downhole_card, harmonic_surface_position, predict_cards,
+    GRAVITY,
+    PSI,
+    PumpBoundary,
+    RodSection,
+    RodString,
+    buoyant_rod_weight,
+    damping_coefficient,
+    diagnose_downhole_card,
+    harmonic_surface_position,
+    predict_cards,
     rod_string,
 )
 

@@ -90,7 +90,11 @@ import casadi as ca
 from scipy.optimize import brentq
 
 from engine.config import (
-    AlarmSettings, ControllerSettings, EstimatorSettings, OutputLimit, PlantDefaults,
+    AlarmSettings,
+    ControllerSettings,
+    EstimatorSettings,
+    OutputLimit,
+    PlantDefaults,
     SetpointLimit,
 )
 from engine.model import PlantModel

@@ -183,8 +183,8 @@ def test_export_parquet_and_csv_keep_units_and_values(store, tmp_path):
 
 
 def test_open_store_opens_the_selected_backend(tmp_path, postgres_dsn):
-    from engine.history_postgres import PostgresStore
     from engine.historian import open_store
+    from engine.history_postgres import PostgresStore
 
     embedded = open_store(HistorianSettings(path=str(tmp_path / "var" / "h.duckdb")))
     assert isinstance(embedded, DuckDBStore) and (tmp_path / "var" / "h.duckdb").exists()

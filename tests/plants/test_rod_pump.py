@@ -9,11 +9,22 @@ import pytest
 
 from plants import rod_pump
 from plants.rod_pump import (
-    INCH, KSI, TENSILE_STRENGTH, analyze_pump_card, card_confidence, goodman_allowable_stress,
-    goodman_loading, pump_displacement, signal_to_noise_db,
+    INCH,
+    KSI,
+    TENSILE_STRENGTH,
+    analyze_pump_card,
+    card_confidence,
+    goodman_allowable_stress,
+    goodman_loading,
+    pump_displacement,
+    signal_to_noise_db,
 )
 from plants.rod_pump_wave import (
-    GRAVITY, PumpBoundary, RodSection, diagnose_downhole_card, harmonic_surface_position,
+    GRAVITY,
+    PumpBoundary,
+    RodSection,
+    diagnose_downhole_card,
+    harmonic_surface_position,
     predict_cards,
 )
 

@@ -12,8 +12,17 @@ import pytest
 
 from plants import haupin
 from plants.smelter_cell import (
-    CELSIUS, DEFAULTS, FARADAY, MOLAR_MASS_ALUMINA, REFERENCE_ACD, REFERENCE_BREAKDOWN,
-    VOLTAGE_TERMS, build_model, liquidus, nominal_state, voltage_components,
+    CELSIUS,
+    DEFAULTS,
+    FARADAY,
+    MOLAR_MASS_ALUMINA,
+    REFERENCE_ACD,
+    REFERENCE_BREAKDOWN,
+    VOLTAGE_TERMS,
+    build_model,
+    liquidus,
+    nominal_state,
+    voltage_components,
 )
 
 MODEL = build_model()
