@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from asyncua import ua
@@ -78,7 +78,7 @@ def eu_information(unit: str) -> ua.EUInformation:
 
 def twin_datetime(t: float) -> datetime:
     """A twin time (UNIX seconds) as an OPC UA DateTime."""
-    return datetime.fromtimestamp(t, timezone.utc)
+    return datetime.fromtimestamp(t, UTC)
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ class AssetNodes:
         self._last[node] = key
         return node, ua.DataValue(ua.Variant(value, kind), ua.StatusCode(code),
                                   SourceTimestamp=twin_datetime(t),
-                                  ServerTimestamp=datetime.now(timezone.utc))
+                                  ServerTimestamp=datetime.now(UTC))
 
 
 def _comparable(value: Any) -> Any:

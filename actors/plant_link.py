@@ -14,7 +14,6 @@ grows until the safety watchdog refuses controller writes.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -86,7 +85,7 @@ class ModbusLink:
         try:
             reply = await self.client.read_input_registers(
                 0, count=self.plc.input_count, device_id=self.plc.unit_id)
-        except (ModbusException, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, ModbusException, OSError) as error:
             self._failed(f"read failed ({type(error).__name__}: {error})")
             return None
         if reply.isError():
@@ -108,7 +107,7 @@ class ModbusLink:
         try:
             reply = await self.client.write_registers(
                 0, self.plc.encode_setpoints(all_inputs), device_id=self.plc.unit_id)
-        except (ModbusException, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, ModbusException, OSError) as error:
             self._failed(f"write failed ({type(error).__name__}: {error})")
             raise ConnectionError(self.error) from None
         if reply.isError():

@@ -38,7 +38,7 @@ import platform
 import statistics
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import casadi as ca
 import msgspec
@@ -237,7 +237,7 @@ def main() -> None:
                   f"{dompc['max_estimate_difference_in_ekf_std']:.1e} std", flush=True)
     within = [p for p in per_plant.values() if p["states"] <= MAX_STATES]
     result = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "numpy": np.__version__, "casadi": ca.__version__,
                     "do_mpc": do_mpc.__version__, "platform": platform.platform(),

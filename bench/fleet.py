@@ -43,7 +43,7 @@ import platform
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -348,7 +348,7 @@ def main() -> None:
                    if memory[c]["rss_mb"])
     further = base["further_loop_rss_mb"] or 0.0  # None with fewer than two baseline loops
     result = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "ray": ray.__version__, "platform": platform.platform(),
                     "memory_gb": psutil.virtual_memory().total / 2**30,

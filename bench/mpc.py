@@ -50,7 +50,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import casadi
 import msgspec
@@ -254,7 +254,7 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()[0]  # other work on the machine skews every timing here
     result = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "casadi": casadi.__version__, "platform": platform.platform(),
                     "load_average_1m_before": load_before},

@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -190,7 +190,7 @@ def main() -> None:
     broker, port = start_broker(workdir)
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
              _node_ip_address="127.0.0.1")
-    results = {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    results = {"timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "load_average_1m_before": os.getloadavg()[0]},
                "broker": "mosquitto " + subprocess.run(

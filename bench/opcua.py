@@ -36,7 +36,7 @@ import socket
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncua
@@ -195,7 +195,7 @@ def main() -> None:
 
     twin, plain = summary_ms(measured["gated"]), summary_ms(base)
     result = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "ray": ray.__version__, "asyncua": asyncua.__version__
                     if hasattr(asyncua, "__version__") else None,

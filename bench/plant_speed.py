@@ -38,7 +38,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numba
 import numpy as np
@@ -162,7 +162,7 @@ def main() -> None:
     stepping["rod_pump (synthesize_measurement)"] = time_stepping(
         "rod_pump", synthesize=rod_pump.synthesize_measurement)
     result = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "numpy": np.__version__, "numba": numba.__version__,
                     "platform": platform.platform(), "load_average_1m_before": load_before},

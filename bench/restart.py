@@ -24,7 +24,7 @@ import signal
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -87,7 +87,7 @@ def main() -> None:
     finally:
         ray.shutdown()
     result = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "ray": ray.__version__, "load_average_1m_before": os.getloadavg()[0]},
         "speed": SPEED,
