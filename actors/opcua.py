@@ -54,6 +54,9 @@ from plants import model_of
 ANONYMOUS = "anonymous"
 """Audit user of a write from a session without a user name."""
 
+INTERNAL_USER = User(role=UserRole.Admin)
+"""Who a write is by when asyncua calls the service internally (its own default)."""
+
 STATUS_TIMEOUT_S = 5.0
 """Wall seconds to wait for an asset's status before reporting it unreachable."""
 
@@ -93,7 +96,7 @@ class GatedWrites(AttributeService):
         self.write_setpoint = write_setpoint
 
     async def write(self, params: ua.WriteParameters,
-                    user: User = User(role=UserRole.Admin)) -> list[ua.StatusCode]:
+                    user: User = INTERNAL_USER) -> list[ua.StatusCode]:
         results: list[ua.StatusCode | None] = [None] * len(params.NodesToWrite)
         others = []
         for i, request in enumerate(params.NodesToWrite):
