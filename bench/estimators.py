@@ -171,7 +171,7 @@ def time_dompc(model: PlantModel, settings: EstimatorSettings, data) -> tuple[di
     but not before MIN_DOMPC_STEPS."""
     ekf, Q, R = dompc_ekf(model, settings)
     times, estimates = [], []
-    for k, (u, d, y) in enumerate(data):
+    for k, (u, _, y) in enumerate(data):  # d is held nominal in do-mpc's model
         y_column = np.array([y[name] for name in model.outputs.names])[:, None]
         start = time.perf_counter()
         x = ekf.make_step(y_column, u[:, None], Q, R)
