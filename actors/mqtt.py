@@ -148,7 +148,7 @@ class MqttGateway:
             *(self.assets[asset].ingest.remote(self._packer.encode(batch))
               for asset, batch in pending.items()),
             return_exceptions=True)
-        for (asset, batch), result in zip(pending.items(), results):
+        for (asset, batch), result in zip(pending.items(), results, strict=True):
             if isinstance(result, Exception):
                 log.error("MQTT: asset %s did not take %d samples: %s", asset, len(batch),
                           result)

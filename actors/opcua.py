@@ -108,7 +108,7 @@ class GatedWrites(AttributeService):
         if others:
             rest = await super().write(
                 ua.WriteParameters(NodesToWrite=[params.NodesToWrite[i] for i in others]), user)
-            for i, status in zip(others, rest):
+            for i, status in zip(others, rest, strict=True):
                 results[i] = status
         return results
 

@@ -263,7 +263,7 @@ class Shard:
             await asyncio.gather(*(
                 asset.complete(request, None if decisions is None else decision, error, started)
                 for asset, request, decision
-                in zip(due, requests, decisions or [None] * len(due))))
+                in zip(due, requests, decisions or [None] * len(due), strict=True)))
         self.safety.store_checkpoints.remote({asset.id: asset.checkpoint() for asset in due})
 
     async def _decide(self, requests: list[GateRequest]

@@ -38,6 +38,7 @@ Results are merged into ``bench/results.json`` under the key ``"fleet"``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
@@ -126,7 +127,7 @@ def baseline(site: SiteConfig, ticks: int, audit_db: Path) -> dict:
                 plant.apply(result.applied)
             tick_seconds.append(time.perf_counter() - started)
         rss.append(process.memory_info().rss)
-    further = [(b - a) / MB for a, b in zip(rss[1:], rss[2:])]
+    further = [(b - a) / MB for a, b in itertools.pairwise(rss[1:])]
     return {
         "assets": min(BASELINE_ASSETS, len(site.assets)),
         "ticks_per_asset": ticks,
@@ -226,7 +227,7 @@ def run_fleet(site: SiteConfig, seconds: float, speed: float) -> dict:
         ray.shutdown()
 
     assets = []
-    for status, snap, first in zip(statuses, snapshots, at_start):
+    for status, snap, first in zip(statuses, snapshots, at_start, strict=True):
         ticks, overruns = snap["ticks"], status["overruns"]  # status reads the clock live
         (_, tick_total), (solve_counts, solve_total) = snap["tick"], snap["solve"]
         solved = solve_counts[-1][1]

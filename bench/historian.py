@@ -164,7 +164,7 @@ def insert_loop_rate(dsn: str, batches) -> float:
     import psycopg
 
     rows = [(i, float(t), float(v)) for i, p in enumerate(batches[0])
-            for t, v in zip(p.time[:2000], p.value[:2000])]
+            for t, v in zip(p.time[:2000], p.value[:2000], strict=True)]
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute("CREATE TABLE baseline (series integer, time double precision, "
                            "value double precision, std double precision)")

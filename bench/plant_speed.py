@@ -100,7 +100,7 @@ def compare_kernel(call: Callable[[str], object], loads: Callable[[object], list
     numpy_s = statistics.median(call_times(lambda: call("numpy")))
     reference = call("numpy")
     difference = max(float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
-                     for a, b in zip(loads(first), loads(reference)))
+                     for a, b in zip(loads(first), loads(reference), strict=True))
     return {"numba_ms": 1e3 * numba_s, "numpy_ms": 1e3 * numpy_s, "speedup": numpy_s / numba_s,
             "first_call_extra_ms": 1e3 * (first_s - numba_s),
             "cache": "hit" if sum(dispatcher.stats.cache_hits.values()) else "miss",

@@ -102,7 +102,7 @@ class BufferedCall:
             self._buffer.set_res(i, memoryview(array))
 
     def __call__(self, *args: np.ndarray) -> list[np.ndarray]:
-        for array, value in zip(self.inputs, args):
+        for array, value in zip(self.inputs, args, strict=True):
             array[:] = value
         self._evaluate()
         if self._buffer.ret() != 0:

@@ -81,7 +81,8 @@ class FilterModel:
         _require_known("process_std", settings.process_std, model.states)
         process_std = _std_vector(augmented, {**walk, **settings.process_std}, "process_std")
         measurement_std = _std_vector(model.outputs, settings.measurement_std, "measurement_std")
-        not_positive = [n for n, s in zip(model.outputs.names, measurement_std) if not s > 0]
+        not_positive = [n for n, s in zip(model.outputs.names, measurement_std, strict=True)
+                        if not s > 0]
         if not_positive:
             raise ValueError(
                 f"plant {model.kind!r}: output(s) {not_positive} have measurement std 0; "
@@ -186,7 +187,7 @@ class FilterModel:
 
     def require_finite(self, z: np.ndarray, u: np.ndarray, d: np.ndarray) -> None:
         if not np.isfinite(z).all():
-            bad = [n for n, v in zip(self.names, z) if not math.isfinite(v)]
+            bad = [n for n, v in zip(self.names, z, strict=True) if not math.isfinite(v)]
             raise ValueError(f"{self.who}: prediction of state(s) {bad} is not finite with "
                              f"u={np.asarray(u).tolist()}, d={np.asarray(d).tolist()}")
 
@@ -255,7 +256,7 @@ def _std_vector(
             raise ValueError(f"EstimatorSettings.{setting}[{name!r}] must be finite and "
                              f">= 0, got {value}")
     std = signals.vector(overrides, default=signals.std if default is None else default)
-    bad = [n for n, s in zip(signals.names, std) if not (math.isfinite(s) and s >= 0)]
+    bad = [n for n, s in zip(signals.names, std, strict=True) if not (math.isfinite(s) and s >= 0)]
     if bad:
         raise ValueError(f"signal(s) {bad}: std must be finite and >= 0 for {setting}")
     return std
@@ -280,7 +281,7 @@ class BufferedFunction:
             self._buffer.set_res(i, memoryview(array.reshape(-1, order="F")))
 
     def __call__(self, *args) -> list[np.ndarray]:
-        for array, value in zip(self._inputs, args):
+        for array, value in zip(self._inputs, args, strict=True):
             array[:] = value
         self._evaluate()
         if self._buffer.ret() != 0:

@@ -58,7 +58,7 @@ def plan_reason(
         f"{name} {number(outputs_now[i])} {sig.unit} -> {number(reference[name])} {sig.unit} "
         f"(predicted {number(outputs_at_end[i])} {sig.unit} in "
         f"{duration(horizon * model.dt)})"
-        for i, (name, sig) in enumerate(zip(model.outputs.names, model.outputs))
+        for i, (name, sig) in enumerate(zip(model.outputs.names, model.outputs, strict=True))
         if name in reference
     ]
     moves = ", ".join(f"{sig.name} {number(u[j])} -> {number(setpoint[j])} {sig.unit}"
@@ -123,7 +123,7 @@ def parameter_vector(model: PlantModel, p: np.ndarray | None) -> np.ndarray:
     if p.size != len(model.parameters):
         raise ValueError(f"p: expected {len(model.parameters)} parameter values for "
                          f"{list(model.parameters.names)}, got {p.size}")
-    for signal, value in zip(model.parameters, p):
+    for signal, value in zip(model.parameters, p, strict=True):
         if not (math.isfinite(value) and signal.lower <= value <= signal.upper):
             raise ValueError(f"p[{signal.name!r}] = {value} is outside [{signal.lower:g}, "
                              f"{signal.upper:g}] {signal.unit}")

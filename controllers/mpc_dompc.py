@@ -192,7 +192,7 @@ class DoMpcController:
         """Run IPOPT; return its status, or why it was not run."""
         for signals, values in ((self.model.states, x), (self.model.inputs, u),
                                 (self.model.disturbances, d)):
-            bad = [n for n, v in zip(signals.names, values) if not math.isfinite(v)]
+            bad = [n for n, v in zip(signals.names, values, strict=True) if not math.isfinite(v)]
             if bad:
                 return f"non-finite {', '.join(bad)}"
         mpc = self._mpc

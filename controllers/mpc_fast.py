@@ -399,6 +399,6 @@ def _terminal_weight(model: PlantModel, weight: np.ndarray | None) -> np.ndarray
 def _non_finite(model: PlantModel, x: np.ndarray, u: np.ndarray, D: np.ndarray) -> str:
     """Names of non-finite states, inputs or disturbances, comma-separated, or ''."""
     bad = [n for group, values in ((model.states, x), (model.inputs, u))
-           for n, v in zip(group.names, values) if not math.isfinite(v)]
+           for n, v in zip(group.names, values, strict=True) if not math.isfinite(v)]
     bad += [n for j, n in enumerate(model.disturbances.names) if not np.isfinite(D[:, j]).all()]
     return ", ".join(bad)

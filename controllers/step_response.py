@@ -75,7 +75,7 @@ class StepResponse:
         with path.open("w", newline="") as stream:
             writer = csv.writer(stream)
             writer.writerow(header)
-            writer.writerows(zip(*(c.tolist() for c in columns)))
+            writer.writerows(zip(*(c.tolist() for c in columns), strict=True))
         return path
 
     def plot(self, path: str | Path) -> Path:

@@ -87,7 +87,7 @@ def merge_limits(
     if not isinstance(change, Mapping):
         raise ValueError("limits: must be an object {signal name: {lower, upper, max_rate}}")
     merged = {name: limits.get(name, SetpointLimit(lower=s.lower, upper=s.upper))
-              for name, s in zip(model.inputs.names, model.inputs)}
+              for name, s in zip(model.inputs.names, model.inputs, strict=True)}
     merged.update({name: limit for name, limit in limits.items() if name in model.disturbances})
     for name, fields in change.items():
         if name not in merged:

@@ -99,7 +99,7 @@ class Historian:
         return [SeriesHistory(s.asset, s.signal, s.unit, "recorded", p.time,
                               {"value": p.value,
                                "std": p.std if p.std is not None else np.full(len(p), np.nan)})
-                for s, p in zip(specs, read)]
+                for s, p in zip(specs, read, strict=True)]
 
     def interpolated(self, assets: Iterable[str], signals: Iterable[str], since: float,
                      until: float, step: float) -> list[SeriesHistory]:
@@ -111,7 +111,7 @@ class Historian:
         read = self.store.read([(s.asset, s.signal) for s in specs], since, until, outside=True)
         return [SeriesHistory(s.asset, s.signal, s.unit, "interpolated", times,
                               {"value": interpolate(p, times, s.discrete)})
-                for s, p in zip(specs, read)]
+                for s, p in zip(specs, read, strict=True)]
 
     def aggregated(self, assets: Iterable[str], signals: Iterable[str], since: float,
                    until: float, step: float) -> list[SeriesHistory]:
@@ -125,7 +125,7 @@ class Historian:
         if interval is not None:
             rollups = self.store.read_rollups(keys, interval, since, until)
             out = []
-            for s, r in zip(specs, rollups):
+            for s, r in zip(specs, rollups, strict=True):
                 starts, columns = combine_rollups(r.start, r.columns, interval, since, until,
                                                   step)
                 out.append(SeriesHistory(s.asset, s.signal, s.unit, "aggregate", starts,
@@ -134,7 +134,7 @@ class Historian:
         read = self.store.read(keys, since, until, outside=True)
         return [SeriesHistory(s.asset, s.signal, s.unit, "aggregate",
                               *aggregate(p, since, until, step, s.discrete))
-                for s, p in zip(specs, read)]
+                for s, p in zip(specs, read, strict=True)]
 
     def _rollup_for(self, since: float, until: float, step: float) -> float | None:
         for rollup in sorted(self.settings.rollups, key=lambda r: -r.interval_s):
@@ -166,7 +166,7 @@ class Historian:
                 for first in range(0, len(keys), ROLLUP_SERIES):
                     group = keys[first: first + ROLLUP_SERIES]
                     read = self.store.read(group, start, stop, outside=True)
-                    for (asset, signal), points in zip(group, read):
+                    for (asset, signal), points in zip(group, read, strict=True):
                         discrete = specs[(asset, signal)].discrete
                         starts, columns = aggregate(points, start, stop, interval, discrete)
                         keep = (columns["count"] > 0) | np.isfinite(columns["twmean"])

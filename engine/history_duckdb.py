@@ -164,7 +164,7 @@ class DuckDBStore:
         tables = [pa.table({"series": np.full(r.start.size, id_, np.int32),
                             "interval_s": np.full(r.start.size, interval_s),
                             "start": r.start, **{n: r.columns[n] for n in AGGREGATES}})
-                  for r, id_ in zip(rollups, series)]
+                  for r, id_ in zip(rollups, series, strict=True)]
         cursor = self._cursor()
         cursor.execute("BEGIN")
         try:

@@ -92,7 +92,7 @@ class SeriesFilter:
         """The points of ``points`` to store now, in time order."""
         std = points.std if points.std is not None else np.full(len(points), np.nan)
         out: list[tuple[float, float, float]] = []
-        for t, v, s in zip(points.time.tolist(), points.value.tolist(), std.tolist()):
+        for t, v, s in zip(points.time.tolist(), points.value.tolist(), std.tolist(), strict=True):
             for point in self._exception(t, v, s):
                 self._compress(point, out)
         return self._points(out)

@@ -274,7 +274,7 @@ class ControlLoop:
         (parameter units, model order)."""
         estimated = self.state.x[len(self.model.states):]
         return self.model.parameters.vector(dict(zip(self.estimator.parameter_names,
-                                                     estimated.tolist())))
+                                                     estimated.tolist(), strict=True)))
 
     def applied(self, setpoints: Mapping[str, float], time: float | None = None) -> None:
         """Record setpoints that the safety policy let through to the plant at twin
@@ -304,8 +304,8 @@ class ControlLoop:
             values=self.model.states.mapping(self.x),
             std=self.model.states.mapping(std[:n]),
             nis=float(self.state.nis) if math.isfinite(self.state.nis) else 0.0,
-            parameters=dict(zip(names, self.state.x[n:].tolist())),
-            parameter_std=dict(zip(names, std[n:].tolist())),
+            parameters=dict(zip(names, self.state.x[n:].tolist(), strict=True)),
+            parameter_std=dict(zip(names, std[n:].tolist(), strict=True)),
             anomaly=self.state.anomaly,
             persistent_anomaly=self.persistent_anomaly,
         )

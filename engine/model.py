@@ -90,10 +90,10 @@ class PlantModel:
         """
         sets = [SignalSet(s) for s in (states, inputs, disturbances, parameters, outputs)]
         xs, us, ds, ps, ys = sets
-        vectors = [ca.SX.sym(name, len(group)) for name, group in zip(_ARGS, sets[:4])]
+        vectors = [ca.SX.sym(name, len(group)) for name, group in zip(_ARGS, sets[:4], strict=True)]
         named = [
             {sig.name: vec[i] for i, sig in enumerate(group)}
-            for vec, group in zip(vectors, sets[:4])
+            for vec, group in zip(vectors, sets[:4], strict=True)
         ]
         rates = dynamics(*named)
         values = output(*named)

@@ -201,5 +201,6 @@ def format_map(plcs: Sequence[PlcMap]) -> str:
                          f"{r.address}-{r.address + r.count - 1}", r.kind, r.unit, plc.word_order,
                          str(plc.unit_id), f"modbus://{plc.address}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
 

@@ -147,7 +147,7 @@ class SignalSet(Sequence[Signal]):
             raise ValueError(
                 f"expected {len(self._signals)} values for {list(self.names)}, got {flat.size}"
             )
-        return {s.name: float(v) for s, v in zip(self._signals, flat)}
+        return {s.name: float(v) for s, v in zip(self._signals, flat, strict=True)}
 
     def check(self, values: Mapping[str, float]) -> dict[str, float]:
         """Validate a partial mapping: known names, finite values, within bounds."""

@@ -320,7 +320,7 @@ def coil_flows(loop_flow, openings, capacities, bypass_capacity):
     the flows sum to ``loop_flow``. Returns (list of coil flows, bypass flow). Floats or
     CasADi symbols.
     """
-    weights = [capacity * opening for capacity, opening in zip(capacities, openings)]
+    weights = [capacity * opening for capacity, opening in zip(capacities, openings, strict=True)]
     share = bypass_capacity + sum(weights)
     return [loop_flow * weight / share for weight in weights], loop_flow * bypass_capacity / share
 
@@ -379,7 +379,7 @@ def _terminal(tags, x, u, d, p):
         [p[f"valve_capacity_{tag}"] for tag in tags], p["bypass_capacity"])
     heat_returned = bypass_flow * T_sup
     rates, values = {}, {}
-    for tag, coil_flow in zip(tags, flows):
+    for tag, coil_flow in zip(tags, flows, strict=True):
         T_b, T_t, m = x[f"T_bulk_{tag}"], x[f"T_top_{tag}"], x[f"mass_{tag}"]
         w, r = d[f"draw_{tag}"], d[f"receipt_{tag}"]
         diameter = p[f"diameter_{tag}"]
@@ -431,7 +431,7 @@ def _heel_mass(area, specific_gravity):
 
 def _parameters(seed, walther_a: float, walther_b: float) -> list[Signal]:
     per_tank = []
-    for tag, tank in zip(_tags(len(seed)), seed):
+    for tag, tank in zip(_tags(len(seed)), seed, strict=True):
         per_tank += [
             Signal(f"diameter_{tag}", "m", tank.diameter, 1.0, 60.0, f"tank {tag} diameter"),
             Signal(f"shell_height_{tag}", "m", tank.shell_height, 1.0, 40.0,
@@ -470,7 +470,7 @@ def _signals(tags, seed, stations: int, p0: Mapping[str, float]):
     """Signal specs; nominal values here are the starting guess of the steady state."""
     sg = p0["SG"]
     states, outputs, valves, draws, receipts = [], [], [], [], []
-    for tag, tank in zip(tags, seed):
+    for tag, tank in zip(tags, seed, strict=True):
         diameter, height, level = tank.diameter, tank.shell_height, tank.level
         area = np.pi / 4 * diameter**2
         full = bitumen.density(bitumen.REFERENCE_TEMPERATURE, sg) * area * height

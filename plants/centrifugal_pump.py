@@ -202,7 +202,7 @@ def fit_efficiency_polynomial(
     number of points the polynomial interpolates them exactly (it may overshoot between
     them); with fewer it smooths them. ``points`` are (flow, efficiency 0..1).
     """
-    flows, efficiencies = (np.array(column, dtype=float) for column in zip(*points))
+    flows, efficiencies = (np.array(column, dtype=float) for column in zip(*points, strict=True))
     if not 1 <= degree <= len(flows):
         raise ValueError(f"efficiency curve: degree must be 1..{len(flows)} (the number of "
                          f"points), got {degree}")

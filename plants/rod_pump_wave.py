@@ -241,13 +241,14 @@ def predict_cards(
     total = sum(s.length for s in rods)
     counts = [max(2, round(segments * s.length / total)) for s in rods]
     seg_stiffness = np.concatenate(
-        [np.full(n, s.youngs_modulus * s.area * n / s.length) for s, n in zip(rods, counts)])
-    seg_mass = np.concatenate([np.full(n, s.mass / n) for s, n in zip(rods, counts)])
+        [np.full(n, s.youngs_modulus * s.area * n / s.length)
+         for s, n in zip(rods, counts, strict=True)])
+    seg_mass = np.concatenate([np.full(n, s.mass / n) for s, n in zip(rods, counts, strict=True)])
     node_mass = np.zeros(seg_mass.size + 1)
     node_mass[:-1] += seg_mass / 2
     node_mass[1:] += seg_mass / 2
     # time step: Courant number a dt / dx <= 0.9, a whole number of steps per sample
-    dt_max = 0.9 * min(s.length / n / s.wave_speed for s, n in zip(rods, counts))
+    dt_max = 0.9 * min(s.length / n / s.wave_speed for s, n in zip(rods, counts, strict=True))
     substeps = math.ceil(period / (position.size * dt_max))
     dt = period / (position.size * substeps)
     fine_position = _periodic_resample(position, position.size * substeps)
@@ -311,7 +312,7 @@ def diagnose_downhole_card(
         counts = [int(n) for n in segments]
         if len(counts) != len(rods):
             raise ValueError(f"segments gives {len(counts)} counts for {len(rods)} rod sections")
-    for index, (section, n) in enumerate(zip(rods, counts), start=1):
+    for index, (section, n) in enumerate(zip(rods, counts, strict=True), start=1):
         if n < 1:
             raise ValueError(f"rod section {index}: segments must be >= 1, got {n}")
         travel = section.wave_speed * dt
@@ -322,7 +323,7 @@ def diagnose_downhole_card(
                 f"diagnostic; use at least {math.floor(section.length / travel) + 1} "
                 f"segments or a smaller oversample")
     section_segments = np.array(counts, dtype=np.int64)
-    section_dx = np.array([s.length / n for s, n in zip(rods, counts)])
+    section_dx = np.array([s.length / n for s, n in zip(rods, counts, strict=True)])
     section_stiffness = np.array([s.youngs_modulus * s.area for s in rods])
     section_line_mass = np.array([s.density * s.area for s in rods])
     section_speed = np.array([s.wave_speed for s in rods])

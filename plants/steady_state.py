@@ -75,4 +75,5 @@ def at_steady_state(model: PlantModel, free_states: Sequence[str], free_inputs: 
 
 
 def _renominal(signals: SignalSet, values) -> SignalSet:
-    return SignalSet(msgspec.structs.replace(s, nominal=float(v)) for s, v in zip(signals, values))
+    return SignalSet(msgspec.structs.replace(s, nominal=float(v))
+                     for s, v in zip(signals, values, strict=True))

@@ -279,7 +279,7 @@ class TwinLoopAPI:
         answers = await asyncio.gather(*(self.assets[i].safe_state.remote(user) for i in ids),
                                        return_exceptions=True)
         return {i: {"error": _message(a)} if isinstance(a, Exception) else a
-                for i, a in zip(ids, answers)}
+                for i, a in zip(ids, answers, strict=True)}
 
     @app.get("/assets/{asset_id}/audit", response_model=list[AuditEntry],
              responses=errors(401, 403, 404, 422, 503))

@@ -6,6 +6,7 @@ Tanks of the two-tank site, each test in a namespace and audit database of its o
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -68,7 +69,7 @@ def assert_bounded(records, upper=UPPER):
     """Every applied m_oil within its limits and its rate of the previous applied one."""
     applied = [r for r in records if r["signal"] == "m_oil" and r["applied"] is not None]
     assert applied
-    for before, after in zip(applied, applied[1:]):
+    for before, after in itertools.pairwise(applied):
         assert LOWER <= after["applied"] <= upper
         step = abs(after["applied"] - before["applied"])
         assert step <= RATE * (after["time"] - before["time"]) + 1e-9, (before, after)
@@ -180,7 +181,7 @@ def test_a_killed_asset_actor_resumes_control_from_its_checkpoint(ray_session, t
     decisions = [r for r in records if r["signal"] == "m_oil"]
     assert_bounded(records)
     times = [r["time"] for r in decisions]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap == pytest.approx(PERIOD) for gap in gaps if gap < 2 * PERIOD)
     assert max(gaps) <= 30.0 * speed + PERIOD  # only the restart itself is missed
     assert len(decisions) >= 8
@@ -200,7 +201,7 @@ def test_a_killed_shard_restarts_all_its_assets_while_other_shards_tick_on(ray_s
     hosted = ("tank-01", "tank-02")
     try:
         fleet.start()
-        for asset_id, target in zip(hosted, (436.15, 440.15)):
+        for asset_id, target in zip(hosted, (436.15, 440.15), strict=True):
             ray.get(fleet.assets[asset_id].set_reference.remote({"T_bulk": target}, "olga"))
         deadline = time.monotonic() + 60.0
         while min(ticks(fleet, a) for a in fleet.assets) < 5 and time.monotonic() < deadline:
@@ -217,7 +218,7 @@ def test_a_killed_shard_restarts_all_its_assets_while_other_shards_tick_on(ray_s
                 break
             time.sleep(0.05)
         after = {a: ray.get(fleet.assets[a].status.remote()) for a in hosted}
-        for asset_id, target in zip(hosted, (436.15, 440.15)):
+        for asset_id, target in zip(hosted, (436.15, 440.15), strict=True):
             status = after[asset_id]
             assert status["ticks"] >= 1 and status["restarted"], status
             assert status["reference"]["T_bulk"]["value"] == target  # from the checkpoint
@@ -234,7 +235,7 @@ def test_a_killed_shard_restarts_all_its_assets_while_other_shards_tick_on(ray_s
         records = [msgspec.structs.asdict(r) for r in log.query(asset_id, limit=100_000)]
         assert_bounded(records, upper)
         times[asset_id] = [r["time"] for r in records if r["signal"] == "m_oil"]
-        gaps = [b - a for a, b in zip(times[asset_id], times[asset_id][1:])]
+        gaps = [b - a for a, b in itertools.pairwise(times[asset_id])]
         assert all(gap == pytest.approx(PERIOD) for gap in gaps if gap < 2 * PERIOD), asset_id
         assert max(gaps) <= 30.0 * speed + PERIOD  # only the restart itself is missed
     # tank-03 was decided on while shard:0 restarted (after the kill, before its first tick)

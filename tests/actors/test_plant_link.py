@@ -5,6 +5,7 @@ write says why, and a lost PLC is retried with growing delays until it is back."
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -72,7 +73,7 @@ def test_a_lost_plc_is_retried_with_growing_delays_until_it_returns():
                 if link.backoff.failures > len(delays):
                     delays.append(link.retry_at)
                 await asyncio.sleep(0.05)
-            gaps = [later - earlier for earlier, later in zip(delays, delays[1:])]
+            gaps = [later - earlier for earlier, later in itertools.pairwise(delays)]
             assert len(delays) >= 3 and gaps[0] < gaps[-1]
             assert "retrying in 0.4 s" in link.error and "stale" in link.error
             await plc.start(scan_period_s=None)

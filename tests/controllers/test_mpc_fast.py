@@ -97,7 +97,7 @@ def test_unconstrained_linear_mpc_with_the_dare_terminal_weight_is_lqr():
     K = np.linalg.solve(np.diag(r) + B.T @ P @ B, B.T @ P @ A)
     names = model.outputs.names
     settings = ControllerSettings(
-        backend="fast", horizon=4, tracking=dict(zip(names, [*q, *r])),
+        backend="fast", horizon=4, tracking=dict(zip(names, [*q, *r], strict=True)),
         move_suppression={"u0": 0.0, "u1": 0.0}, tolerance=1e-12)
     controller = FastMpcController(model, settings, {}, terminal_weight=P,
                                    terminal_state=np.zeros(3))

@@ -81,7 +81,7 @@ def test_interpolated_is_linear_between_points_and_a_step_for_discrete_signals(s
     assert sine.columns["value"][0] == pytest.approx(0.75 * s10 + 0.25 * s11)
     assert mode.columns["value"].tolist() == [1.0] * 5
     (mode,) = historian.interpolated(["a"], ["mode"], -50, 5000, 50)
-    values = dict(zip(mode.time.tolist(), mode.columns["value"].tolist()))
+    values = dict(zip(mode.time.tolist(), mode.columns["value"].tolist(), strict=True))
     assert math.isnan(values[-50.0])  # before the first point: no value
     assert [values[t] for t in (0.0, 50.0, 100.0, 150.0, 200.0, 5000.0)] == [1, 1, 3, 3, 2, 2]
     (ramp,) = historian.interpolated(["a"], ["ramp"], 3598.0, 3600.0, 1.0)
@@ -122,7 +122,7 @@ def test_rollups_equal_aggregates_computed_from_the_points(store):
         from_rollups = rolled.aggregated(["a", "b"], ["ramp", "sine", "mode"], 0, 3600, step)
         from_points = direct.aggregated(["a", "b"], ["ramp", "sine", "mode"], 0, 3600, step)
         assert len(from_rollups) == len(from_points) == 4
-        for ours, theirs in zip(from_rollups, from_points):
+        for ours, theirs in zip(from_rollups, from_points, strict=True):
             assert ours.source == source and theirs.source == "raw"
             for name, values in theirs.columns.items():
                 np.testing.assert_allclose(ours.columns[name], values, rtol=1e-12, atol=1e-9,

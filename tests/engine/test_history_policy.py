@@ -15,7 +15,7 @@ def _run(policy: StoragePolicy, t, v, spec: SeriesSpec | None = None) -> SeriesP
     """Feed the points one by one (as ticks arrive), then flush the held snapshot."""
     series_filter = SeriesFilter(policy, spec or SeriesSpec("a", "x", "K"), with_std=False)
     kept = [series_filter.apply(SeriesPoints("a", "x", np.array([ti]), np.array([vi])))
-            for ti, vi in zip(t, v)]
+            for ti, vi in zip(t, v, strict=True)]
     kept.append(series_filter.flush())
     return SeriesPoints("a", "x", np.concatenate([k.time for k in kept]),
                         np.concatenate([k.value for k in kept]))

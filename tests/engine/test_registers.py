@@ -3,6 +3,7 @@ the Modbus settings of a site file."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -66,7 +67,7 @@ def test_site_map_gives_each_asset_a_port_and_packed_registers():
         assert [r.signal for r in plc.holding] == list(model.inputs.names)
         for block in (plc.inputs, plc.holding):
             assert block[0].address == 0
-            for before, after in zip(block, block[1:]):
+            for before, after in itertools.pairwise(block):
                 assert after.address == before.address + before.count
     values = {name: 400.0 + i for i, name in enumerate(models["tank-01"].outputs.names)}
     assert tank.decode_inputs(tank.encode_inputs(1.7e9, values)) == (1.7e9, values)

@@ -135,7 +135,7 @@ def test_loop_flow_balance_sums_to_total(openings):
     capacities = [param(f"valve_capacity_{t}") for t in TAGS]
     flows, bypass = coil_flows(12.0, openings, capacities, param("bypass_capacity"))
     assert sum(flows) + bypass == pytest.approx(12.0, abs=1e-9)
-    for flow, opening, capacity in zip(flows, openings, capacities):
+    for flow, opening, capacity in zip(flows, openings, capacities, strict=True):
         assert flow == pytest.approx(bypass * capacity * opening / param("bypass_capacity"),
                                      abs=1e-9)
 

@@ -87,7 +87,7 @@ def test_correlations_give_the_same_numbers_symbolically():
         bitumen.specific_heat(433.15, 1.03),
         bitumen.density(433.15, 1.03),
         bitumen.kinematic_viscosity(433.15, 9.56, 3.50),
-    ]):
+    ], strict=True):
         assert float(value) == pytest.approx(expected, rel=1e-12)
 
 

@@ -55,7 +55,7 @@ def closed_loop(asset, settings, ticks: int, reference=None) -> dict[str, np.nda
     trace = {}
     for signals, rows in ((model.states, states), (model.inputs, inputs),
                           (model.outputs, outputs)):
-        trace.update(zip(signals.names, np.array(rows).T))
+        trace.update(zip(signals.names, np.array(rows).T, strict=True))
     return trace
 
 

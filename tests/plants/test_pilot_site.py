@@ -86,11 +86,11 @@ def test_estimates_track_the_simulated_plant(asset):
         plant.advance_to(k * asset.period_s)
         state = estimator.step(state, u, d, plant.measure().values, asset.period_s)
         n = len(model.states)  # estimated parameters follow the states
-        p = model.parameters.vector(dict(zip(estimator.parameter_names, state.x[n:])))
+        p = model.parameters.vector(dict(zip(estimator.parameter_names, state.x[n:], strict=True)))
         predicted = model.output(plant.t, state.x[:n], u, d, p)
         true = model.output(plant.t, plant.x, plant.u, plant.d, plant.p)
         error = np.abs(predicted - true)
         errors.append(np.minimum(error / (3 * model.outputs.std), error / (relative * np.abs(true))))
     worst = np.mean(errors[-10:], axis=0)
-    assert np.all(worst <= 1.0), dict(zip(model.outputs.names, worst.round(2)))
+    assert np.all(worst <= 1.0), dict(zip(model.outputs.names, worst.round(2), strict=True))
 

@@ -64,7 +64,7 @@ def lock_step(name, hours, *, head_rate=0.0, efficiency_rate=0.0, every_hours=No
         samples["oil_rise"] = (measured["T_bearing"] - ambient, model.outputs["T_bearing"].std)
         samples["vibration"] = (measured["vibration"], model.outputs["vibration"].std)
         for n, (value, sigma) in samples.items():
-            for column, entry in zip(columns[n], (plant.t, value, sigma)):
+            for column, entry in zip(columns[n], (plant.t, value, sigma), strict=True):
                 column.append(float(entry))
         if tick % every == 0:
             snapshots.append((plant.t, PumpHistory(**{

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -146,7 +147,7 @@ def test_card_confidence_falls_with_noise():
                    for std in (0.0, 500.0, 1500.0, 3000.0, 10000.0)]
     assert confidences[0] > 0.9
     assert confidences[-1] < 0.1
-    assert all(a >= b for a, b in zip(confidences, confidences[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(confidences))
 
 
 def test_inflow_equals_pump_output_at_nominal():
@@ -156,7 +157,8 @@ def test_inflow_equals_pump_output_at_nominal():
     model = rod_pump.build_model()
     x, u, d, p = model.steady_input_vectors()
     xs, us, ds, ps = (g.mapping(v) for g, v in zip(
-        (model.states, model.inputs, model.disturbances, model.parameters), (x, u, d, p)))
+        (model.states, model.inputs, model.disturbances, model.parameters), (x, u, d, p),
+        strict=True))
     y = model.outputs.mapping(model.output(0.0, x, u, d, p))
     rho_g = ps["fluid_density"] * GRAVITY
     inflow = xs["productivity_multiplier"] * ps["productivity_index"] * (

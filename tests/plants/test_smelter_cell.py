@@ -265,8 +265,8 @@ def test_lower_alumina_raises_anode_concentration_overvoltage_and_anode_effect_i
     parts = [voltage_components(T, w, nominal("acd"), D0[0], ALF3, PARAM) for w in fractions]
     overvoltage = [p["anode_concentration"] for p in parts]
     indicator = [p["anode_effect_indicator"] for p in parts]
-    assert all(b > a for a, b in zip(overvoltage, overvoltage[1:]))
-    assert all(b > a for a, b in zip(indicator, indicator[1:]))
+    assert all(b > a for a, b in itertools.pairwise(overvoltage))
+    assert all(b > a for a, b in itertools.pairwise(indicator))
     i = anode_current_density_cm2()
     assert indicator[1] == pytest.approx(i / critical_current_density_cm2(T, 3.0), abs=1e-3)
     at_effect_wt = (0.4 + i / critical_current_density_cm2(T, 1.4**2)) ** 2
@@ -288,7 +288,7 @@ def test_stopping_the_feed_drives_the_cell_into_an_anode_effect_and_empties_the_
             indicator.append(y["anode_effect_indicator"])
             voltage.append(y["cell_voltage"])
     onset = next(k for k, value in enumerate(indicator) if value > 0.9)
-    assert all(b > a for a, b in zip(indicator[:onset], indicator[1:onset + 1]))
+    assert all(b > a for a, b in itertools.pairwise(indicator[:onset + 1]))
     assert voltage[-1] > outputs()["cell_voltage"] + 0.3
     assert lowest > -0.01
     assert x[0] == pytest.approx(0.0, abs=0.01)
@@ -395,7 +395,7 @@ def test_model_is_finite_and_differentiable_over_the_state_box():
     jacobians = ca.Function("jacobians", [x], [ca.jacobian(MODEL.f(x, U0, D0, P0), x),
                                    ca.jacobian(MODEL.h(x, U0, D0, P0), x)])
     lower, upper = MODEL.states.lower, MODEL.states.upper
-    for corner in itertools.product(*zip(lower, upper)):
+    for corner in itertools.product(*zip(lower, upper, strict=True)):
         corner = np.array(corner)
         for matrix in jacobians(corner):
             assert np.isfinite(np.array(matrix)).all()

@@ -4,6 +4,7 @@ and refuse invalid tunings with 422 while the old controller keeps running."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -66,7 +67,7 @@ def test_a_new_tuning_is_used_live_and_its_rate_limit_reaches_the_safety_gate(ap
     # the first write obeys the new upper bound at once (bounds win over the rate
     # limit); every later one moves at most max_rate x 120 s
     assert all(r["applied"] <= 6.0 for r in applied)
-    for previous, record in zip(applied, applied[1:]):
+    for previous, record in itertools.pairwise(applied):
         assert abs(record["applied"] - previous["applied"]) <= 1e-4 * 120.0 + 1e-9
     assert any("rate limit 0.0001/s" in r["reason"] for r in applied if r["outcome"] == "clamped")
     tuning_records = [r["reason"] for r in records if r["signal"] == "controller"]
