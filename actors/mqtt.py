@@ -51,7 +51,8 @@ class MqttGateway:
     Args:
         site: site name, the second topic level.
         broker: ``mqtt://host:port``.
-        assets: per-asset handles (actors.directory.AssetHandle) by id, for those whose measurements come over MQTT.
+        assets: per-asset handles (actors.directory.AssetHandle) by id, for those whose
+            measurements come over MQTT.
         outputs: each of those assets' output signals (the tags it accepts, with bounds).
         flush_period_s: wall seconds between batched hand-overs to the assets.
     """

@@ -104,7 +104,8 @@ class GatedWrites(AttributeService):
             if target is None or request.AttributeId != ua.AttributeIds.Value:
                 others.append(i)
             else:
-                results[i] = await self.write_setpoint(target, request.Value, user.name or ANONYMOUS)
+                results[i] = await self.write_setpoint(target, request.Value,
+                                                       user.name or ANONYMOUS)
         if others:
             rest = await super().write(
                 ua.WriteParameters(NodesToWrite=[params.NodesToWrite[i] for i in others]), user)
@@ -148,7 +149,8 @@ class OpcUaActor:
             server.set_identity_tokens([ua.AnonymousIdentityToken])
 
         ns = await server.register_namespace(application_uri)
-        assets_folder = await server.nodes.objects.add_folder(ua.NodeId("Assets", ns), ua.QualifiedName("Assets", ns))
+        assets_folder = await server.nodes.objects.add_folder(ua.NodeId("Assets", ns),
+                                                              ua.QualifiedName("Assets", ns))
         setpoints: dict[ua.NodeId, SetpointNode] = {}
         for asset in self.site.assets:
             nodes = AssetNodes(asset, model_of(asset), ns)

@@ -8,8 +8,8 @@ append, the writer's merged batches).
 
 - Ingest, points/s: ``DuckDBStore.append`` of the day into a new file (median of 3),
   against writing the same hourly batches to a Parquet file with pyarrow (the baseline:
-  a plain columnar write, no database; median of 3); ``PostgresStore.append`` (binary COPY into day partitions with their
-  (series, time) index, on a throw-away server with fsync on) against a plain
+  a plain columnar write, no database; median of 3); ``PostgresStore.append`` (binary COPY into day
+  partitions with their (series, time) index, on a throw-away server with fsync on) against a plain
   ``executemany`` INSERT of the same rows (measured on the first 20,000 points).
   ``writer_points_per_s``: TickRecords of 100 assets with 10 values each through
   ``HistoryWriter`` (points made from records, policy, append) into DuckDB.

@@ -21,11 +21,11 @@ Backends, all in one run on the same PlantModel and ControllerSettings:
    from other work on the machine falls on every backend alike while each controller
    keeps its working set in cache between its steps, as in an asset actor (stepping
    the loops one step each evicted it: the compiled fast step took 0.48 ms, not 0.32).
-   Reported per backend: median and p99 wall time of ``controller.step`` (the first, cold step included), the closed-loop cost
-   sum_k (C_b - 0.6)^2 + 0.1 (dF/100)^2 + 1e-3 (dQ_dot/2000)^2, and the first-move
-   difference against a converged reference: at every 5th state of the backend's own
-   loop, IPOPT (do-mpc, tol 1e-12) solves the same problem; the difference is the
-   largest |u - u_ref| / |u_ref| over the inputs (relative) and over the input spans.
+   Reported per backend: median and p99 wall time of ``controller.step`` (the first, cold step
+   included), the closed-loop cost sum_k (C_b - 0.6)^2 + 0.1 (dF/100)^2 + 1e-3 (dQ_dot/2000)^2,
+   and the first-move difference against a converged reference: at every 5th state of the
+   backend's own loop, IPOPT (do-mpc, tol 1e-12) solves the same problem; the difference is
+   the largest |u - u_ref| / |u_ref| over the inputs (relative) and over the input spans.
    Speed-up = the do-mpc default median / the backend's median (baseline: do-mpc
    default in the same run). Not modelled by either backend here: do-mpc's terminal
    term and state bounds (inactive in this scenario).

@@ -163,7 +163,8 @@ def audit_commits(samples: int, directory: Path) -> list[float]:
 
 def summary_ms(seconds: list[float]) -> dict:
     ms = sorted(s * 1e3 for s in seconds)
-    return {"median": statistics.median(ms), "p99": ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))],
+    return {"median": statistics.median(ms),
+            "p99": ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))],
             "mean": statistics.fmean(ms), "max": ms[-1]}
 
 
@@ -220,7 +221,8 @@ def main() -> None:
         f"(1-min load average {load_before:.1f} on {os.cpu_count()} cores before the run).")
     save(result)
     print(f"OPC UA setpoint latency over {args.samples} samples (publishing interval 0):")
-    print(f"  TwinLoop proposal -> safety -> gateway -> subscriber: median {twin['median']:.2f} ms, "
+    print(f"  TwinLoop proposal -> safety -> gateway -> subscriber: "
+          f"median {twin['median']:.2f} ms, "
           f"p99 {twin['p99']:.2f} ms (target p99 <= {TARGET_P99_MS:g} ms: "
           f"{'met' if result['target_met'] else 'NOT met'})")
     push = result["status_push_to_subscriber_ms"]
@@ -229,7 +231,8 @@ def main() -> None:
     commit = result["audit_commit_ms"]
     print(f"  durable audit commit alone: median {commit['median']:.2f} ms, "
           f"p99 {commit['p99']:.2f} ms")
-    print(f"  baseline asyncua write -> subscriber (same process): median {plain['median']:.2f} ms, "
+    print(f"  baseline asyncua write -> subscriber (same process): "
+          f"median {plain['median']:.2f} ms, "
           f"p99 {plain['p99']:.2f} ms")
     print(f"  {result['note']}")
     print(f"  ratio: median x{result['ratios']['median']:.1f}, p99 x{result['ratios']['p99']:.1f}")

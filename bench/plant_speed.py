@@ -152,7 +152,8 @@ def print_summary(r: dict) -> None:
     for name in ("predict_cards", "diagnose_downhole_card"):
         k = r["kernels"][name]
         print(f"  {name:<24} {k['numba_ms']:>9.3f} {k['numpy_ms']:>9.3f} {k['speedup']:>9.1f} "
-              f"{k['first_call_extra_ms']:>9.0f} ({k['cache']}) {k['max_load_difference_rel_peak']:>13.1e}")
+              f"{k['first_call_extra_ms']:>9.0f} ({k['cache']}) "
+              f"{k['max_load_difference_rel_peak']:>13.1e}")
 
 
 def main() -> None:

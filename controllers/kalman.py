@@ -178,7 +178,8 @@ class FilterModel:
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"{self.who}: output {name!r}: {value!r} is not a number") from None
+                raise ValueError(
+                    f"{self.who}: output {name!r}: {value!r} is not a number") from None
             if not math.isfinite(number):
                 raise ValueError(f"{self.who}: output {name!r}: measurement {number} is not finite")
             rows.append(row)

@@ -4,7 +4,7 @@ A source (engine.config.AlarmSettings) watches one named value. Names are those 
 mapping a host builds from each tick (engine.alarms.AlarmSet.evaluate):
 
     "<output>"             a measured output, SI                ("T_bulk")
-    "estimate.<name>"      the estimate of a state or an estimated parameter ("estimate.head_factor")
+    "estimate.<name>"      a state or estimated parameter       ("estimate.head_factor")
     "<condition>"          a flag of CONDITIONS, 1 (true) or 0  ("measurement_stale")
 
 The condition of a limit alarm, with deadband b >= 0 (hysteresis) on its limit L:

@@ -45,7 +45,8 @@ class RealTimeClock:
         wall, mono = time.time(), time.monotonic()
         self.epoch = wall if epoch is None else float(epoch)
         self._mono0 = mono - (wall - self.epoch)
-        self._next = self.epoch + self.period * (math.floor((self.now() - self.epoch) / self.period) + 1)
+        periods_done = math.floor((self.now() - self.epoch) / self.period)
+        self._next = self.epoch + self.period * (periods_done + 1)
         self.overruns = 0
         self.ticks = 0
 

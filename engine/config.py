@@ -563,7 +563,8 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
             raise ConfigError(path, f"{key}.id", f"asset id {asset.id!r} is used twice")
         seen.add(asset.id)
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", asset.id):
-            raise ConfigError(path, f"{key}.id", f"{asset.id!r} must be letters, digits, '-', '_', '.'")
+            raise ConfigError(path, f"{key}.id",
+                              f"{asset.id!r} must be letters, digits, '-', '_', '.'")
         if asset.period_s is not None and not asset.period_s > 0:
             raise ConfigError(path, f"{key}.period_s", f"must be positive, got {asset.period_s}")
         if asset.max_measurement_age_s is not None and not asset.max_measurement_age_s > 0:
@@ -584,7 +585,8 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
                 raise ConfigError(path, f"{key}.limits.{name}.max_rate",
                                   f"must be positive, got {limit.max_rate}")
             if limit.safe is not None and not limit.lower <= limit.safe <= limit.upper:
-                raise ConfigError(path, f"{key}.limits.{name}.safe", safe_value_problem(name, limit))
+                raise ConfigError(path, f"{key}.limits.{name}.safe",
+                                  safe_value_problem(name, limit))
     for i, interlock in enumerate(site.interlocks):
         key = f"interlocks[{i}]"
         names = interlock.when + interlock.hold + interlock.close \

@@ -36,8 +36,9 @@ to it by a Newton flow, dQ/dt = -r(Q) / (tau_Q dr/dQ): near Q* this is the first
 lag dQ/dt = (Q* - Q) / tau_Q, and everywhere r decays as exp(-t / tau_Q). It is smooth,
 needs no implicit solve, and tau_Q = 600 s (a numerical settling time above the
 ~100–300 s acoustic time; RK4 with two 450 s substeps follows exp(-t / tau_Q) to
-0.3 % per substep) stands for the pumps and line settling after a speed or DRA change. dr/dQ comes from CasADi's differentiation;
-it is floored at 10 m per m^3/s, which binds only far below the flow's lower bound.
+0.3 % per substep) stands for the pumps and line settling after a speed or DRA change. dr/dQ comes
+from CasADi's differentiation; it is floored at 10 m per m^3/s, which binds only far below the
+flow's lower bound.
 
 Pressures are line-side, computed back from the terminal's held back-pressure:
 
@@ -186,8 +187,8 @@ Economic fast MPC (weights in spans, ControllerSettings): the stage cost is
 so a delivery 1 % (12 m^3/h) off the nomination costs as much as about 450 USD/h of
 pumping and DRA (the nominal cost is about 740 USD/h): the nomination is met to a
 fraction of a percent while the split between pump power and DRA is the cheapest one
-the model knows. Chosen by experiment on the pilot's mismatched plant: economic weights 1 and 10 give
-the same cost per m^3 within 0.5 %; 100 lets the delivery sag by about 1 %. With the
+the model knows. Chosen by experiment on the pilot's mismatched plant: economic weights 1 and 10
+give the same cost per m^3 within 0.5 %; 100 lets the delivery sag by about 1 %. With the
 default prices (0.10 USD/kWh, 7 USD/L) DRA does not pay at 1200 m^3/h and the
 controller winds it down, 43 % cheaper per m^3 over 8 h than tracking at 15 ppm
 (tests/plants/test_pilot_economics.py); it pays where pump speed or pressure bind."""

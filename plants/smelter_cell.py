@@ -164,7 +164,8 @@ the sum of the ranges plus the fixed drops, widened by 0.1 V."""
 BATH_ALARM_MARGIN = 3.0
 """K: the bath temperature alarms sit this far outside BATH_TEMPERATURE_BAND (2 noise std
 of the 1.5 K thermocouple), because the economic controller holds the bath at the band's
-cool edge by design (see DEFAULTS); LO is then about 2 K of superheat over the nominal chemistry's 951 °C liquidus."""
+cool edge by design (see DEFAULTS); LO is then about 2 K of superheat over the nominal chemistry's
+951 °C liquidus."""
 ANODE_EFFECT_ALARM = 0.9
 """The anode-effect indicator i/i_c (1 at the anode effect) above which the anode effect
 is imminent: starving the nominal cell of feed takes it past 0.9 before the effect

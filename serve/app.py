@@ -300,7 +300,8 @@ class TwinLoopAPI:
     @app.get("/metrics", response_class=Response, response_model=None,
              responses={**METRICS_RESPONSE, **errors(401, 403, 503)})
     async def metrics(self, user: str = VIEWER) -> Response:
-        snapshots = await asyncio.gather(*(a.metrics_snapshot.remote() for a in self.assets.values()))
+        snapshots = await asyncio.gather(
+            *(a.metrics_snapshot.remote() for a in self.assets.values()))
         mqtt = None if self.mqtt is None else await self.mqtt.metrics_snapshot.remote()
         return Response(render(snapshots, mqtt), media_type=PROMETHEUS_TEXT)
 

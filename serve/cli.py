@@ -240,7 +240,8 @@ def run_demo(args: argparse.Namespace) -> int:
     port = args.port or site.http.port
     if args.opcua_port is not None:
         if not 0 < args.opcua_port < 65536:
-            raise ConfigError(args.site, "--opcua-port", f"must be in 1..65535, got {args.opcua_port}")
+            raise ConfigError(args.site, "--opcua-port",
+                              f"must be in 1..65535, got {args.opcua_port}")
         site = msgspec.structs.replace(
             site, opcua=msgspec.structs.replace(site.opcua, port=args.opcua_port))
     if not args.address and _is_loopback(host):
