@@ -30,8 +30,8 @@ def ray_session():
 
 @pytest.fixture(scope="module")
 def two_tanks(ray_session, tmp_path_factory, request):
-    """The two-tank site (tests/sites/two_tanks.toml) in lock-step (SimClock), one per test module, in a Ray
-    namespace of its own. Tests run it forward with ``fleet.run_for``."""
+    """The two-tank site (tests/sites/two_tanks.toml) in lock-step (SimClock), one per test module,
+    in a Ray namespace of its own. Tests run it forward with ``fleet.run_for``."""
     import msgspec
 
     import plants
@@ -41,7 +41,8 @@ def two_tanks(ray_session, tmp_path_factory, request):
 
     site = plants.resolve_site(load_site(TWO_TANKS), TWO_TANKS)
     audit = tmp_path_factory.mktemp("audit") / "two-tanks-audit.db"
-    site = msgspec.structs.replace(site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
+    site = msgspec.structs.replace(
+        site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
     namespace = f"test-{request.module.__name__}"
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace=namespace)
     yield fleet

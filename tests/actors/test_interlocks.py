@@ -21,7 +21,8 @@ SITE = Path(__file__).resolve().parents[1] / "sites" / "terminal.toml"
 def terminal(ray_session, tmp_path_factory):
     site = plants.resolve_site(load_site(SITE), SITE)
     audit = tmp_path_factory.mktemp("audit") / "terminal-audit.db"
-    site = msgspec.structs.replace(site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
+    site = msgspec.structs.replace(
+        site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace="test-interlocks")
     fleet.run_for(300.0)  # one tick: the safety actor has seen the levels
     yield fleet

@@ -26,7 +26,8 @@ def tank() -> AssetNodes:
 
 
 def status(measured_at: float, age: float, m_oil: float = 0.6, revision: int = 1) -> dict:
-    return {"id": "tank-01", "time": measured_at, "revision": revision, "measurement_age_s": age, "mode": "AUTONOMOUS",
+    return {"id": "tank-01", "time": measured_at, "revision": revision, "measurement_age_s": age,
+            "mode": "AUTONOMOUS",
             "healthy": True, "errors": [],
             "measurement": {"T_bulk": {"value": 430.0, "time": measured_at}},
             "estimate": {"T_bulk": {"value": 430.1}},

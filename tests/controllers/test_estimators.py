@@ -297,7 +297,8 @@ def test_compiled_ekf_matches_the_interpreted_one(tmp_path, monkeypatch):
     native = ExtendedKalmanFilter(model, EstimatorSettings(compiled=True))
     libraries = sorted(p.name for p in tmp_path.glob("*.so"))
     assert len(libraries) == 2
-    a, b = interpreted.initial_state(model.states.nominal), native.initial_state(model.states.nominal)
+    a = interpreted.initial_state(model.states.nominal)
+    b = native.initial_state(model.states.nominal)
     rng = np.random.default_rng(11)
     u, d = model.inputs.nominal, model.disturbances.nominal
     for _ in range(50):

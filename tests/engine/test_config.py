@@ -57,7 +57,8 @@ def test_errors_name_file_key_and_problem(extra, key, problem):
 
 
 def test_safety_limits_must_lie_inside_engineering_bounds():
-    with pytest.raises(ConfigError, match=r"limits.m_oil: \[0.1, 50\] kg/s is outside .* \[0.1, 12\]"):
+    with pytest.raises(ConfigError,
+                       match=r"limits.m_oil: \[0.1, 50\] kg/s is outside .* \[0.1, 12\]"):
         resolve(MINIMAL + "[assets.limits.m_oil]\nlower = 0.1\nupper = 50.0\n")
 
 

@@ -31,7 +31,8 @@ def test_opcua_defaults_to_anonymous_loopback_on_4840():
 
 def test_secure_opcua_with_a_user_loads():
     user = f'users = {{ alice = "{hash_password("x", iterations=10)}" }}'
-    opcua = parse_site(SITE.format(opcua=f'security = "Basic256Sha256_SignAndEncrypt"\n{user}')).opcua
+    security = f'security = "Basic256Sha256_SignAndEncrypt"\n{user}'
+    opcua = parse_site(SITE.format(opcua=security)).opcua
     assert list(opcua.users) == ["alice"]
 
 

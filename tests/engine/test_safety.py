@@ -273,7 +273,8 @@ safe = 12.0
 def test_at_most_n_loading_pumps_run_at_once():
     pumps = [f"terminal.draw_{tag}" for tag in ("01", "02", "03", "04")]
     lock = CountInterlock(name="loading pumps", signals=pumps, max_active=2)
-    limits = {f"draw_{tag}": SetpointLimit(lower=0.0, upper=90.0) for tag in ("01", "02", "03", "04")}
+    limits = {f"draw_{tag}": SetpointLimit(lower=0.0, upper=90.0)
+              for tag in ("01", "02", "03", "04")}
     last = {name: Applied(0.0, 0.0) for name in limits}
 
     def start(setpoints, running):
@@ -347,7 +348,8 @@ def test_no_output_leaves_its_limits_or_its_rate(values, steps, seed, mode, leve
             allowed = limit.max_rate * max(0.0, t - before.time)
             to_safe = value == limit.lower and (
                 source == "safe-state" or (tripped and name == "T_supply"))
-            assert to_safe or abs(value - before.value) <= allowed + 1e-9 * max(1.0, abs(before.value))
+            tolerance = 1e-9 * max(1.0, abs(before.value))
+            assert to_safe or abs(value - before.value) <= allowed + tolerance
             if tripped and name in ("T_supply", "valve"):
                 assert value <= before.value  # a tripped interlock's signals never rise
             last[name] = Applied(value, t)

@@ -82,7 +82,9 @@ def test_energy_balance_closes_over_a_day():
     u, d = np.array([4.0]), np.array([523.15, 283.15])
     dt, heat_in, heat_out = 60.0, 0.0, 0.0
     model = build_model(dt=dt)
-    enthalpy = lambda T: param("mass") * 1e3 * (1.685 * (T - CELSIUS) + 0.00339 / 2 * (T - CELSIUS) ** 2) / math.sqrt(param("SG"))  # noqa: E731
+    enthalpy = lambda T: (param("mass") * 1e3  # noqa: E731
+                          * (1.685 * (T - CELSIUS) + 0.00339 / 2 * (T - CELSIUS) ** 2)
+                          / math.sqrt(param("SG")))
     start = enthalpy(x[0])
     for _ in range(24 * 60):
         T0 = x[0]

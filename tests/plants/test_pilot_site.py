@@ -90,7 +90,8 @@ def test_estimates_track_the_simulated_plant(asset):
         predicted = model.output(plant.t, state.x[:n], u, d, p)
         true = model.output(plant.t, plant.x, plant.u, plant.d, plant.p)
         error = np.abs(predicted - true)
-        errors.append(np.minimum(error / (3 * model.outputs.std), error / (relative * np.abs(true))))
+        errors.append(np.minimum(error / (3 * model.outputs.std),
+                                 error / (relative * np.abs(true))))
     worst = np.mean(errors[-10:], axis=0)
     assert np.all(worst <= 1.0), dict(zip(model.outputs.names, worst.round(2), strict=True))
 

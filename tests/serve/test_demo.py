@@ -72,7 +72,8 @@ def test_demo_refuses_requests_without_the_admin_token(demo):
     client, *_ = demo
     assert httpx.get(client.base_url.join("/assets"), timeout=30.0).status_code == 401
     wrong = {"Authorization": "Bearer not-the-token"}
-    assert httpx.get(client.base_url.join("/assets"), headers=wrong, timeout=30.0).status_code == 401
+    reply = httpx.get(client.base_url.join("/assets"), headers=wrong, timeout=30.0)
+    assert reply.status_code == 401
 
 
 def test_the_printed_opc_ua_address_serves_the_assets(demo):
@@ -101,7 +102,8 @@ def test_every_listener_of_the_demo_binds_to_loopback(demo):
             connections = child.net_connections(kind="inet")
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        listening += [(child.name(), c.laddr) for c in connections if c.status == psutil.CONN_LISTEN]
+        listening += [(child.name(), c.laddr) for c in connections
+                      if c.status == psutil.CONN_LISTEN]
     assert len(listening) >= 4
     exposed = [(name, address) for name, address in listening
                if not ipaddress.ip_address(address.ip.removeprefix("::ffff:")).is_loopback]

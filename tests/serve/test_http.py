@@ -153,7 +153,8 @@ def test_without_a_token_401_and_without_the_role_403(api):
     for method, path, body in (("PUT", "/assets/tank-01/mode", {"mode": "OFF"}),
                                ("PUT", "/assets/tank-01/reference", {"T_bulk": 433.0}),
                                ("PUT", "/assets/tank-01/setpoints", {"m_oil": 1.0}),
-                               ("PUT", "/assets/tank-01/limits", {"m_oil": {"lower": 1, "upper": 2}}),
+                               ("PUT", "/assets/tank-01/limits",
+                                {"m_oil": {"lower": 1, "upper": 2}}),
                                ("POST", "/assets/tank-01/proposals/1/approve", None),
                                ("POST", "/assets/tank-01/proposals/1/reject", None)):
         reply = bare.request(method, path, json=body, headers=viewer)
