@@ -46,10 +46,11 @@ class ConfigError(ValueError):
 
 
 class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
+    """Base of the config Structs. msgspec passes ``frozen`` on to subclasses, but type
+    checkers read each class's own keywords, so every subclass repeats ``frozen=True``."""
 
 
-class SetpointLimit(_Strict):
+class SetpointLimit(_Strict, frozen=True):
     """Hard limits the safety policy enforces on one manipulated input.
 
     Attributes:
@@ -74,7 +75,7 @@ def safe_value_problem(signal: str, limit: SetpointLimit) -> str:
     return f"signal {signal!r}: safe value {safe:g} is {side} limit {bound:g}"
 
 
-class OutputLimit(_Strict):
+class OutputLimit(_Strict, frozen=True):
     """A soft limit on one output over the prediction horizon (backend "fast").
 
     A violation v >= 0, in spans of the output (see ControllerSettings), costs
@@ -92,7 +93,7 @@ class OutputLimit(_Strict):
     penalty: float = 1e3
 
 
-class ControllerSettings(_Strict):
+class ControllerSettings(_Strict, frozen=True):
     """MPC tuning. The stage cost over the horizon is
 
         sum_k  sum_y w_y ((y_k - r_y,k) / s_y)^2  +  sum_u w_du ((u_k - u_{k-1}) / s_u)^2
@@ -144,7 +145,7 @@ class ControllerSettings(_Strict):
     codegen: bool = False
 
 
-class EstimatorSettings(_Strict):
+class EstimatorSettings(_Strict, frozen=True):
     """Kalman filter tuning; standard deviations default to the signals' ``std``.
 
     Attributes:
@@ -185,7 +186,7 @@ class EstimatorSettings(_Strict):
     compiled: bool = False
 
 
-class SimulationSettings(_Strict):
+class SimulationSettings(_Strict, frozen=True):
     """How the simulated plant differs from the twin's model.
 
     Attributes:
@@ -204,7 +205,7 @@ class SimulationSettings(_Strict):
     initial: dict[str, float] = {}
 
 
-class AssetModbusSettings(_Strict):
+class AssetModbusSettings(_Strict, frozen=True):
     """Per-asset overrides of the site's Modbus settings (PLCs of different makes).
 
     Attributes:
@@ -216,7 +217,7 @@ class AssetModbusSettings(_Strict):
     unit_id: int | None = None
 
 
-class AlarmSettings(_Strict):
+class AlarmSettings(_Strict, frozen=True):
     """One alarm source of an asset (engine.alarms evaluates it; its docstring has the rules).
 
     Attributes:
@@ -262,7 +263,7 @@ STALE_AFTER_PERIODS = 10
 older than this is refused (long enough for a PLC scanned in wall time at a demo's 600x)."""
 
 
-class AssetConfig(_Strict):
+class AssetConfig(_Strict, frozen=True):
     """One asset of a site. Values are SI, keyed by signal name.
 
     ``period_s``, ``controller`` and ``estimator`` left out take the plant kind's
@@ -292,7 +293,7 @@ class AssetConfig(_Strict):
     alarms: list[AlarmSettings] = []
 
 
-class SiteSettings(_Strict):
+class SiteSettings(_Strict, frozen=True):
     """Attributes:
     name: site name, used in actor names (``safety:<name>``) and topics.
     speed: twin seconds per wall second for the real-time clock.
@@ -304,7 +305,7 @@ class SiteSettings(_Strict):
     audit_db: str = "var/audit.db"
 
 
-class HttpSettings(_Strict):
+class HttpSettings(_Strict, frozen=True):
     """Attributes:
     host: bind address of the HTTP API (loopback unless configured otherwise).
     port: TCP port.
@@ -317,7 +318,7 @@ class HttpSettings(_Strict):
     tokens: str = "var/tokens.toml"
 
 
-class TripInterlock(_Strict, tag_field="kind", tag="trip"):
+class TripInterlock(_Strict, frozen=True, tag_field="kind", tag="trip"):
     """A high trip on measured outputs of any asset of the site.
 
     While any signal of ``when`` was last measured at or above ``above`` (or has not
@@ -343,7 +344,7 @@ class TripInterlock(_Strict, tag_field="kind", tag="trip"):
     close: list[str] = []
 
 
-class CountInterlock(_Strict, tag_field="kind", tag="max_active"):
+class CountInterlock(_Strict, frozen=True, tag_field="kind", tag="max_active"):
     """At most ``max_active`` of ``signals`` above ``active_above`` at once.
 
     A write that would make one more signal active than allowed is rejected; the
@@ -371,7 +372,7 @@ demos) or ``Basic256Sha256_SignAndEncrypt`` (signed and encrypted channel, usern
 password required; the None endpoint is not offered)."""
 
 
-class OpcUaSettings(_Strict):
+class OpcUaSettings(_Strict, frozen=True):
     """The OPC UA server, served at ``opc.tcp://<host>:<port>/<path>``.
 
     Attributes:
@@ -402,7 +403,7 @@ class OpcUaSettings(_Strict):
         return f"opc.tcp://{self.host}:{self.port}/{self.path}"
 
 
-class ModbusSettings(_Strict):
+class ModbusSettings(_Strict, frozen=True):
     """The simulated plants' PLCs (Modbus TCP servers) and the twin's Modbus clients.
 
     Attributes:
@@ -431,7 +432,7 @@ class ModbusSettings(_Strict):
     retry_max_s: float = 30.0
 
 
-class HistorianSettings(_Strict):
+class HistorianSettings(_Strict, frozen=True):
     """The historian (engine.historian): where history is stored and what is kept.
 
     Attributes:
@@ -457,7 +458,7 @@ class HistorianSettings(_Strict):
         RollupPolicy(interval_s=60.0), RollupPolicy(interval_s=3600.0)])
 
 
-class FleetSettings(_Strict):
+class FleetSettings(_Strict, frozen=True):
     """How a site's assets are packed into processes (actors.fleet).
 
     Attributes:
@@ -469,7 +470,7 @@ class FleetSettings(_Strict):
     assets_per_shard: int | None = None
 
 
-class SiteConfig(_Strict):
+class SiteConfig(_Strict, frozen=True):
     site: SiteSettings
     fleet: FleetSettings = FleetSettings()
     http: HttpSettings = HttpSettings()
@@ -480,7 +481,7 @@ class SiteConfig(_Strict):
     historian: HistorianSettings = HistorianSettings()
 
 
-class PlantDefaults(_Strict):
+class PlantDefaults(_Strict, frozen=True):
     """What a plant module recommends for an asset of its kind, before site overrides.
     ``alarms`` are the kind's own; every asset also gets engine.alarm_sources.standard_alarms."""
 
