@@ -121,7 +121,10 @@ class AuditLog:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY time DESC, seq DESC LIMIT ?"
         rows = self._db.execute(sql, [*args, int(limit)]).fetchall()
-        return [AuditRecord(*row[:7], Outcome(row[7]), row[8]) for row in reversed(rows)]
+        return [AuditRecord(time, asset, user, source, signal, requested, applied,
+                            Outcome(outcome), reason)
+                for time, asset, user, source, signal, requested, applied, outcome, reason
+                in reversed(rows)]
 
     def close(self) -> None:
         self._db.close()

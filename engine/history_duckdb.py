@@ -140,11 +140,14 @@ class DuckDBStore:
                  before: bool) -> pa.Table:
         """Per series, the last point before ``time`` or the first after it, searched in
         growing windows (a bounded window lets the scan skip row groups)."""
-        first, last = self._extent or (None, None)
+        extent = self._extent
+        if extent is None:
+            return _EMPTY
+        first, last = extent
         pick, compare = ("arg_max", "<") if before else ("arg_min", ">")
         found: list[pa.Table] = []
         missing, window = list(ids), LOOKBACK_S
-        while missing and first is not None:
+        while missing:
             low, high = (time - window, time) if before else (time, time + window)
             table = cursor.sql(
                 f"SELECT series, {pick}(time, time), {pick}(value, time), {pick}(std, time) "

@@ -266,9 +266,9 @@ class PostgresStore:
         return None if row is None else row[0]
 
     def time_range(self) -> tuple[float, float] | None:
-        first, last = self._connection().execute(
+        row = self._connection().execute(
             "SELECT min(time), max(time) FROM history_points").fetchone()
-        return None if first is None else (first, last)
+        return None if row is None or row[0] is None else (row[0], row[1])
 
     def delete_before(self, time: float, interval_s: float | None = None) -> None:
         connection = self._connection()
@@ -286,10 +286,10 @@ class PostgresStore:
                 self._partitions.discard(day)
 
     def size_bytes(self) -> int:
-        (size,) = self._connection().execute(
+        row = self._connection().execute(
             "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
             "WHERE c.relname LIKE 'history\\_%' AND c.relkind = 'r'").fetchone()
-        return int(size)
+        return 0 if row is None else int(row[0])
 
     def close(self) -> None:
         """Close every thread's connection."""

@@ -84,7 +84,12 @@ class HistoryWriter:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued batch is stored (or dropped); False on timeout."""
         done = threading.Event()
-        waiter = threading.Thread(target=lambda: (self._queue.join(), done.set()), daemon=True)
+
+        def wait_for_queue() -> None:
+            self._queue.join()
+            done.set()
+
+        waiter = threading.Thread(target=wait_for_queue, daemon=True)
         waiter.start()
         return done.wait(timeout)
 

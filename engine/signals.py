@@ -7,6 +7,7 @@ signal: HTTP bodies, OPC UA nodes, the Modbus map, metric labels and site files.
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -75,11 +76,11 @@ class SignalSet(Sequence[Signal]):
         self._signals = tuple(signals)
         self._index = {s.name: i for i, s in enumerate(self._signals)}
         if len(self._index) != len(self._signals):
-            seen: set[str] = set()
-            twice = [s.name for s in self._signals if s.name in seen or seen.add(s.name)]
+            counts = collections.Counter(s.name for s in self._signals)
+            twice = [name for name, count in counts.items() if count > 1]
             raise ValueError(f"signal names must be unique, repeated: {twice}")
 
-    def __getitem__(self, key):  # type: ignore[override]
+    def __getitem__(self, key):
         if isinstance(key, str):
             try:
                 return self._signals[self._index[key]]
