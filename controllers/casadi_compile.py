@@ -96,12 +96,14 @@ class BufferedCall:
         self._buffer, self._evaluate = function.buffer()
         self.inputs = [np.zeros(function.nnz_in(i)) for i in range(function.n_in())]
         self.outputs = [np.zeros(function.nnz_out(i)) for i in range(function.n_out())]
+        # casadi's stub gives set_arg/set_res a size argument that its typemap takes
+        # from the buffer itself (FunctionBuffer.set_arg's docstring: set_arg(0, view))
         for i, array in enumerate(self.inputs):
-            self._buffer.set_arg(i, memoryview(array))
+            self._buffer.set_arg(i, array.data)  # type: ignore[call-arg]
         for i, array in enumerate(self.outputs):
-            self._buffer.set_res(i, memoryview(array))
+            self._buffer.set_res(i, array.data)  # type: ignore[call-arg]
 
-    def __call__(self, *args: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, *args: np.ndarray | float) -> list[np.ndarray]:
         for array, value in zip(self.inputs, args, strict=True):
             array[:] = value
         self._evaluate()

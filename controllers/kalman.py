@@ -32,7 +32,7 @@ so a clean filter raises the flag in a fraction ``significance`` of its correcti
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import casadi as ca
 import numpy as np
@@ -102,8 +102,7 @@ class FilterModel:
         self.initial_covariance = np.diag(initial_std**2)
         self.significance = settings.significance
         self._thresholds: dict[int, float] = {}
-        _require_known("unfiltered_outputs", dict.fromkeys(settings.unfiltered_outputs),
-                       model.outputs)
+        _require_known("unfiltered_outputs", settings.unfiltered_outputs, model.outputs)
         self._output_index = {name: i for i, name in enumerate(model.outputs.names)}
         self._unfiltered = frozenset(settings.unfiltered_outputs)
 
@@ -238,7 +237,7 @@ class FilterModel:
         return EstimatorState(z, P, innovation, nis, dof, threshold, nis > threshold)
 
 
-def _require_known(setting: str, names: Mapping[str, float], signals: SignalSet) -> None:
+def _require_known(setting: str, names: Iterable[str], signals: SignalSet) -> None:
     unknown = sorted(set(names) - set(signals.names))
     if unknown:
         raise ValueError(f"EstimatorSettings.{setting}: unknown signal(s) {unknown}; "
@@ -276,10 +275,13 @@ class BufferedFunction:
         self._inputs = [np.zeros(function.nnz_in(i)) for i in range(function.n_in())]
         self._outputs = [np.zeros(function.size1_out(i) if i in vectors else function.size_out(i),
                                   order="F") for i in range(function.n_out())]
+        # casadi's stub gives set_arg/set_res a size argument that its typemap takes
+        # from the buffer itself (FunctionBuffer.set_arg's docstring: set_arg(0, view))
         for i, array in enumerate(self._inputs):
-            self._buffer.set_arg(i, memoryview(array))
+            self._buffer.set_arg(i, array.data)  # type: ignore[call-arg]
         for i, array in enumerate(self._outputs):
-            self._buffer.set_res(i, memoryview(array.reshape(-1, order="F")))
+            flat = array.reshape(-1, order="F")  # a view: the F-ordered array is contiguous
+            self._buffer.set_res(i, flat.data)  # type: ignore[call-arg]
 
     def __call__(self, *args) -> list[np.ndarray]:
         for array, value in zip(self._inputs, args, strict=True):

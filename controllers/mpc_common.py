@@ -100,7 +100,7 @@ def held_plan(model: PlantModel, t: float, u: np.ndarray, lower: np.ndarray, upp
     """What an MPC proposes when its solver failed: the last good plan one step on (and
     that plan, shifted), or without a plan the applied inputs ``u`` held inside
     [lower, upper] (nominal where not finite). Never a non-finite or out-of-bounds move."""
-    if plan_inputs is None:
+    if plan_inputs is None or plan_outputs is None:
         held = np.clip(np.where(np.isfinite(u), u, model.inputs.nominal), lower, upper)
         proposal = plan_proposal(model, t, held, None, f"solver failed ({status}): no plan yet, "
                                  "holding the applied inputs", f"failed: {status}", solve_time)

@@ -126,7 +126,7 @@ class DoMpcController:
     def checkpoint(self) -> dict[str, Any]:
         """Plain-data warm-start state: the last good plan (inputs and outputs over the
         horizon), which a restored controller holds if its first solve fails."""
-        if self._plan_inputs is None:
+        if self._plan_inputs is None or self._plan_outputs is None:
             return {}
         return {"plan_inputs": self._plan_inputs.tolist(),
                 "plan_outputs": self._plan_outputs.tolist()}
@@ -227,10 +227,13 @@ class DoMpcController:
 
     def _proposal(self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, status: str,
                   solve_time: float) -> Proposal:
+        plan_inputs, plan_outputs = self._plan_inputs, self._plan_outputs
+        if plan_inputs is None or plan_outputs is None:
+            raise RuntimeError(f"{status}: a proposal needs the plan of a successful solve")
         now = np.asarray(self._outputs(x, u, d, self._parameters)).ravel()
-        reason = plan_reason(self.model, self._reference, now, self._plan_outputs[-1], u,
-                             self._plan_inputs[0], self.horizon)
-        return plan_proposal(self.model, t, self._plan_inputs[0], self._plan_outputs,
+        reason = plan_reason(self.model, self._reference, now, plan_outputs[-1], u,
+                             plan_inputs[0], self.horizon)
+        return plan_proposal(self.model, t, plan_inputs[0], plan_outputs,
                              reason, status, solve_time)
 
     def _held(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:

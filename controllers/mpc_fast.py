@@ -178,7 +178,7 @@ class FastMpcController:
     def checkpoint(self) -> dict[str, Any]:
         """Plain-data warm-start state: the last good plan (held if the first solve after
         a restore fails) and the shifted primal-dual guess the next SQP starts from."""
-        if self._plan_inputs is None:
+        if self._plan_inputs is None or self._plan_outputs is None:
             return {}
         data = {"plan_inputs": self._plan_inputs.tolist(),
                 "plan_outputs": self._plan_outputs.tolist()}
@@ -191,7 +191,8 @@ class FastMpcController:
             self._plan_inputs = np.asarray(data["plan_inputs"], float)
             self._plan_outputs = np.asarray(data["plan_outputs"], float)
             if "guess" in data:
-                self._guess = tuple(np.asarray(part, float) for part in data["guess"])
+                z, lam_x, lam_a = (np.asarray(part, float) for part in data["guess"])
+                self._guess = (z, lam_x, lam_a)
 
     # -- the Controller protocol -----------------------------------------------------------
 
@@ -370,9 +371,12 @@ class FastMpcController:
     # -- proposals -------------------------------------------------------------------------------
 
     def _proposal(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:
+        plan_inputs, plan_outputs = self._plan_inputs, self._plan_outputs
+        if plan_inputs is None or plan_outputs is None:
+            raise RuntimeError(f"{status}: a proposal needs the plan of a successful solve")
         reason = plan_reason(self.model, self._reference, self._outputs_now,
-                             self._plan_outputs[-1], u, self._plan_inputs[0], self.horizon)
-        return plan_proposal(self.model, t, self._plan_inputs[0], self._plan_outputs,
+                             plan_outputs[-1], u, plan_inputs[0], self.horizon)
+        return plan_proposal(self.model, t, plan_inputs[0], plan_outputs,
                              reason, status, solve_time)
 
     def _held(self, t: float, u: np.ndarray, status: str, solve_time: float) -> Proposal:

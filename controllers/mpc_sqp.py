@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import casadi as ca
 import numpy as np
@@ -51,7 +52,7 @@ from engine.model import PlantModel
 REGULARISATION = 1e-10
 """eps of the Gauss-Newton Hessian, on the scaled variables."""
 
-QP_OPTIONS = {
+QP_OPTIONS: dict[str, dict[str, Any]] = {
     "qrqp": {"print_header": False, "print_iter": False, "print_info": False,
              "max_iter": 1000},
     "osqp": {"osqp": {"verbose": False, "eps_abs": 1e-7, "eps_rel": 1e-7, "polishing": True,
@@ -188,7 +189,7 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
     has_upper = [i for i, v in enumerate(soft_upper) if np.isfinite(v)]
     economic_scale = ca.DM(np.concatenate([data.input_scale, data.output_scale])
                            [list(data.economic_signals)])
-    residuals, linear, rows, lower, upper = [], 0, [], [], []
+    residuals, linear, rows, lower, upper = [], ca.SX(0), [], [], []
     x_k, u_before_move, u_before_rate = x0, u_move, u_rate
     for k in range(N):
         u_k = su * zu[:, k]
