@@ -74,8 +74,8 @@ def build_loop(asset: AssetConfig, t0: float) -> ControlLoop:
     time ``t0``. The slow part of hosting an asset (seconds for a large do-mpc problem),
     so a shard runs it on its threads."""
     model = model_of(asset)
-    return ControlLoop(asset.id, model, build_estimator(model, asset.estimator),
-                       build_controller(model, asset.controller, asset.limits),
+    return ControlLoop(asset.id, model, build_estimator(model, asset.resolved_estimator()),
+                       build_controller(model, asset.resolved_controller(), asset.limits),
                        x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
                        reference=asset.reference, t0=t0)
 
@@ -111,7 +111,7 @@ class HostedAsset:
         self._samples = msgspec.msgpack.Decoder(list[MeasurementPayload])
         self.model = loop.model
         self.loop = loop
-        self.period = float(asset.period_s)
+        self.period = asset.resolved_period_s()
         self.epoch = t0
         """Deadlines are epoch + k period: the site clock's epoch, shared by every shard,
         so that assets of equal or commensurate periods meet at the same instants."""
@@ -437,8 +437,8 @@ class HostedAsset:
         place. Returns the new tuning."""
         async with self._tuning_lock:
             before = self.controller_tuning()
-            settings, limits = retune(self.model, self.config.controller, self.config.limits,
-                                      change, CONTROLLER_BACKENDS)
+            settings, limits = retune(self.model, self.config.resolved_controller(),
+                                      self.config.limits, change, CONTROLLER_BACKENDS)
             controller = await self._numeric(build_controller, self.model, settings, limits)
             t = self.now()
             await self._ask(self.safety.set_limits, self.config.id, limits, user, t)
@@ -515,7 +515,7 @@ class HostedAsset:
             "nis": estimate.nis,
             "dof": state.dof,
             "nis_threshold": state.nis_threshold if math.isfinite(state.nis_threshold) else None,
-            "significance": self.config.estimator.significance,
+            "significance": self.config.resolved_estimator().significance,
             "anomaly": state.anomaly,
             "anomalies": self.metrics.anomalies,
             "persistent_anomaly": loop.persistent_anomaly,
@@ -523,7 +523,7 @@ class HostedAsset:
         }
 
     def controller_tuning(self) -> dict[str, Any]:
-        return describe(self.model, self.config.controller, self.config.limits,
+        return describe(self.model, self.config.resolved_controller(), self.config.limits,
                         CONTROLLER_BACKENDS)
 
     def healthy(self) -> bool:

@@ -78,7 +78,7 @@ class Fleet:
         """Lock-step: run every asset ``duration`` twin-seconds. The shards advance
         together, the shortest period of the site at a time (in parallel within it), so
         that no shard runs ahead of the measurements another's interlocks watch."""
-        step = min(asset.period_s for asset in self.site.assets)
+        step = min(asset.resolved_period_s() for asset in self.site.assets)
         done = 0.0
         while done < duration - 1e-9:
             chunk = min(step, duration - done)

@@ -81,7 +81,8 @@ class Shard:
         self.clock_spec = clock
         self.lockstep = clock.lockstep
         self.safety = safety
-        self._clock = None if self.lockstep else clock.make(min(a.period_s for a in assets))
+        shortest = min(a.resolved_period_s() for a in assets)
+        self._clock = None if self.lockstep else clock.make(shortest)
         self.t = clock.epoch
         """Lock-step: twin time of the last instant run."""
         self.until = clock.epoch

@@ -179,7 +179,7 @@ def check_controllers(site: SiteConfig, path: str | Path = "<site>") -> None:
     ConfigError naming the file and the key, e.g. ``assets[3].controller.horizon``."""
     for i, asset in enumerate(site.assets):
         try:
-            check_settings(model_of(asset), asset.controller, asset.limits)
+            check_settings(model_of(asset), asset.resolved_controller(), asset.limits)
         except ValueError as error:
             field, _, problem = str(error).partition(": ")
             key = f"assets[{i}].{field}" if field.startswith("limits") else \

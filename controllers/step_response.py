@@ -132,7 +132,7 @@ def step_response(
     if not (math.isfinite(duration) and duration >= 2 * model.dt):
         raise ValueError(f"duration must be at least two periods ({2 * model.dt:g} s), "
                          f"got {duration:g} s")
-    settings, limits = retune(model, asset.controller, asset.limits, tuning or {},
+    settings, limits = retune(model, asset.resolved_controller(), asset.limits, tuning or {},
                               CONTROLLER_BACKENDS)
     start = asset.reference.get(output, model.outputs[output].nominal)
     target = model.outputs[output].check(start + step)
@@ -140,7 +140,7 @@ def step_response(
     plant = SimulatedPlant(kind, model, _simulation(asset, noise, seed),
                            x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
                            synthesize=plants.synthesizer_of(asset))
-    loop = ControlLoop(kind, model, build_estimator(model, asset.estimator),
+    loop = ControlLoop(kind, model, build_estimator(model, asset.resolved_estimator()),
                        build_controller(model, settings, limits),
                        x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
                        reference=reference)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -43,6 +43,9 @@ class ConfigError(ValueError):
     def __init__(self, path: str | Path, key: str, problem: str) -> None:
         self.path, self.key, self.problem = str(path), key, problem
         super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
+
+
+_T = TypeVar("_T")
 
 
 class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -291,6 +294,25 @@ class AssetConfig(_Strict, frozen=True):
     modbus: AssetModbusSettings = AssetModbusSettings()
     measurement_source: Literal["plant", "mqtt"] = "plant"
     alarms: list[AlarmSettings] = []
+
+    # The settings plants.resolve_site fills in from the kind's defaults; a host that runs
+    # the asset reads them through these, which fail on an unresolved config.
+
+    def resolved_period_s(self) -> float:
+        """Control period, s."""
+        return float(self._resolved("period_s", self.period_s))
+
+    def resolved_controller(self) -> ControllerSettings:
+        return self._resolved("controller", self.controller)
+
+    def resolved_estimator(self) -> EstimatorSettings:
+        return self._resolved("estimator", self.estimator)
+
+    def _resolved(self, field: str, value: _T | None) -> _T:
+        if value is None:
+            raise ValueError(f"asset {self.id!r} is not resolved: {field} is unset "
+                             "(plants.resolve_site fills it in)")
+        return value
 
 
 class SiteSettings(_Strict, frozen=True):

@@ -85,9 +85,7 @@ def model_of(asset: AssetConfig) -> PlantModel:
     values in a process and shared by every asset (and simulated plant) that has them,
     with its CasADi functions: in a shard, a further asset of a known kind costs its
     state, not a new model."""
-    if asset.period_s is None:
-        raise ValueError(f"asset {asset.id!r} is not resolved: period_s is unset")
-    return _shared_model(asset.kind, float(asset.period_s),
+    return _shared_model(asset.kind, asset.resolved_period_s(),
                          msgspec.json.encode(asset.structure, order="sorted"),
                          msgspec.json.encode(asset.parameters, order="sorted"))
 
