@@ -219,20 +219,20 @@ def fit_efficiency_polynomial(
     return coefficients
 
 
-def efficiency(coefficients: Sequence, flow_ratio):
+def efficiency(coefficients: Sequence[float] | np.ndarray, flow_ratio):
     """eta = sum_k e_k r^k at r = Q / Q_ref; floats or CasADi expressions."""
     return flow_ratio * _efficiency_over_ratio(coefficients, flow_ratio)
 
 
-def best_efficiency_ratio(coefficients: Sequence[float], upper_ratio: float) -> float:
+def best_efficiency_ratio(coefficients: Sequence[float] | np.ndarray, upper_ratio: float) -> float:
     """Flow ratio r in (0, upper_ratio] where the efficiency polynomial peaks."""
     derivative = np.polynomial.Polynomial([0.0, *coefficients]).deriv()
-    candidates = [r.real for r in derivative.roots()
+    candidates = [r.real for r in np.asarray(derivative.roots(), dtype=complex)
                   if abs(r.imag) < 1e-12 and 0.0 < r.real < upper_ratio] + [upper_ratio]
     return float(max(candidates, key=lambda r: efficiency(coefficients, r)))
 
 
-def _efficiency_over_ratio(coefficients: Sequence, r):
+def _efficiency_over_ratio(coefficients: Sequence[float] | np.ndarray, r):
     """eta / r = e_1 + e_2 r + ... + e_n r^(n-1), by Horner."""
     total = coefficients[-1]
     for coefficient in reversed(coefficients[:-1]):
