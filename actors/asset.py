@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 import ray
 
-from actors.plant_link import DirectLink, IngestLink, ModbusLink
+from actors.plant_link import DirectLink, IngestLink, ModbusLink, PlantLink
 from controllers import CONTROLLER_BACKENDS, build_controller, build_estimator
 from controllers.tuning import changes, describe, retune
 from engine.config import AssetConfig, ControllerSettings, ModbusSettings, SetpointLimit
@@ -99,6 +99,7 @@ class HostedAsset:
         self.now = now
         self._decide = decide
         self._numerics = numerics
+        self.link: PlantLink
         if asset.measurement_source == "mqtt":
             self.link = IngestLink(asset.id)
         elif plc is not None:

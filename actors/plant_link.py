@@ -15,7 +15,7 @@ grows until the safety watchdog refuses controller writes.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -23,6 +23,25 @@ from pymodbus.exceptions import ModbusException
 from engine.backoff import Backoff
 from engine.messages import Measurement, MeasurementPayload
 from engine.registers import PlcMap
+
+
+class PlantLink(Protocol):
+    """How an asset reads its plant and writes its setpoints: DirectLink, ModbusLink or
+    IngestLink."""
+
+    async def measure(self) -> Measurement | None:
+        """The plant's newest measurement not taken before, or None."""
+        ...
+
+    async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
+        """Write ``setpoints`` (signal -> SI value); ``all_inputs`` are every input's."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """``kind`` and ``error`` (None when healthy), and what else the link knows."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class DirectLink:

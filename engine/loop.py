@@ -160,6 +160,15 @@ class Controller(Protocol):
         Proposal's ``asset`` is left empty for the loop to fill in."""
         ...
 
+    def checkpoint(self) -> dict[str, Any]:
+        """Plain data (msgpack-able) that ``restore`` resumes from after a restart: the
+        warm start and last good plan, or {} if there is none."""
+        ...
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Resume from a ``checkpoint`` ({}: start cold)."""
+        ...
+
 
 class ControlLoop:
     """Composes a plant model, an estimator and a controller for one asset."""
