@@ -45,6 +45,9 @@ from engine.mqtt_codec import parse_broker
 from engine.registers import PlcMap, site_map
 from plants import model_of
 
+# mypy does not apply class decorators (python/mypy#3135), so it sees the ray.remote actor
+# classes as the plain classes they decorate: each ``.options`` here says ignore[attr-defined].
+
 
 @dataclass
 class Fleet:
@@ -90,7 +93,8 @@ class Fleet:
         table); every asset pushes its status to it. Returns the endpoint URL."""
         site = self.site if settings is None else msgspec.structs.replace(self.site, opcua=settings)
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        self.opcua = OpcUaActor.options(  # on this node: it binds the configured (local) host
+        # on this node: it binds the configured (local) host
+        self.opcua = OpcUaActor.options(  # type: ignore[attr-defined]  # ray.remote class
             name=f"opcua:{self.site.site.name}", namespace=self.namespace,
             scheduling_strategy=here).remote(site, self.assets)
         url = ray.get(self.opcua.start.remote())
@@ -147,7 +151,8 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
     name = site.site.name
     from_mqtt = check_mqtt(site, mqtt)
     initial = {asset.id: initial_outputs(asset) for asset in site.assets}
-    safety = SafetyActor.options(name=f"safety:{name}", namespace=namespace).remote(
+    safety = SafetyActor.options(  # type: ignore[attr-defined]  # ray.remote class
+        name=f"safety:{name}", namespace=namespace).remote(
         site, initial, clock.epoch)
     fleet = Fleet(site, clock, safety, namespace=namespace)
     models = {asset.id: model_of(asset) for asset in site.assets}
@@ -158,12 +163,12 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
         simulated = [asset for asset in group if asset.measurement_source == "plant"]
         plcs = {a.id: fleet.plcs[a.id] for a in group if a.id in fleet.plcs}
         if simulated:
-            plant_shard = PlantShard.options(
+            plant_shard = PlantShard.options(  # type: ignore[attr-defined]  # ray.remote class
                 name=f"plants:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
                     simulated, clock, plcs, site.modbus.scan_period_s)
             fleet.plant_shards[f"plants:{n}"] = plant_shard
             fleet.plants.update({a.id: AssetHandle(plant_shard, a.id) for a in simulated})
-        shard = AssetShard.options(
+        shard = AssetShard.options(  # type: ignore[attr-defined]  # ray.remote class
             name=f"shard:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
                 f"shard:{n}", group, clock, safety,
                 {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus)
@@ -174,7 +179,8 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
     if fleet.plcs:
         ray.get([plant_shard.start_plcs.remote() for plant_shard in fleet.plant_shards.values()])
     if mqtt is not None:
-        fleet.mqtt = MqttGateway.options(name=f"mqtt:{name}", namespace=namespace).remote(
+        fleet.mqtt = MqttGateway.options(  # type: ignore[attr-defined]  # ray.remote class
+            name=f"mqtt:{name}", namespace=namespace).remote(
             name, mqtt, {a: fleet.assets[a] for a in from_mqtt},
             {a: models[a].outputs for a in from_mqtt})
         ray.get(fleet.mqtt.start.remote())
