@@ -187,6 +187,12 @@ class HostedAsset:
         missed = math.floor((now - self.epoch) / self.period + 1e-9)
         self.k = missed if self.epoch + missed * self.period > last_tick + 1e-9 else missed + 1
 
+    def take_deadline(self) -> None:
+        """The deadline due now is run: the next one is a period later."""
+        if self.k is None:
+            raise RuntimeError(f"asset {self.config.id!r} is not running: no deadline is due")
+        self.k += 1
+
     async def advance(self, t: float) -> GateRequest:
         """Measure, then observe and propose on the shard's threads. A failure of the
         link or the numerics is reported; the request then carries what there is."""
@@ -282,7 +288,7 @@ class HostedAsset:
         """Ask the safety actor (to decide an operator's ``proposal`` through the shard's
         gate, or to approve queued proposal number ``approve``); write only what it lets
         through. Fails closed."""
-        if approve is None:
+        if proposal is not None:
             decisions, error = await self._decide([GateRequest(
                 asset=self.id, time=proposal.time, measurement=None,
                 measurement_age=self._measurement_age(proposal.time), proposal=proposal)])

@@ -213,7 +213,7 @@ class Shard:
                     asset.overruns += max(missed, 1)
                     asset.schedule(now)
                     continue
-                asset.k += 1
+                asset.take_deadline()
                 ready.append(asset)
             if ready:
                 task = asyncio.create_task(self._instant(t, ready))
@@ -232,7 +232,7 @@ class Shard:
                 return instants
             due = [a for a in self.assets.values() if a.next_deadline <= t + SAME_INSTANT_S]
             for asset in due:
-                asset.k += 1
+                asset.take_deadline()
             self.t = t
             await self._advance_plants(t, due)
             await self._instant(t, due)
@@ -261,10 +261,11 @@ class Shard:
             requests = await asyncio.gather(*(asset.advance(t) for asset in due))
             decisions, error = await self._decide(list(requests))
             self.batches += 1
+            answers: list[Decision | None] = ([None] * len(due) if decisions is None
+                                              else list(decisions))
             await asyncio.gather(*(
-                asset.complete(request, None if decisions is None else decision, error, started)
-                for asset, request, decision
-                in zip(due, requests, decisions or [None] * len(due), strict=True)))
+                asset.complete(request, decision, error, started)
+                for asset, request, decision in zip(due, requests, answers, strict=True)))
         self.safety.store_checkpoints.remote({asset.id: asset.checkpoint() for asset in due})
 
     async def _decide(self, requests: list[GateRequest]
