@@ -25,6 +25,7 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simcore import SimCore
+from pymodbus.simulator.simruntime import SimRuntime
 
 from engine.registers import PlcMap
 from engine.simulation import SimulatedPlant
@@ -49,7 +50,7 @@ class PlcSimulator:
         self.plc = plc
         self.catch_up = catch_up
         self.server: ModbusTcpServer | None = None
-        self._device = None  # the server's register memory (pymodbus SimRuntime) while serving
+        self._device: SimRuntime | None = None  # the server's register memory while serving
         self._inputs = [0] * plc.input_count
         model = plant.model
         self._holding = plc.encode_setpoints({**model.inputs.mapping(plant.u),
@@ -112,10 +113,13 @@ class PlcSimulator:
 
     def _registers(self, table: str) -> list[int]:
         """The server's live register list of ``table`` ("h" holding, "i" input)."""
+        if self._device is None:
+            raise RuntimeError(f"PLC {self.plc.asset}: not serving (start it first)")
         return self._device.block[table][2]
 
     async def _on_access(self, function_code: int, start_address: int, address: int, count: int,
-                         registers: list[int], values: list[int] | None) -> ExcCodes | None:
+                         registers: list[int], values: list[int] | list[bool] | None
+                         ) -> ExcCodes | None:
         """pymodbus calls this before serving a request; apply holding-register writes."""
         if function_code not in _WRITES or not values:
             return None

@@ -64,7 +64,7 @@ class MeasurementDecoder:
         self.outputs = outputs
         self._bounds = {s.name: (s.lower, s.upper) for s in outputs}
 
-    def __call__(self, payload: bytes) -> list[MeasurementPayload]:
+    def __call__(self, payload: bytes | bytearray) -> list[MeasurementPayload]:
         """The checked samples of one message; raises MalformedPayload."""
         asset = self.asset
         try:
