@@ -43,9 +43,10 @@ from asyncua import Server, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.address_space import AttributeService
+from asyncua.server.user_managers import UserManager
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from actors.opcua_space import AssetNodes, SetpointNode
+from actors.opcua_space import AssetNodes, SetpointNode, make_node_id, status_code
 from engine.config import OpcUaSettings, SiteConfig
 from engine.files import private_directory
 from engine.passwords import verify_password
@@ -66,7 +67,7 @@ NUMERIC = (ua.VariantType.Double, ua.VariantType.Float, ua.VariantType.SByte,
            ua.VariantType.UInt64)
 
 
-class SiteUsers:
+class SiteUsers(UserManager):
     """asyncua user manager: anonymous sessions when the site allows them, otherwise a
     configured user name whose password matches its PBKDF2 hash."""
 
@@ -97,7 +98,7 @@ class GatedWrites(AttributeService):
 
     async def write(self, params: ua.WriteParameters,
                     user: User = INTERNAL_USER) -> list[ua.StatusCode]:
-        results: list[ua.StatusCode | None] = [None] * len(params.NodesToWrite)
+        results: dict[int, ua.StatusCode] = {}
         others = []
         for i, request in enumerate(params.NodesToWrite):
             target = self.setpoints.get(request.NodeId)
@@ -109,9 +110,8 @@ class GatedWrites(AttributeService):
         if others:
             rest = await super().write(
                 ua.WriteParameters(NodesToWrite=[params.NodesToWrite[i] for i in others]), user)
-            for i, status in zip(others, rest, strict=True):
-                results[i] = status
-        return results
+            results.update(zip(others, rest, strict=True))
+        return [results[i] for i in range(len(params.NodesToWrite))]
 
 
 @ray.remote(num_cpus=0)
@@ -149,7 +149,7 @@ class OpcUaActor:
             server.set_identity_tokens([ua.AnonymousIdentityToken])
 
         ns = await server.register_namespace(application_uri)
-        assets_folder = await server.nodes.objects.add_folder(ua.NodeId("Assets", ns),
+        assets_folder = await server.nodes.objects.add_folder(make_node_id("Assets", ns),
                                                               ua.QualifiedName("Assets", ns))
         setpoints: dict[ua.NodeId, SetpointNode] = {}
         for asset in self.site.assets:
@@ -189,26 +189,26 @@ class OpcUaActor:
         variant = value.Value
         if (variant is None or variant.VariantType not in NUMERIC
                 or (value.StatusCode is not None and not value.StatusCode.is_good())):
-            return ua.StatusCode(ua.StatusCodes.BadTypeMismatch)
+            return status_code(ua.StatusCodes.BadTypeMismatch)
         asset = self.assets[target.asset]
         try:
             result = await asset.write_setpoints.remote({target.signal: float(variant.Value)}, user)
         except ValueError:  # outside the signal's engineering bounds: nothing was written
-            return ua.StatusCode(ua.StatusCodes.BadOutOfRange)
+            return status_code(ua.StatusCodes.BadOutOfRange)
         except Exception:  # safety unreachable (fail closed) or asset gone
-            return ua.StatusCode(ua.StatusCodes.BadCommunicationError)
+            return status_code(ua.StatusCodes.BadCommunicationError)
         record = result["records"][0]
         if target.signal not in result["applied"]:
-            return ua.StatusCode(ua.StatusCodes.BadInvalidState if result["mode"] == "OFF"
-                                 else ua.StatusCodes.BadOutOfRange)
+            return status_code(ua.StatusCodes.BadInvalidState if result["mode"] == "OFF"
+                               else ua.StatusCodes.BadOutOfRange)
         change = self.nodes[target.asset].written(
             "Setpoints", target.signal, result["applied"][target.signal], result["time"],
             result["revision"])
-        if change is not None:
+        if change is not None and self.server is not None:  # None: stopped meanwhile
             async with self._lock:
                 await self.server.write_attribute_value(*change)
-        return ua.StatusCode(ua.StatusCodes.GoodClamped if record["outcome"] == "clamped"
-                             else ua.StatusCodes.Good)
+        return status_code(ua.StatusCodes.GoodClamped if record["outcome"] == "clamped"
+                           else ua.StatusCodes.Good)
 
     # -- polling ------------------------------------------------------------------------
 
@@ -230,6 +230,8 @@ class OpcUaActor:
         await asyncio.gather(*(one(a, h) for a, h in self.assets.items()))
 
     async def _unreachable(self, asset_id: str, error: str) -> None:
+        if self.server is None:
+            return
         async with self._lock:
             for node, value in self.nodes[asset_id].unreachable(error):
                 await self.server.write_attribute_value(node, value)

@@ -89,6 +89,18 @@ class SetpointNode:
     signal: str
 
 
+def make_node_id(identifier: str | int, namespace: int = 0) -> ua.NodeId:
+    """``ua.NodeId(identifier, namespace)``. asyncua annotates NodeId's fields with its own
+    marker classes (ua.String, ua.Int16, ...) but takes plain str and int, as its code does."""
+    return ua.NodeId(identifier, namespace)  # type: ignore[arg-type]
+
+
+def status_code(code: int) -> ua.StatusCode:
+    """``ua.StatusCode(code)`` for a ua.StatusCodes constant: those are plain ints, where
+    asyncua annotates the field ua.UInt32."""
+    return ua.StatusCode(code)  # type: ignore[arg-type]
+
+
 class AssetNodes:
     """Node ids of one asset, and which values changed since they were last written.
 
@@ -109,7 +121,7 @@ class AssetNodes:
         self.revision = -1
 
     def node_id(self, folder: str, name: str) -> ua.NodeId:
-        return ua.NodeId(f"{self.asset.id}.{folder}.{name}", self.ns)
+        return make_node_id(f"{self.asset.id}.{folder}.{name}", self.ns)
 
     @property
     def setpoints(self) -> dict[ua.NodeId, SetpointNode]:
@@ -119,21 +131,21 @@ class AssetNodes:
     def add_nodes_items(self, assets_folder: ua.NodeId) -> list[ua.AddNodesItem]:
         """Every node of this asset, parents before children, for one AddNodes call."""
         asset_id = self.asset.id
-        asset_node = ua.NodeId(asset_id, self.ns)
+        asset_node = make_node_id(asset_id, self.ns)
         items = [_object(asset_node, self.asset.id, assets_folder, ua.ObjectIds.BaseObjectType,
                          ua.ObjectIds.Organizes, self.ns)]
         for folder in FOLDERS:
-            items.append(_object(ua.NodeId(f"{asset_id}.{folder}", self.ns), folder, asset_node,
+            items.append(_object(make_node_id(f"{asset_id}.{folder}", self.ns), folder, asset_node,
                                  ua.ObjectIds.FolderType, ua.ObjectIds.HasComponent, self.ns))
         groups = (("Measurements", self.model.outputs, ()),
                   ("Estimates", self.model.states, ()),
                   ("Setpoints", self.model.inputs, tuple(self.asset.limits)))
         for folder, signals, writable in groups:
-            parent = ua.NodeId(f"{asset_id}.{folder}", self.ns)
+            parent = make_node_id(f"{asset_id}.{folder}", self.ns)
             for signal in signals:
                 items += _analog_item(self.node_id(folder, signal.name), signal, parent, self.ns,
                                       writable=signal.name in writable)
-        status = ua.NodeId(f"{asset_id}.Status", self.ns)
+        status = make_node_id(f"{asset_id}.Status", self.ns)
         items.append(_variable(self.node_id("Status", "mode"), "mode", status, self.ns,
                                ua.Variant("", ua.VariantType.String), ua.ObjectIds.String))
         items.append(_variable(self.node_id("Status", "healthy"), "healthy", status, self.ns,
@@ -192,9 +204,11 @@ class AssetNodes:
         if self._last.get(node) == key:
             return None
         self._last[node] = key
-        return node, ua.DataValue(ua.Variant(value, kind), ua.StatusCode(code),
-                                  SourceTimestamp=twin_datetime(t),
-                                  ServerTimestamp=datetime.now(UTC))
+        # asyncua annotates the timestamps with its datetime subclass ua.DateTime; it takes
+        # (and itself passes) plain datetimes
+        return node, ua.DataValue(ua.Variant(value, kind), status_code(code),
+                                  SourceTimestamp=twin_datetime(t),  # type: ignore[arg-type]
+                                  ServerTimestamp=datetime.now(UTC))  # type: ignore[arg-type]
 
 
 def _comparable(value: Any) -> Any:
@@ -209,9 +223,9 @@ def _object(node: ua.NodeId, name: str, parent: ua.NodeId, type_id: int, referen
     attrs = ua.ObjectAttributes(DisplayName=ua.LocalizedText(name),
                                 Description=ua.LocalizedText(name))
     return ua.AddNodesItem(
-        ParentNodeId=parent, ReferenceTypeId=ua.NodeId(reference),
+        ParentNodeId=parent, ReferenceTypeId=make_node_id(reference),
         RequestedNewNodeId=node, BrowseName=ua.QualifiedName(name, ns),
-        NodeClass=ua.NodeClass.Object, NodeAttributes=attrs, TypeDefinition=ua.NodeId(type_id))
+        NodeClass=ua.NodeClass.Object, NodeAttributes=attrs, TypeDefinition=make_node_id(type_id))
 
 
 def _variable(node: ua.NodeId, name: str, parent: ua.NodeId, ns: int, value: ua.Variant,
@@ -223,13 +237,16 @@ def _variable(node: ua.NodeId, name: str, parent: ua.NodeId, ns: int, value: ua.
         access |= ua.AccessLevel.CurrentWrite.mask
     attrs = ua.VariableAttributes(
         DisplayName=ua.LocalizedText(name), Description=ua.LocalizedText(description or name),
-        Value=value, DataType=ua.NodeId(data_type), ValueRank=rank,
-        ArrayDimensions=[0] if rank == ua.ValueRank.OneDimension else None,
+        Value=value, DataType=make_node_id(data_type), ValueRank=rank,
+        # None encodes a null array (a scalar has no dimensions); asyncua's annotation
+        # leaves out the None its encoder handles
+        ArrayDimensions=(
+            [0] if rank == ua.ValueRank.OneDimension else None),  # type: ignore[arg-type]
         AccessLevel=access, UserAccessLevel=access, Historizing=False)
     return ua.AddNodesItem(
-        ParentNodeId=parent, ReferenceTypeId=ua.NodeId(reference),
+        ParentNodeId=parent, ReferenceTypeId=make_node_id(reference),
         RequestedNewNodeId=node, BrowseName=ua.QualifiedName(name, ns),
-        NodeClass=ua.NodeClass.Variable, NodeAttributes=attrs, TypeDefinition=ua.NodeId(type_id))
+        NodeClass=ua.NodeClass.Variable, NodeAttributes=attrs, TypeDefinition=make_node_id(type_id))
 
 
 def _analog_item(node: ua.NodeId, signal: Signal, parent: ua.NodeId, ns: int,
@@ -238,11 +255,12 @@ def _analog_item(node: ua.NodeId, signal: Signal, parent: ua.NodeId, ns: int,
     item = _variable(node, signal.name, parent, ns, ua.Variant(math.nan, ua.VariantType.Double),
                      ua.ObjectIds.Double, type_id=ua.ObjectIds.AnalogItemType, writable=writable,
                      description=f"{signal.description} [{signal.unit}]".strip())
-    eu_range = _variable(ua.NodeId(f"{node.Identifier}.EURange", ns), "EURange", node, 0,
+    name = str(node.Identifier)
+    eu_range = _variable(make_node_id(f"{name}.EURange", ns), "EURange", node, 0,
                          ua.Variant(ua.Range(Low=signal.lower, High=signal.upper)),
                          ua.ObjectIds.Range, type_id=ua.ObjectIds.PropertyType,
                          reference=ua.ObjectIds.HasProperty)
-    units = _variable(ua.NodeId(f"{node.Identifier}.EngineeringUnits", ns), "EngineeringUnits",
+    units = _variable(make_node_id(f"{name}.EngineeringUnits", ns), "EngineeringUnits",
                       node, 0, ua.Variant(eu_information(signal.unit)), ua.ObjectIds.EUInformation,
                       type_id=ua.ObjectIds.PropertyType, reference=ua.ObjectIds.HasProperty)
     return [item, eu_range, units]
