@@ -36,6 +36,7 @@ OpenAPI at /openapi.json, Swagger UI at /docs (serve.docs, no CDN).
 
 import asyncio
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
@@ -44,7 +45,7 @@ from ray import serve
 
 from engine.messages import Mode, Outcome
 from engine.metrics import render
-from serve.auth import Role, RoleRequired, TokenTable, install
+from serve.auth import Role, RoleRequired, Token, TokenTable, install
 from serve.docs import serve_docs
 from serve.edge import install_edge
 from serve.schemas import (
@@ -306,14 +307,15 @@ class TwinLoopAPI:
         return Response(render(snapshots, mqtt), media_type=PROMETHEUS_TEXT)
 
 
-def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: list = (),
+def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: Sequence[Token] = (),
                tokens_file: str | os.PathLike | None = None) -> str:
     """Start Ray Serve on ``host:port`` and deploy the API over ``fleet``, accepting the
     bearer ``tokens`` (serve.auth.Token, hashed) and those of ``tokens_file``, re-read
     whenever it changes (serve.auth.TokenTable); returns its URL."""
     serve.start(http_options={"host": host, "port": port})
     file = None if tokens_file is None else os.path.abspath(tokens_file)
-    serve.run(TwinLoopAPI.bind(fleet.site.site.name, fleet.assets, fleet.safety, list(tokens),
-                               fleet.mqtt, file),
-              name="twinloop", route_prefix="/")
+    # mypy does not apply class decorators: serve.deployment made TwinLoopAPI a Deployment
+    api = TwinLoopAPI.bind(  # type: ignore[attr-defined]
+        fleet.site.site.name, fleet.assets, fleet.safety, list(tokens), fleet.mqtt, file)
+    serve.run(api, name="twinloop", route_prefix="/")
     return f"http://{host}:{port}"

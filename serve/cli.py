@@ -46,6 +46,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -281,7 +282,7 @@ def run_demo(args: argparse.Namespace) -> int:
     log_file = log_path(site.site.audit_db, site.site.name)
     ray_log, console = setup_demo_logging(log_file)
     say = functools.partial(print, file=console, flush=True)
-    embedded = {} if args.address else {"_node_ip_address": host}
+    embedded: dict[str, Any] = {} if args.address else {"_node_ip_address": host}
     ray.init(address=args.address, namespace=NAMESPACE, include_dashboard=False,
              configure_logging=False, log_to_driver=False,
              runtime_env=worker_runtime_env(log_file), **embedded)

@@ -22,11 +22,14 @@ _FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
 def serve_docs(app: FastAPI) -> None:
     """Add ``GET /docs`` and ``GET /docs/assets/<file>`` to ``app`` (not in its OpenAPI)."""
     folder = Path(swagger_ui_path)
+    openapi_url = app.openapi_url
+    if openapi_url is None:
+        raise ValueError("serve_docs: the app serves no OpenAPI schema (openapi_url is None)")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url, title=f"{app.title} - API",
+            openapi_url=openapi_url, title=f"{app.title} - API",
             swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS}/favicon-32x32.png")
