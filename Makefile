@@ -30,6 +30,7 @@ bench: install
 	$(PY) bench/restart.py
 	$(PY) bench/estimators.py
 	$(PY) bench/mpc.py
+	$(PY) bench/plan.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -296,7 +296,8 @@ class InjectionPlanner:
                         "days": days}
         options = {"ipopt.print_level": 0, "print_time": False, "ipopt.tol": 1e-8,
                    "ipopt.acceptable_tol": 1e-6, "ipopt.max_iter": 500,
-                   "ipopt.mu_strategy": "adaptive", "ipopt.sb": "yes", "calc_lam_p": False, "no_nlp_grad": True,
+                   "ipopt.mu_strategy": "adaptive", "ipopt.sb": "yes",
+                   "calc_lam_p": False, "no_nlp_grad": True,  # f and g have no derivatives
                    **derivatives}
         return ca.nlpsol("dra_plan", "ipopt", {"x": w, "f": f, "g": g, "p": theta}, options)
 
