@@ -76,6 +76,10 @@ _PRESSURE_SCALE = 1.0e6
 _VOLUME_SCALE = 1.0e3
 _FEASIBILITY_TOLERANCE = 1.0e-5
 """Largest scaled constraint violation (MPa, m^3/h, ppm, 1000 m^3) a solution may keep."""
+_JUDGED = ("Solve_Succeeded", "Solved_To_Acceptable_Level", "Infeasible_Problem_Detected",
+           "Restoration_Failed")
+"""IPOPT statuses whose point is judged by its constraint violation (an infeasible one
+is then diagnosed); any other status (iteration limit, invalid number) is a failed solve."""
 
 
 class PlanHour(msgspec.Struct, frozen=True, kw_only=True):
@@ -292,6 +296,7 @@ class InjectionPlanner:
             "hess_lag": ca.Function("hess_lag", [w, theta, lam_f, lam_g], [hess],
                                     ["x", "p", "lam_f", "lam_g"], ["triu_hess_gamma_x_x"]),
         }
+        self._constraints = ca.Function("constraints", [w, theta], [g])
         self._layout = {"ns": ns, "nu": nu, "nd": nd, "nc": nc, "m": m,
                         "days": days}
         options = {"ipopt.print_level": 0, "print_time": False, "ipopt.tol": 1e-8,
@@ -492,9 +497,19 @@ class InjectionPlanner:
                                 lbg=lbg, ubg=ubg)
         stats = self._solver.stats()
         w = np.asarray(solution["x"]).ravel()
-        g = np.asarray(solution["g"]).ravel()
+        # g afresh at the returned point: after a failed solve the solver's g may be zeros
+        g = np.asarray(self._constraints(w, parameters)).ravel()
         violation = np.maximum(lbg - g, 0) + np.maximum(g - ubg, 0)
         result = {"w": w, "status": stats["return_status"], "iterations": stats["iter_count"]}
+        status = stats["return_status"]
+        if (status not in _JUDGED or not np.all(np.isfinite(g))) and guess is not None:
+            # a failed solve from a warm start: once more from the cold start
+            return self._solve(x0, parameters, nominated, u_prev, prices, maop,
+                               fixed_flow=fixed_flow, fixed_injection=fixed_injection)
+        if status not in _JUDGED or not np.all(np.isfinite(g)):
+            result.update(feasible=False, reason=f"the solver stopped with {status} after "
+                          f"{stats['iter_count']} iterations")
+            return result
         if violation.max() > _FEASIBILITY_TOLERANCE:
             result.update(feasible=False, reason=self._diagnose(
                 x0, parameters, nominated, u_prev, prices, maop, fixed_flow, fixed_injection,

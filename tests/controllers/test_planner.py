@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import plants
-from controllers.planner import InjectionPlanner, station_maop
+from controllers.planner import InjectionPlanner, PlanInfeasibleError, station_maop
 from engine.config import (
     NominationSettings,
     TariffSettings,
@@ -193,3 +193,12 @@ def test_hourly_series_load_from_csv_and_json(tmp_path):
     csv.write_text("hour,price\n0,cheap\n")
     with pytest.raises(ValueError, match=r"row 2: 'cheap' is not a number"):
         read_hourly_series(csv, "price")
+
+
+def test_maop_too_low_for_any_plan_is_an_error_naming_maop(planner):
+    """1350 m^3/h every hour needs more than 3 MPa at some station even with full DRA:
+    no plan, and the error says which pressure and bound."""
+    nomination = NominationSettings(hourly_flow=[1350.0 / 3600.0] * 168)
+    with pytest.raises(PlanInfeasibleError, match=r"discharge_pressure_\d above MAOP 3e\+06 Pa"):
+        planner.plan(MODEL.states.nominal, ASSET.tariff, nomination, [3.0e6] * 3,
+                     u0=MODEL.inputs.nominal)
