@@ -335,13 +335,11 @@ class InjectionPlanner:
         x0 = _vector(model.states, x0, "x0")
         if len(maop) != self.stations:
             raise ValueError(f"maop: {len(maop)} values for {self.stations} stations")
-        for i, bound in enumerate(maop, start=1):
+        for i, bound in enumerate(maop):
             if not bound > 0:
-                raise ValueError(f"maop[{i}]: {bound} Pa is not above 0")
+                raise ValueError(f"maop[{i}]: {bound} Pa (station {i + 1}) is not above 0")
         prices = np.asarray(tariff.prices(K, start_hour_of_week))
-        d_nominal = model.disturbances.nominal.copy()
-        for name, value in (d or {}).items():
-            d_nominal[model.disturbances.names.index(name)] = value
+        d_nominal = _vector(model.disturbances, d or {}, "d")
         D = np.tile(d_nominal[:, None], (1, K))
         D[self._price, :] = prices
         p = model.parameters.nominal
@@ -594,6 +592,8 @@ def station_maop(site: SiteConfig, asset: AssetConfig, model: PlantModel) -> lis
 
 
 def _vector(signals, values, field: str) -> np.ndarray:
+    """``values`` (by name, the rest at nominal, or a full vector) as a vector in the
+    order of ``signals``; unknown names or a wrong length raise ValueError naming ``field``."""
     if isinstance(values, Mapping):
         unknown = sorted(set(values) - set(signals.names))
         if unknown:

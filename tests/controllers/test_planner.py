@@ -143,7 +143,8 @@ def test_a_nomination_the_line_cannot_carry_names_field_and_bound(planner):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    ({"maop": [9.6e6, 0.0, 9.6e6]}, r"maop\[2\]: 0.0 Pa is not above 0"),
+    ({"maop": [9.6e6, 0.0, 9.6e6]}, r"maop\[1\]: 0.0 Pa \(station 2\) is not above 0"),
+    ({"d": {"temperature": 300.0}}, r"d: unknown signals \['temperature'\]"),
     ({"maop": [9.6e6]}, r"maop: 1 values for 3 stations"),
     ({"constant_dra_rate": -1.0}, r"constant_dra_rate: -1.0 L/h is below 0"),
 ])
