@@ -31,6 +31,7 @@ bench: install
 	$(PY) bench/estimators.py
 	$(PY) bench/mpc.py
 	$(PY) bench/plan.py
+	$(PY) bench/historian.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -1,4 +1,4 @@
-"""Ray actors: assets, the safety gate, simulated plants, and the fleet builder."""
+"""Ray actors: asset shards, the safety gate, plant shards, gateways, and the fleet builder."""
 
 NAMESPACE = "twinloop"
-"""Ray namespace of every named actor: ``asset:<id>``, ``plant:<id>``, ``safety:<site>``."""
+"""Ray namespace of every named actor: ``shard:<n>``, ``plants:<n>``, ``safety:<site>``."""

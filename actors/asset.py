@@ -1,37 +1,35 @@
-"""AssetActor: one asset's twin, a thin async wrapper around engine.loop.ControlLoop.
+"""One hosted asset of an asset shard (actors.shard): its twin, link, mode and status.
 
-Each tick (period ``period_s`` of twin time):
+Each tick (period ``period_s`` of twin time), at an instant t the shard runs for every
+asset due then:
 
     measurement = link.measure()                       (the twin's only view of the plant)
-    estimate    = estimator.step(u, y, dt)             (EKF; skipped if nothing new came)
-    proposal    = controller.step(t, x_hat, u, d, r)   (MPC; skipped when OFF)
-    decision    = safety.decide(proposal, age)          (limits, rates, watchdog, mode)
-    link.apply(decision.applied)                        (only what the gate let through)
+    request     = loop.advance(t, measurement)         (EKF, MPC on the shard's threads;
+                                                        no proposal when OFF)
+    decisions   = safety.decide_batch(requests of every asset due at t)   (one call)
+    link.apply(decision.applied)                       (only what the gate let through,
+                                                        interlock writes in any mode)
+    result      = loop.complete(request, decision)     (engine.loop.TickResult)
 
-The link (actors.plant_link) is the plant's PLC over Modbus TCP, the simulated plant
-actor called directly (lock-step tests), or measurements ingested from MQTT. When no new
-measurement arrives, the last one ages; the safety watchdog refuses controller writes
-once it is older than the asset's ``max_measurement_age_s``.
+The link (actors.plant_link) is the plant's PLC over Modbus TCP, the simulated plant in
+its plant shard called directly (lock-step tests), or measurements ingested from MQTT.
+When no new measurement arrives, the last one ages; the safety watchdog refuses
+controller writes once it is older than the asset's ``max_measurement_age_s``.
 
-Numerical work runs on one dedicated thread so that status queries are answered while
-the controller solves. If the safety actor is unreachable or too slow nothing is
-written, the outputs hold their last safe value, and the status says so: fail closed.
-
-Fault tolerance: after every tick the actor hands the safety actor a plain-data
-checkpoint (estimator, controller plan, reference, disturbances, whether it was
-running), which the safety actor stores durably. Ray restarts a killed actor
-(``max_restarts``); the new one restores that checkpoint, takes its mode and the last
-applied setpoints (the truth of what its plant was given) from the safety actor, and,
-if the old one was running in real time, resumes ticking by itself.
+If the safety actor is unreachable or too slow nothing is written, the outputs hold
+their last safe value, and the status says so: fail closed. The asset's plain-data
+checkpoint (estimator, controller plan, reference, disturbances, tuning, whether it was
+running) goes to the safety actor after every tick, off the gating path; a restarted
+shard restores it (``restore``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from typing import Any
 
 import msgspec
@@ -40,12 +38,12 @@ import ray
 from actors.plant_link import DirectLink, IngestLink, ModbusLink
 from controllers import CONTROLLER_BACKENDS, build_controller, build_estimator
 from controllers.tuning import changes, describe, retune
-from engine.clock import ClockSpec
 from engine.config import AssetConfig, ControllerSettings, ModbusSettings, SetpointLimit
-from engine.loop import ControlLoop
+from engine.loop import ControlLoop, TickResult
 from engine.messages import (
     AuditRecord,
     Decision,
+    GateRequest,
     Measurement,
     MeasurementPayload,
     Mode,
@@ -55,27 +53,52 @@ from engine.messages import (
 )
 from engine.metrics import AssetMetrics
 from engine.registers import PlcMap
+from engine.safety import SAFE_STATE, safe_value
 from plants import model_of
 
 SAFETY_TIMEOUT_S = 2.0
 """Wall seconds to wait for the safety actor before failing closed."""
 SAFETY_DOWN = "safety unreachable"
-MAX_RESTARTS = 20
-"""How often Ray restarts a killed asset actor."""
+
+Decide = Callable[[list[GateRequest]], Awaitable[tuple[list[Decision] | None, str | None]]]
+"""The shard's gate: one decide_batch call; (decisions, None), or (None, why) when the
+safety actor did not answer in time."""
 
 
-@ray.remote(num_cpus=0, max_restarts=MAX_RESTARTS)
-class AssetActor:
-    """Twin state, estimator and controller of one asset."""
+def safety_down(error: BaseException, consequence: str) -> str:
+    return f"{SAFETY_DOWN} ({type(error).__name__}): {consequence}"
 
-    def __init__(self, asset: AssetConfig, clock: ClockSpec, plant, safety,
-                 plc: PlcMap | None = None, modbus: ModbusSettings = ModbusSettings()) -> None:
-        """``plant`` is the simulated plant actor (None for a plant outside the twin);
-        given ``plc``, its register map, the asset talks to the plant's PLC over Modbus
-        TCP, and calls the plant actor only to advance it in lock-step."""
+
+def build_loop(asset: AssetConfig, t0: float) -> ControlLoop:
+    """The asset's ControlLoop: its (shared) model, estimator and controller, at twin
+    time ``t0``. The slow part of hosting an asset (seconds for a large do-mpc problem),
+    so a shard runs it on its threads."""
+    model = model_of(asset)
+    return ControlLoop(asset.id, model, build_estimator(model, asset.estimator),
+                       build_controller(model, asset.controller, asset.limits),
+                       x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
+                       reference=asset.reference, t0=t0)
+
+
+class HostedAsset:
+    """Twin state, estimator, controller, link and status of one asset in a shard."""
+
+    def __init__(self, asset: AssetConfig, loop: ControlLoop, t0: float,
+                 now: Callable[[], float], safety, decide: Decide, numerics: Executor,
+                 plant=None, plc: PlcMap | None = None,
+                 modbus: ModbusSettings = ModbusSettings()) -> None:
+        """``loop`` is the asset's ControlLoop (build_loop), ``now`` the shard's twin
+        clock, ``decide`` its batched gate and ``numerics`` its thread pool. ``plant`` is
+        the asset's simulated plant (an AssetHandle onto its plant shard; None for a plant
+        outside the twin); given ``plc``, its register map, the asset talks to the plant's
+        PLC over Modbus TCP."""
         self.config = asset
+        self.id = asset.id
         self.plant = plant
         self.safety = safety
+        self.now = now
+        self._decide = decide
+        self._numerics = numerics
         if asset.measurement_source == "mqtt":
             self.link = IngestLink(asset.id)
         elif plc is not None:
@@ -86,47 +109,35 @@ class AssetActor:
             self.link = DirectLink(plant)
         self.publisher = None
         self._samples = msgspec.msgpack.Decoder(list[MeasurementPayload])
-        self.model = model = model_of(asset)
-        self.loop = ControlLoop(
-            asset.id, model, build_estimator(model, asset.estimator),
-            build_controller(model, asset.controller, asset.limits),
-            x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
-            reference=asset.reference, t0=clock.epoch,
-        )
-        self.clock_spec = clock
-        self.clock = clock.make(asset.period_s)
-        self.lockstep = clock.lockstep
+        self.model = loop.model
+        self.loop = loop
+        self.period = float(asset.period_s)
+        self.epoch = t0
+        """Deadlines are epoch + k period: the site clock's epoch, shared by every shard,
+        so that assets of equal or commensurate periods meet at the same instants."""
+        self.k: int | None = None
+        """Index of the next deadline; None while not running."""
+        self.last_tick = t0
+        self.overruns = 0
         self.mode = Mode(asset.mode)
         self.metrics = AssetMetrics()
-        self.setpoint_times = dict.fromkeys(asset.limits, clock.epoch)
+        self.setpoint_times = dict.fromkeys(asset.limits, t0)
         self.proposal: Proposal | None = None
+        self.result: TickResult | None = None
         self.safety_error: str | None = None
         self.tick_error: str | None = None
-        self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
-        self._numerics = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"numerics-{asset.id}")
-        self._lock = asyncio.Lock()
+        self.restarted = False
+        self.lock = asyncio.Lock()
         self._tuning_lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
         self.listeners: list = []
         self.revision = 0
-        self._resumed = asyncio.Event()
-        # held so that the task is not garbage-collected before it runs
-        self._resuming = asyncio.get_event_loop().create_task(self._resume())
 
-    async def _resume(self) -> None:
-        """Restore the last checkpoint after a restart (a first start has none) and, if
-        the killed actor was running in real time, run again."""
-        try:
-            if self.restarted:
-                point = await self.safety.restore_point.remote(self.config.id)
-                self._restore(point)
-                checkpoint = point["checkpoint"] or {}
-                if checkpoint.get("running") and not self.lockstep:
-                    self._task = asyncio.create_task(self._run(after=checkpoint["clock"]))
-        finally:
-            self._resumed.set()
+    # -- restarts --------------------------------------------------------------------------
 
-    def _restore(self, point: dict[str, Any]) -> None:
+    def restore(self, point: dict[str, Any]) -> dict[str, Any]:
+        """Take a restore point of the safety actor (checkpoint or None, mode, last
+        applied values); returns the checkpoint (empty if none)."""
+        self.restarted = True
         self.mode = Mode(point["mode"])
         checkpoint = point["checkpoint"]
         if checkpoint is not None:
@@ -135,18 +146,17 @@ class AssetActor:
                           msgspec.convert(checkpoint["limits"], dict[str, SetpointLimit]))
             self.loop.controller.restore(checkpoint["controller"])
             self.setpoint_times.update(checkpoint["setpoint_times"])
-            if self.lockstep:
-                self.clock = ClockSpec(lockstep=True, epoch=checkpoint["clock"]).make(
-                    self.config.period_s)
+            self.last_tick = checkpoint["clock"]
         applied = {name: value for name, (value, _) in point["last_applied"].items()}
-        self._take(applied)
+        self.loop.applied(applied)
+        return checkpoint or {}
 
-    def _checkpoint(self) -> dict[str, Any]:
+    def checkpoint(self) -> dict[str, Any]:
         return {"loop": self.loop.checkpoint(), "controller": self.loop.controller.checkpoint(),
                 "tuning": msgspec.to_builtins(self.config.controller),
                 "limits": msgspec.to_builtins(self.config.limits),
-                "setpoint_times": self.setpoint_times, "clock": self.clock.now(),
-                "running": self._task is not None and not self._task.done()}
+                "setpoint_times": self.setpoint_times, "clock": self.last_tick,
+                "running": self.running}
 
     def _retuned(self, settings: ControllerSettings, limits: dict[str, SetpointLimit]) -> None:
         """Run the controller of a tuning restored from a checkpoint (an engineer's retune
@@ -155,81 +165,92 @@ class AssetActor:
             self.loop.controller = build_controller(self.model, settings, limits)
             self.config = msgspec.structs.replace(self.config, controller=settings, limits=limits)
 
-    def pid(self) -> int:
-        """The worker process id (tests kill it)."""
-        return os.getpid()
+    # -- the tick, in two halves around the shard's batched gate ---------------------------
 
-    # -- running ------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.k is not None
 
-    async def start(self) -> None:
-        """Start ticking in real time (no-op if already running). The clock starts here,
-        so deadlines that passed while the rest of the fleet was starting are not overruns."""
-        await self._resumed.wait()
-        if self._task is None or self._task.done():
-            self.clock = self.clock_spec.make(self.config.period_s)
-            self._task = asyncio.create_task(self._run())
+    @property
+    def next_deadline(self) -> float:
+        """Twin time of the next tick (inf while not running)."""
+        return math.inf if self.k is None else self.epoch + self.k * self.period
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+    def schedule(self, after: float) -> None:
+        """Tick at every deadline after twin time ``after``."""
+        self.k = math.floor((after - self.epoch) / self.period + 1e-9) + 1
 
-    async def run_for(self, duration: float) -> int:
-        """Lock-step: tick ``duration`` twin-seconds as fast as possible; returns ticks run."""
-        await self._resumed.wait()
-        end = self.clock.now() + duration - 1e-9
-        ticks = 0
-        while self.clock.now() < end:
-            await self.tick(await self.clock.tick())
-            ticks += 1
-        return ticks
+    def resume(self, now: float, last_tick: float) -> None:
+        """After a restart: run the deadline missed since ``last_tick`` at once (if one
+        was), then every deadline after it."""
+        missed = math.floor((now - self.epoch) / self.period + 1e-9)
+        self.k = missed if self.epoch + missed * self.period > last_tick + 1e-9 else missed + 1
 
-    async def _run(self, after: float | None = None) -> None:
-        """Tick at every deadline. A restarted loop (``after``: the twin time of its last
-        checkpoint) first runs the deadline it missed while it was down, at once."""
-        if after is not None:
-            clock = self.clock
-            missed = clock.epoch + clock.period * math.floor((clock.now() - clock.epoch)
-                                                             / clock.period)
-            if missed > after:
-                await self.tick(missed)
-        while True:
-            await self.tick(await self.clock.tick())
-
-    async def tick(self, t: float) -> None:
-        """One measure -> estimate -> propose -> gate -> write cycle at twin time ``t``."""
-        started = time.perf_counter()
+    async def advance(self, t: float) -> GateRequest:
+        """Measure, then observe and propose on the shard's threads. A failure of the
+        link or the numerics is reported; the request then carries what there is."""
+        measurement: Measurement | None = None
+        propose = self.mode is not Mode.OFF
         try:
-            if self.lockstep and self.plant is not None:
-                await self.plant.advance_to.remote(t)
-            measurement: Measurement | None = await self.link.measure()
-            async with self._lock:
-                if measurement is not None:
-                    estimate = await self._numeric(self.loop.observe, measurement)
-                    self.metrics.anomalies += estimate.anomaly
-                if self.mode is not Mode.OFF:
-                    self.proposal = await self._numeric(self.loop.propose, t)
-                    self.metrics.solve_seconds.observe(self.proposal.solve_time_s)
-                    await self._gate(self.proposal, self._measurement_age(t), measurement)
-                await self._observe(measurement)
-            self.tick_error = None
+            measurement = await self.link.measure()
+            request = await self._numeric(self.loop.advance, t, measurement, propose)
         except Exception as error:  # a failed tick is reported, and the next one tries again
             self.tick_error = f"{type(error).__name__}: {error}"
+            return GateRequest(asset=self.id, time=t, measurement=measurement,
+                               measurement_age=self.loop.measurement_age(t), proposal=None)
+        self.tick_error = None
+        if request.proposal is not None:
+            self.proposal = request.proposal
+            self.metrics.solve_seconds.observe(request.proposal.solve_time_s)
+        return request
+
+    async def complete(self, request: GateRequest, decision: Decision | None,
+                       error: str | None, started: float) -> TickResult:
+        """Write what the gate let through (None: it did not answer, ``error`` says why:
+        nothing is written) and account for the tick."""
+        if decision is not None and not await self._write(decision):
+            decision = None
+        if error is not None:
+            self.safety_error = error
+        result = self.loop.complete(request, decision)
+        self.result = result
+        self.last_tick = request.time
+        self.metrics.anomalies += result.estimate is not None and result.estimate.anomaly
         self.metrics.ticks += 1
-        self.metrics.overruns = self.clock.overruns
+        self.metrics.overruns = self.overruns
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
-        self.metrics.estimates = self.loop.model.states.mapping(self.loop.x)
+        self.metrics.estimates = self.model.states.mapping(self.loop.x)
         self.metrics.nis = self.loop.state.nis
-        self._notify()
+        self.notify()
         if self.publisher is not None:
             self.publisher.publish_estimate.remote(self.loop.estimate())
+        return result
+
+    async def _write(self, decision: Decision) -> bool:
+        """Apply a decision's writes to the plant; False if they did not reach it."""
+        self.safety_error = None
+        self.mode = decision.mode
+        for record in decision.records:
+            self.metrics.decisions[record.outcome.value] += 1
+        if not decision.applied:
+            return True
+        try:
+            await self.link.apply(decision.applied, self._written(decision.applied))
+        except Exception as error:
+            self.tick_error = f"{type(error).__name__}: {error}"
+            return False
+        self.setpoint_times.update(dict.fromkeys(decision.applied, decision.time))
+        if self.publisher is not None:
+            self.publisher.publish_setpoints.remote(
+                Setpoint(asset=self.id, time=decision.time, values=decision.applied))
+        return True
 
     def add_listener(self, listener) -> None:
         """Push this asset's status to ``listener.publish`` (an actor handle, e.g. the OPC UA
         gateway) after every tick and operator action; fire and forget."""
         self.listeners.append(listener)
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
         """The status changed: count a new revision (so that a listener can tell an older
         snapshot from a newer one) and push it to every listener."""
         self.revision += 1
@@ -240,23 +261,10 @@ class AssetActor:
 
     def _measurement_age(self, t: float) -> float:
         """Twin seconds since the newest measurement was sampled (inf before the first)."""
-        last = self.loop.last_measurement
-        return math.inf if last is None else t - last.time
+        return self.loop.measurement_age(t)
 
     async def _numeric(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._numerics, function, *args)
-
-    async def _observe(self, measurement: Measurement) -> None:
-        """Hand the safety actor this tick's measurement and a checkpoint, in any mode."""
-        try:
-            await asyncio.wait_for(self.safety.observe.remote(
-                self.config.id, measurement, self._checkpoint()), SAFETY_TIMEOUT_S)
-        except (TimeoutError, ray.exceptions.RayActorError) as error:
-            self.safety_error = (f"{SAFETY_DOWN} ({type(error).__name__}): outputs hold their "
-                                 "last safe value")
-        else:
-            if self.mode is Mode.OFF:
-                self.safety_error = None
 
     async def _ask(self, method, *args, deadline: bool = True):
         """Call a safety-actor ``method``; if it does not answer within SAFETY_TIMEOUT_S,
@@ -266,38 +274,38 @@ class AssetActor:
         try:
             return await asyncio.wait_for(method.remote(*args, **kwargs), SAFETY_TIMEOUT_S)
         except (TimeoutError, ray.exceptions.RayActorError) as error:
-            raise RuntimeError(f"{SAFETY_DOWN} ({type(error).__name__}): nothing changed") from None
+            raise RuntimeError(safety_down(error, "nothing changed")) from None
 
-    async def _gate(self, proposal: Proposal | None, measurement_age: float,
-                    measurement: Measurement | None = None, approve: int | None = None,
+    async def _gate(self, proposal: Proposal | None, approve: int | None = None,
                     user: str = "") -> Decision | None:
-        """Ask the safety actor (to decide ``proposal``, or to approve queued proposal
-        number ``approve``); write only what it lets through. Fails closed."""
-        deadline = time.time() + SAFETY_TIMEOUT_S
+        """Ask the safety actor (to decide an operator's ``proposal`` through the shard's
+        gate, or to approve queued proposal number ``approve``); write only what it lets
+        through. Fails closed."""
         if approve is None:
-            ref = self.safety.decide.remote(proposal, measurement_age, measurement, deadline)
+            decisions, error = await self._decide([GateRequest(
+                asset=self.id, time=proposal.time, measurement=None,
+                measurement_age=self._measurement_age(proposal.time), proposal=proposal)])
+            if decisions is None:
+                self.safety_error = error
+                return None
+            decision = decisions[0]
         else:
-            ref = self.safety.approve.remote(self.config.id, approve, user, self.clock.now(),
-                                             deadline)
-        try:
-            decision: Decision | None = await asyncio.wait_for(ref, SAFETY_TIMEOUT_S)
-            if decision is None:
-                raise TimeoutError("answered after the deadline")
-        except (TimeoutError, ray.exceptions.RayActorError) as error:
-            self.safety_error = (f"{SAFETY_DOWN} ({type(error).__name__}): nothing written, "
-                                 "outputs hold their last safe value")
+            try:
+                decision = await asyncio.wait_for(self.safety.approve.remote(
+                    self.id, approve, user, self.now(), time.time() + SAFETY_TIMEOUT_S),
+                    SAFETY_TIMEOUT_S)
+                if decision is None:
+                    raise TimeoutError("answered after the deadline")
+            except (TimeoutError, ray.exceptions.RayActorError) as error:
+                self.safety_error = safety_down(
+                    error, "nothing written, outputs hold their last safe value")
+                return None
+        if decision is None:
             return None
-        self.safety_error = None
-        self.mode = decision.mode
-        for record in decision.records:
-            self.metrics.decisions[record.outcome.value] += 1
-        if decision.applied:
-            await self.link.apply(decision.applied, self._written(decision.applied))
-            self._take(decision.applied, decision.time)
-            self.setpoint_times.update(dict.fromkeys(decision.applied, decision.time))
-            if self.publisher is not None:
-                self.publisher.publish_setpoints.remote(
-                    Setpoint(asset=self.config.id, time=decision.time, values=decision.applied))
+        if not await self._write(decision):
+            raise RuntimeError(f"asset {self.id}: the write did not reach the plant: "
+                               f"{self.tick_error}")
+        self.loop.applied(decision.applied, decision.time)
         return decision
 
     def _written(self, applied: dict[str, float]) -> dict[str, float]:
@@ -308,15 +316,6 @@ class AssetActor:
                 **{name: value for name, value in model.disturbances.mapping(self.loop.d).items()
                    if name in self.config.limits}}
         return {**held, **applied}
-
-    def _take(self, applied: dict[str, float], time: float | None = None) -> None:
-        """Hold applied values in the loop: inputs as ``u`` (from twin ``time``), writable
-        disturbances as ``d``."""
-        model = self.model
-        self.loop.applied({n: v for n, v in applied.items() if n in model.inputs}, time)
-        disturbances = {n: v for n, v in applied.items() if n in model.disturbances}
-        if disturbances:
-            self.loop.set_disturbances(disturbances)
 
     # -- operator requests --------------------------------------------------------------
 
@@ -330,20 +329,20 @@ class AssetActor:
             raise ValueError(error.args[0]) from None
         before = self.loop.reference
         await self._ask(self.safety.note, [AuditRecord(
-            time=self.clock.now(), asset=self.config.id, user=user, source="operator",
+            time=self.now(), asset=self.config.id, user=user, source="operator",
             signal=name, requested=value, applied=value, outcome=Outcome.ACCEPTED,
             reason=f"reference {name} {before.get(name, math.nan):.6g} -> {value:.6g} "
                    f"{self.model.outputs[name].unit}",
         ) for name, value in checked.items()])
-        async with self._lock:
+        async with self.lock:
             reference = self.loop.set_reference(checked)
-        self._notify()
+        self.notify()
         return reference
 
     async def set_mode(self, mode: str, user: str) -> str:
         self.mode = Mode(await self._ask(self.safety.set_mode, self.config.id, Mode(mode), user,
-                                         self.clock.now()))
-        self._notify()
+                                         self.now()))
+        self.notify()
         return self.mode.value
 
     async def write_setpoints(self, values: dict[str, float], user: str) -> dict[str, Any]:
@@ -352,11 +351,23 @@ class AssetActor:
         ValueError; an unreachable safety actor raises RuntimeError (nothing written)."""
         for name, value in values.items():
             self._writable(name).check(value)
-        age = self._measurement_age(self.clock.now())
-        proposal = Proposal(asset=self.config.id, time=self.clock.now(), setpoints=values,
+        proposal = Proposal(asset=self.config.id, time=self.now(), setpoints=values,
                             reason="operator setpoint", source="operator", user=user)
-        async with self._lock:
-            decision = await self._gate(proposal, age)
+        async with self.lock:
+            decision = await self._gate(proposal)
+        return self._answer(decision)
+
+    async def safe_state(self, user: str) -> dict[str, Any]:
+        """Propose every writable signal's safe value (source "safe-state", any mode),
+        through the gate like any other write: clamped to the engineering limits and
+        audited under ``user``. An unreachable safety actor raises RuntimeError."""
+        proposal = Proposal(asset=self.id, time=self.now(),
+                            setpoints={name: safe_value(name, limit)
+                                       for name, limit in self.config.limits.items()},
+                            reason=f"safe state requested by {user}", source=SAFE_STATE,
+                            user=user)
+        async with self.lock:
+            decision = await self._gate(proposal)
         return self._answer(decision)
 
     async def proposals(self) -> list[dict[str, Any]]:
@@ -366,14 +377,14 @@ class AssetActor:
     async def approve(self, number: int, user: str) -> dict[str, Any]:
         """Write queued proposal ``number``, gated again now (limits, rates, interlocks,
         staleness at approval time). An unknown number raises LookupError."""
-        async with self._lock:
-            decision = await self._gate(None, math.nan, approve=number, user=user)
+        async with self.lock:
+            decision = await self._gate(None, approve=number, user=user)
         return self._answer(decision)
 
     async def reject(self, number: int, user: str) -> dict[str, Any]:
         """Drop queued proposal ``number`` (LookupError if unknown); nothing is written."""
         return await self._ask(self.safety.reject, self.config.id, number, user,
-                               self.clock.now())
+                               self.now())
 
     async def limits(self) -> dict[str, dict[str, float]]:
         return await self._ask(self.safety.limits, self.config.id, deadline=False)
@@ -383,7 +394,7 @@ class AssetActor:
         """Narrow writable signals to operator bands inside the engineering limits;
         a band outside them raises ValueError and changes nothing."""
         return await self._ask(self.safety.set_operator_limits, self.config.id, bands, user,
-                               self.clock.now())
+                               self.now())
 
     def _writable(self, name: str):
         if name not in self.config.limits:
@@ -395,7 +406,7 @@ class AssetActor:
     def _answer(self, decision: Decision | None) -> dict[str, Any]:
         if decision is None:
             raise RuntimeError(self.safety_error)
-        self._notify()
+        self.notify()
         return {"applied": decision.applied, "time": decision.time, "mode": decision.mode.value,
                 "revision": self.revision,
                 "records": [{"signal": r.signal, "outcome": r.outcome.value, "reason": r.reason}
@@ -429,9 +440,9 @@ class AssetActor:
             settings, limits = retune(self.model, self.config.controller, self.config.limits,
                                       change, CONTROLLER_BACKENDS)
             controller = await self._numeric(build_controller, self.model, settings, limits)
-            t = self.clock.now()
+            t = self.now()
             await self._ask(self.safety.set_limits, self.config.id, limits, user, t)
-            async with self._lock:
+            async with self.lock:
                 self.loop.controller = controller
                 self.config = msgspec.structs.replace(self.config, controller=settings,
                                                       limits=limits)
@@ -459,7 +470,7 @@ class AssetActor:
             "revision": self.revision,
             "healthy": self.healthy(),
             "link": self.link.status(),
-            "measurement_age_s": _finite_or_none(self._measurement_age(self.clock.now())),
+            "measurement_age_s": _finite_or_none(self._measurement_age(self.now())),
             "estimate": {name: {"value": value, "unit": model.states[name].unit,
                                 "std": estimate.std[name]}
                          for name, value in estimate.values.items()},
@@ -483,7 +494,7 @@ class AssetActor:
             "estimator": self._estimator_status(),
             "period_s": self.config.period_s,
             "ticks": self.metrics.ticks,
-            "overruns": self.clock.overruns,
+            "overruns": self.overruns,
             "errors": [e for e in (self.link.status()["error"], self.safety_error, self.tick_error)
                        if e],
             "outputs_held": self.safety_error is not None,
@@ -507,6 +518,8 @@ class AssetActor:
             "significance": self.config.estimator.significance,
             "anomaly": state.anomaly,
             "anomalies": self.metrics.anomalies,
+            "persistent_anomaly": loop.persistent_anomaly,
+            "recent_anomalies": f"{loop.anomalies.count} of the last {loop.anomalies.size}",
         }
 
     def controller_tuning(self) -> dict[str, Any]:
@@ -515,7 +528,7 @@ class AssetActor:
 
     def healthy(self) -> bool:
         return (self.safety_error is None and self.tick_error is None
-                and self.link.status()["error"] is None)
+                and self.link.status()["error"] is None and not self.loop.persistent_anomaly)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.config.id, "kind": self.config.kind, "mode": self.mode.value,

@@ -1,10 +1,20 @@
-"""Build a site's actors from its configuration: one safety actor, and per asset a
-simulated plant and an asset actor, all named in the ``twinloop`` namespace; on request
-the OPC UA gateway (``opcua:<site>``) in front of them.
+"""Build a site's actors from its configuration, all named in the ``twinloop`` namespace:
+
+    safety:<site>   the safety actor (actors.safety), the only path to an output
+    shard:<n>       asset shards (actors.shard): ``[fleet] assets_per_shard`` assets each
+    plants:<n>      plant shards (actors.plant): the simulated plants of shard n's assets
+                    and their PLC simulators, in one process beside it
+    opcua:<site>    on request, the OPC UA gateway; mqtt:<site> given a broker
+
+Assets are packed in site-file order; shards are placed with Ray's SPREAD strategy, so
+on a cluster they spread over the nodes. The directory (``Fleet.directory``) maps each
+asset id to its shard; ``Fleet.assets[id]`` and ``Fleet.plants[id]`` are per-asset
+handles (actors.directory.AssetHandle) with the method names of one asset, so HTTP, OPC
+UA, MQTT and tests address assets by id wherever they are hosted.
 
 With ``modbus=True`` each simulated plant serves its PLC registers over Modbus TCP
 (``base_port + i`` for asset i; engine.registers) and each asset reads measurements and
-writes setpoints through it; otherwise assets call their plant actors directly.
+writes setpoints through it; otherwise assets call their plant shards directly.
 Given an MQTT broker, an MqttGateway feeds the assets whose ``measurement_source`` is
 "mqtt" and publishes every asset's estimates and applied setpoints.
 
@@ -13,6 +23,8 @@ Called from the driver (CLI, tests), never from inside an actor's loop.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +33,12 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import NAMESPACE
-from actors.asset import AssetActor
+from actors.directory import AssetHandle
 from actors.mqtt import MqttGateway
 from actors.opcua import OpcUaActor
-from actors.plant import SimulatedPlantActor
+from actors.plant import PlantShard
 from actors.safety import SafetyActor
+from actors.shard import AssetShard
 from engine.clock import ClockSpec
 from engine.config import AssetConfig, OpcUaSettings, SiteConfig
 from engine.mqtt_codec import parse_broker
@@ -35,13 +48,19 @@ from plants import model_of
 
 @dataclass
 class Fleet:
-    """Handles to the actors of one running site."""
+    """Handles to the actors of one running site.
+
+    ``shards`` and ``plant_shards`` by actor name; ``directory`` maps asset id to the
+    name of its shard; ``assets`` and ``plants`` are per-asset handles."""
 
     site: SiteConfig
     clock: ClockSpec
     safety: Any
-    assets: dict[str, Any] = field(default_factory=dict)
-    plants: dict[str, Any] = field(default_factory=dict)
+    assets: dict[str, AssetHandle] = field(default_factory=dict)
+    plants: dict[str, AssetHandle] = field(default_factory=dict)
+    shards: dict[str, Any] = field(default_factory=dict)
+    plant_shards: dict[str, Any] = field(default_factory=dict)
+    directory: dict[str, str] = field(default_factory=dict)
     namespace: str = NAMESPACE
     opcua: Any = None
     plcs: dict[str, PlcMap] = field(default_factory=dict)
@@ -53,11 +72,18 @@ class Fleet:
 
     def start(self) -> None:
         """Start every asset's real-time loop."""
-        ray.get([a.start.remote() for a in self.assets.values()])
+        ray.get([shard.start.remote() for shard in self.shards.values()])
 
     def run_for(self, duration: float) -> None:
-        """Lock-step: run every asset ``duration`` twin-seconds, assets in parallel."""
-        ray.get([a.run_for.remote(duration) for a in self.assets.values()])
+        """Lock-step: run every asset ``duration`` twin-seconds. The shards advance
+        together, the shortest period of the site at a time (in parallel within it), so
+        that no shard runs ahead of the measurements another's interlocks watch."""
+        step = min(asset.period_s for asset in self.site.assets)
+        done = 0.0
+        while done < duration - 1e-9:
+            chunk = min(step, duration - done)
+            ray.get([shard.run_for.remote(chunk) for shard in self.shards.values()])
+            done += chunk
 
     def serve_opcua(self, settings: OpcUaSettings | None = None) -> str:
         """Start the OPC UA server (``settings``, default the site file's ``[opcua]``
@@ -78,8 +104,19 @@ class Fleet:
             except Exception:  # already gone: killed below all the same
                 pass
         gateways = [g for g in (self.opcua, self.mqtt) if g is not None]
-        for handle in [*gateways, *self.assets.values(), *self.plants.values(), self.safety]:
+        for handle in [*gateways, *self.shards.values(), *self.plant_shards.values(),
+                       self.safety]:
             ray.kill(handle, no_restart=True)
+
+
+def assets_per_shard(site: SiteConfig, cpus: float | None = None) -> int:
+    """``[fleet] assets_per_shard``, else the fleet spread over the CPUs: ceil(n / CPUs)
+    (``cpus`` default: the Ray cluster's)."""
+    if site.fleet.assets_per_shard is not None:
+        return site.fleet.assets_per_shard
+    if cpus is None:
+        cpus = ray.cluster_resources().get("CPU", os.cpu_count() or 1)
+    return max(1, math.ceil(len(site.assets) / max(1, int(cpus))))
 
 
 def initial_outputs(asset: AssetConfig) -> dict[str, float]:
@@ -114,21 +151,28 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
         site, initial, clock.epoch)
     fleet = Fleet(site, clock, safety, namespace=namespace)
     models = {asset.id: model_of(asset) for asset in site.assets}
-    plcs = {plc.asset: plc for plc in site_map(site, models)} if modbus else {}
-    for asset in site.assets:
-        plant, plc = None, None
-        if asset.measurement_source == "plant":
-            plc = plcs.get(asset.id)
-            plant = SimulatedPlantActor.options(
-                name=f"plant:{asset.id}", namespace=namespace).remote(
-                    asset, clock, plc, site.modbus.scan_period_s)
-            fleet.plants[asset.id] = plant
-            if plc is not None:
-                fleet.plcs[asset.id] = plc
-        fleet.assets[asset.id] = AssetActor.options(
-            name=f"asset:{asset.id}", namespace=namespace).remote(
-                asset, clock, plant, safety, plc, site.modbus)
-    ray.get([fleet.plants[a].start_plc.remote() for a in fleet.plcs])
+    fleet.plcs = {plc.asset: plc for plc in site_map(site, models)} if modbus else {}
+    size = assets_per_shard(site)
+    for n, first in enumerate(range(0, len(site.assets), size)):
+        group = site.assets[first:first + size]
+        simulated = [asset for asset in group if asset.measurement_source == "plant"]
+        plcs = {a.id: fleet.plcs[a.id] for a in group if a.id in fleet.plcs}
+        if simulated:
+            plant_shard = PlantShard.options(
+                name=f"plants:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
+                    simulated, clock, plcs, site.modbus.scan_period_s)
+            fleet.plant_shards[f"plants:{n}"] = plant_shard
+            fleet.plants.update({a.id: AssetHandle(plant_shard, a.id) for a in simulated})
+        shard = AssetShard.options(
+            name=f"shard:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
+                f"shard:{n}", group, clock, safety,
+                {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus)
+        fleet.shards[f"shard:{n}"] = shard
+        for asset in group:
+            fleet.directory[asset.id] = f"shard:{n}"
+            fleet.assets[asset.id] = AssetHandle(shard, asset.id)
+    if fleet.plcs:
+        ray.get([plant_shard.start_plcs.remote() for plant_shard in fleet.plant_shards.values()])
     if mqtt is not None:
         fleet.mqtt = MqttGateway.options(name=f"mqtt:{name}", namespace=namespace).remote(
             name, mqtt, {a: fleet.assets[a] for a in from_mqtt},

@@ -3,9 +3,10 @@
 paho-mqtt 2.x (VERSION2 callbacks) runs its network loop on its own thread:
 
     twinloop/<site>/<id>/measurements --> decode + check (engine.mqtt_codec) --> pending
-    every flush_period_s: pending --> AssetActor.ingest(batch), one call per asset, the
-                                      batch msgpack-encoded (cheaper than pickling)
-    AssetActor tick --> publish_estimate / publish_setpoints --> .../estimates, .../setpoints
+    every flush_period_s: pending --> asset.ingest(batch), one call per asset (on its
+                                      shard), the batch msgpack-encoded (cheaper than
+                                      pickling)
+    asset's tick --> publish_estimate / publish_setpoints --> .../estimates, .../setpoints
 
 Measurements of every asset (``twinloop/<site>/+/measurements``) are subscribed at
 QoS 1 with a persistent session (clean_session False), so the broker keeps them while
@@ -50,9 +51,9 @@ class MqttGateway:
     Args:
         site: site name, the second topic level.
         broker: ``mqtt://host:port``.
-        assets: asset actor handles by id, for those whose measurements come over MQTT.
+        assets: per-asset handles (actors.directory.AssetHandle) by id, for those whose measurements come over MQTT.
         outputs: each of those assets' output signals (the tags it accepts, with bounds).
-        flush_period_s: wall seconds between batched hand-overs to the asset actors.
+        flush_period_s: wall seconds between batched hand-overs to the assets.
     """
 
     def __init__(self, site: str, broker: str, assets: dict[str, Any],
@@ -138,7 +139,7 @@ class MqttGateway:
             await self.flush()
 
     async def flush(self) -> None:
-        """Hand every pending measurement to its asset actor."""
+        """Hand every pending measurement to its asset."""
         with self._lock:
             pending, self._pending = self._pending, {}
         if not pending:

@@ -2,7 +2,7 @@
 
     assets --status push (each tick, each operator action)--> OpcUaActor --> nodes
     OpcUaActor --status poll (every opcua.refresh_s)--------> assets
-    SCADA client --Write Setpoints/<input>--> AssetActor.write_setpoints(values, user)
+    SCADA client --Write Setpoints/<input>--> asset.write_setpoints(values, user)
                                               --> SafetyActor (gated, audited) --> result
 
 The address space is described in :mod:`actors.opcua_space`. A node is written only
@@ -47,6 +47,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from actors.opcua_space import AssetNodes, SetpointNode
 from engine.config import OpcUaSettings, SiteConfig
+from engine.files import private_directory
 from engine.passwords import verify_password
 from plants import model_of
 
@@ -169,7 +170,7 @@ class OpcUaActor:
             self.server = None
 
     async def publish(self, status: dict[str, Any]) -> None:
-        """Show one asset's status snapshot (AssetActor.status); writes only changes."""
+        """Show one asset's status snapshot (AssetShard.status); writes only changes."""
         if self.server is None:
             return
         async with self._lock:
@@ -231,7 +232,7 @@ class OpcUaActor:
 
 async def _self_signed(directory: Path, application_uri: str) -> tuple[Path, Path]:
     """The server's private key and self-signed certificate, generated if missing."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(directory)  # it holds the private key
     key, certificate = directory / "server-key.pem", directory / "server-cert.der"
     await setup_self_signed_certificate(
         key, certificate, application_uri, socket.gethostname(),

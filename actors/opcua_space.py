@@ -92,8 +92,8 @@ class SetpointNode:
 class AssetNodes:
     """Node ids of one asset, and which values changed since they were last written.
 
-    ``updates(status)`` turns an AssetActor status snapshot into the DataValues of the
-    nodes whose value or status code changed, and remembers them; ``written`` records
+    ``updates(status)`` turns an asset's status snapshot (AssetShard.status) into the
+    DataValues of the nodes whose value or status code changed, and remembers them; ``written`` records
     a value written by another path (a client's setpoint write). Snapshots carry the
     asset's revision: one older than a revision already shown (a poll overtaken by a
     push or a write) changes nothing.

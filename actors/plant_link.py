@@ -1,9 +1,10 @@
-"""How an AssetActor reaches its plant: measurements in, gated setpoints out.
+"""How a hosted asset (actors.asset) reaches its plant: measurements in, gated setpoints out.
 
-    DirectLink   actor calls to the SimulatedPlantActor (lock-step tests, no protocol)
+    DirectLink   actor calls to its simulated plant in a plant shard, through the
+                 asset's handle (actors.directory.AssetHandle; lock-step tests, no protocol)
     ModbusLink   a Modbus TCP client of the plant's PLC: input registers in, holding
                  registers out (engine.registers)
-    IngestLink   measurements pushed by a gateway (MQTT) through AssetActor.ingest;
+    IngestLink   measurements pushed by a gateway (MQTT) through AssetShard.ingest;
                  setpoints leave through the gateway's publisher
 
 ``measure()`` returns the newest measurement, or None when there is nothing new (a lost
@@ -26,7 +27,8 @@ from engine.registers import PlcMap
 
 
 class DirectLink:
-    """The simulated plant actor, called directly."""
+    """The simulated plant, called directly: ``plant`` is the asset's handle onto its
+    plant shard (``plant.measure.remote()`` calls ``shard.measure.remote(asset_id)``)."""
 
     def __init__(self, plant) -> None:
         self.plant = plant
@@ -123,7 +125,7 @@ class ModbusLink:
 
 
 class IngestLink:
-    """Measurements pushed in (AssetActor.ingest); setpoints go out through a publisher."""
+    """Measurements pushed in (AssetShard.ingest); setpoints go out through a publisher."""
 
     def __init__(self, asset: str) -> None:
         self.asset = asset

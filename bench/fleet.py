@@ -10,12 +10,13 @@ This benchmark measures those costs, each next to a baseline from the same run:
 
 - Fleet start: wall seconds of ``build_fleet`` + ``Fleet.start`` for N tanks (total
   and per asset), real-time clock at ``speed`` twin-seconds per wall second.
-- Tick time: each AssetActor's own tick histogram (measure -> estimate -> propose ->
-  gate -> write, with the plant and safety actor reached over Ray) against the same
-  tick run in a plain loop in this process (SimulatedPlant, ControlLoop, the pure
-  safety policy and the SQLite audit log, no Ray), as many ticks per asset as each
-  actor runs. Their ratio is the Ray overhead. Means are exact (histogram sums);
-  actor medians and p99 are interpolated inside the metric buckets (..., 25, 50, 100,
+- Tick time: each asset's own tick histogram (measure -> estimate -> propose -> gate
+  -> write, in its asset shard, with the plant shard and safety actor reached over
+  Ray) against the same tick run in a plain loop in this process (SimulatedPlant,
+  ``ControlLoop.tick`` with the safety policy in memory, engine.gate.PolicyGate, and
+  the records committed to the SQLite audit log, no Ray), as many ticks per asset as
+  each asset runs. Their ratio is the Ray overhead. Means are exact (histogram sums);
+  asset medians and p99 are interpolated inside the metric buckets (..., 25, 50, 100,
   250 ms), so they are coarse. The controller's solve time is compared the same way,
   which tells slower numerics (processes competing for the CPUs) from messaging.
 - Real-time health: ticks, deadline overruns (overrun ratio = overruns / (ticks +
@@ -56,12 +57,11 @@ from controllers import build_controller, build_estimator
 from engine.audit import AuditLog
 from engine.clock import ClockSpec
 from engine.config import SiteConfig, parse_site
+from engine.gate import PolicyGate
 from engine.loop import ControlLoop
-from engine.messages import Mode
-from engine.safety import Applied, decide
 from engine.simulation import SimulatedPlant
 
-ACTOR_CLASSES = ("AssetActor", "SimulatedPlantActor", "SafetyActor")
+ACTOR_CLASSES = ("AssetShard", "PlantShard", "SafetyActor")
 BASELINE_ASSETS = 3
 MB = 2**20
 STARTUP_READ_S = 0.5
@@ -114,25 +114,16 @@ def baseline(site: SiteConfig, ticks: int, audit_db: Path) -> dict:
         )
         plant = SimulatedPlant(asset.id, model, asset.simulation, x0=asset.initial,
                                u0=asset.inputs, d=asset.disturbances, t0=epoch)
-        last_applied = {name: Applied(value, epoch) for name, value
-                        in model.inputs.mapping(model.inputs.vector(asset.inputs)).items()}
+        gate = PolicyGate(asset, model.inputs.mapping(model.inputs.vector(asset.inputs)), epoch)
         for k in range(1, ticks + 1):
             t = epoch + k * asset.period_s
             started = time.perf_counter()
             plant.advance_to(t)
-            measurement = plant.measure()
-            loop.observe(measurement)
-            proposal = loop.propose(t)
-            solve_seconds.append(proposal.solve_time_s)
-            decision = decide(proposal, mode=Mode(asset.mode), limits=asset.limits,
-                              last_applied=last_applied, measurement_age=t - measurement.time,
-                              max_measurement_age=asset.max_measurement_age_s)
-            audit.append(decision.records)
-            for name, value in decision.applied.items():
-                last_applied[name] = Applied(value, decision.time)
-            if decision.applied:
-                plant.apply(decision.applied)
-                loop.applied(decision.applied)
+            result = loop.tick(t, plant.measure(), gate)
+            solve_seconds.append(result.proposal.solve_time_s)
+            audit.append(result.decision.records)
+            if result.applied:
+                plant.apply(result.applied)
             tick_seconds.append(time.perf_counter() - started)
         rss.append(process.memory_info().rss)
     further = [(b - a) / MB for a, b in zip(rss[1:], rss[2:])]
@@ -188,7 +179,7 @@ def actor_memory() -> dict:
             memory = child.memory_full_info()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        # "ray::AssetActor", "ray::AssetActor.status", "ray::asset:tank-01:AssetActor.__init__"
+        # "ray::AssetShard", "ray::AssetShard.status", "ray::shard:0:AssetShard.__init__"
         actor_class = title.split(".")[0].rsplit(":", 1)[-1] if title.startswith("ray::") else ""
         if actor_class in by_class:
             by_class[actor_class].append({"rss": memory.rss / MB, "uss": memory.uss / MB})
@@ -353,7 +344,7 @@ def main() -> None:
         fleet = run_fleet(site, args.seconds, args.speed)
 
     memory = fleet["memory"]
-    pair_rss = sum(memory[c]["rss_mb"]["median"] for c in ("AssetActor", "SimulatedPlantActor")
+    pair_rss = sum(memory[c]["rss_mb"]["median"] for c in ("AssetShard", "PlantShard")
                    if memory[c]["rss_mb"])
     further = base["further_loop_rss_mb"] or 0.0  # None with fewer than two baseline loops
     result = {

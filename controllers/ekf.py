@@ -51,6 +51,7 @@ class ExtendedKalmanFilter:
 
     def __init__(self, model: PlantModel, settings: EstimatorSettings) -> None:
         self.model = model
+        self.settings = settings
         self.filter = FilterModel(model, settings, "EKF")
         self.parameter_names = self.filter.parameter_names
         self._Q = self.filter.process_noise_rate

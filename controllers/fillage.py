@@ -41,6 +41,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from controllers.mpc_common import parameter_vector
 from engine.config import ControllerSettings, SetpointLimit
 from engine.messages import Proposal
 from engine.model import PlantModel
@@ -111,18 +112,20 @@ class FillageController:
         """Nothing to restore (see :meth:`checkpoint`)."""
 
     def step(self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
-             reference: Mapping[str, float]) -> Proposal:
-        """Propose the SPM for the next step from the estimate ``x`` and present ``u``."""
+             reference: Mapping[str, float], *, p: np.ndarray | None = None) -> Proposal:
+        """Propose the SPM for the next step from the estimate ``x``, present ``u`` and
+        the model parameters ``p`` (None: nominal) the predictions use."""
         started = time.perf_counter()
+        p = parameter_vector(self.model, p)
         target = float(reference.get("fillage", DEFAULT_FILLAGE))
         if not 0 < target <= 1:
             raise ValueError(f"reference 'fillage' must be within 0..1, got {target}")
         speed = float(u[self._spm])
-        fillage, loading = self._outputs(t, x, u, d, speed)
+        fillage, loading = self._outputs(t, x, u, d, p, speed)
         status = "ok"
         if loading > 1.0:
             floor = self._bounded(speed - self.max_step)
-            new = max(floor, self._highest_within_limit(t, x, u, d, floor, speed))
+            new = max(floor, self._highest_within_limit(t, x, u, d, p, floor, speed))
             reason = (f"Goodman load {_pct(loading)} of allowable > 100 % -> SPM {speed:.1f} -> "
                       f"{new:.1f} to relieve the rods")
         elif abs(fillage - target) <= self.deadband:
@@ -134,7 +137,7 @@ class FillageController:
             candidate = self._bounded(self._limited(speed, wanted))
             new, capped_loading = candidate, None
             if candidate > speed:
-                new, capped_loading = self._goodman_cap(t, x, u, d, speed, candidate)
+                new, capped_loading = self._goodman_cap(t, x, u, d, p, speed, candidate)
                 if capped_loading is not None:
                     status = "limited"
             reason = self._explain(fillage, target, speed, candidate, new, capped_loading)
@@ -144,7 +147,7 @@ class FillageController:
                           f"{self.max_step:.1f} SPM per step)"
         return Proposal(asset="", time=t, setpoints={"SPM": new}, reason=reason, status=status,
                         solve_time_s=time.perf_counter() - started,
-                        predicted=self._predict(x, u, d, new))
+                        predicted=self._predict(x, u, d, p, new))
 
     # -- the law ---------------------------------------------------------------------------
 
@@ -161,28 +164,28 @@ class FillageController:
     def _limited(self, speed: float, new: float) -> float:
         return float(np.clip(new, speed - self.max_step, speed + self.max_step))
 
-    def _outputs(self, t, x, u, d, speed: float) -> tuple[float, float]:
+    def _outputs(self, t, x, u, d, p, speed: float) -> tuple[float, float]:
         trial = np.array(u, dtype=float)
         trial[self._spm] = speed
-        y = self.model.output(t, x, trial, d)
+        y = self.model.output(t, x, trial, d, p)
         return float(y[self._fillage]), float(y[self._loading])
 
-    def _goodman_cap(self, t, x, u, d, speed: float, new: float) -> tuple[float, float | None]:
+    def _goodman_cap(self, t, x, u, d, p, speed: float, new: float) -> tuple[float, float | None]:
         """Largest speed in [speed, new] whose predicted rod loading stays within the
         limit (bisection; loading rises with speed). Returns the speed and, if capped,
         the loading that capped it."""
-        _, loading_new = self._outputs(t, x, u, d, new)
+        _, loading_new = self._outputs(t, x, u, d, p, new)
         if loading_new <= self.max_rod_loading:
             return new, None
-        capped = self._highest_within_limit(t, x, u, d, speed, new)
+        capped = self._highest_within_limit(t, x, u, d, p, speed, new)
         return (capped if capped - speed >= 0.05 else speed), loading_new
 
-    def _highest_within_limit(self, t, x, u, d, low: float, high: float) -> float:
+    def _highest_within_limit(self, t, x, u, d, p, low: float, high: float) -> float:
         """Highest speed in [low, high] with predicted rod loading <= ``max_rod_loading``
         (bisection; loading rises with speed), ``low`` if none."""
         for _ in range(40):
             middle = (low + high) / 2
-            if self._outputs(t, x, u, d, middle)[1] <= self.max_rod_loading:
+            if self._outputs(t, x, u, d, p, middle)[1] <= self.max_rod_loading:
                 low = middle
             else:
                 high = middle
@@ -205,15 +208,15 @@ class FillageController:
         return (f"Fillage {_pct(fillage)} >= target {_pct(target)}: pump-off margin -> SPM "
                 f"{speed:.1f} -> {new:.1f} to draw the well down")
 
-    def _predict(self, x, u, d, new: float) -> dict[str, list[float]]:
+    def _predict(self, x, u, d, p, new: float) -> dict[str, list[float]]:
         """Fillage and rod loading over the horizon with the new speed held."""
         trial = np.array(u, dtype=float)
         trial[self._spm] = new
         state = np.array(x, dtype=float)
         fillage, loading = [], []
         for _ in range(self.settings.horizon):
-            state = self.model.step(state, trial, d)
-            y = self.model.output(0.0, state, trial, d)
+            state = self.model.step(state, trial, d, p)
+            y = self.model.output(0.0, state, trial, d, p)
             fillage.append(float(y[self._fillage]))
             loading.append(float(y[self._loading]))
         return {"fillage": fillage, "rod_loading": loading}

@@ -15,7 +15,8 @@ Noise (SI, per signal name; the same for the KF, EKF and UKF):
         sqrt(second), default the state's ``std``; for an estimated parameter its
         random-walk std from ``estimate_parameters``, parameter units per sqrt(second).
     R = diag(measurement_std^2): measurement_std in output units, default the
-        output's ``std``; it must be positive.
+        output's ``std``; it must be positive. Outputs named in ``unfiltered_outputs``
+        (KPIs derived from other measured outputs) are not used in the correction.
     P0 = diag(initial_std^2): default 1 % of a state's nominal value (10 % of an
         estimated parameter's), at least its process std over one hour.
 
@@ -100,7 +101,10 @@ class FilterModel:
         self.initial_covariance = np.diag(initial_std**2)
         self.significance = settings.significance
         self._thresholds: dict[int, float] = {}
+        _require_known("unfiltered_outputs", dict.fromkeys(settings.unfiltered_outputs),
+                       model.outputs)
         self._output_index = {name: i for i, name in enumerate(model.outputs.names)}
+        self._unfiltered = frozenset(settings.unfiltered_outputs)
 
     @property
     def size(self) -> int:
@@ -160,13 +164,16 @@ class FilterModel:
         return math.ceil(dt / self.model.dt - 1e-9) if dt > 0 else 0
 
     def measured(self, y: Mapping[str, float]) -> tuple[list[int], np.ndarray]:
-        """Output rows and finite values of a measurement, in the measurement's order."""
+        """Output rows and finite values of a measurement, in the measurement's order,
+        without the outputs the settings leave unfiltered."""
         rows, values = [], []
         for name, value in y.items():
             row = self._output_index.get(name)
             if row is None:
                 raise ValueError(f"{self.who}: unknown output {name!r}; known outputs: "
                                  f"{', '.join(self.model.outputs.names)}")
+            if name in self._unfiltered:
+                continue
             try:
                 number = float(value)
             except (TypeError, ValueError):

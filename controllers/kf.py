@@ -48,6 +48,7 @@ class LinearKalmanFilter:
 
     def __init__(self, model: PlantModel, settings: EstimatorSettings) -> None:
         self.model = model
+        self.settings = settings
         self.filter = FilterModel(model, settings, "KF")
         self.parameter_names = self.filter.parameter_names
         z, u, d, _ = self.filter.symbols()

@@ -4,6 +4,7 @@ failed solve. Their settings are checked by controllers.backends.check_settings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -109,3 +110,21 @@ def held_plan(model: PlantModel, t: float, u: np.ndarray, lower: np.ndarray, upp
                              f"solver failed ({status}): holding last good plan",
                              f"failed: {status}", solve_time)
     return proposal, plan_inputs, plan_outputs
+
+
+def parameter_vector(model: PlantModel, p: np.ndarray | None) -> np.ndarray:
+    """The parameter vector a controller predicts with: ``p`` (model order, parameter
+    units, e.g. ControlLoop.parameters with the estimator's estimates) or the nominal
+    values if None. A wrong length or a non-finite or out-of-bounds value raises
+    ValueError naming the parameter."""
+    if p is None:
+        return model.parameters.nominal
+    p = np.asarray(p, dtype=float).ravel()
+    if p.size != len(model.parameters):
+        raise ValueError(f"p: expected {len(model.parameters)} parameter values for "
+                         f"{list(model.parameters.names)}, got {p.size}")
+    for signal, value in zip(model.parameters, p):
+        if not (math.isfinite(value) and signal.lower <= value <= signal.upper):
+            raise ValueError(f"p[{signal.name!r}] = {value} is outside [{signal.lower:g}, "
+                             f"{signal.upper:g}] {signal.unit}")
+    return p

@@ -1,10 +1,10 @@
 """Nonlinear MPC on do-mpc and IPOPT, over a PlantModel's RK4 step.
 
 The do-mpc model is *discrete*: x[k+1] = F(x[k], u[k], d, p, dt) with the PlantModel's
-RK4 step, parameters p fixed at their nominal values, and the disturbances d, the
-output references r and the tracking weights as time-varying parameters, so they can
-change between calls without rebuilding the problem. Over the horizon of N steps
-(t_step = the model's dt) the controller minimises
+RK4 step, and the model parameters p (nominal, or the estimator's estimates), the
+disturbances d, the output references r and the tracking weights as time-varying
+parameters, so they can change between calls without rebuilding the problem. Over the
+horizon of N steps (t_step = the model's dt) the controller minimises
 
     sum_{k=0}^{N-1} [ sum_y w_y ((h_y(x_k, u_k, d, p) - r_y) / s_y)^2
                       + sum_u w_du ((u_k - u_{k-1}) / s_u)^2 ]
@@ -15,7 +15,8 @@ the output or input signal, or max(|nominal|, 1) where a bound is infinite; outp
 without a reference weigh 0 (see ``engine.config.ControllerSettings``).
 
 Signals: in the state estimate x [state units], the applied inputs u [input units],
-the disturbances d [disturbance units] and the references {output name: value};
+the disturbances d [disturbance units], the references {output name: value} and the
+model parameters p [parameter units];
 out a Proposal with the first move {input name: value}, the predicted outputs at
 t + dt, ..., t + N dt and a reason with numbers and units.
 
@@ -46,7 +47,7 @@ with warnings.catch_warnings():
 
 from controllers.mpc_common import (
     DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, held_plan, input_bounds,
-    plan_proposal, plan_reason, require_known, spans,
+    parameter_vector, plan_proposal, plan_reason, require_known, spans,
 )
 from engine.config import ControllerSettings, SetpointLimit
 from engine.messages import Proposal
@@ -84,6 +85,7 @@ class DoMpcController:
                                      for n in model.inputs.names])
         self._reference: dict[str, float] = {}
         self._disturbances = model.disturbances.nominal
+        self._parameters = model.parameters.nominal
         self._plan_inputs: np.ndarray | None = None
         self._plan_outputs: np.ndarray | None = None
         self._fresh_guess = True
@@ -93,12 +95,15 @@ class DoMpcController:
     # -- the Controller protocol -----------------------------------------------------------
 
     def step(
-        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, reference: Mapping[str, float]
+        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
+        reference: Mapping[str, float], *, p: np.ndarray | None = None,
     ) -> Proposal:
-        """Solve the MPC problem from state ``x`` with ``u`` applied now and propose the
-        first move. On solver failure or non-finite input, propose the last good plan
-        shifted by one step (or hold ``u`` if there is none)."""
+        """Solve the MPC problem from state ``x`` with ``u`` applied now and the model
+        parameters ``p`` (None: nominal) and propose the first move. On solver failure
+        or non-finite input, propose the last good plan shifted by one step (or hold
+        ``u`` if there is none)."""
         require_known("reference", reference, self.model.outputs)
+        self._parameters = parameter_vector(self.model, p)
         x = np.asarray(x, dtype=float).ravel()
         u = np.asarray(u, dtype=float).ravel()
         d = np.asarray(d, dtype=float).ravel()
@@ -134,7 +139,7 @@ class DoMpcController:
         d = _time_varying(dompc_model, "d", len(model.disturbances))
         r = _time_varying(dompc_model, "r", len(model.outputs))
         weight = _time_varying(dompc_model, "w", len(model.outputs))
-        p = ca.DM(model.parameters.nominal)
+        p = _time_varying(dompc_model, "p", len(model.parameters))
         dompc_model.set_rhs("x", model.F(x, u, d, p, model.dt))
         dompc_model.setup()
 
@@ -164,6 +169,7 @@ class DoMpcController:
                 _fill(template, k, "d", self._disturbances)
                 _fill(template, k, "r", reference)
                 _fill(template, k, "w", weights)
+                _fill(template, k, "p", self._parameters)
             return template
 
         mpc.set_tvp_fun(time_varying)
@@ -201,7 +207,7 @@ class DoMpcController:
                             for k in range(self.horizon)])
         states = np.vstack([np.asarray(solution["_x", k, 0, -1]).ravel()
                             for k in range(1, self.horizon + 1)])
-        outputs = np.asarray(self._outputs(states.T, inputs.T, d)).T
+        outputs = np.asarray(self._outputs(states.T, inputs.T, d, self._parameters)).T
         if status in _SOLVED and not (np.isfinite(inputs).all() and np.isfinite(outputs).all()):
             status = f"{status} with non-finite values"
         if status not in _SOLVED:
@@ -214,7 +220,7 @@ class DoMpcController:
 
     def _proposal(self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, status: str,
                   solve_time: float) -> Proposal:
-        now = np.asarray(self._outputs(x, u, d)).ravel()
+        now = np.asarray(self._outputs(x, u, d, self._parameters)).ravel()
         reason = plan_reason(self.model, self._reference, now, self._plan_outputs[-1], u,
                              self._plan_inputs[0], self.horizon)
         return plan_proposal(self.model, t, self._plan_inputs[0], self._plan_outputs,
@@ -241,8 +247,9 @@ def _fill(template, k: int, name: str, values: np.ndarray) -> None:
 
 
 def _output_map(model: PlantModel) -> tuple[list[ca.SX], list[ca.SX]]:
-    """(x, u, d) -> y at the nominal parameters, for evaluating predictions."""
+    """(x, u, d, p) -> y, for evaluating predictions."""
     x = ca.SX.sym("x", len(model.states))
     u = ca.SX.sym("u", len(model.inputs))
     d = ca.SX.sym("d", len(model.disturbances))
-    return [x, u, d], [model.h(x, u, d, ca.DM(model.parameters.nominal))]
+    p = ca.SX.sym("p", len(model.parameters))
+    return [x, u, d, p], [model.h(x, u, d, p)]

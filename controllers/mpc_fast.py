@@ -24,7 +24,9 @@ next step starts from a fresh guess. Every proposed input is inside its bounds.
 
 Forecasts over the horizon (``step`` keyword arguments): reference values may be
 sequences (one per step, the last held), ``disturbances`` per name and ``prices`` (the
-economic price profiles pi, e.g. an electricity tariff) per economic signal name.
+economic price profiles pi, e.g. an electricity tariff) per economic signal name. The
+model's parameters ``p`` (the estimator's estimates, ControlLoop.parameters) are a
+runtime input too: the prediction follows what the filter learnt without a rebuild.
 
 The Hessian is the Gauss-Newton one (controllers.mpc_sqp): exact for tracking of a
 linear model, good for tracking with small residuals. It leaves out the curvature of
@@ -54,7 +56,7 @@ import numpy as np
 from controllers.casadi_compile import BufferedCall, CompileError, compiled
 from controllers.mpc_common import (
     DEFAULT_MOVE_SUPPRESSION, DEFAULT_TRACKING, held_plan, input_bounds,
-    plan_proposal, plan_reason, require_known, shifted, spans,
+    parameter_vector, plan_proposal, plan_reason, require_known, shifted, spans,
 )
 from controllers.mpc_sqp import ProblemData, build_step
 from engine.config import ControllerSettings, SetpointLimit
@@ -81,7 +83,7 @@ class FastMpcController:
     docstring.
 
     Args:
-        model: the plant model (its RK4 step F and outputs h at nominal parameters).
+        model: the plant model (its RK4 step F and outputs h; parameters per step).
         settings: horizon, weights, economic weights, soft output limits, QP solver,
             real-time iteration, iterations, tolerance, code generation; checked by
             ``controllers.backends.check_settings``, which ``build_controller`` runs.
@@ -190,12 +192,14 @@ class FastMpcController:
         reference: Mapping[str, Forecast], *,
         disturbances: Mapping[str, Forecast] | None = None,
         prices: Mapping[str, Forecast] | None = None,
+        p: np.ndarray | None = None,
     ) -> Proposal:
         """Solve from state ``x`` with ``u`` applied now and propose the first move.
 
         ``reference`` values, ``disturbances`` (overriding ``d``) and ``prices`` (of the
         economic signals, default 1) may be sequences over the horizon, the last value
-        held. On failure propose the last good plan shifted by one step."""
+        held; ``p`` is the model's parameter vector (None: nominal). On failure propose
+        the last good plan shifted by one step."""
         start = time.perf_counter()
         x = np.asarray(x, dtype=float).ravel()
         u = np.asarray(u, dtype=float).ravel()
@@ -203,12 +207,13 @@ class FastMpcController:
         R, weights = self._references(reference)
         D = self._disturbance_forecast(d, disturbances or {})
         Pi = self._price_forecast(prices or {})
+        p = parameter_vector(self.model, p)
         bad = _non_finite(self.model, x, u, D)
         if bad:
             return self._held(t, u, f"non-finite {bad}", time.perf_counter() - start)
         params = np.concatenate([x, u, np.clip(u, self.lower, self.upper), D.ravel(),
-                                 R.ravel(), weights, Pi.ravel()])
-        status = self._solve(x, u, D, params)
+                                 R.ravel(), weights, Pi.ravel(), p])
+        status = self._solve(x, u, D, p, params)
         solve_time = time.perf_counter() - start
         if status.startswith("failed"):
             return self._held(t, u, status.removeprefix("failed: "), solve_time)
@@ -216,11 +221,12 @@ class FastMpcController:
 
     # -- solving -------------------------------------------------------------------------------
 
-    def _solve(self, x: np.ndarray, u: np.ndarray, D: np.ndarray, params: np.ndarray) -> str:
+    def _solve(self, x: np.ndarray, u: np.ndarray, D: np.ndarray, p: np.ndarray,
+               params: np.ndarray) -> str:
         """SQP iterations from the warm start; the plan and next guess on success. If
         the QP solver gives up, the SQP starts over from a cold guess with qpOASES."""
         warm = self._guess is not None
-        guess = self._guess or self._cold_guess(x, u, D)
+        guess = self._guess or self._cold_guess(x, u, D, p)
         iterations = 1 if warm and self.real_time_iteration else self.max_iterations
         try:
             status, (z, lam_x, lam_a) = self._iterations(self._step, guess, params, iterations)
@@ -233,7 +239,8 @@ class FastMpcController:
                 self._fallback_step = BufferedCall(self._make_step(FALLBACK_QP_SOLVER))
             try:
                 status, (z, lam_x, lam_a) = self._iterations(
-                    self._fallback_step, self._cold_guess(x, u, D), params, self.max_iterations)
+                    self._fallback_step, self._cold_guess(x, u, D, p), params,
+                    self.max_iterations)
                 self.qp_fallbacks += 1
             except RuntimeError:
                 self._guess = None
@@ -253,7 +260,7 @@ class FastMpcController:
         # CasADi's column-major (n, N + 1) matrices are our row-major (N + 1, n) ones:
         # now, then the plan
         (outputs,) = self._outputs(np.vstack([x, X]).ravel(), np.vstack([u, U]).ravel(),
-                                   np.vstack([D[:1], D]).ravel())
+                                   np.vstack([D[:1], D]).ravel(), p)
         outputs = outputs.reshape(self.horizon + 1, -1)
         if not np.isfinite(outputs).all():
             self._guess = None
@@ -291,7 +298,7 @@ class FastMpcController:
                 return "converged", (z, lam_x, lam_a)
         return "iterations exceeded", (z, lam_x, lam_a)
 
-    def _cold_guess(self, x: np.ndarray, u: np.ndarray, D: np.ndarray
+    def _cold_guess(self, x: np.ndarray, u: np.ndarray, D: np.ndarray, p: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The last good plan shifted (or ``u`` clipped to the bounds, held) with the
         states it gives from ``x``; no slack; zero multipliers."""
@@ -301,7 +308,7 @@ class FastMpcController:
             U = np.tile(np.clip(u, self.lower, self.upper), (self.horizon, 1))
         X, x_k = np.empty((self.horizon, len(x))), x
         for k in range(self.horizon):
-            x_k = self.model.step(x_k, U[k], D[k])
+            x_k = self.model.step(x_k, U[k], D[k], p)
             X[k] = x_k if np.isfinite(x_k).all() else x
         z = np.concatenate([(U / self._input_scale).ravel(), (X / self._state_scale).ravel(),
                             np.zeros(self.horizon * self.shape.n_soft)])

@@ -4,8 +4,8 @@ solved by Gauss-Newton SQP, one QP per iteration.
 Decision variables, scaled by the signal spans s (so every variable is of order one):
 inputs u_0 .. u_{N-1}, states x_1 .. x_N (x_0 = the estimate is a parameter) and
 slacks e_1 .. e_N >= 0 of the soft output limits (in output spans). With h the
-model's outputs, r the references, d the disturbance forecast and p the nominal
-parameters, the problem is
+model's outputs, r the references, d the disturbance forecast and p the model's
+parameters (a runtime parameter: the nominal ones, or the estimator's), the problem is
 
     min   sum_{k=0}^{N-1} [ sum_y w_y ((h_y(x_k, u_k, d_k) - r_y,k) / s_y)^2
                             + sum_u w_du ((u_k - u_{k-1}) / s_u)^2
@@ -32,7 +32,7 @@ iteration are the KKT points of the problem above (the gradient g and the Jacobi
 exact). eps = 1e-10 on the scaled variables only damps the step.
 
 Every runtime input (estimate, applied inputs, forecasts, references, tracking
-weights, prices) is a parameter of one CasADi Function, built once:
+weights, prices, model parameters) is a parameter of one CasADi Function, built once:
 ``step(z, lam_x, lam_a, params) -> (z_next, lam_x_next, lam_a_next)``, the SQP iteration with the
 QP solver inside, so it can be generated as C and compiled in one piece.
 """
@@ -151,11 +151,12 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
                ) -> tuple[ProblemShape, Callable[[str], ca.Function], ca.Function]:
     """A maker of the SQP iteration ``step(z, lam_x, lam_a, params) -> (z, lam_x,
     lam_a, qp_residual)`` with a named QP solver, and
-    ``outputs(X, U, D) -> Y`` (physical units, one column per stage, N + 1 stages: now
-    and the plan) for ``model``.
+    ``outputs(X, U, D, p) -> Y`` (physical units, one column per stage, N + 1 stages:
+    now and the plan) for ``model``.
 
     ``params`` = [x_0, u_-1 (move suppression), u_-1 (rate limits), D, R, sqrt(w_y / s_y^2),
-    Pi] with D, R and Pi stage-major (n_d, n_y and n_economic values per stage)."""
+    Pi, p] with D, R and Pi stage-major (n_d, n_y and n_economic values per stage) and p
+    the model's parameter vector."""
     N = horizon
     rated = [j for j, rate in enumerate(data.max_rate) if np.isfinite(rate)]
     soft_rows = int(np.isfinite(data.soft_lower).sum() + np.isfinite(data.soft_upper).sum())
@@ -163,7 +164,7 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
                          len(model.outputs), len(data.soft_outputs), soft_rows, len(rated),
                          len(data.economic_signals))
     su, sx, sy = (ca.DM(s) for s in (data.input_scale, data.state_scale, data.output_scale))
-    p = ca.DM(model.parameters.nominal)
+    p = ca.SX.sym("p", len(model.parameters))
 
     zu = ca.SX.sym("u", shape.n_u, N)
     zx = ca.SX.sym("x", shape.n_x, N)
@@ -176,7 +177,7 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
     R = ca.SX.sym("R", shape.n_y, N)
     w_y = ca.SX.sym("w_y", shape.n_y)
     Pi = ca.SX.sym("Pi", shape.n_economic, N)
-    params = ca.vertcat(x0, u_move, u_rate, ca.vec(D), ca.vec(R), w_y, ca.vec(Pi))
+    params = ca.vertcat(x0, u_move, u_rate, ca.vec(D), ca.vec(R), w_y, ca.vec(Pi), p)
 
     move_root = ca.DM(np.sqrt(data.move_weight))
     soft = list(data.soft_outputs)
@@ -274,7 +275,7 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
     xs = ca.SX.sym("X", shape.n_x, N + 1)
     us = ca.SX.sym("U", shape.n_u, N + 1)
     ds = ca.SX.sym("D", shape.n_d, N + 1)
-    outputs = ca.Function("mpc_outputs", [xs, us, ds],
+    outputs = ca.Function("mpc_outputs", [xs, us, ds, p],
                           [ca.horzcat(*[model.h(xs[:, k], us[:, k], ds[:, k], p)
                                         for k in range(N + 1)])])
     return shape, sqp_step, outputs

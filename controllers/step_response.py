@@ -8,10 +8,11 @@ measurement synthesis, noise multiplier ``noise``; no parameter mismatch):
                              output's nominal value): the loop settles
     t in [lead, duration):   reference r0 + step on the named output
 
-Each period the loop measures, estimates, proposes, gates the proposal with the safety
-policy (engine.safety.decide: the kind's limits and rate limits, AUTONOMOUS) and
-applies what the gate lets through, as an AssetActor does. Recorded per period: the
-plant's true outputs (noise-free, output units), the applied inputs and the reference.
+Each period ``ControlLoop.tick`` measures, estimates, proposes, gates the proposal with
+the safety policy in memory (engine.gate.PolicyGate: the kind's limits and rate
+limits, AUTONOMOUS, no watchdog) and the plant is given what the gate lets through, as
+in an asset shard. Recorded per period: the plant's true outputs (noise-free, output
+units), the applied inputs and the reference.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 import plants
 from controllers import CONTROLLER_BACKENDS, build_controller, build_estimator
 from controllers.tuning import retune
 from engine.config import AssetConfig, SimulationSettings, SiteConfig, SiteSettings
+from engine.gate import PolicyGate
 from engine.loop import ControlLoop
 from engine.messages import Mode
-from engine.safety import Applied, decide
 from engine.simulation import SimulatedPlant
 
 LEAD_FRACTION = 0.2
@@ -142,7 +144,9 @@ def step_response(
                        build_controller(model, settings, limits),
                        x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
                        reference=reference)
-    last = {name: Applied(value, 0.0) for name, value in model.inputs.mapping(plant.u).items()}
+    initial = {**model.inputs.mapping(plant.u), **model.disturbances.mapping(plant.d)}
+    gate = PolicyGate(msgspec.structs.replace(asset, limits=limits, mode=Mode.AUTONOMOUS,
+                                              max_measurement_age_s=math.inf), initial)
     periods = int(duration // model.dt)
     step_period = max(1, int(periods * LEAD_FRACTION))
     times, references, outputs, inputs = [], [], [], []
@@ -151,12 +155,7 @@ def step_response(
         if k == step_period:
             loop.set_reference({output: target})
         plant.advance_to(t)
-        loop.observe(plant.measure())
-        decision = decide(loop.propose(t), mode=Mode.AUTONOMOUS, limits=limits,
-                          last_applied=last, measurement_age=0.0)
-        plant.apply(decision.applied)
-        loop.applied(decision.applied)
-        last.update({name: Applied(value, t) for name, value in decision.applied.items()})
+        plant.apply(loop.tick(t, plant.measure(), gate).applied)
         times.append(t)
         references.append(loop.reference[output])
         outputs.append(model.output(t, plant.x, plant.u, plant.d, plant.p))

@@ -53,6 +53,7 @@ class UnscentedKalmanFilter:
 
     def __init__(self, model: PlantModel, settings: EstimatorSettings) -> None:
         self.model = model
+        self.settings = settings
         self.filter = FilterModel(model, settings, "UKF")
         self.parameter_names = self.filter.parameter_names
         n = self.filter.size

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.files import private_file
 from engine.messages import AuditRecord, Outcome
 
 _SCHEMA = """
@@ -53,12 +54,14 @@ _INSERT = (f"INSERT INTO audit ({', '.join(_COLUMNS)}) "
 
 
 class AuditLog:
-    """Append-only audit records in one SQLite file (created with its folder if absent)."""
+    """Append-only audit records in one SQLite file, created with its folder if absent,
+    both readable by their owner only (engine.files; SQLite gives the -wal and -shm files
+    the database's mode)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

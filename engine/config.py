@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from engine.history_policy import RollupPolicy, StoragePolicy
 from engine.messages import Mode
 from engine.passwords import parse_hash
 from engine.registers import WordOrder
@@ -150,6 +151,12 @@ class EstimatorSettings(_Strict):
         kind: "kf" (linear, on the model linearised at its nominal point), "ekf" or "ukf".
         process_std: per state, std of the process noise per sqrt(second) (Q = std^2 dt).
         measurement_std: per output, std of the measurement noise (R = std^2).
+        unfiltered_outputs: outputs the filter does not correct with: KPIs computed from
+            other measured outputs (a smelter cell's specific energy and pseudo-resistance
+            are its voltage rescaled, a rod pump's Goodman loading its loads), whose
+            errors are those outputs' errors again. Filtering them counts one error twice
+            and lets a parameter the KPI alone depends on (current efficiency) fail the
+            NIS test on every correction. They are still measured and reported.
         initial_std: per state or estimated parameter, std of the initial estimate
             (P0 = std^2); default 1 % of a state's nominal value (10 % of a parameter's),
             at least the process std over one hour.
@@ -157,6 +164,11 @@ class EstimatorSettings(_Strict):
             with its random-walk std in parameter units per sqrt(second).
         significance: probability that the NIS chi-square test flags a correction of a
             consistent filter as an anomaly (its false-alarm rate).
+        persistence_window: the anomaly is persistent (the asset is not healthy) while
+            more than ``persistence_fraction`` of the last ``persistence_window``
+            corrections were flagged; with significance 0.001 a consistent filter
+            flags 6 of 10 with probability about 2e-16.
+        persistence_fraction: in [0, 1); 0.5: most of the window.
         compiled: EKF only: run the model's prediction as native code compiled with the
             system C compiler (cached on disk; the first build of a model takes seconds).
     """
@@ -164,9 +176,12 @@ class EstimatorSettings(_Strict):
     kind: str = "ekf"
     process_std: dict[str, float] = {}
     measurement_std: dict[str, float] = {}
+    unfiltered_outputs: list[str] = []
     initial_std: dict[str, float] = {}
     estimate_parameters: dict[str, float] = {}
     significance: float = 0.001
+    persistence_window: int = 10
+    persistence_fraction: float = 0.5
     compiled: bool = False
 
 
@@ -527,13 +542,53 @@ class ModbusSettings(_Strict):
     retry_max_s: float = 30.0
 
 
+class HistorianSettings(_Strict):
+    """The historian (engine.historian): where history is stored and what is kept.
+
+    Attributes:
+        backend: "duckdb" (embedded, one file at ``path``) or "postgres" (at ``dsn``).
+        path: the DuckDB file, relative to the working directory.
+        dsn: libpq connection string of the PostgreSQL database, e.g.
+            ``"host=127.0.0.1 port=5432 dbname=twinloop user=twinloop"``.
+        queue_batches: tick batches the writer queues before it drops (and counts).
+        default: storage policy of signals not in ``signals`` (default: keep all).
+        signals: storage policy per history signal name or glob (``"estimate.*"``).
+        raw_retention_s: raw points kept this long (never before they are rolled up).
+        rollups: rollup intervals and their retention.
+    """
+
+    backend: Literal["duckdb", "postgres"] = "duckdb"
+    path: str = "var/history.duckdb"
+    dsn: str = ""
+    queue_batches: int = 1000
+    default: StoragePolicy = StoragePolicy()
+    signals: dict[str, StoragePolicy] = {}
+    raw_retention_s: float = math.inf
+    rollups: list[RollupPolicy] = msgspec.field(default_factory=lambda: [
+        RollupPolicy(interval_s=60.0), RollupPolicy(interval_s=3600.0)])
+
+
+class FleetSettings(_Strict):
+    """How a site's assets are packed into processes (actors.fleet).
+
+    Attributes:
+        assets_per_shard: assets hosted by one asset shard (one Ray actor, one process;
+            their simulated plants share one plant shard beside it). None: the fleet
+            size spread over the cluster's CPUs, ceil(assets / CPUs).
+    """
+
+    assets_per_shard: int | None = None
+
+
 class SiteConfig(_Strict):
     site: SiteSettings
+    fleet: FleetSettings = FleetSettings()
     http: HttpSettings = HttpSettings()
     opcua: OpcUaSettings = OpcUaSettings()
     modbus: ModbusSettings = ModbusSettings()
     assets: list[AssetConfig] = []
     interlocks: list[Interlock] = []
+    historian: HistorianSettings = HistorianSettings()
 
 
 class PlantDefaults(_Strict):
@@ -569,6 +624,19 @@ def parse_site(raw: bytes | str, path: str | Path = "<site>") -> SiteConfig:
     return site
 
 
+def _check_estimator(settings: EstimatorSettings, path: str | Path, key: str) -> None:
+    """The estimator settings that need no model to check."""
+    if not 0 < settings.significance < 1:
+        raise ConfigError(path, f"{key}.significance",
+                          f"must be in (0, 1), got {settings.significance}")
+    if settings.persistence_window < 1:
+        raise ConfigError(path, f"{key}.persistence_window",
+                          f"must be at least 1, got {settings.persistence_window}")
+    if not 0 <= settings.persistence_fraction < 1:
+        raise ConfigError(path, f"{key}.persistence_fraction",
+                          f"must be in [0, 1), got {settings.persistence_fraction}")
+
+
 def _split_validation(message: str) -> tuple[str, str]:
     """msgspec says 'Expected `float`, got `str` - at `$.assets[0].period_s`'."""
     match = re.match(r"(?s)(.*) - at `\$\.?(.*)`$", message)
@@ -582,6 +650,11 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
     if not site.site.speed > 0:
         raise ConfigError(path, "site.speed", f"must be positive, got {site.site.speed}")
     _check_opcua(site.opcua, path)
+    if site.historian.backend == "postgres" and not site.historian.dsn:
+        raise ConfigError(path, "historian.dsn", "the postgres backend needs a connection string")
+    per_shard = site.fleet.assets_per_shard
+    if per_shard is not None and not per_shard >= 1:
+        raise ConfigError(path, "fleet.assets_per_shard", f"must be at least 1, got {per_shard}")
     modbus = site.modbus
     for key, value in (("scan_period_s", modbus.scan_period_s), ("timeout_s", modbus.timeout_s),
                        ("retry_initial_s", modbus.retry_initial_s)):
@@ -608,6 +681,8 @@ def _check_site(site: SiteConfig, path: str | Path) -> None:
             raise ConfigError(path, f"{key}.max_measurement_age_s",
                               f"must be positive (inf: no watchdog), got "
                               f"{asset.max_measurement_age_s}")
+        if asset.estimator is not None:
+            _check_estimator(asset.estimator, path, f"{key}.estimator")
         unit_id = asset.modbus.unit_id or modbus.unit_id
         if not 1 <= unit_id <= 247:
             raise ConfigError(path, f"{key}.modbus.unit_id" if asset.modbus.unit_id else

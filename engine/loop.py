@@ -1,25 +1,65 @@
-"""ControlLoop: one asset's estimate -> propose cycle, without Ray.
+"""ControlLoop: one asset's tick, without Ray. The only implementation of a tick.
 
     y (measurement) --> estimator.step(state, u, y, dt) --> x_hat
-    x_hat, reference --> controller.step(t, x_hat, u, d, reference) --> Proposal
+    x_hat, reference --> controller.step(t, x_hat, u, d, reference, p=p_hat) --> Proposal
+    GateRequest(t, measurement, age, proposal) --> gate --> Decision
+    Decision.applied --> u, d (what the plant was given) --> TickResult
+
+``tick(t, measurement, gate)`` runs the whole cycle with a synchronous gate: the pure
+safety policy (engine.gate.PolicyGate: tests, ``twinloop tune``, what-if, benchmarks).
+It is two halves, which an asset shard (actors.shard) runs around its batched remote
+gate: ``advance`` (observe + propose, numerical, on a thread pool) returns the
+GateRequest, ``complete`` takes the gate's Decision (None: the gate was unreachable,
+nothing was written, inputs hold) and returns the TickResult.
+
+p_hat is the model's parameters, the estimated ones at their estimates: the controller
+predicts with what the filter has learnt of the plant (a fouled coil), not the nominal
+model.
 
 The loop holds the asset's mutable state (estimator state, last applied inputs,
 reference, disturbances); the estimator and controller hold structure and their own
-warm-start data. AssetActor is a thin async wrapper around it; tests drive it directly.
+warm-start data.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
 import numpy as np
 
-from engine.messages import Estimate, Measurement, Proposal
+from engine.config import EstimatorSettings
+from engine.messages import Decision, Estimate, GateRequest, Measurement, Proposal
 from engine.model import PlantModel
+
+Gate = Callable[[GateRequest], Decision | None]
+"""Decides one asset's GateRequest; None when the safety authority did not answer."""
+
+
+class TickResult(msgspec.Struct, frozen=True):
+    """What one tick of one asset did, at twin ``time`` (s).
+
+    ``estimate`` is None when no new measurement came (the estimate was not corrected);
+    ``proposal`` None when nothing was proposed (OFF, or no controller step asked);
+    ``decision`` None when the gate did not answer: nothing was written (fail closed).
+    ``applied`` is what the plant was given this tick (``decision.applied`` or nothing).
+    """
+
+    asset: str
+    time: float
+    measurement: Measurement | None
+    measurement_age: float
+    estimate: Estimate | None
+    proposal: Proposal | None
+    decision: Decision | None
+
+    @property
+    def applied(self) -> dict[str, float]:
+        return {} if self.decision is None else self.decision.applied
 
 
 @dataclass
@@ -54,13 +94,45 @@ class EstimatorState:
                    bool(data.get("anomaly", False)))
 
 
+class AnomalyWindow:
+    """The anomaly flags of the last ``size`` corrections. The anomaly is persistent
+    while more than ``fraction`` of the window's size are flagged: a single flag is the
+    chi-square test's false alarm (one correction in 1/significance), a majority of the
+    last ``size`` is the plant no longer behaving like its model (a sensor bias, a fault,
+    a parameter jump) and shows in the asset's health."""
+
+    def __init__(self, size: int, fraction: float, flags: Iterable[bool] = ()) -> None:
+        if not (isinstance(size, int) and size >= 1):
+            raise ValueError(f"EstimatorSettings.persistence_window must be an integer >= 1, "
+                             f"got {size!r}")
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"EstimatorSettings.persistence_fraction must be in [0, 1), "
+                             f"got {fraction!r}")
+        self.size, self.fraction = size, fraction
+        self.flags: deque[bool] = deque((bool(f) for f in flags), maxlen=size)
+
+    def record(self, anomaly: bool) -> None:
+        self.flags.append(bool(anomaly))
+
+    @property
+    def count(self) -> int:
+        """Flagged corrections in the window."""
+        return sum(self.flags)
+
+    @property
+    def persistent(self) -> bool:
+        return self.count > self.fraction * self.size
+
+
 class Estimator(Protocol):
     """Recursive state estimator built from a PlantModel. Its state vector is the
-    plant's states followed by the estimated ``parameter_names``."""
+    plant's states followed by the estimated ``parameter_names``; ``settings`` are its
+    tuning (noise, significance and the persistence window of its anomaly flag)."""
 
     model: PlantModel
     kind: str
     parameter_names: tuple[str, ...]
+    settings: EstimatorSettings
 
     def initial_state(self, x0: np.ndarray) -> EstimatorState: ...
 
@@ -79,11 +151,13 @@ class Controller(Protocol):
     backend: str
 
     def step(
-        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, reference: Mapping[str, float]
+        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
+        reference: Mapping[str, float], *, p: np.ndarray | None = None,
     ) -> Proposal:
         """Propose inputs given the estimate ``x``, the inputs ``u`` applied now, the
-        disturbances ``d`` and the output references. The Proposal's ``asset`` is left
-        empty for the loop to fill in."""
+        disturbances ``d``, the output references and the model's parameter vector ``p``
+        to predict with (model order, parameter units; None: the nominal values). The
+        Proposal's ``asset`` is left empty for the loop to fill in."""
         ...
 
 
@@ -102,11 +176,15 @@ class ControlLoop:
         d: Mapping[str, float] | None = None,
         reference: Mapping[str, float] | None = None,
         t0: float = 0.0,
+        estimated_parameters_to_controller: bool = True,
     ) -> None:
+        """``estimated_parameters_to_controller``: the controller predicts with the
+        filter's estimates of the estimated parameters (else with the nominal ones)."""
         self.asset = asset
         self.model = model
         self.estimator = estimator
         self.controller = controller
+        self.estimated_parameters_to_controller = estimated_parameters_to_controller
         self.state = estimator.initial_state(model.states.vector(model.states.check(x0 or {})))
         self.u = model.inputs.vector(model.inputs.check(u0 or {}))
         self.d = model.disturbances.vector(model.disturbances.check(d or {}))
@@ -114,6 +192,9 @@ class ControlLoop:
         self.set_reference(reference or {})
         self.t = float(t0)
         self.last_measurement: Measurement | None = None
+        self.anomalies = AnomalyWindow(estimator.settings.persistence_window,
+                                       estimator.settings.persistence_fraction)
+        """Anomaly flags of the last corrections (those with an output measured)."""
         self._input_before: tuple[float, np.ndarray] | None = None
         """(time, inputs held until then) of the first input change since the last
         measurement, for the prediction to use the inputs the plant really had."""
@@ -143,21 +224,70 @@ class ControlLoop:
                 self.t = changed_at
         dt = max(0.0, measurement.time - self.t)
         self.state = self.estimator.step(self.state, self.u, self.d, measurement.values, dt)
+        if self.state.dof:
+            self.anomalies.record(self.state.anomaly)
         self.t = measurement.time
         self.last_measurement = measurement
         return self.estimate()
 
+    def tick(self, t: float, measurement: Measurement | None, gate: Gate,
+             propose: bool = True) -> TickResult:
+        """One whole tick at twin time ``t``: observe ``measurement`` (None: nothing new),
+        propose (if ``propose``), gate, and hold what the gate let through."""
+        request = self.advance(t, measurement, propose)
+        return self.complete(request, gate(request))
+
+    def advance(self, t: float, measurement: Measurement | None,
+                propose: bool = True) -> GateRequest:
+        """The numerical half of a tick: correct the estimate with ``measurement`` (if
+        any), ask the controller (if ``propose``), and say what goes to the gate."""
+        if measurement is not None:
+            self.observe(measurement)
+        proposal = self.propose(t) if propose else None
+        return GateRequest(asset=self.asset, time=t, measurement=measurement,
+                           measurement_age=self.measurement_age(t), proposal=proposal)
+
+    def complete(self, request: GateRequest, decision: Decision | None) -> TickResult:
+        """The other half: hold what the gate let through (from the decision's time) and
+        report the tick. ``decision`` None: nothing was written, inputs hold."""
+        if decision is not None and decision.applied:
+            self.applied(decision.applied, decision.time)
+        estimate = None if request.measurement is None else self.estimate()
+        return TickResult(asset=self.asset, time=request.time, measurement=request.measurement,
+                          measurement_age=request.measurement_age, estimate=estimate,
+                          proposal=request.proposal, decision=decision)
+
+    def measurement_age(self, t: float) -> float:
+        """Twin seconds from the newest measurement's sample time to ``t`` (inf: none yet)."""
+        last = self.last_measurement
+        return math.inf if last is None else t - last.time
+
     def propose(self, t: float) -> Proposal:
-        """Ask the controller for setpoints at time ``t``."""
-        proposal = self.controller.step(t, self.x, self.u, self.d, self.reference)
+        """Ask the controller for setpoints at time ``t``, predicting with the estimated
+        parameters (see ``estimated_parameters_to_controller``)."""
+        p = self.parameters() if self.estimated_parameters_to_controller else None
+        proposal = self.controller.step(t, self.x, self.u, self.d, self.reference, p=p)
         return _with_asset(proposal, self.asset)
+
+    def parameters(self) -> np.ndarray:
+        """The model's parameter vector with the estimated parameters at their estimates
+        (parameter units, model order)."""
+        estimated = self.state.x[len(self.model.states):]
+        return self.model.parameters.vector(dict(zip(self.estimator.parameter_names,
+                                                     estimated.tolist())))
 
     def applied(self, setpoints: Mapping[str, float], time: float | None = None) -> None:
         """Record setpoints that the safety policy let through to the plant at twin
-        ``time`` (None: at the last measurement's time)."""
-        if time is not None and time > self.t and self._input_before is None:
-            self._input_before = (time, self.u)
-        self.u = self.model.inputs.vector(setpoints, default=self.u)
+        ``time`` (None: at the last measurement's time): inputs as ``u``, writable
+        disturbances (a terminal's loading draws) as ``d``."""
+        inputs = {n: v for n, v in setpoints.items() if n in self.model.inputs}
+        disturbances = {n: v for n, v in setpoints.items() if n in self.model.disturbances}
+        if inputs:
+            if time is not None and time > self.t and self._input_before is None:
+                self._input_before = (time, self.u)
+            self.u = self.model.inputs.vector(inputs, default=self.u)
+        if disturbances:
+            self.set_disturbances(disturbances)
 
     @property
     def x(self) -> np.ndarray:
@@ -177,12 +307,19 @@ class ControlLoop:
             parameters=dict(zip(names, self.state.x[n:].tolist())),
             parameter_std=dict(zip(names, std[n:].tolist())),
             anomaly=self.state.anomaly,
+            persistent_anomaly=self.persistent_anomaly,
         )
+
+    @property
+    def persistent_anomaly(self) -> bool:
+        """Most of the last corrections failed the NIS test (see AnomalyWindow)."""
+        return self.anomalies.persistent
 
     def checkpoint(self) -> dict[str, Any]:
         """Plain-data snapshot of the loop's mutable state."""
         return {"t": self.t, "estimator": self.state.to_dict(), "u": self.u.tolist(),
-                "d": self.d.tolist(), "reference": dict(self.reference)}
+                "d": self.d.tolist(), "reference": dict(self.reference),
+                "anomaly_window": list(self.anomalies.flags)}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         self.t = float(data["t"])
@@ -190,6 +327,8 @@ class ControlLoop:
         self.u = np.asarray(data["u"], float)
         self.d = np.asarray(data["d"], float)
         self.reference = dict(data["reference"])
+        self.anomalies = AnomalyWindow(self.anomalies.size, self.anomalies.fraction,
+                                       data.get("anomaly_window", ()))
 
 
 def _with_asset(proposal: Proposal, asset: str) -> Proposal:

@@ -45,7 +45,8 @@ class Measurement(msgspec.Struct, frozen=True):
 
 class Estimate(msgspec.Struct, frozen=True):
     """State estimate with one-sigma uncertainty, the estimated parameters (if any) with
-    theirs, the last innovation's NIS and whether it failed the chi-square test."""
+    theirs, the last innovation's NIS, whether it failed the chi-square test and whether
+    most of the last corrections did (``persistent_anomaly``, see engine.loop.AnomalyWindow)."""
 
     asset: str
     time: float
@@ -55,6 +56,7 @@ class Estimate(msgspec.Struct, frozen=True):
     parameters: dict[str, float] = {}
     parameter_std: dict[str, float] = {}
     anomaly: bool = False
+    persistent_anomaly: bool = False
 
 
 class Proposal(msgspec.Struct, frozen=True):

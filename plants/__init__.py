@@ -79,11 +79,23 @@ def build_model(
 
 
 def model_of(asset: AssetConfig) -> PlantModel:
-    """The twin's model of a resolved asset (see :func:`resolve_site`)."""
+    """The twin's model of a resolved asset (see :func:`resolve_site`).
+
+    Models are frozen data; one is built per kind, period, structure and parameter
+    values in a process and shared by every asset (and simulated plant) that has them,
+    with its CasADi functions: in a shard, a further asset of a known kind costs its
+    state, not a new model."""
     if asset.period_s is None:
         raise ValueError(f"asset {asset.id!r} is not resolved: period_s is unset")
-    return build_model(asset.kind, dt=asset.period_s, structure=asset.structure,
-                       parameters=asset.parameters)
+    return _shared_model(asset.kind, float(asset.period_s),
+                         msgspec.json.encode(asset.structure, order="sorted"),
+                         msgspec.json.encode(asset.parameters, order="sorted"))
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_model(kind: str, dt: float, structure: bytes, parameters: bytes) -> PlantModel:
+    return build_model(kind, dt=dt, structure=msgspec.json.decode(structure),
+                       parameters=msgspec.json.decode(parameters))
 
 
 def synthesizer_of(asset: AssetConfig) -> Synthesize | None:

@@ -18,6 +18,9 @@
                                             limits, backends                 viewer
     PUT  /assets/{id}/controller            a partial tuning; rebuilt live,
                                             or 422 and unchanged             engineer
+    POST /assets/{id}/safe-state            every writable signal to its safe
+                                            value, gated, any mode           operator
+    POST /safe-state                        the same for every asset         operator
     GET  /assets/{id}/audit                 ?since&until&outcome&limit       viewer
     GET  /metrics                           Prometheus exposition            viewer
 
@@ -56,6 +59,7 @@ from serve.schemas import (
     Number,
     Proposal,
     ReferenceAnswer,
+    SafeStateFailure,
     SignalLimits,
     WriteAnswer,
     errors,
@@ -107,13 +111,42 @@ async def _unprocessable(ref):
 def _message(error: Exception) -> str:
     cause = getattr(error, "cause", error)
     return str(cause.args[0]) if cause.args else str(cause)
+
+
+def _replica_grpc_on_loopback() -> None:
+    """Make this Serve replica's inter-deployment gRPC server listen on loopback.
+
+    Ray Serve 2.60 starts that server in every replica, after the deployment's
+    constructor, on ``[::]:0``: every interface, with no setting to change it (Ray PR
+    64623 adds a port range, not an address). TwinLoop sends no request through it (Serve
+    uses it only with RAY_SERVE_USE_GRPC_BY_DEFAULT=1, which the demo does not set; Serve's
+    gRPC proxy, on the other hand, starts only with servicer functions, and has none), and
+    callers reach a replica at its node's address. So on a node whose address is
+    loopback (the embedded Ray of a demo on a loopback HTTP host) the server binds
+    127.0.0.1 instead; on a cluster node it is left as Ray made it. This replaces the
+    name replica.py imported from ``ray._common.tls_utils``, in this process only;
+    tests/serve/test_demo_process.py fails if a Ray upgrade moves it."""
+    import ipaddress
+
+    import ray
+    from ray.serve._private import replica
+
+    if not ipaddress.ip_address(ray.util.get_node_ip_address()).is_loopback:
+        return
+    add_port = replica.add_port_to_grpc_server
+
+    def on_loopback(server, address: str) -> int:
+        return add_port(server, address.replace("[::]:", "127.0.0.1:", 1))
+
+    replica.add_port_to_grpc_server = on_loopback
 # Defined before the deployment: @serve.ingress captures the module namespace when applied.
 
 
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class TwinLoopAPI:
-    """Routes HTTP requests to the asset actors and the safety actor of one site."""
+    """Routes HTTP requests to the assets (per-asset handles onto their shards,
+    actors.directory) and the safety actor of one site."""
 
     def __init__(self, site: str, assets: dict[str, Any], safety: Any, tokens: list,
                  mqtt: Any = None, tokens_file: str | None = None) -> None:
@@ -122,6 +155,7 @@ class TwinLoopAPI:
         self.safety = safety
         self.mqtt = mqtt
         install(TokenTable(tokens, tokens_file))
+        _replica_grpc_on_loopback()
 
     def _asset(self, asset_id: str):
         try:
@@ -226,6 +260,26 @@ class TwinLoopAPI:
         running."""
         asset = self._asset(asset_id)
         return await _unprocessable(asset.set_controller.remote(body, user))
+
+    @app.post("/assets/{asset_id}/safe-state", response_model=WriteAnswer,
+              responses=errors(401, 403, 404, 503))
+    async def safe_state(self, asset_id: str, user: str = OPERATOR) -> dict[str, Any]:
+        """Drive every writable signal of the asset to its safe value, in any mode: a
+        proposal of source "safe-state", clamped to the engineering limits and audited;
+        answers like ``PUT .../setpoints``."""
+        asset = self._asset(asset_id)
+        return await _unprocessable(asset.safe_state.remote(user))
+
+    @app.post("/safe-state", response_model=dict[str, WriteAnswer | SafeStateFailure],
+              responses=errors(401, 403))
+    async def site_safe_state(self, user: str = OPERATOR) -> dict[str, Any]:
+        """Safe state for every asset of the site; answers per asset id, an asset whose
+        safety gate did not answer with ``{"error": ...}`` (nothing written for it)."""
+        ids = list(self.assets)
+        answers = await asyncio.gather(*(self.assets[i].safe_state.remote(user) for i in ids),
+                                       return_exceptions=True)
+        return {i: {"error": _message(a)} if isinstance(a, Exception) else a
+                for i, a in zip(ids, answers)}
 
     @app.get("/assets/{asset_id}/audit", response_model=list[AuditEntry],
              responses=errors(401, 403, 404, 422, 503))

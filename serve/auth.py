@@ -43,6 +43,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.config import ConfigError
+from engine.files import private_directory
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def _write_tokens(path: str | Path, tokens: list[Token]) -> None:
     """Replace ``path`` with ``tokens``, atomically (a temporary file in the same folder,
     mode 0600, renamed over it)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     text = "".join(f'[[tokens]]\nuser = "{t.user}"\nrole = "{t.role}"\nhash = "{t.hash}"\n\n'
                    for t in tokens)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600

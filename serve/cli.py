@@ -15,11 +15,14 @@
 ``demo`` runs a site on an embedded Ray (or on the Ray cluster at ``--address``) with
 each simulated plant behind a Modbus TCP PLC simulator, serves the HTTP API, metrics and
 the OPC UA server, prints where each service listens, and runs until stopped (Ctrl-C)
-or until ``--duration`` wall seconds have passed. With ``--mqtt`` it publishes every
-asset's estimates and setpoints to that broker and ingests the measurements of assets
-whose ``measurement_source`` is "mqtt". The HTTP API accepts the tokens of the site's
-token file (``http.tokens``) and an admin token: the value of the environment variable
-TWINLOOP_ADMIN_TOKEN if set, else a new one, printed.
+or until ``--duration`` wall seconds have passed. SIGINT (Ctrl-C) and SIGTERM stop it
+cleanly, exit status 0, also when it was started with SIGINT ignored (in the
+background). With ``--mqtt`` it publishes every asset's estimates and setpoints to that
+broker and ingests the measurements of assets whose ``measurement_source`` is "mqtt".
+The HTTP API accepts the tokens of the site's token file (``http.tokens``) and an admin
+token: the value of the environment variable TWINLOOP_ADMIN_TOKEN if set, else a new
+one, printed. The demo removes that variable from its environment before Ray starts: no
+Ray process or worker inherits it.
 
 ``modbus-map`` prints the site's register map. ``site generate`` prints a site file
 with that many assets of each kind, their parameters and plant mismatch varied from the
@@ -266,6 +269,9 @@ def run_demo(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise ConfigError(args.site, "--mqtt", str(error)) from None
     admin, generated = admin_token(os.environ)
+    # The token reaches the HTTP replica as its hash (start_http's argument), never through
+    # the environment that Ray's processes and every worker inherit.
+    os.environ.pop(ADMIN_TOKEN_VARIABLE, None)
     file_tokens = load_tokens(site.http.tokens)  # a bad file stops the demo here, not later
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
@@ -279,7 +285,8 @@ def run_demo(args: argparse.Namespace) -> int:
              configure_logging=False, log_to_driver=False,
              runtime_env=worker_runtime_env(log_file), **embedded)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for number in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which sets its own
+        signal.signal(number, lambda *_: stop.set())
     fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True, mqtt=args.mqtt)
     try:
         fleet.start()
@@ -310,13 +317,11 @@ def run_demo(args: argparse.Namespace) -> int:
             say(f"  MQTT         {args.mqtt}   (twinloop/{site.site.name}/<asset id>/"
                 "{measurements,estimates,setpoints}"
                 f"{'' if connected else '; broker not reachable yet, retrying'})")
-        say(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}")
+        say(f"  Ray          {'cluster ' + args.address if args.address else 'embedded'}; "
+            f"{len(fleet.shards)} asset shard(s), {len(fleet.plant_shards)} plant shard(s)")
         say(f"  log file     {log_file}   (errors of every actor, Ray's own lines)")
         say("Ctrl-C stops." if args.duration is None else f"Stopping in {args.duration:g} s.")
-        try:
-            stop.wait(args.duration)
-        except KeyboardInterrupt:
-            pass
+        stop.wait(args.duration)
     finally:
         if args.address:  # an embedded Ray takes Serve down with it, and quietly
             serve.shutdown()

@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from engine.files import private_file
+
 LOG_FILE_VARIABLE = "TWINLOOP_LOG_FILE"
 FORMAT = "%(asctime)s %(levelname)s pid %(process)d %(name)s: %(message)s"
 RAY_LOGGERS = ("ray", "ray.serve")
@@ -57,8 +59,7 @@ def setup_worker_logging() -> None:
     if not path:
         return
     try:  # a worker on another node of a cluster has a folder of its own at that path
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handler = file_handler(path, logging.WARNING)
+        handler = file_handler(private_file(path), logging.WARNING)
     except OSError as error:
         logging.getLogger(__name__).warning("no log file %s in this worker: %s", path, error)
         return
@@ -74,8 +75,7 @@ def setup_demo_logging(path: Path) -> tuple[logging.Handler, TextIO]:
     TwinLoop's WARNING and above go to the console's standard error and to ``path``.
     Returns the file's handler (for ``quiet_ray``) and a stream on the console's standard
     output, for the demo's own lines."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))  # owner only
+    private_file(path)
     to_file = file_handler(path, logging.INFO)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -173,12 +173,20 @@ class WriteAnswer(BaseModel):
     records: list[RecordSummary] = Field(description="one audit record per signal")
 
 
+class SafeStateFailure(BaseModel):
+    """An asset of a site-wide safe-state command whose safety gate did not answer:
+    nothing was written for it."""
+
+    error: str
+
+
 class SignalLimits(BaseModel):
     lower: float | None = Field(description="engineering lower limit; null: unbounded")
     upper: float | None = Field(description="engineering upper limit; null: unbounded")
     max_rate: float | None = Field(description="largest change per second; null: no limit")
     operator_lower: float | None = Field(None, description="operator band; absent if none")
     operator_upper: float | None = Field(None, description="operator band; absent if none")
+    safe: float = Field(description="the value a trip or a safe-state command writes")
 
 
 class Proposal(BaseModel):

@@ -1,7 +1,7 @@
-"""Fail closed, and come back: worker processes of the safety actor and of an asset actor
+"""Fail closed, and come back: worker processes of the safety actor and of asset shards
 killed with SIGKILL on the shared embedded Ray.
 
-One tank of the two-tank site per test, each in a namespace and audit database of its own.
+Tanks of the two-tank site, each test in a namespace and audit database of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import plants
 from actors.fleet import build_fleet
 from engine.audit import AuditLog
 from engine.clock import ClockSpec
-from engine.config import load_site
+from engine.config import FleetSettings, load_site
 from tests.conftest import TWO_TANKS
 
 LOWER, UPPER, RATE = 0.1, 10.0, 0.02
@@ -32,6 +32,16 @@ def one_tank(tmp_path, name, clock):
         site, assets=site.assets[:1],
         site=msgspec.structs.replace(site.site, audit_db=str(tmp_path / "audit.db")))
     return build_fleet(site, clock, namespace=f"test-fault-{name}")
+
+
+def three_tanks_in_two_shards(tmp_path, clock):
+    """tank-01 and tank-02 in shard:0, tank-03 (a copy of tank-01) in shard:1."""
+    site = load_site(TWO_TANKS)
+    third = msgspec.structs.replace(site.assets[0], id="tank-03")
+    site = msgspec.structs.replace(
+        site, assets=[*site.assets, third], fleet=FleetSettings(assets_per_shard=2),
+        site=msgspec.structs.replace(site.site, audit_db=str(tmp_path / "audit.db")))
+    return build_fleet(plants.resolve_site(site, TWO_TANKS), clock, namespace="test-fault-shards")
 
 
 def kill(actor) -> int:
@@ -54,12 +64,12 @@ def wait_until_restarted(actor, old_pid: int, timeout: float = 60.0) -> float:
     raise AssertionError(f"actor not back within {timeout} s")
 
 
-def assert_bounded(records):
+def assert_bounded(records, upper=UPPER):
     """Every applied m_oil within its limits and its rate of the previous applied one."""
     applied = [r for r in records if r["signal"] == "m_oil" and r["applied"] is not None]
     assert applied
     for before, after in zip(applied, applied[1:]):
-        assert LOWER <= after["applied"] <= UPPER
+        assert LOWER <= after["applied"] <= upper
         step = abs(after["applied"] - before["applied"])
         assert step <= RATE * (after["time"] - before["time"]) + 1e-9, (before, after)
 
@@ -174,3 +184,59 @@ def test_a_killed_asset_actor_resumes_control_from_its_checkpoint(ray_session, t
     assert all(gap == pytest.approx(PERIOD) for gap in gaps if gap < 2 * PERIOD)
     assert max(gaps) <= 30.0 * speed + PERIOD  # only the restart itself is missed
     assert len(decisions) >= 8
+
+
+def ticks(fleet, asset_id: str) -> int:
+    return ray.get(fleet.assets[asset_id].status.remote(), timeout=30)["ticks"]
+
+
+def test_a_killed_shard_restarts_all_its_assets_while_other_shards_tick_on(ray_session, tmp_path):
+    """SIGKILL of shard:0's process: tank-01 and tank-02 restart from their checkpoints
+    and resume, tank-03 in shard:1 ticks on meanwhile, and the audit of every tank has
+    no gap but the restart and no write outside its limits and rate."""
+    speed = 120.0  # one 120 s tick every second of wall time
+    fleet = three_tanks_in_two_shards(tmp_path, ClockSpec(speed=speed))
+    assert fleet.directory == {"tank-01": "shard:0", "tank-02": "shard:0", "tank-03": "shard:1"}
+    hosted = ("tank-01", "tank-02")
+    try:
+        fleet.start()
+        for asset_id, target in zip(hosted, (436.15, 440.15)):
+            ray.get(fleet.assets[asset_id].set_reference.remote({"T_bulk": target}, "olga"))
+        deadline = time.monotonic() + 60.0
+        while min(ticks(fleet, a) for a in fleet.assets) < 5 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        before = {a: ray.get(fleet.assets[a].status.remote()) for a in fleet.assets}
+        assert all(s["ticks"] >= 5 for s in before.values()), before
+
+        killed = kill(fleet.assets["tank-01"])
+        killed_at = time.monotonic()
+        killed_twin = fleet.clock.epoch + speed * (time.time() - fleet.clock.epoch)
+        wait_until_restarted(fleet.shards["shard:0"], killed)
+        while time.monotonic() - killed_at < 30.0:
+            if min(ticks(fleet, a) for a in hosted) >= 1:
+                break
+            time.sleep(0.05)
+        after = {a: ray.get(fleet.assets[a].status.remote()) for a in hosted}
+        for asset_id, target in zip(hosted, (436.15, 440.15)):
+            status = after[asset_id]
+            assert status["ticks"] >= 1 and status["restarted"], status
+            assert status["reference"]["T_bulk"]["value"] == target  # from the checkpoint
+            converged = before[asset_id]["estimate"]["T_bulk"]["std"]
+            assert status["estimate"]["T_bulk"]["std"] < 3 * converged + 0.05  # not P0 again
+        assert not ray.get(fleet.assets["tank-03"].status.remote())["restarted"]
+        time.sleep(3 * PERIOD / speed)
+    finally:
+        fleet.shutdown()
+
+    log = AuditLog(tmp_path / "audit.db")
+    times = {}
+    for asset_id, upper in (("tank-01", UPPER), ("tank-02", 8.0), ("tank-03", UPPER)):
+        records = [msgspec.structs.asdict(r) for r in log.query(asset_id, limit=100_000)]
+        assert_bounded(records, upper)
+        times[asset_id] = [r["time"] for r in records if r["signal"] == "m_oil"]
+        gaps = [b - a for a, b in zip(times[asset_id], times[asset_id][1:])]
+        assert all(gap == pytest.approx(PERIOD) for gap in gaps if gap < 2 * PERIOD), asset_id
+        assert max(gaps) <= 30.0 * speed + PERIOD  # only the restart itself is missed
+    # tank-03 was decided on while shard:0 restarted (after the kill, before its first tick)
+    resumed = min(t for t in times["tank-01"] if t > killed_twin)
+    assert [t for t in times["tank-03"] if killed_twin < t < resumed]

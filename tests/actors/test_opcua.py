@@ -300,10 +300,10 @@ def test_stale_measurements_turn_uncertain_and_status_reports_the_fault(url, two
     names = [("Measurements", "T_bulk"), ("Status", "healthy"), ("Status", "errors")]
     before, _, _ = asyncio.run(read(names))
     assert before.StatusCode.is_good()
-    ray.kill(two_tanks.plants["tank-02"], no_restart=True)
+    ray.kill(two_tanks.plants["tank-02"].actor, no_restart=True)  # tank-02's plant shard
     two_tanks.run_for(720.0)
     after, healthy, errors = asyncio.run(read(names))
     assert after.StatusCode.value == ua.StatusCodes.UncertainLastUsableValue
     assert after.Value.Value == before.Value.Value
     assert healthy.Value.Value is False
-    assert errors.Value.Value and "SimulatedPlantActor" in errors.Value.Value[0]
+    assert errors.Value.Value and "PlantShard" in errors.Value.Value[0]

@@ -307,3 +307,34 @@ def test_compiled_ekf_matches_the_interpreted_one(tmp_path, monkeypatch):
     np.testing.assert_allclose(b.P, a.P, rtol=1e-9)
     ExtendedKalmanFilter(model, EstimatorSettings(compiled=True))
     assert sorted(p.name for p in tmp_path.glob("*.so")) == libraries
+
+
+@pytest.mark.parametrize("kind", ESTIMATOR_KINDS)
+def test_an_unfiltered_output_neither_corrects_nor_flags(kind):
+    """A smelter cell's specific energy is its voltage rescaled: left unfiltered (its
+    default), a reading 100 std off moves no state and raises no anomaly, and the
+    correction counts one output fewer; filtered, the same reading is flagged."""
+    model = plants.build_model("smelter_cell", dt=60.0)
+    measurement = model.outputs.mapping(model.output(0.0, model.states.nominal,
+                                                     model.inputs.nominal,
+                                                     model.disturbances.nominal))
+    off = {**measurement, "specific_energy": measurement["specific_energy"]
+           + 100 * model.outputs["specific_energy"].std}
+    defaults = plants.DEFAULTS["smelter_cell"].estimator
+    states = {}
+    for unfiltered in (defaults.unfiltered_outputs, []):
+        settings = EstimatorSettings(kind=kind, unfiltered_outputs=unfiltered)
+        estimator = build_estimator(model, settings)
+        start = estimator.initial_state(model.states.nominal)
+        states[bool(unfiltered)] = [estimator.step(start, model.inputs.nominal,
+                                                   model.disturbances.nominal, y, 60.0)
+                                    for y in (measurement, off)]
+    clean, wrong = states[True]
+    assert np.array_equal(clean.x, wrong.x) and not wrong.anomaly
+    assert wrong.dof == len(model.outputs) - len(defaults.unfiltered_outputs)
+    assert states[False][1].anomaly
+
+
+def test_an_unknown_unfiltered_output_is_refused():
+    with pytest.raises(ValueError, match="unfiltered_outputs.*'voltage'"):
+        build_estimator(build_tank(), EstimatorSettings(unfiltered_outputs=["voltage"]))

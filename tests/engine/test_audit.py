@@ -1,7 +1,10 @@
-"""The audit log survives its writer being killed with SIGKILL."""
+"""The audit log survives its writer being killed with SIGKILL, answers queries in time
+order, and only its owner may read it."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -14,6 +17,21 @@ def record(i, asset="tank-01", outcome=Outcome.ACCEPTED):
     return AuditRecord(time=float(i), asset=asset, user="controller", source="controller",
                        signal="m_oil", requested=float(i), applied=float(i), outcome=outcome,
                        reason="within limits")
+
+
+def test_the_database_its_wal_and_its_folder_are_readable_by_their_owner_only(tmp_path):
+    """Under the usual umask 022, which left the database and var/ readable by every
+    user: var/ is 0700, the database and SQLite's -wal and -shm files 0600."""
+    umask = os.umask(0o022)
+    try:
+        log = AuditLog(tmp_path / "var" / "audit.db")
+        log.append([record(1)])
+    finally:
+        os.umask(umask)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode)
+             for path in (tmp_path / "var", *(tmp_path / "var").iterdir())}
+    assert modes == {"var": 0o700, "audit.db": 0o600, "audit.db-wal": 0o600,
+                     "audit.db-shm": 0o600}
 
 
 def test_query_filters_by_asset_time_and_outcome(tmp_path):

@@ -4,6 +4,8 @@ and refuse invalid tunings with 422 while the old controller keeps running."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import ray
 
@@ -90,14 +92,30 @@ def test_a_new_tuning_is_used_live_and_its_rate_limit_reaches_the_safety_gate(ap
      "limits.m_oil: lower 5 kg/s is above upper 2 kg/s"),
     ({"backend": "fillage-rule"},
      "backend: 'fillage-rule' does not fit plant kind 'asphalt_tank'"),
+    ({"tolerance": -1}, "tolerance: -1 must be finite and > 0"),
+    ({"max_iterations": 0}, "max_iterations: 0 is below 1"),
+    ({"max_iterations": -3}, "max_iterations: -3 is below 1"),
+    ({"max_iterations": 2.5}, "max_iterations: Expected `int`, got `float`"),
+    ({"qp_solver": "nope"}, "qp_solver: 'nope' is not one of qrqp, osqp, qpoases"),
+    ({"tolerance": "tight"}, "tolerance: Expected `float`, got `str`"),
+    ('{"tolerance": NaN}', "tolerance: nan must be finite and > 0"),
+    ('{"tolerance": Infinity}', "tolerance: inf must be finite and > 0"),
+    ('{"tracking": {"T_bulk": NaN}}', "tracking.T_bulk: weight nan must be finite and >= 0"),
+    ('{"limits": {"m_oil": {"max_rate": NaN}}}',
+     "limits.m_oil.max_rate: nan is not a finite number"),
+    ('{"horizon": NaN}', "horizon: Expected `int`, got `float`"),
 ])
 def test_an_invalid_tuning_is_422_naming_the_field_and_the_old_one_keeps_running(
         api, two_tanks, body, message):
     before = api.get("/assets/tank-01/controller").json()
     gate = ray.get(two_tanks.safety.limits.remote("tank-01"))
     ticks = api.get("/assets/tank-01").json()["ticks"]
-    reply = api.put("/assets/tank-01/controller", json=body)
-    assert reply.status_code == 422
+    """A body given as text is sent as it is (JSON with NaN or Infinity, which Python's
+    json module reads and writes but the standard does not allow)."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    reply = api.put("/assets/tank-01/controller", content=text,
+                    headers={"content-type": "application/json"})
+    assert reply.status_code == 422, reply.text
     assert message in reply.json()["detail"]
     assert api.get("/assets/tank-01/controller").json() == before
     assert ray.get(two_tanks.safety.limits.remote("tank-01")) == gate

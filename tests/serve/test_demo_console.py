@@ -2,8 +2,8 @@
 
 The console carries TwinLoop's own lines only (no Ray start-up, Serve or C++ core lines),
 the banner names a log file, errors of the actors (a PLC refusing a write, the HTTP
-replica refusing a broken token file) reach that file, and Ctrl-C stops the demo with
-no traceback."""
+replica refusing a broken token file) reach that file, and SIGTERM stops the demo with
+no traceback and exit status 0 (SIGINT: tests/serve/test_demo_process.py)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_the_console_shows_twinloops_lines_and_actor_errors_reach_the_printed_lo
                           headers={"Authorization": f"Bearer {token}"}, timeout=30.0)
         assert reply.status_code == 200  # the admin token does not live in the file
 
-        process.send_signal(signal.SIGINT)  # Ctrl-C
+        process.send_signal(signal.SIGTERM)  # kill, docker stop, systemd
         rest, _ = process.communicate(timeout=120)
     finally:
         if process.poll() is None:

@@ -1,0 +1,90 @@
+"""An asset shard without Ray: its assets' ticks meet the real safety authority in one
+call per tick instant, and every asset is at the gate every tick, in every mode."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+import plants
+from actors.fleet import initial_outputs
+from actors.safety import SafetyAuthority
+from actors.shard import Shard
+from engine.clock import ClockSpec
+from engine.config import load_site
+from engine.messages import MeasurementPayload, Mode
+from tests.conftest import TWO_TANKS
+
+EPOCH = 1.7e9
+
+
+class InProcess:
+    """An object called like an actor (``handle.method.remote(...)`` is awaitable), every
+    call recorded: the real component, in this process."""
+
+    def __init__(self, target) -> None:
+        self.target = target
+        self.calls: list[tuple[str, tuple]] = []
+
+    def __getattr__(self, method: str):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return _Call(self, method)
+
+
+class _Call:
+    def __init__(self, handle: InProcess, method: str) -> None:
+        self.handle, self.method = handle, method
+
+    def remote(self, *args, **kwargs):
+        self.handle.calls.append((self.method, args))
+        future = asyncio.get_running_loop().create_future()
+        try:
+            future.set_result(getattr(self.handle.target, self.method)(*args, **kwargs))
+        except Exception as error:
+            future.set_exception(error)
+        return future
+
+
+def two_tanks_over_mqtt(tmp_path):
+    """tank-01 every 120 s, tank-02 every 240 s and OFF; both measured over MQTT (no
+    plant behind them: the test hands each one measurement)."""
+    site = load_site(TWO_TANKS)
+    first, second = site.assets
+    assets = [msgspec.structs.replace(first, measurement_source="mqtt"),
+              msgspec.structs.replace(second, measurement_source="mqtt", period_s=240.0,
+                                      mode=Mode.OFF)]
+    site = msgspec.structs.replace(
+        site, assets=assets,
+        site=msgspec.structs.replace(site.site, audit_db=str(tmp_path / "audit.db")))
+    return plants.resolve_site(site, TWO_TANKS)
+
+
+def test_assets_due_at_one_instant_go_to_the_gate_in_one_call(tmp_path):
+    site = two_tanks_over_mqtt(tmp_path)
+
+    async def run() -> InProcess:
+        safety = InProcess(SafetyAuthority(
+            site, {a.id: initial_outputs(a) for a in site.assets}, EPOCH))
+        shard = Shard("shard:0", site.assets, ClockSpec(lockstep=True, epoch=EPOCH), safety,
+                      plants={}, plcs={})
+        for asset in site.assets:
+            sample = MeasurementPayload(ts=EPOCH, values={"T_bulk": asset.initial["T_bulk"]})
+            await shard.ingest(asset.id, msgspec.msgpack.encode([sample]))
+        await shard.run_for(480.0)
+        return safety
+
+    safety = asyncio.run(run())
+    batches = [args[0] for method, args in safety.calls if method == "decide_batch"]
+    assert [[r.asset for r in batch] for batch in batches] == [
+        ["tank-01"], ["tank-01", "tank-02"], ["tank-01"], ["tank-01", "tank-02"]]
+    assert [batch[0].time - EPOCH for batch in batches] == [120.0, 240.0, 360.0, 480.0]
+    off = [request for batch in batches for request in batch if request.asset == "tank-02"]
+    assert off[0].measurement is not None  # the OFF asset's measurement reaches the gate
+    assert all(request.proposal is None for request in off)
+    on = [request for batch in batches for request in batch if request.asset == "tank-01"]
+    assert all(request.proposal is not None for request in on)
+    records = safety.target.audit_records("tank-01", limit=100)
+    assert [r["time"] - EPOCH for r in records if r["signal"] == "m_oil"] == [
+        120.0, 240.0, 360.0, 480.0]
