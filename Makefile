@@ -35,6 +35,7 @@ bench: install
 	$(PY) bench/restart.py
 	$(PY) bench/estimators.py
 	$(PY) bench/mpc.py
+	$(PY) bench/plan.py
 	$(PY) bench/historian.py
 
 clean:

@@ -261,6 +261,113 @@ class AlarmSettings(_Strict, frozen=True):
         return self.name or f"{self.signal}.{self.kind}"
 
 
+HOURS_PER_WEEK = 168
+
+
+class TariffSettings(_Strict):
+    """Electricity price over time: a time-of-use schedule by hour of the week, or an
+    hourly series. Prices are in ``currency`` per kWh, never negative.
+
+    Attributes:
+        currency: the site's currency, which every cost computed from this tariff is in.
+        rates: price per kWh of each named band (``{off_peak = 0.074, on_peak = 0.151}``).
+        weekday: 24 band names, Monday to Friday, hour 0 = 00:00-01:00.
+        weekend: 24 band names, Saturday and Sunday.
+        hourly: price per kWh hour by hour from the plan's start; when given it replaces
+            the schedule (``rates``, ``weekday``, ``weekend`` must then be empty).
+    """
+
+    currency: str = "USD"
+    rates: dict[str, float] = {}
+    weekday: list[str] = []
+    weekend: list[str] = []
+    hourly: list[float] = []
+
+    def __post_init__(self) -> None:
+        for name, price in [*self.rates.items(), *enumerate(self.hourly)]:
+            field = f"hourly[{name}]" if isinstance(name, int) else f"rates.{name}"
+            if not price >= 0:
+                raise ValueError(f"{field}: price {price} per kWh is below 0")
+        if self.hourly:
+            if self.rates or self.weekday or self.weekend:
+                raise ValueError("hourly: given with a schedule (rates, weekday, weekend); "
+                                 "give one or the other")
+            return
+        for field, bands in (("weekday", self.weekday), ("weekend", self.weekend)):
+            if len(bands) != 24:
+                raise ValueError(f"{field}: {len(bands)} hours given, 24 needed")
+            unknown = sorted(set(bands) - set(self.rates))
+            if unknown:
+                raise ValueError(f"{field}: bands {unknown} have no price in rates")
+
+    def prices(self, hours: int, start_hour_of_week: int = 0) -> list[float]:
+        """Price per kWh for each of ``hours`` hours from ``start_hour_of_week``
+        (0 = Monday 00:00); the weekly schedule repeats, an hourly series must be long
+        enough."""
+        if self.hourly:
+            if len(self.hourly) < hours:
+                raise ValueError(f"hourly: {len(self.hourly)} prices for a {hours}-hour plan")
+            return list(self.hourly[:hours])
+        if not 0 <= start_hour_of_week < HOURS_PER_WEEK:
+            raise ValueError(f"start_hour_of_week: {start_hour_of_week} is outside 0..167")
+        week = [self.rates[band] for day in range(7)
+                for band in (self.weekday if day < 5 else self.weekend)]
+        return [week[(start_hour_of_week + k) % HOURS_PER_WEEK] for k in range(hours)]
+
+
+class NominationSettings(_Strict):
+    """What the shippers nominated: a volume per day (the hourly flow is then free within
+    the day) or an hourly flow profile. Exactly one is given.
+
+    Attributes:
+        daily_volume: m^3 delivered on each day from the plan's start; one entry means
+            every day; otherwise one per day of the plan.
+        hourly_flow: m^3/s hour by hour from the plan's start.
+    """
+
+    daily_volume: list[float] = []
+    hourly_flow: list[float] = []
+
+    def __post_init__(self) -> None:
+        if bool(self.daily_volume) == bool(self.hourly_flow):
+            raise ValueError("daily_volume, hourly_flow: give exactly one")
+        for field, values in (("daily_volume", self.daily_volume),
+                              ("hourly_flow", self.hourly_flow)):
+            for k, value in enumerate(values):
+                if not value > 0:
+                    raise ValueError(f"{field}[{k}]: {value} is not above 0")
+
+
+def read_hourly_series(path: str | Path, column: str) -> list[float]:
+    """One column of numbers from a CSV file with a header row (``hour,price``) or from a
+    JSON file holding ``{column: [...]}`` or a bare list. For ``TariffSettings(hourly=...)``
+    and ``NominationSettings(hourly_flow=...)``. Raises ValueError naming file and row."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        data = msgspec.json.decode(text)
+        values = data if isinstance(data, list) else data.get(column) if isinstance(
+            data, dict) else None
+        if not isinstance(values, list):
+            raise ValueError(f"{path}: no list under {column!r}")
+        rows = [(f"{column}[{k}]", v) for k, v in enumerate(values)]
+    else:
+        lines = [line.split(",") for line in text.splitlines() if line.strip()]
+        header = [name.strip() for name in lines[0]] if lines else []
+        if column not in header:
+            raise ValueError(f"{path}: no column {column!r} in header {header}")
+        index = header.index(column)
+        rows = [(f"row {k + 2}", cells[index].strip() if index < len(cells) else "")
+                for k, cells in enumerate(lines[1:])]
+    values = []
+    for where, value in rows:
+        try:
+            values.append(float(value))
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: {where}: {value!r} is not a number") from None
+    return values
+
+
 STALE_AFTER_PERIODS = 10
 """Default watchdog threshold in control periods: a controller write made on a measurement
 older than this is refused (long enough for a PLC scanned in wall time at a demo's 600x)."""
@@ -274,6 +381,8 @@ class AssetConfig(_Strict, frozen=True):
     too, by name (engine.alarm_sources.merge_alarm_settings).
     ``max_measurement_age_s``, the safety watchdog's threshold (twin seconds), defaults
     to STALE_AFTER_PERIODS control periods; ``inf`` switches the watchdog off.
+    ``tariff`` and ``nomination`` are what a forward plan (controllers.planner) prices
+    and delivers; an asset without them has no plan.
     """
 
     id: str
@@ -294,6 +403,8 @@ class AssetConfig(_Strict, frozen=True):
     modbus: AssetModbusSettings = AssetModbusSettings()
     measurement_source: Literal["plant", "mqtt"] = "plant"
     alarms: list[AlarmSettings] = []
+    tariff: TariffSettings | None = None
+    nomination: NominationSettings | None = None
 
     # The settings plants.resolve_site fills in from the kind's defaults; a host that runs
     # the asset reads them through these, which fail on an unresolved config.
