@@ -264,7 +264,7 @@ class AlarmSettings(_Strict, frozen=True):
 HOURS_PER_WEEK = 168
 
 
-class TariffSettings(_Strict):
+class TariffSettings(_Strict, frozen=True):
     """Electricity price over time: a time-of-use schedule by hour of the week, or an
     hourly series. Prices are in ``currency`` per kWh, never negative.
 
@@ -315,7 +315,7 @@ class TariffSettings(_Strict):
         return [week[(start_hour_of_week + k) % HOURS_PER_WEEK] for k in range(hours)]
 
 
-class NominationSettings(_Strict):
+class NominationSettings(_Strict, frozen=True):
     """What the shippers nominated: a volume per day (the hourly flow is then free within
     the day) or an hourly flow profile. Exactly one is given.
 
