@@ -53,7 +53,8 @@ def summary(plan) -> dict:
 def peak_energy_share(hours) -> float:
     top = max(h.electricity_price for h in hours)
     energy = [sum(h.station_power) for h in hours]
-    return sum(e for e, h in zip(energy, hours) if h.electricity_price == top) / sum(energy)
+    at_top = sum(e for e, h in zip(energy, hours, strict=True) if h.electricity_price == top)
+    return at_top / sum(energy)
 
 
 def main() -> None:

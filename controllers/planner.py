@@ -48,6 +48,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import casadi as ca
 import msgspec
@@ -201,7 +202,7 @@ class InjectionPlanner:
         p = ca.SX.sym("p", len(model.parameters))
 
         def full(states):
-            x = [None] * len(model.states)
+            x: list[Any] = [None] * len(model.states)  # every slot set below
             for k, i in enumerate(slow):
                 x[i] = states[k]
             x[self._flow] = flow
@@ -299,11 +300,12 @@ class InjectionPlanner:
         self._constraints = ca.Function("constraints", [w, theta], [g])
         self._layout = {"ns": ns, "nu": nu, "nd": nd, "nc": nc, "m": m,
                         "days": days}
-        options = {"ipopt.print_level": 0, "print_time": False, "ipopt.tol": 1e-8,
-                   "ipopt.acceptable_tol": 1e-6, "ipopt.max_iter": 500,
-                   "ipopt.mu_strategy": "adaptive", "ipopt.sb": "yes",
-                   "calc_lam_p": False, "no_nlp_grad": True,  # f and g have no derivatives
-                   **derivatives}
+        options: dict[str, Any] = {
+            "ipopt.print_level": 0, "print_time": False, "ipopt.tol": 1e-8,
+            "ipopt.acceptable_tol": 1e-6, "ipopt.max_iter": 500,
+            "ipopt.mu_strategy": "adaptive", "ipopt.sb": "yes",
+            "calc_lam_p": False, "no_nlp_grad": True,  # f and g have no derivatives
+            **derivatives}
         return ca.nlpsol("dra_plan", "ipopt", {"x": w, "f": f, "g": g, "p": theta}, options)
 
     # -- solving -----------------------------------------------------------------------------
@@ -332,7 +334,7 @@ class InjectionPlanner:
         cannot carry or bad MAOP, PlanInfeasibleError when the bounds leave no plan."""
         started = time.perf_counter()
         model, K = self.model, self.hours
-        x0 = _vector(model.states, x0, "x0")
+        state = _vector(model.states, x0, "x0")
         if len(maop) != self.stations:
             raise ValueError(f"maop: {len(maop)} values for {self.stations} stations")
         for i, bound in enumerate(maop):
@@ -344,7 +346,7 @@ class InjectionPlanner:
         D[self._price, :] = prices
         p = model.parameters.nominal
         nominated = self._nominated(nomination)
-        self._check_capacity(nomination, nominated, x0, d_nominal, p)
+        self._check_capacity(nomination, nominated, state, d_nominal, p)
         u_prev = None if u0 is None else _vector(model.inputs, u0, "u0")
         parameters = np.concatenate([D.T.ravel(), p, np.zeros(len(model.inputs))
                                      if u_prev is None else u_prev])
@@ -354,9 +356,10 @@ class InjectionPlanner:
             raise ValueError(f"constant_dra_rate: {rate} L/h is below 0")
         flat = np.repeat([volume / (24 * HOUR_S) for volume in nominated[1]], 24)[:K] \
             if nominated[0] is None else nominated[0]
-        baselines, starts = {}, []
+        baselines: dict[str, Baseline] = {}
+        starts: list[dict[str, Any]] = []
         for name, injection in (("constant_dra", rate), ("no_dra", 0.0)):
-            result = self._solve(x0, parameters, nominated, u_prev, prices, maop,
+            result = self._solve(state, parameters, nominated, u_prev, prices, maop,
                                  fixed_flow=flat, fixed_injection=injection,
                                  guess=starts[0] if starts else None)
             if result["feasible"]:
@@ -368,8 +371,9 @@ class InjectionPlanner:
                                            reason=result["reason"])
         # The problem is not convex: start from each feasible baseline (each is a feasible
         # point of the plan's problem) and keep the cheapest local optimum.
-        solved = [self._solve(x0, parameters, nominated, u_prev, prices, maop, guess=start)
-                  for start in starts or [None]]
+        guesses: list[dict[str, Any] | None] = list(starts) if starts else [None]
+        solved = [self._solve(state, parameters, nominated, u_prev, prices, maop, guess=start)
+                  for start in guesses]
         feasible = [result for result in solved if result["feasible"]]
         if not feasible:
             raise PlanInfeasibleError(f"no plan within the bounds: {solved[0]['reason']}")
@@ -400,7 +404,7 @@ class InjectionPlanner:
             raise ValueError(f"nomination.daily_volume: {len(volumes)} days given, "
                              f"{days} needed (or one for every day)")
         hours_of_day = [min(24, K - 24 * j) for j in range(days)]
-        return None, [v * n / 24 for v, n in zip(volumes[:days], hours_of_day)]
+        return None, [v * n / 24 for v, n in zip(volumes[:days], hours_of_day, strict=True)]
 
     def _bounds(self, name: str) -> tuple[float, float]:
         limit = self.limits.get(name)
@@ -441,7 +445,7 @@ class InjectionPlanner:
         else:
             days = [min(24, self.hours - 24 * j) * HOUR_S for j in range(len(daily))]
             checks = [(f"nomination.daily_volume[{j}]", v, low * n, high * n, "m^3")
-                      for j, (v, n) in enumerate(zip(daily, days))]
+                      for j, (v, n) in enumerate(zip(daily, days, strict=True))]
         for field, value, lower, upper, unit in checks:
             if value > upper:
                 raise ValueError(f"{field}: {value:.6g} {unit} is above {upper:.6g} {unit}, "

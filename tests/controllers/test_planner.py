@@ -53,7 +53,7 @@ def test_maop_comes_from_the_pilot_trip_interlock():
 def test_pilot_plan_respects_maop_meets_nomination_and_beats_both_baselines(pilot_plan):
     assert len(pilot_plan.hours) == 168
     for hour in pilot_plan.hours:
-        assert max(p - m for p, m in zip(hour.discharge_pressure, MAOP)) <= 1.0  # Pa
+        assert max(p - m for p, m in zip(hour.discharge_pressure, MAOP, strict=True)) <= 1.0  # Pa
     nominated = ASSET.nomination.daily_volume[0]
     assert np.allclose(pilot_plan.delivered_volume, nominated,
                        rtol=DAILY_VOLUME_TOLERANCE, atol=0)
@@ -79,11 +79,11 @@ def test_plan_replayed_through_the_model_step_holds(pilot_plan):
                                                           if n.startswith("pump_")]
     flow, pressures = [], []
     for hour in pilot_plan.hours:
-        values = dict(zip(order, hour.dra_injection + hour.pump_speed))
+        values = dict(zip(order, hour.dra_injection + hour.pump_speed, strict=True))
         target = np.array([values[n] for n in names])
         for _ in range(60):
             u = u + np.clip(target - u, -ramp, ramp)
-            y = dict(zip(MODEL.outputs.names, MODEL.output(0.0, x, u, d)))
+            y = dict(zip(MODEL.outputs.names, MODEL.output(0.0, x, u, d), strict=True))
             flow.append(y["delivery_flow"])
             pressures.append([y[f"discharge_pressure_{i}"] for i in (1, 2, 3)])
             x = MODEL.step(x, u, d, dt=60.0)
