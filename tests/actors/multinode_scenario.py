@@ -46,7 +46,7 @@ def wait_for(what: str, check, timeout: float = TIMEOUT_S):
     while time.monotonic() < give_up:
         try:
             value = check()
-        except Exception:  # noqa: BLE001 -- an actor restarting: ask again
+        except Exception:  # an actor restarting, a node going: ask again
             value = None
         if value:
             return value

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def test_no_decision_is_lost_and_every_asset_is_decided_again_within_its_limits(
         assert [r for r in resumed if r["time"] > kill]
         limits = scenario["limits"][asset]
         applied = [r for r in records if r["signal"] == "m_oil" and r["applied"] is not None]
-        for earlier, later in zip(applied, applied[1:]):
+        for earlier, later in pairwise(applied):
             assert limits["lower"] <= later["applied"] <= limits["upper"]
             step = abs(later["applied"] - earlier["applied"])
             assert step <= limits["max_rate"] * (later["time"] - earlier["time"]) + 1e-9
