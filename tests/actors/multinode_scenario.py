@@ -5,7 +5,7 @@ tests/actors/test_multinode.py (the test session's own embedded Ray cannot be a 
 
 The cluster (ray.cluster_utils.Cluster, every node on loopback, one CPU each): the head,
 which hosts the driver and so the safety actor and its audit database (actors.fleet pins
-the safety actor to the driver's node), and two worker nodes. The site is the three tanks
+the safety actor to the driver's node), and two worker nodes. The site is the two tanks
 of tests/sites/two_tanks.toml plus a copy of tank-01, one asset per shard, in real time
 at SPEED (one 120 s tick every half second of wall time). Once every asset ticks, the
 worker node hosting the most asset shards is removed (its raylet and every worker process

@@ -43,7 +43,7 @@ def test_shards_spread_over_the_nodes_and_the_safety_actor_stays_on_the_head(sce
 def test_the_lost_nodes_shards_restart_on_the_other_nodes(scenario):
     victim, before, after = scenario["victim"], scenario["before"], scenario["after"]
     lost = [name for name, node in shards(before).items() if node == victim]
-    assert victim != "head" and lost
+    assert lost  # a worker node that hosted asset shards
     assert victim not in after.values()
     assert set(after) == set(before)  # every shard, plant shard and the safety actor is back
     for name in lost:
