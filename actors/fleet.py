@@ -10,10 +10,10 @@ Assets are packed in site-file order; shards are placed with Ray's SPREAD strate
 on a cluster they spread over the nodes, and Ray restarts the shards of a lost node on
 the others. The safety actor (and the OPC UA gateway) run on the driver's node, the
 cluster's head: the audit database is a file there (``[site] audit_db``), and the
-safety actor is restarted only where that file is. The directory (``Fleet.directory``) maps each
-asset id to its shard; ``Fleet.assets[id]`` and ``Fleet.plants[id]`` are per-asset
-handles (actors.directory.AssetHandle) with the method names of one asset, so HTTP, OPC
-UA, MQTT and tests address assets by id wherever they are hosted.
+safety actor is restarted only where that file is. The directory (``Fleet.directory``)
+maps each asset id to its shard; ``Fleet.assets[id]`` and ``Fleet.plants[id]`` are
+per-asset handles (actors.directory.AssetHandle) with the method names of one asset, so
+HTTP, OPC UA, MQTT and tests address assets by id wherever they are hosted.
 
 With ``modbus=True`` each simulated plant serves its PLC registers over Modbus TCP
 (``base_port + i`` for asset i; engine.registers) and each asset reads measurements and
