@@ -42,11 +42,13 @@ SITE = Path(__file__).resolve().parents[1] / "sites" / "two_tanks.toml"
 
 def wait_for(what: str, check, timeout: float = TIMEOUT_S):
     """Poll ``check`` until it returns a true value; RuntimeError naming ``what`` if not."""
+    from ray.exceptions import RayError
+
     give_up = time.monotonic() + timeout
     while time.monotonic() < give_up:
         try:
             value = check()
-        except Exception:  # an actor restarting, a node going: ask again
+        except RayError:  # an actor restarting, a node going: ask again
             value = None
         if value:
             return value
