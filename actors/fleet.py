@@ -7,10 +7,13 @@
     opcua:<site>    on request, the OPC UA gateway; mqtt:<site> given a broker
 
 Assets are packed in site-file order; shards are placed with Ray's SPREAD strategy, so
-on a cluster they spread over the nodes. The directory (``Fleet.directory``) maps each
-asset id to its shard; ``Fleet.assets[id]`` and ``Fleet.plants[id]`` are per-asset
-handles (actors.directory.AssetHandle) with the method names of one asset, so HTTP, OPC
-UA, MQTT and tests address assets by id wherever they are hosted.
+on a cluster they spread over the nodes, and Ray restarts the shards of a lost node on
+the others. The safety actor (and the OPC UA gateway) run on the driver's node, the
+cluster's head: the audit database is a file there (``[site] audit_db``), and the
+safety actor is restarted only where that file is. The directory (``Fleet.directory``)
+maps each asset id to its shard; ``Fleet.assets[id]`` and ``Fleet.plants[id]`` are
+per-asset handles (actors.directory.AssetHandle) with the method names of one asset, so
+HTTP, OPC UA, MQTT and tests address assets by id wherever they are hosted.
 
 With ``modbus=True`` each simulated plant serves its PLC registers over Modbus TCP
 (``base_port + i`` for asset i; engine.registers) and each asset reads measurements and
@@ -92,11 +95,10 @@ class Fleet:
         """Start the OPC UA server (``settings``, default the site file's ``[opcua]``
         table); every asset pushes its status to it. Returns the endpoint URL."""
         site = self.site if settings is None else msgspec.structs.replace(self.site, opcua=settings)
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         # on this node: it binds the configured (local) host
         self.opcua = OpcUaActor.options(  # type: ignore[attr-defined]  # ray.remote class
             name=f"opcua:{self.site.site.name}", namespace=self.namespace,
-            scheduling_strategy=here).remote(site, self.assets)
+            scheduling_strategy=this_node()).remote(site, self.assets)
         url = ray.get(self.opcua.start.remote())
         ray.get([a.add_listener.remote(self.opcua) for a in self.assets.values()])
         return url
@@ -111,6 +113,11 @@ class Fleet:
         for handle in [*gateways, *self.shards.values(), *self.plant_shards.values(),
                        self.safety]:
             ray.kill(handle, no_restart=True)
+
+
+def this_node() -> NodeAffinitySchedulingStrategy:
+    """Placement on the driver's node, never elsewhere (not even if that node is lost)."""
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
 
 
 def assets_per_shard(site: SiteConfig, cpus: float | None = None) -> int:
@@ -151,9 +158,10 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
     name = site.site.name
     from_mqtt = check_mqtt(site, mqtt)
     initial = {asset.id: initial_outputs(asset) for asset in site.assets}
+    # on this node: its audit database is a local file here
     safety = SafetyActor.options(  # type: ignore[attr-defined]  # ray.remote class
-        name=f"safety:{name}", namespace=namespace).remote(
-        site, initial, clock.epoch)
+        name=f"safety:{name}", namespace=namespace, scheduling_strategy=this_node()).remote(
+            site, initial, clock.epoch)
     fleet = Fleet(site, clock, safety, namespace=namespace)
     models = {asset.id: model_of(asset) for asset in site.assets}
     fleet.plcs = {plc.asset: plc for plc in site_map(site, models)} if modbus else {}
