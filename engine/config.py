@@ -125,6 +125,8 @@ class ControllerSettings(_Strict):
             iteration mode.
         tolerance: "fast" only: SQP stops when no variable moves more than this, in
             spans of its signal.
+        hessian: "fast" only: "gauss-newton" (cheap, for tracking) or "exact" (the
+            Lagrangian's, for strongly economic costs on strongly nonlinear models).
         codegen: "fast" only: generate C for the SQP step, compile it with the system C
             compiler into the cache directory and call the compiled code; falls back to
             CasADi's virtual machine, with a warning, if compiling fails.
@@ -140,6 +142,7 @@ class ControllerSettings(_Strict):
     real_time_iteration: bool = False
     max_iterations: int = 20
     tolerance: float = 1e-6
+    hessian: str = "gauss-newton"
     codegen: bool = False
 
 
