@@ -161,7 +161,8 @@ class EstimatorSettings(_Strict):
         significance: probability that the NIS chi-square test flags a correction of a
             consistent filter as an anomaly (its false-alarm rate).
         compiled: EKF only: run the model's prediction as native code compiled with the
-            system C compiler (cached on disk; the first build of a model takes seconds).
+            system C compiler (cached in ``$TWINLOOP_CACHE_DIR``, see
+            controllers.casadi_compile; the first build of a model takes seconds).
     """
 
     kind: str = "ekf"
