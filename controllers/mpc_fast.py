@@ -28,11 +28,12 @@ Forecasts over the horizon (``step`` keyword arguments): reference values may be
 sequences (one per step, the last held), ``disturbances`` per name and ``prices`` (the
 economic price profiles pi, e.g. an electricity tariff) per economic signal name.
 
-The Hessian is the Gauss-Newton one (controllers.mpc_sqp): exact for tracking of a
-linear model, good for tracking with small residuals. It leaves out the curvature of
-the model under the multipliers, so on a strongly economic problem on a strongly
-nonlinear model full steps can overshoot and cycle (the asphalt tank with a hot-oil
-price did, for ever); the line search makes every iterate decrease the merit function.
+The Hessian is by default the Gauss-Newton one (controllers.mpc_sqp): exact for
+tracking of a linear model, good for tracking with small residuals. It leaves out the
+curvature of the model under the multipliers, so on a strongly economic problem on a
+strongly nonlinear model full steps overshoot and cycle (the asphalt tank with a hot-oil
+price did, for ever); ``hessian = "exact"`` supplies that curvature, and the line search
+makes every iterate decrease the merit function.
 A full step is judged by the merit value the next iteration computes anyway, so an
 accepted one costs no extra evaluation; a rejected one costs that iteration's QP and one
 merit evaluation per halving. If the budget runs out, the step proposes the last
@@ -300,8 +301,10 @@ class FastMpcController:
         length halved (one merit evaluation each) until accepted or SHORTEST_STEP
         reached, and the damping mu raised (DAMPING_FACTOR, from DAMPING_FLOOR); an
         accepted full step lowers it again. The last step, and the single step of a
-        real-time iteration, is taken whole. Each QP is warm-started from the last multipliers, and retried once from
-        zero multipliers if it fails (an active-set solver can fail on a degenerate warm
+        real-time iteration, is taken whole.
+
+        Each QP is warm-started from the last multipliers, and retried once from zero
+        multipliers if it fails (an active-set solver can fail on a degenerate warm
         start, e.g. a chain of active rate limits). A QP counts as solved when its KKT
         residual (primal infeasibility, and stationarity relative to the gradient, in
         scaled units) is at most QP_RESIDUAL_TOLERANCE. Raises RuntimeError if the QP

@@ -106,7 +106,7 @@ class ControllerSettings(_Strict):
 
     Attributes:
         backend: "do-mpc" (the reference backend, IPOPT), "fast" (CasADi multiple
-            shooting, Gauss-Newton SQP over a QP solver; see controllers.mpc_fast) or,
+            shooting, SQP with a line search over a QP solver; see controllers.mpc_fast) or,
             for rod pumps, "fillage-rule" (controllers.fillage).
         horizon: prediction horizon in controller steps (the asset's period).
         tracking: weight w_y per output name; outputs not listed weigh 1.
