@@ -16,6 +16,7 @@ Rules of :func:`check_settings` (a ValueError names the field and the bound):
     qp_solver            one of QP_SOLVERS
     max_iterations       >= 1 SQP iterations
     tolerance            0 < tolerance < inf (spans of the signal)
+    hessian              one of HESSIANS
     a backend option     (a field of BACKEND_OPTIONS) left at its default unless the
                          backend reads it: a setting the backend would ignore is refused
     limits               named by an input, or by a disturbance an operator writes (the
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import msgspec
 
-from controllers.mpc_sqp import QP_OPTIONS
+from controllers.mpc_sqp import HESSIANS, QP_OPTIONS
 from engine.config import ConfigError, ControllerSettings, SetpointLimit, SiteConfig
 from engine.loop import Controller
 from engine.model import PlantModel
@@ -50,7 +51,7 @@ QP_SOLVERS = tuple(QP_OPTIONS)
 """QP solvers of the "fast" backend."""
 
 BACKEND_OPTIONS = ("economic", "output_limits", "qp_solver", "real_time_iteration",
-                   "max_iterations", "tolerance", "codegen")
+                   "max_iterations", "tolerance", "hessian", "codegen")
 """ControllerSettings fields that only some backends read; ``backend``, ``horizon``,
 ``tracking`` and ``move_suppression`` are read by every backend."""
 
@@ -163,6 +164,8 @@ def check_settings(model: PlantModel, settings: ControllerSettings,
         raise ValueError(f"max_iterations: {settings.max_iterations} is below 1")
     if not (math.isfinite(settings.tolerance) and settings.tolerance > 0):
         raise ValueError(f"tolerance: {settings.tolerance:g} must be finite and > 0")
+    if settings.hessian not in HESSIANS:
+        raise ValueError(f"hessian: {settings.hessian!r} is not one of {', '.join(HESSIANS)}")
     for field in BACKEND_OPTIONS:
         if field not in backend.options and getattr(settings, field) != getattr(_DEFAULTS, field):
             readers = [b.name for b in backends.values() if field in b.options]

@@ -1,11 +1,15 @@
 """CasADi Functions generated as C, compiled with the system C compiler and loaded back,
-and a fast way to call a Function on numpy arrays.
+and a fast way to call a Function on numpy arrays. The one compile cache of TwinLoop:
+the fast MPC's SQP step (``ControllerSettings.codegen``) and the EKF's prediction
+(``EstimatorSettings.compiled``) are both compiled here.
 
 The generated source is hashed; the shared library is cached under that hash in the
-cache directory (``$TWINLOOP_CACHE_DIR``, default ``~/.cache/twinloop``), so a second
-controller with the same problem loads it without compiling. Compilation is atomic
-(compile to a temporary name, then rename), so concurrent actors do not see half a
-library.
+cache directory (``$TWINLOOP_CACHE_DIR``, default ``$XDG_CACHE_HOME/twinloop``, else
+``~/.cache/twinloop``), so a second controller or filter with the same problem loads it
+without compiling, and a changed model compiles anew. Compilation is atomic (compile to
+a temporary name, then rename), so concurrent actors do not see half a library.
+Compiled SX evaluation is several times faster than CasADi's virtual machine; the
+results are the same to rounding.
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ class CompileError(RuntimeError):
 
 
 def cache_directory() -> Path:
-    return Path(os.environ.get("TWINLOOP_CACHE_DIR", Path.home() / ".cache" / "twinloop"))
+    """``$TWINLOOP_CACHE_DIR``, else ``$XDG_CACHE_HOME/twinloop``, else
+    ``~/.cache/twinloop``."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "twinloop"
+    return Path(os.environ.get("TWINLOOP_CACHE_DIR", default))
 
 
 def compiled(function: ca.Function, directory: Path | None = None) -> ca.Function:

@@ -17,7 +17,8 @@ using only the outputs present in the measurement. ``dt = 0`` skips the predicti
 ``dt`` longer than the model's step is predicted in equal sub-steps no longer than it.
 One CasADi Function, built once from CasADi's automatic differentiation, returns the
 prediction, its Jacobian and the predicted outputs with theirs in a single call;
-with ``EstimatorSettings.compiled`` it runs as native code (:mod:`controllers.native`).
+with ``EstimatorSettings.compiled`` it runs as compiled C (:mod:`controllers.casadi_compile`;
+a CompileError if there is no C compiler or it fails).
 
 Simplifications: additive Gaussian noise, Q and R diagonal and constant.
 """
@@ -30,8 +31,8 @@ from collections.abc import Mapping
 import casadi as ca
 import numpy as np
 
+from controllers.casadi_compile import compiled
 from controllers.kalman import BufferedFunction, FilterModel
-from controllers.native import compiled
 from engine.config import EstimatorSettings
 from engine.loop import EstimatorState
 from engine.model import PlantModel

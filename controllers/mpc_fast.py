@@ -7,10 +7,12 @@ are in controllers.mpc_sqp; this module runs it once per control step:
 
 1. initial guess: the previous solution shifted by one step (warm start), or, without
    one, the inputs held and the states simulated forward from the estimate;
-2. SQP iterations from the guess until no scaled variable moves more than
-   ``tolerance`` (at most ``max_iterations``); or, with ``real_time_iteration`` and a
-   warm start, one (the real-time iteration of Diehl et al.: the remaining error is
-   left to the following steps; a cold start still iterates to convergence);
+2. SQP iterations from the guess until the QP step moves no scaled variable more than
+   ``tolerance`` (at most ``max_iterations``), each step shortened by a backtracking line
+   search on the l1 merit function when the full step does not decrease it enough
+   (controllers.mpc_sqp); or, with ``real_time_iteration`` and a warm start, one full
+   step (the real-time iteration of Diehl et al.: the remaining error is left to the
+   following steps; a cold start still iterates to convergence);
 3. the first input move is proposed with the predicted outputs
    h(x_{k+1}, u_k, d_k), k = 0 .. N-1, and a reason with numbers and units.
 
@@ -28,11 +30,17 @@ economic price profiles pi, e.g. an electricity tariff) per economic signal name
 model's parameters ``p`` (the estimator's estimates, ControlLoop.parameters) are a
 runtime input too: the prediction follows what the filter learnt without a rebuild.
 
-The Hessian is the Gauss-Newton one (controllers.mpc_sqp): exact for tracking of a
-linear model, good for tracking with small residuals. It leaves out the curvature of
-the model under the multipliers, so a strongly economic problem on a strongly nonlinear
-model may converge slowly; the step then proposes the last iterate (feasible for the
-inputs, so within bounds and rate limits) with status "iterations exceeded".
+The Hessian is by default the Gauss-Newton one (controllers.mpc_sqp): exact for
+tracking of a linear model, good for tracking with small residuals. It leaves out the
+curvature of the model under the multipliers, so on a strongly economic problem on a
+strongly nonlinear model full steps overshoot and cycle (the asphalt tank with a hot-oil
+price did, for ever); ``hessian = "exact"`` supplies that curvature, and the line search
+makes every iterate decrease the merit function.
+A full step is judged by the merit value the next iteration computes anyway, so an
+accepted one costs no extra evaluation; a rejected one costs that iteration's QP and one
+merit evaluation per halving. If the budget runs out, the step proposes the last
+iterate (feasible for the inputs, so within bounds and rate limits) with status
+"iterations exceeded".
 
 Rate limits come from the setpoint limits' ``max_rate``. If the applied input lies
 outside the bounds, the first move's rate limit is counted from the nearest bound, so
@@ -66,7 +74,7 @@ from controllers.mpc_common import (
     shifted,
     spans,
 )
-from controllers.mpc_sqp import ProblemData, build_step
+from controllers.mpc_sqp import ARMIJO, ProblemData, build_step
 from engine.config import ControllerSettings, SetpointLimit
 from engine.messages import Proposal
 from engine.model import PlantModel
@@ -82,6 +90,19 @@ QP_RESIDUAL_TOLERANCE = 1e-6
 
 FALLBACK_QP_SOLVER = "qpoases"
 """Solves a QP the chosen solver failed on: slower, but robust on degenerate active sets."""
+
+BACKTRACKING = 0.5
+"""Factor on the step length per line-search trial."""
+
+SHORTEST_STEP = 1.0 / 64.0
+"""The line search's last trial step length; taken if no longer one is accepted."""
+
+DAMPING_FACTOR = 10.0
+"""The damping mu (controllers.mpc_sqp, scaled variables) is multiplied by this after a
+rejected full step and divided by it after an accepted one."""
+
+DAMPING_FLOOR = 1e-4
+"""The damping after a first rejected step; below it an accepted step sets it to 0."""
 
 Forecast = float | Sequence[float] | np.ndarray
 
@@ -150,13 +171,15 @@ class FastMpcController:
             terminal_weight=_terminal_weight(model, terminal_weight),
             terminal_state=(model.states.nominal if terminal_state is None
                             else np.asarray(terminal_state, float).ravel()),
+            hessian=settings.hessian,
         )
-        self.shape, self._make_step, outputs = build_step(model, N, data)
-        step = self._make_step(settings.qp_solver)
+        functions = build_step(model, N, data)
+        self.shape, self._make_step = functions.shape, functions.step
+        step, merit = self._make_step(settings.qp_solver), functions.merit
         self.compiled, self.compile_note = False, ""
         if settings.codegen:
             try:
-                step = compiled(step)
+                step, merit = compiled(step), compiled(merit)
                 self.compiled = True
             except CompileError as error:
                 self.compile_note = f"code generation failed, running interpreted: {error}"
@@ -165,7 +188,8 @@ class FastMpcController:
         self._fallback_step: BufferedCall | None = None  # built when first needed
         self.qp_fallbacks = 0
         """Steps the fallback solver (qpOASES) solved after the chosen one failed."""
-        self._outputs = BufferedCall(outputs)
+        self._merit = BufferedCall(merit)
+        self._outputs = BufferedCall(functions.outputs)
         self._n_constraints = step.size1_in(2)
         self._reference: dict[str, float] = {}
         self._guess: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -173,7 +197,9 @@ class FastMpcController:
         self._plan_outputs: np.ndarray | None = None
         self._outputs_now = np.zeros(len(model.outputs))
         self.iterations = 0
-        """SQP iterations of the last step."""
+        """SQP iterations (QPs) of the last step."""
+        self.backtracks = 0
+        """Line-search trials (halvings of a step) in the last step."""
 
     def checkpoint(self) -> dict[str, Any]:
         """Plain-data warm-start state: the last good plan (held if the first solve after
@@ -282,30 +308,69 @@ class FastMpcController:
 
     def _iterations(self, step: BufferedCall, guess: tuple[np.ndarray, ...], params: np.ndarray,
                     iterations: int) -> tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """SQP iterations with ``step`` from ``guess`` until no scaled variable moves more
-        than the tolerance, or ``iterations`` of them. Each QP is warm-started from the last
-        multipliers, and retried once from zero multipliers if it fails (an active-set
-        solver can fail on a degenerate warm start, e.g. a chain of active rate limits).
-        A QP counts as solved when its KKT residual (primal infeasibility, and
-        stationarity relative to the gradient, in scaled units) is at most
-        QP_RESIDUAL_TOLERANCE. Raises RuntimeError if the QP is not solved,
-        FloatingPointError on non-finite iterates."""
+        """SQP iterations with ``step`` from ``guess`` until the QP step moves no scaled
+        variable more than the tolerance, or ``iterations`` QPs.
+
+        Line search (controllers.mpc_sqp): the full step from z to z + dz is judged at
+        the next iteration, by the merit value that iteration returns at z + dz; if it
+        falls short of phi(z) + ARMIJO D, that iteration's QP is dropped and the step
+        length halved (one merit evaluation each) until accepted or SHORTEST_STEP
+        reached, and the damping mu raised (DAMPING_FACTOR, from DAMPING_FLOOR); an
+        accepted full step lowers it again. The last step, and the single step of a
+        real-time iteration, is taken whole.
+
+        Each QP is warm-started from the last multipliers, and retried once from zero
+        multipliers if it fails (an active-set solver can fail on a degenerate warm
+        start, e.g. a chain of active rate limits). A QP counts as solved when its KKT
+        residual (primal infeasibility, and stationarity relative to the gradient, in
+        scaled units) is at most QP_RESIDUAL_TOLERANCE. Raises RuntimeError if the QP
+        is not solved, FloatingPointError on non-finite iterates."""
         z, lam_x, lam_a = guess
-        self.iterations = 0
-        for self.iterations in range(1, iterations + 1):
-            z_next, lam_x, lam_a, residual = step(z, lam_x, lam_a, params)
+        weights = np.zeros(self._n_constraints)
+        judged = None  # (z, dz, phi(z), D) of the full step to the current z, if not judged
+        self.iterations = self.backtracks = 0
+        mu = 0.0
+        while self.iterations < iterations:
+            self.iterations += 1
+            z_next, lam_x_next, lam_a_next, residual, weights_next, merit, merit_next, slope = \
+                step(z, lam_x, lam_a, weights, mu, params)
             if not residual[0] <= QP_RESIDUAL_TOLERANCE:
-                z_next, lam_x, lam_a, residual = step(z, 0.0, 0.0, params)
+                z_next, lam_x_next, lam_a_next, residual, weights_next, merit, merit_next, \
+                    slope = step(z, 0.0, 0.0, weights, mu, params)
                 if not residual[0] <= QP_RESIDUAL_TOLERANCE:
                     raise RuntimeError(f"QP KKT residual {residual[0]:.1e}")
-            z_next, lam_x, lam_a = z_next.copy(), lam_x.copy(), lam_a.copy()
-            moved = float(np.max(np.abs(z_next - z), initial=0.0))
-            z = z_next
+            if judged is not None:
+                start, dz, merit_start, slope_start = judged
+                judged = None
+                if not merit[0] <= merit_start + ARMIJO * slope_start:
+                    z = self._backtrack(start, dz, merit_start, slope_start, weights, params)
+                    mu = max(DAMPING_FACTOR * mu, DAMPING_FLOOR)
+                    continue  # the next QP from the shorter step's end
+                mu = mu / DAMPING_FACTOR if mu > DAMPING_FLOOR else 0.0  # accepted
+            dz = z_next - z
+            moved = float(np.max(np.abs(dz), initial=0.0))
             if not np.isfinite(moved):
                 raise FloatingPointError("non-finite iterate")
+            judged = z, dz, merit_next[0], min(slope[0], 0.0)
+            z, lam_x, lam_a = z_next.copy(), lam_x_next.copy(), lam_a_next.copy()
+            weights = weights_next.copy()
             if moved <= self.tolerance:
                 return "converged", (z, lam_x, lam_a)
         return "iterations exceeded", (z, lam_x, lam_a)
+
+    def _backtrack(self, z: np.ndarray, dz: np.ndarray, merit: float, slope: float,
+                   weights: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """z + alpha dz for the longest alpha in 1/2, 1/4 .. SHORTEST_STEP with
+        phi(z + alpha dz) <= phi(z) + ARMIJO alpha D (the shortest if none)."""
+        alpha = 1.0
+        while alpha > SHORTEST_STEP:
+            alpha *= BACKTRACKING
+            self.backtracks += 1
+            trial = z + alpha * dz
+            (value,) = self._merit(trial, weights, params)
+            if value[0] <= merit + ARMIJO * alpha * slope:
+                break
+        return trial
 
     def _cold_guess(self, x: np.ndarray, u: np.ndarray, D: np.ndarray, p: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

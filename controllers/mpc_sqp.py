@@ -22,19 +22,45 @@ and P is an optional terminal weight (state units^-2). Writing the cost as
 ||r(z)||^2 + q(z)' z (least-squares residuals r, linear part q), one SQP iteration at
 z solves the QP
 
-    min_dz  1/2 dz' H dz + g' dz      H = 2 J' J + eps I,  J = dr/dz,  g = dcost/dz
+    min_dz  1/2 dz' (H + mu I) dz + g' dz      J = dr/dz,  g = dcost/dz
     s.t.    lbc - c(z) <= A dz <= ubc - c(z),    A = dc/dz
             lbz - z <= dz <= ubz - z
 
-and steps z+ = z + dz (full step). H is the Gauss-Newton Hessian: positive
-semidefinite by construction, exact for linear models, and the fixed points of the
-iteration are the KKT points of the problem above (the gradient g and the Jacobian A are
-exact). eps = 1e-10 on the scaled variables only damps the step.
+and steps z+ = z + alpha dz. H is, by ``ProblemData.hessian``:
+
+- "gauss-newton" (the default): H = 2 J' J + eps I, positive definite by construction,
+  exact for linear models, cheap; good for tracking with small residuals.
+- "exact": H = the Hessian of the Lagrangian cost(z) + lam_a' c(z) at the last QP's
+  multipliers, + eps I: the curvature of the model under the multipliers, which a
+  strongly economic cost on a strongly nonlinear model needs (its optimum is set by
+  that curvature; without it the QP jumps between bounds). It may be indefinite; a QP
+  solver that then fails falls back to qpOASES (controllers.mpc_fast).
+
+Either way the fixed points of the iteration are the KKT points of the problem above
+(g and A are exact). eps = 1e-10 on the scaled variables only regularises; mu >= 0 is
+a Levenberg-Marquardt damping the caller raises after rejected steps (a trust region
+in all but name) and lowers again after accepted ones.
+
+The step length alpha comes from a backtracking line search on the l1 merit function
+(Nocedal & Wright 2006, section 18.3; the weights as in Leineweber 1999, M5.1, acados'
+MERIT_BACKTRACKING):
+
+    phi(z) = cost(z) + sum_i w_i v_i(z),   v_i = max(lbc_i - c_i(z), 0, c_i(z) - ubc_i)
+    w_i    = max(|lam_i|, (w_i,old + |lam_i|) / 2)      (lam: the QP's constraint multipliers)
+    D      = g' dz - sum_i w_i v_i(z)                   (phi's derivative along dz, <= 0)
+    accept alpha when  phi(z + alpha dz) <= phi(z) + ARMIJO alpha D
+
+The bounds on z hold at every alpha in [0, 1] (the QP keeps z + dz inside them), so only
+the constraint rows c enter v. The iteration reports phi at z twice, with the weights
+it was given (to judge the step that led to z) and with the updated ones (for the step
+it proposes), and D: judging a full step needs no evaluation beyond the next iteration's.
 
 Every runtime input (estimate, applied inputs, forecasts, references, tracking
 weights, prices, model parameters) is a parameter of one CasADi Function, built once:
-``step(z, lam_x, lam_a, params) -> (z_next, lam_x_next, lam_a_next)``, the SQP iteration with the
-QP solver inside, so it can be generated as C and compiled in one piece.
+``step(z, lam_x, lam_a, w, mu, params) -> (z + dz, lam_x_next, lam_a_next, qp_residual,
+w_next, phi_w(z), phi_w_next(z), D)``, the SQP iteration with the QP solver inside, so it
+can be generated as C and compiled in one piece; and ``merit(z, w, params) -> phi_w(z)``
+for the line search's trial points.
 """
 
 from __future__ import annotations
@@ -51,6 +77,12 @@ from engine.model import PlantModel
 
 REGULARISATION = 1e-10
 """eps of the Gauss-Newton Hessian, on the scaled variables."""
+
+HESSIANS = ("gauss-newton", "exact")
+"""The SQP's Hessians (ProblemData.hessian)."""
+
+ARMIJO = 1e-4
+"""Fraction of the merit function's predicted decrease a step must achieve (N & W's eta)."""
 
 QP_OPTIONS: dict[str, dict[str, Any]] = {
     "qrqp": {"print_header": False, "print_iter": False, "print_info": False,
@@ -129,6 +161,8 @@ class ProblemData:
         economic_signals: indices into [u; y] (inputs first) of the economic signals;
             economic_weight: their e_v.
         terminal_weight: P (n_x x n_x, state units^-2) or None; terminal_state: x_T.
+        hessian: "gauss-newton" (H = 2 J' J + eps I) or "exact" (the Hessian of the
+            Lagrangian cost + lam_a' c at the last multipliers, + eps I).
     """
 
     input_lower: np.ndarray
@@ -146,14 +180,31 @@ class ProblemData:
     economic_weight: np.ndarray
     terminal_weight: np.ndarray | None
     terminal_state: np.ndarray
+    hessian: str = "gauss-newton"
 
 
-def build_step(model: PlantModel, horizon: int, data: ProblemData
-               ) -> tuple[ProblemShape, Callable[[str], ca.Function], ca.Function]:
-    """A maker of the SQP iteration ``step(z, lam_x, lam_a, params) -> (z, lam_x,
-    lam_a, qp_residual)`` with a named QP solver, and
-    ``outputs(X, U, D, p) -> Y`` (physical units, one column per stage, N + 1 stages:
-    now and the plan) for ``model``.
+@dataclass(frozen=True)
+class SqpFunctions:
+    """The CasADi Functions of one problem (see the module docstring).
+
+    Attributes:
+        shape: sizes and layout.
+        step: a maker of the SQP iteration with a named QP solver, ``step(z, lam_x,
+            lam_a, w, mu, params) -> (z + dz, lam_x_next, lam_a_next, qp_residual, w_next,
+            phi_w(z), phi_w_next(z), D)``.
+        merit: ``merit(z, w, params) -> phi_w(z)``.
+        outputs: ``outputs(X, U, D, p) -> Y`` (physical units, one column per stage, N + 1
+            stages: now and the plan).
+    """
+
+    shape: ProblemShape
+    step: Callable[[str], ca.Function]
+    merit: ca.Function
+    outputs: ca.Function
+
+
+def build_step(model: PlantModel, horizon: int, data: ProblemData) -> SqpFunctions:
+    """The SQP iteration, the merit function and the output map for ``model``.
 
     ``params`` = [x_0, u_-1 (move suppression), u_-1 (rate limits), D, R, sqrt(w_y / s_y^2),
     Pi, p] with D, R and Pi stage-major (n_d, n_y and n_economic values per stage) and p
@@ -235,14 +286,27 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
     gradient = ca.gradient(cost, z)
     constraints = ca.vertcat(*rows)
     constraint_jacobian = ca.jacobian(constraints, z)
-    qp_data = ca.Function("mpc_qp_data", [z, params],
-                          [hessian, gradient, constraint_jacobian, constraints])
+    c_lower, c_upper = np.concatenate(lower), np.concatenate(upper)
+    # v_i = max(lbc_i - c_i, 0, c_i - ubc_i); only the finite sides (inf - c is inf)
+    has_lower_row, has_upper_row = np.isfinite(c_lower), np.isfinite(c_upper)
+    violation = (ca.fmax(ca.DM(np.where(has_lower_row, c_lower, 0.0)) - constraints, 0)
+                 * ca.DM(has_lower_row.astype(float))
+                 + ca.fmax(constraints - ca.DM(np.where(has_upper_row, c_upper, 0.0)), 0)
+                 * ca.DM(has_upper_row.astype(float)))
+    multipliers = ca.SX.sym("lam_a", constraints.numel())
+    if data.hessian == "exact":
+        hessian = (ca.hessian(cost + ca.dot(multipliers, constraints), z)[0]
+                   + REGULARISATION * ca.SX.eye(shape.n_z))
+    qp_data = ca.Function("mpc_qp_data", [z, multipliers, params],
+                          [hessian, gradient, constraint_jacobian, constraints, cost, violation])
+    weights = ca.SX.sym("w", constraints.numel())
+    merit = ca.Function("mpc_merit", [z, weights, params],
+                        [cost + ca.dot(weights, violation)], ["z", "w", "params"], ["merit"])
 
     z_lower = np.concatenate([np.tile(data.input_lower / data.input_scale, N),
                               np.full(N * shape.n_x, -np.inf), np.zeros(N * shape.n_soft)])
     z_upper = np.concatenate([np.tile(data.input_upper / data.input_scale, N),
                               np.full(N * (shape.n_x + shape.n_soft), np.inf)])
-    c_lower, c_upper = np.concatenate(lower), np.concatenate(upper)
 
     def sqp_step(solver: str) -> ca.Function:
         if solver not in QP_OPTIONS:
@@ -254,8 +318,11 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
         Z = ca.MX.sym("z", shape.n_z)
         LX = ca.MX.sym("lam_x", shape.n_z)
         LA = ca.MX.sym("lam_a", constraints.numel())
+        W = ca.MX.sym("w", constraints.numel())
+        MU = ca.MX.sym("mu")
         P = ca.MX.sym("params", params.numel())
-        H, g, A, c = qp_data(Z, P)
+        H, g, A, c, f, v = qp_data(Z, LA, P)
+        H = H + MU * ca.DM.eye(shape.n_z)
         lba, uba = ca.DM(c_lower) - c, ca.DM(c_upper) - c
         lbx, ubx = ca.DM(z_lower) - Z, ca.DM(z_upper) - Z
         solution = qp(h=H, g=g, a=A, lba=lba, uba=uba, lbx=lbx, ubx=ubx,
@@ -267,10 +334,15 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
                                     ca.fmax(lbx - dz, 0), ca.fmax(dz - ubx, 0), 0))
         stationarity = ca.mtimes(H, dz) + g + ca.mtimes(A.T, lam_a) + lam_x
         dual = ca.norm_inf(stationarity) / ca.fmax(1, ca.norm_inf(g))
-        return ca.Function(f"mpc_sqp_step_{solver}", [Z, LX, LA, P],
-                           [Z + dz, lam_x, lam_a, ca.fmax(primal, dual)],
-                           ["z", "lam_x", "lam_a", "params"],
-                           ["z_next", "lam_x_next", "lam_a_next", "qp_residual"])
+        # merit weights and the merit function's value and slope (module docstring)
+        W_next = ca.fmax(ca.fabs(lam_a), 0.5 * (W + ca.fabs(lam_a)))
+        penalty_next = ca.dot(W_next, v)
+        return ca.Function(f"mpc_sqp_step_{solver}", [Z, LX, LA, W, MU, P],
+                           [Z + dz, lam_x, lam_a, ca.fmax(primal, dual), W_next,
+                            f + ca.dot(W, v), f + penalty_next, ca.dot(g, dz) - penalty_next],
+                           ["z", "lam_x", "lam_a", "w", "mu", "params"],
+                           ["z_next", "lam_x_next", "lam_a_next", "qp_residual", "w_next",
+                            "merit", "merit_next_weights", "merit_slope"])
 
     # outputs now, y = h(x_0, u_-1, d_0), and over the plan, h(x_{k+1}, u_k, d_k)
     xs = ca.SX.sym("X", shape.n_x, N + 1)
@@ -279,4 +351,4 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData
     outputs = ca.Function("mpc_outputs", [xs, us, ds, p],
                           [ca.horzcat(*[model.h(xs[:, k], us[:, k], ds[:, k], p)
                                         for k in range(N + 1)])])
-    return shape, sqp_step, outputs
+    return SqpFunctions(shape, sqp_step, merit, outputs)

@@ -111,7 +111,7 @@ class ControllerSettings(_Strict, frozen=True):
 
     Attributes:
         backend: "do-mpc" (the reference backend, IPOPT), "fast" (CasADi multiple
-            shooting, Gauss-Newton SQP over a QP solver; see controllers.mpc_fast) or,
+            shooting, SQP with a line search over a QP solver; see controllers.mpc_fast) or,
             for rod pumps, "fillage-rule" (controllers.fillage).
         horizon: prediction horizon in controller steps (the asset's period).
         tracking: weight w_y per output name; outputs not listed weigh 1.
@@ -130,6 +130,8 @@ class ControllerSettings(_Strict, frozen=True):
             iteration mode.
         tolerance: "fast" only: SQP stops when no variable moves more than this, in
             spans of its signal.
+        hessian: "fast" only: "gauss-newton" (cheap, for tracking) or "exact" (the
+            Lagrangian's, for strongly economic costs on strongly nonlinear models).
         codegen: "fast" only: generate C for the SQP step, compile it with the system C
             compiler into the cache directory and call the compiled code; falls back to
             CasADi's virtual machine, with a warning, if compiling fails.
@@ -145,6 +147,7 @@ class ControllerSettings(_Strict, frozen=True):
     real_time_iteration: bool = False
     max_iterations: int = 20
     tolerance: float = 1e-6
+    hessian: str = "gauss-newton"
     codegen: bool = False
 
 
@@ -174,7 +177,8 @@ class EstimatorSettings(_Strict, frozen=True):
             flags 6 of 10 with probability about 2e-16.
         persistence_fraction: in [0, 1); 0.5: most of the window.
         compiled: EKF only: run the model's prediction as native code compiled with the
-            system C compiler (cached on disk; the first build of a model takes seconds).
+            system C compiler (cached in ``$TWINLOOP_CACHE_DIR``, see
+            controllers.casadi_compile; the first build of a model takes seconds).
     """
 
     kind: str = "ekf"

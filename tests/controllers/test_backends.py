@@ -49,6 +49,10 @@ TANK = asphalt_tank.build_model()
     (ControllerSettings(backend="fast", qp_solver="gurobi"),
      "qp_solver: 'gurobi' is not one of qrqp, osqp, qpoases"),
     (ControllerSettings(backend="fast", max_iterations=0), "max_iterations: 0 is below 1"),
+    (ControllerSettings(backend="fast", hessian="newton"),
+     "hessian: 'newton' is not one of gauss-newton, exact"),
+    (ControllerSettings(hessian="exact"),
+     ("hessian: backend 'do-mpc' does not read it, so it must be left at its default")),
     (ControllerSettings(output_limits={"T_bulk": OutputLimit(upper=440.0)}),
      ("output_limits: backend 'do-mpc' does not read it, so it must be left at its default "
       "{} (backends that read it: fast)")),

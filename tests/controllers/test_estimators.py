@@ -285,13 +285,13 @@ def test_bad_estimator_settings_name_the_setting(settings, message):
 
 def test_compiled_ekf_matches_the_interpreted_one(tmp_path, monkeypatch):
     """EstimatorSettings.compiled builds the prediction as native code (system C
-    compiler, cached in $TWINLOOP_CACHE): the same estimates to 1e-12 relative, and a
+    compiler, cached in $TWINLOOP_CACHE_DIR): the same estimates to 1e-12 relative, and a
     second filter loads the cached library instead of compiling again."""
     import shutil
 
     if shutil.which("cc") is None:
         pytest.skip("no C compiler (cc); .ci/run installs gcc")
-    monkeypatch.setenv("TWINLOOP_CACHE", str(tmp_path))
+    monkeypatch.setenv("TWINLOOP_CACHE_DIR", str(tmp_path))
     model = build_tank()
     interpreted = ExtendedKalmanFilter(model, EstimatorSettings())
     native = ExtendedKalmanFilter(model, EstimatorSettings(compiled=True))

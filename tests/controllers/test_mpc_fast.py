@@ -321,6 +321,33 @@ def test_economic_cost_defers_cooling_to_the_cheap_tariff(reactor, start):
         FastMpcController(reactor, settings, {}).step(0.0, x, u, d, TARGET, prices={"F": 1.0})
 
 
+def test_heat_priced_tank_converges_every_step_instead_of_cycling():
+    """A tank 5 K under a soft floor of 160 °C with hot oil priced (economic weight 10 on
+    m_oil, twice the price in the middle of the horizon) and nothing tracked: the optimum
+    is set by the coil's curvature (the heat a kg of oil brings falls as the flow
+    rises). Gauss-Newton SQP with full steps never converged here: it used its 20
+    iterations at every step and the applied hot-oil flow flipped between 2.87 and
+    0.47 kg/s from step to step. With the exact Hessian and the merit line search every
+    step converges within the default budget and the flow settles."""
+    model = asphalt_tank.build_model()
+    settings = msgspec.structs.replace(
+        asphalt_tank.DEFAULTS.controller, backend="fast", hessian="exact",
+        economic={"m_oil": 10.0}, tracking={"T_bulk": 0.0, "T_return": 0.0},
+        output_limits={"T_bulk": OutputLimit(lower=433.15, penalty=1000.0)})
+    controller = FastMpcController(model, settings, asphalt_tank.DEFAULTS.limits)
+    x, u, d = np.array([428.0, 440.0]), model.inputs.nominal, model.disturbances.nominal
+    flows = []
+    for k in range(6):
+        proposal = controller.step(k * model.dt, x, u, d, {},
+                                   prices={"m_oil": [1.0] * 10 + [2.0] * 10 + [1.0]})
+        assert proposal.status == "converged", (k, proposal.status)
+        assert controller.iterations <= settings.max_iterations
+        u = model.inputs.vector(proposal.setpoints)
+        x = model.step(x, u, d)
+        flows.append(u[0])
+    assert np.ptp(flows[1:]) < 0.05  # kg/s: settled, no cycle
+
+
 # -- code generation and selection -----------------------------------------------------------
 
 
