@@ -263,7 +263,7 @@ class TwinLoopAPI:
         return await _unprocessable(asset.set_controller.remote(body, user))
 
     @app.post("/assets/{asset_id}/safe-state", response_model=WriteAnswer,
-              responses=errors(401, 403, 404, 503))
+              responses=errors(401, 403, 404, 413, 422, 503))
     async def safe_state(self, asset_id: str, user: str = OPERATOR) -> dict[str, Any]:
         """Drive every writable signal of the asset to its safe value, in any mode: a
         proposal of source "safe-state", clamped to the engineering limits and audited;
@@ -272,7 +272,7 @@ class TwinLoopAPI:
         return await _unprocessable(asset.safe_state.remote(user))
 
     @app.post("/safe-state", response_model=dict[str, WriteAnswer | SafeStateFailure],
-              responses=errors(401, 403))
+              responses=errors(401, 403, 413, 503))
     async def site_safe_state(self, user: str = OPERATOR) -> dict[str, Any]:
         """Safe state for every asset of the site; answers per asset id, an asset whose
         safety gate did not answer with ``{"error": ...}`` (nothing written for it)."""

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from serve.cli import main
 from tests.conftest import MQTT_TANK, TWO_TANKS
+
+
+@pytest.fixture(autouse=True)
+def environment():
+    """``twinloop demo`` sets Ray's variables (RAY_AUTH_MODE=token, ...) in its process's
+    environment before it checks the site; run here, in pytest's process, it must not leave
+    them to the embedded Ray a later test starts (its GCS would then want a token)."""
+    saved = os.environ.copy()
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_modbus_map_prints_every_register_of_the_site(capsys):

@@ -211,7 +211,8 @@ def test_operator_limits_must_lie_inside_the_engineering_limits(api):
     reply = api.put("/assets/tank-02/limits", json={"m_oil": {"lower": 0.2, "upper": 7.5}})
     assert reply.status_code == 200
     assert reply.json()["m_oil"] == {"lower": 0.1, "upper": 8.0, "max_rate": 0.02,
-                                     "operator_lower": 0.2, "operator_upper": 7.5}
+                                     "operator_lower": 0.2, "operator_upper": 7.5,
+                                     "safe": 0.1}  # no configured safe value: the lower limit
     record = api.get("/assets/tank-02/audit").json()[-1]
     assert record["user"] == "olga" and "operator limits m_oil [0.2, 7.5]" in record["reason"]
 

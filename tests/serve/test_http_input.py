@@ -102,8 +102,10 @@ def test_a_body_over_the_cap_is_413_with_or_without_a_length_and_is_not_echoed(a
 
 
 def test_an_asset_whose_actor_is_gone_answers_503_with_a_reason(api, two_tanks):
-    """Near the end of this module: tank-02's actor is killed for good."""
-    ray.kill(two_tanks.assets["tank-02"], no_restart=True)
+    """Near the end of this module: tank-02's actor (its shard, which hosts it alone) is
+    killed for good."""
+    assert two_tanks.directory["tank-02"] != two_tanks.directory["tank-01"]
+    ray.kill(two_tanks.assets["tank-02"].actor, no_restart=True)
     reply = api.get("/assets/tank-02")
     assert reply.status_code == 503, reply.text
     assert "restarting or gone" in reply.json()["detail"]

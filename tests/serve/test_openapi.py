@@ -125,6 +125,12 @@ def test_a_real_answer_of_every_route_validates_against_its_declared_schema(
         assert reply.status_code == 200, reply.text
         check(document, reply, "POST", f"/assets/{{asset_id}}/proposals/{{number}}/{action}")
         seen.add(("POST", f"/assets/{{asset_id}}/proposals/{{number}}/{action}"))
+    for path in ("/assets/tank-01/safe-state", "/safe-state"):  # last: both tanks go safe
+        reply = api.post(path)
+        assert reply.status_code == 200, (path, reply.text)
+        template = re.sub(r"/assets/[^/]+", "/assets/{asset_id}", path)
+        check(document, reply, "POST", template)
+        seen.add(("POST", template))
     seen |= {("GET", "/assets/{asset_id}/proposals"), ("GET", "/metrics")}
     assert seen == {(m, p) for m, p, _ in operations(document)}
 

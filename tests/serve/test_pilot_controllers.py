@@ -21,7 +21,7 @@ do-mpc on a quiet machine."""
 @pytest.fixture(scope="module")
 def pilot(ray_session, tmp_path_factory):
     """The pilot site in lock-step, in a Ray namespace of its own; nothing runs unless a
-    test runs an asset."""
+    test runs the site."""
     import plants
     from actors.fleet import build_fleet
     from engine.clock import ClockSpec
@@ -71,7 +71,7 @@ def test_a_tank_moved_to_the_fast_backend_shows_it_and_runs_on_it(api, pilot):
     assert shown["backend"] == "fast"
     assert {k: v for k, v in shown.items() if k != "backend"} == \
         {k: v for k, v in tuning.items() if k != "backend"}
-    ray.get(pilot.assets["tank-01"].run_for.remote(5 * 120.0))
+    pilot.run_for(5 * 120.0)
     status = api.get("/assets/tank-01").json()
     assert status["healthy"], status["errors"]
     assert status["controller"]["backend"] == "fast"
