@@ -509,8 +509,11 @@ class InjectionPlanner:
             return self._solve(x0, parameters, nominated, u_prev, prices, maop,
                                fixed_flow=fixed_flow, fixed_injection=fixed_injection)
         if status not in _JUDGED or not np.all(np.isfinite(g)):
-            result.update(feasible=False, reason=f"the solver stopped with {status} after "
-                          f"{stats['iter_count']} iterations")
+            # IPOPT may stop at once (Invalid_Number_Detected) on a problem whose MAOP
+            # bounds leave no interior: the same diagnosis as for a violated solution
+            result.update(feasible=False, reason=self._diagnose(
+                x0, parameters, nominated, u_prev, prices, maop, fixed_flow, fixed_injection,
+                f"the solver stopped with {status} after {stats['iter_count']} iterations"))
             return result
         if violation.max() > _FEASIBILITY_TOLERANCE:
             result.update(feasible=False, reason=self._diagnose(

@@ -119,6 +119,10 @@ class EstimatorStatus(BaseModel):
     significance: float
     anomaly: bool = Field(description="the last NIS failed its chi-square test")
     anomalies: int
+    persistent_anomaly: bool = Field(description="most of the recent corrections failed "
+                                                 "their test; the asset is then unhealthy")
+    recent_anomalies: str = Field(description="failed tests among the recent corrections, "
+                                              "e.g. '2 of the last 10'")
 
 
 class AssetStatus(BaseModel):

@@ -129,7 +129,8 @@ def test_an_invalid_tuning_is_422_naming_the_field_and_the_old_one_keeps_running
 def test_status_and_metrics_carry_the_innovation_and_its_chi_square_test(api, two_tanks):
     """GET /assets/{id} reports the estimator kind, its estimated parameters, the last
     innovation per output with its unit, the NIS against chi2.ppf(1 - 0.001, 2), and the
-    anomaly count that /metrics exports as twinloop_estimator_anomalies_total (promtool-clean)."""
+    anomaly count that /metrics exports as twinloop_estimator_anomalies_total (promtool-clean),
+    and whether the anomalies persist (the HTTP answer once dropped these two fields)."""
     from scipy.stats import chi2
 
     two_tanks.run_for(240.0)
@@ -141,6 +142,8 @@ def test_status_and_metrics_carry_the_innovation_and_its_chi_square_test(api, tw
     assert estimator["dof"] == 2 and estimator["significance"] == 0.001
     assert estimator["nis_threshold"] == pytest.approx(chi2.ppf(0.999, 2))
     assert estimator["anomaly"] == (estimator["nis"] > estimator["nis_threshold"])
+    assert estimator["persistent_anomaly"] is False
+    assert estimator["recent_anomalies"].endswith("of the last 10")
     text = api.get("/metrics").text
     line = next(x for x in text.splitlines()
                 if x.startswith('twinloop_estimator_anomalies_total{asset="tank-01"'))
