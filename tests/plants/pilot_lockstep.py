@@ -1,5 +1,6 @@
 """The pilot site's assets without Ray: each asset's ControlLoop against its simulated
-plant in lock-step, every setpoint through the pure safety policy."""
+plant in lock-step, every tick through ControlLoop.tick with the safety policy's own
+gate (engine.gate.PolicyGate)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 import plants
 from controllers import build_controller, build_estimator
 from engine.config import AssetConfig, load_site
+from engine.gate import PolicyGate
 from engine.loop import ControlLoop
 from engine.messages import Measurement
-from engine.safety import Applied, decide
 from engine.simulation import SimulatedPlant
 
 PILOT = Path(__file__).resolve().parents[2] / "examples" / "pilot.toml"
@@ -30,6 +31,7 @@ class LockStep:
     asset: AssetConfig
     loop: ControlLoop = field(init=False)
     plant: SimulatedPlant = field(init=False)
+    gate: PolicyGate = field(init=False)
     ticks: int = 0
     anomalies: int = 0
     persistent: int = 0
@@ -45,8 +47,7 @@ class LockStep:
         self.plant = SimulatedPlant(asset.id, model, asset.simulation, x0=asset.initial,
                                     u0=asset.inputs, d=asset.disturbances,
                                     synthesize=plants.synthesizer_of(asset))
-        self._last = {name: Applied(value, 0.0)
-                      for name, value in model.inputs.mapping(self.plant.u).items()}
+        self.gate = PolicyGate(asset, model.inputs.mapping(self.plant.u))
 
     def run(self, duration_s: float,
             measured: Callable[[Measurement], Measurement] = lambda m: m) -> None:
@@ -56,13 +57,10 @@ class LockStep:
         for _ in range(round(duration_s / period)):
             t = self.plant.t + period
             self.plant.advance_to(t)
-            estimate = self.loop.observe(measured(self.plant.measure()))
-            decision = decide(self.loop.propose(t), mode=self.asset.mode,
-                              limits=self.asset.limits, last_applied=self._last,
-                              measurement_age=0.0)
-            self.plant.apply(decision.applied)
-            self.loop.applied(decision.applied)
-            self._last.update({n: Applied(v, t) for n, v in decision.applied.items()})
+            result = self.loop.tick(t, measured(self.plant.measure()), self.gate)
+            self.plant.apply(result.applied)
+            estimate = result.estimate
+            assert estimate is not None  # a measurement every tick
             self.ticks += 1
             self.anomalies += estimate.anomaly
             self.persistent += estimate.persistent_anomaly
