@@ -20,10 +20,6 @@ A shard restarts after its process dies (``max_restarts``): the simulated world 
 checkpointed, so its plants start again from their configured initial state, at the
 site clock's time (real time) or at their next ``advance_to`` (lock-step), and their
 PLCs serve again at once on the same ports.
-
-``PlantProxy`` addresses one plant of a shard like a plant actor of its own
-(``proxy.measure.remote()`` is ``shard.measure.remote(asset_id)``), for links and tests.
-``SimulatedPlantActor`` is one plant in a process of its own (the per-asset fleet).
 """
 
 from __future__ import annotations
@@ -176,62 +172,3 @@ class PlantShard:
 
     async def stop_plc(self, asset_id: str) -> None:
         await self._plant(asset_id).stop_plc()
-
-
-class PlantProxy:
-    """One plant of a PlantShard, called like a plant actor of its own:
-    ``proxy.measure.remote()`` is ``shard.measure.remote(asset_id)``."""
-
-    METHODS = ("measure", "apply", "advance_to", "truth", "start_plc", "stop_plc")
-
-    def __init__(self, shard: Any, asset_id: str) -> None:
-        self.shard = shard
-        self.asset_id = asset_id
-
-    def __getattr__(self, name: str) -> _Bound:
-        if name not in PlantProxy.METHODS:
-            raise AttributeError(f"a plant has no method {name!r}; it has: "
-                                 f"{', '.join(PlantProxy.METHODS)}")
-        return _Bound(self.shard, name, self.asset_id)
-
-    def __reduce__(self):
-        return PlantProxy, (self.shard, self.asset_id)
-
-
-class _Bound:
-    """Shard method ``name`` for one asset: its id first (``advance_to``: only its plant)."""
-
-    def __init__(self, shard: Any, name: str, asset_id: str) -> None:
-        self.method, self.name, self.asset_id = getattr(shard, name), name, asset_id
-
-    def remote(self, *args: Any, **kwargs: Any) -> Any:
-        if self.name == "advance_to":
-            return self.method.remote(*args, asset_ids=[self.asset_id], **kwargs)
-        return self.method.remote(self.asset_id, *args, **kwargs)
-
-
-@ray.remote(num_cpus=0)
-class SimulatedPlantActor:
-    """One simulated plant in a process of its own (the per-asset fleet); see HostedPlant."""
-
-    def __init__(self, asset: AssetConfig, clock: ClockSpec, plc: PlcMap | None = None,
-                 scan_period_s: float = 0.25) -> None:
-        self.hosted = HostedPlant(asset, clock, plc, scan_period_s)
-
-    async def measure(self) -> Measurement:
-        return self.hosted.measure()
-
-    async def apply(self, setpoints: dict[str, float]) -> None:
-        self.hosted.apply(setpoints)
-
-    async def advance_to(self, t: float) -> None:
-        self.hosted.advance_to(t)
-
-    async def truth(self) -> dict[str, Any]:
-        return self.hosted.truth()
-
-    async def start_plc(self) -> str:
-        return await self.hosted.start_plc()
-
-    async def stop_plc(self) -> None:
-        await self.hosted.stop_plc()

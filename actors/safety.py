@@ -78,8 +78,9 @@ class SafetyAuthority:
     def decide(self, proposal: Proposal, measurement_age: float,
                measurement: Measurement | None = None,
                deadline: float = math.inf) -> Decision | None:
-        """One asset's request: ``decide_batch`` of one (kept for the per-asset actors;
-        the interlock writes it forces come back in the decision's ``applied`` too)."""
+        """One asset's request: ``decide_batch`` of one (the one-at-a-time
+        baseline of bench/safety.py; the interlock writes it forces come back in the
+        decision's ``applied`` too)."""
         decisions = self.decide_batch([GateRequest(
             asset=proposal.asset, time=proposal.time, measurement=measurement,
             measurement_age=measurement_age, proposal=proposal)], deadline)
@@ -215,17 +216,6 @@ class SafetyAuthority:
         gate = self._gate(asset)
         return {"checkpoint": gate.checkpoint, "mode": gate.mode.value,
                 "last_applied": {n: [a.value, a.time] for n, a in gate.last_applied.items()}}
-
-    def observe(self, asset: str, measurement: Measurement | None,
-                checkpoint: dict[str, Any]) -> None:
-        """The per-asset actor's call after each tick, in any mode: its latest
-        ``measurement`` (for the interlocks) and its ``checkpoint``."""
-        gate = self._gate(asset)
-        if measurement is not None:
-            gate.note_measurement(measurement)
-        gate.checkpoint = checkpoint
-        self.audit.append([], {f"gate:{asset}": gate.to_state(), f"checkpoint:{asset}": checkpoint},
-                          durable=False)
 
     def last_applied(self, asset: str) -> dict[str, dict[str, float]]:
         return {name: {"value": a.value, "time": a.time}

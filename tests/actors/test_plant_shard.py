@@ -11,8 +11,8 @@ import pytest
 import ray
 
 import plants
-from actors.plant import PlantProxy, PlantShard
-from actors.plant_link import DirectLink, ModbusLink
+from actors.plant import PlantShard
+from actors.plant_link import ModbusLink
 from engine.clock import ClockSpec
 from engine.config import load_site
 from engine.registers import site_map
@@ -74,15 +74,12 @@ def test_two_plants_in_one_shard_each_serve_a_plc_of_their_own(shard):
     assert inputs["tank-01"] != pytest.approx(2.5)  # the write reached tank-02's plant only
 
 
-def test_a_proxy_is_one_plant_of_the_shard_as_a_plant_actor_was(shard):
+def test_each_plant_of_the_shard_advances_alone_and_an_unknown_one_is_refused(shard):
     handle, _, _ = shard
-    proxy = PlantProxy(handle, "tank-02")
-    ray.get(proxy.advance_to.remote(EPOCH + 900.0))
-    measurement = asyncio.run(DirectLink(proxy).measure())
+    ray.get(handle.advance_to.remote(EPOCH + 900.0, ["tank-02"]))
+    measurement = ray.get(handle.measure.remote("tank-02"))
     assert (measurement.asset, measurement.time) == ("tank-02", EPOCH + 900.0)
     assert ray.get(handle.truth.remote("tank-01"))["time"] < EPOCH + 900.0
-    with pytest.raises(AttributeError, match="a plant has no method 'pid'"):
-        proxy.pid  # noqa: B018
     with pytest.raises(ray.exceptions.RayTaskError, match="asset 'tank-03' has no plant"):
         ray.get(handle.measure.remote("tank-03"))
 

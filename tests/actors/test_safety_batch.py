@@ -51,11 +51,14 @@ def test_one_batch_closes_an_open_receipt_above_high_high_in_each_of_the_four_mo
                                                f"{asset.id}.level_05 13.42 >= 13.3; receipt_05 "
                                                "closed from 60 to its safe value 0")
             assert ray.get(safety.last_applied.remote(asset.id))["receipt_05"]["value"] == 0.0
-        # the old per-asset call is the same path: the trip stands, nothing reopens
-        again = ray.get(safety.decide.remote(
-            Proposal(asset="terminal-manual", time=600.0, setpoints={"receipt_05": 30.0},
-                     reason="", source="operator", user="olga"), 0.0,
-            Measurement("terminal-manual", 600.0, {"level_05": 13.45})))
+        # an operator's write while the trip stands: nothing reopens
+        (again,) = ray.get(safety.decide_batch.remote([GateRequest(
+            asset="terminal-manual", time=600.0,
+            measurement=Measurement("terminal-manual", 600.0, {"level_05": 13.45}),
+            measurement_age=0.0,
+            proposal=Proposal(asset="terminal-manual", time=600.0,
+                              setpoints={"receipt_05": 30.0}, reason="", source="operator",
+                              user="olga"))]))
         assert again.applied == {"receipt_05": 0.0}
         assert [r.outcome for r in again.records] == [Outcome.CLAMPED]
         # a late batch is not decided (the caller has stopped waiting): nothing recorded
