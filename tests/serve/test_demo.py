@@ -140,8 +140,9 @@ def test_new_reference_moves_the_estimate_and_the_audit_respects_limits(demo):
 
 def test_the_loop_runs_over_modbus_and_a_plain_client_reads_the_plc(demo):
     """Each tank's twin reads its PLC over Modbus; a pymodbus client at the printed
-    address reads a bulk temperature within 0.5 K of the twin's measurements around it and a
-    sample time a few twin-seconds old at most (the PLC scans every 0.25 wall s)."""
+    address reads a bulk temperature within 1.2 K (the noise of two samples) of the twin's
+    measurements around it and a sample time a few twin-seconds old at most (the PLC
+    scans every 0.25 wall s)."""
     from pymodbus.client import ModbusTcpClient
 
     from engine.registers import decode
@@ -157,8 +158,10 @@ def test_the_loop_runs_over_modbus_and_a_plain_client_reads_the_plc(demo):
     sample_time = decode(reply.registers[0:4], "float64", "ABCD")
     t_bulk = decode(reply.registers[4:6], "float32", "ABCD")
     # the PLC scans between the twin's reads: its value lies between theirs, give or take
+    # the probe's noise (0.2 K a sample: a later scan differs by up to 4 std of a
+    # difference, 1.1 K) and the drift of a tick (a wrong register is off by tens of K)
     seen = [s["measurement"]["T_bulk"]["value"] for s in (status, after)]
-    assert min(seen) - 0.5 <= t_bulk <= max(seen) + 0.5
+    assert min(seen) - 1.2 <= t_bulk <= max(seen) + 1.2
     assert abs(sample_time - status["measurement"]["T_bulk"]["time"]) < 600 * 4.0
 
 

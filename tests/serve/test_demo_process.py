@@ -42,9 +42,9 @@ class Demo:
         return [root, *root.children(recursive=True)]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo")
+def _start_demo(folder: Path) -> tuple[subprocess.Popen, list[str], int]:
+    """A demo on free loopback ports, started ignoring SIGINT as `twinloop demo &` is;
+    returns it once its banner is printed (or it has ended), with the banner and port."""
     port = free_port()
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),
@@ -55,12 +55,26 @@ def demo(tmp_path_factory):
     process = subprocess.Popen(
         ignoring_sigint + command, cwd=folder, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, env={**os.environ, "TWINLOOP_ADMIN_TOKEN": TOKEN})
+    banner = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        banner.append(line)
+        if "Stopping in" in line or process.poll() is not None:
+            break
+    return process, banner, port
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    for _attempt in range(3):
+        process, banner, port = _start_demo(folder)
+        # a port free_port() found free can be taken by one of the demo's own Ray
+        # processes before the HTTP proxy binds it: then start again on other ports
+        if "Stopping in" in banner[-1] or "Failed to bind" not in "".join(banner):
+            break
+        process.communicate(timeout=60)
     try:
-        banner = []
-        for line in process.stdout:
-            banner.append(line)
-            if "Stopping in" in line or process.poll() is not None:
-                break
         assert "Stopping in" in banner[-1], "".join(banner)
         yield Demo(process, "".join(banner), port, folder)
     finally:
