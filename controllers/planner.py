@@ -526,23 +526,36 @@ class InjectionPlanner:
 
     def _diagnose(self, x0, parameters, nominated, u_prev, prices, maop, fixed_flow,
                   fixed_injection, fallback: str) -> str:
-        """Why a solve is infeasible: if it becomes feasible without the MAOP bounds, MAOP
-        is what the flow cannot meet (named with the highest pressure the cheapest
-        unbounded operation reaches); otherwise ``fallback``."""
+        """Why a solve is infeasible: if the same flows can be carried without the MAOP
+        bounds, MAOP is what they cannot meet, named with the highest pressure of that
+        operation; otherwise ``fallback``. Without MAOP the cheapest operation is tried
+        first, then (when the injection is free) the one with every skid at its highest
+        rate from the first hour (the first move unbounded): a far simpler problem, so
+        the diagnosis does not hang on IPOPT converging the free one from a cold start
+        (it may stop with Invalid_Number_Detected)."""
         if all(math.isinf(bound) for bound in maop):
             return fallback
-        unbounded = self._solve(x0, parameters, nominated, u_prev, prices,
-                                [math.inf] * self.stations, fixed_flow=fixed_flow,
-                                fixed_injection=fixed_injection)
-        if not unbounded["feasible"]:
-            return unbounded["reason"]
-        hour, station = max(((h.hour, i) for h in unbounded["hours"]
-                             for i in range(self.stations)),
-                            key=lambda hi: unbounded["hours"][hi[0]].discharge_pressure[hi[1]]
-                            - maop[hi[1]])
-        pressure = unbounded["hours"][hour].discharge_pressure[station]
-        return (f"needs discharge_pressure_{station + 1} above MAOP {maop[station]:.4g} Pa: "
-                f"{pressure:.4g} Pa at hour {hour} without the bound")
+        unbounded = [math.inf] * self.stations
+        attempts: list[tuple[float | None, Any, str]] = [
+            (fixed_injection, u_prev, "without the bound")]
+        if fixed_injection is None:
+            full = min(self._bounds(name)[1] for name in self.skids)
+            attempts.append((full, None, f"without the bound, every skid at {full:g} L/h"))
+        reason = fallback
+        for injection, previous, how in attempts:
+            free = self._solve(x0, parameters, nominated, previous, prices, unbounded,
+                               fixed_flow=fixed_flow, fixed_injection=injection)
+            if not free["feasible"]:
+                reason = free["reason"]
+                continue
+            hour, station = max(((h.hour, i) for h in free["hours"]
+                                 for i in range(self.stations)),
+                                key=lambda hi: free["hours"][hi[0]].discharge_pressure[hi[1]]
+                                - maop[hi[1]])
+            pressure = free["hours"][hour].discharge_pressure[station]
+            return (f"needs discharge_pressure_{station + 1} above MAOP {maop[station]:.4g} "
+                    f"Pa: {pressure:.4g} Pa at hour {hour} {how}")
+        return reason
 
     def _describe(self, violation, stats) -> str:
         """The worst violated constraint, by hour."""

@@ -203,3 +203,25 @@ def test_maop_too_low_for_any_plan_is_an_error_naming_maop(planner):
     with pytest.raises(PlanInfeasibleError, match=r"discharge_pressure_\d above MAOP 3e\+06 Pa"):
         planner.plan(MODEL.states.nominal, ASSET.tariff, nomination, [3.0e6] * 3,
                      u0=MODEL.inputs.nominal)
+
+
+def test_maop_is_named_even_when_ipopt_abandons_the_free_solve(planner, monkeypatch):
+    """On CI's CPU IPOPT stopped the cold-started plan without MAOP with
+    Invalid_Number_Detected after 39 iterations, and the error lost the MAOP. That solve
+    is made to fail the same way here: the diagnosis falls back to every skid at its
+    highest rate and still names the pressure and its bound."""
+    solve = InjectionPlanner._solve
+
+    def abandoning(self, x0, parameters, nominated, u_prev, prices, maop, **kwargs):
+        if all(np.isinf(maop)) and kwargs.get("fixed_injection") is None:
+            return {"w": None, "status": "Invalid_Number_Detected", "iterations": 39,
+                    "feasible": False, "reason": "the solver stopped with "
+                    "Invalid_Number_Detected after 39 iterations"}
+        return solve(self, x0, parameters, nominated, u_prev, prices, maop, **kwargs)
+
+    monkeypatch.setattr(InjectionPlanner, "_solve", abandoning)
+    nomination = NominationSettings(hourly_flow=[1350.0 / 3600.0] * 168)
+    with pytest.raises(PlanInfeasibleError, match=r"discharge_pressure_\d above MAOP 3e\+06 Pa"
+                       r".* every skid at 60 L/h"):
+        planner.plan(MODEL.states.nominal, ASSET.tariff, nomination, [3.0e6] * 3,
+                     u0=MODEL.inputs.nominal)
