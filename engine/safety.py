@@ -327,14 +327,10 @@ def _gate(
         value = band.lower
 
     last = last_applied.get(signal)
-    cap, why, closes = interlocks.cap(signal, last, band, limit)
-    closed = value >= cap and closes  # a trip's close goes out at once, not at the rate
-    if value > cap:
-        reasons.append(why)
-        value = cap
-    refused = interlocks.refusal(signal, value)
-    if refused is not None:
-        return Outcome.REJECTED, None, f"{signal}: {refused}; holding last applied value"
+    interlocked = _interlocked(signal, value, last, band, limit, interlocks, reasons)
+    if isinstance(interlocked, str):
+        return Outcome.REJECTED, None, interlocked
+    value, closed = interlocked
 
     if last is not None and math.isfinite(limit.max_rate) and not closed:
         elapsed = max(0.0, t - last.time)
@@ -358,15 +354,29 @@ def _safe_state(signal: str, requested: float, limit: SetpointLimit, last: Appli
     may still hold it lower, and a count interlock refuse it."""
     value = safe_value(signal, limit)
     reasons = [f"safe state: {signal} to its safe value {value:.6g} at once"]
-    cap, why, _ = interlocks.cap(signal, last, limit, limit)
+    interlocked = _interlocked(signal, value, last, limit, limit, interlocks, reasons)
+    if isinstance(interlocked, str):
+        return Outcome.REJECTED, None, interlocked
+    value, _ = interlocked
+    exact = _finite_or_none(requested) == value and len(reasons) == 1
+    return (Outcome.ACCEPTED if exact else Outcome.CLAMPED), value, "; ".join(reasons)
+
+
+def _interlocked(signal: str, value: float, last: Applied | None, band: SetpointLimit,
+                 limit: SetpointLimit, interlocks: _Interlocks,
+                 reasons: list[str]) -> tuple[float, bool] | str:
+    """``value`` under the interlocks: capped by a tripped one (its reason appended to
+    ``reasons``), with whether a trip's close takes it there at once rather than at the
+    rate limit; or, as a string, why a count interlock refuses it."""
+    cap, why, closes = interlocks.cap(signal, last, band, limit)
+    closed = value >= cap and closes
     if value > cap:
         reasons.append(why)
         value = cap
     refused = interlocks.refusal(signal, value)
     if refused is not None:
-        return Outcome.REJECTED, None, f"{signal}: {refused}; holding last applied value"
-    exact = _finite_or_none(requested) == value and len(reasons) == 1
-    return (Outcome.ACCEPTED if exact else Outcome.CLAMPED), value, "; ".join(reasons)
+        return f"{signal}: {refused}; holding last applied value"
+    return value, closed
 
 
 def _finite_or_none(value) -> float | None:
