@@ -172,7 +172,7 @@ class AssetNodes:
         self.revision = status.revision
         t = self._time = status.time
         age = status.measurement_age_s
-        stale = age is not None and age > self.max_age
+        stale = age is not None and self.max_age is not None and age > self.max_age
         out = []
         for name in self.model.outputs.names:
             entry = status.measurement.get(name)
