@@ -464,6 +464,7 @@ class HostedAsset:
                 self.loop.controller = controller
                 self.config = msgspec.structs.replace(self.config, controller=settings,
                                                       limits=limits)
+            self.notify()  # the status names the backend
             after = self.controller_tuning()
             changed = changes(before, after)
             if changed:

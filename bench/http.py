@@ -25,6 +25,11 @@ Results are merged into ``bench/results.json`` under ``"http"``.
 
 from __future__ import annotations
 
+import sys
+
+# this file is named http.py: its folder goes after the standard library's ``http``
+sys.path.append(sys.path.pop(0))
+
 import argparse
 import asyncio
 import os
