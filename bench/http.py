@@ -7,6 +7,9 @@ demo`` runs it) runs in real time at its own speed on an embedded Ray with the H
 ``CLIENTS`` concurrent clients (aiohttp, in this process) read ``GET /assets/tank-01`` as
 fast as they are answered, for ``SECONDS`` wall seconds per phase:
 
+- ``constant``: the ceiling of the HTTP stack itself: a Serve deployment on the same
+  proxy whose ``GET /const/assets/{id}`` answers a constant body (one status of the
+  asset, as JSON) without authentication or any lookup;
 - ``pushed``: the API as deployed, answering from the statuses the assets push
   (serve.status_cache);
 - ``pull`` (the baseline, measured in the same run): the same routes deployed a second
@@ -18,7 +21,9 @@ fast as they are answered, for ``SECONDS`` wall seconds per phase:
 
 Each phase reports reads per second, read latency p50 and p99 (ms), writes per second,
 errors, and the control ticks and deadline overruns of the whole fleet during it (from
-each asset's ``ticks`` and ``overruns``). Ratios pushed / pull are the gain. The goal
+each asset's ``ticks`` and ``overruns``). Ratios pushed / pull are the gain, pushed /
+constant the share of the HTTP stack's ceiling reached. The machine's load average is
+recorded with the run: on a machine other work loads, every figure moves with it. The goal
 (issue 11 item 6): at least 1,000 reads/s at p99 <= 50 ms, no overrun during the load.
 Results are merged into ``bench/results.json`` under ``"http"``.
 """
@@ -46,6 +51,7 @@ import aiohttp
 import msgspec
 import ray
 import results_file
+from fastapi import FastAPI, Response
 from ray import serve
 
 import plants
@@ -59,6 +65,22 @@ PILOT = Path(__file__).resolve().parents[1] / "examples" / "pilot.toml"
 ASSET = "tank-01"
 WARM_UP_S = 600.0
 """Wall seconds at most to wait for every asset's first ticks."""
+
+
+constant_app = FastAPI()
+
+
+@serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0})
+@serve.ingress(constant_app)
+class Constant:
+    """The baseline: the HTTP stack answering a constant body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    @constant_app.get("/assets/{asset_id}")
+    async def asset(self, asset_id: str) -> Response:
+        return Response(self.body, media_type="application/json")
 
 
 def pilot(audit_db: Path):
@@ -145,23 +167,29 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
+    load_before = round(os.getloadavg()[0], 1)
     token = secrets.token_urlsafe(32)
     tokens = [Token("bench", "operator", hash_token(token))]
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+             _node_ip_address="127.0.0.1")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             site = pilot(Path(tmp) / "audit.db")
             fleet = build_fleet(site, ClockSpec(speed=site.site.speed), namespace="bench-http",
                                 modbus=True)
-            fleet.start()
             url = start_http(fleet, "127.0.0.1", free_port(), tokens)
             # the baseline: the same routes, every read asking the asset's shard
             pull = TwinLoopAPI.bind(  # type: ignore[attr-defined]
                 site.site.name, fleet.assets, fleet.safety, tokens)
             serve.run(pull, name="pull", route_prefix="/pull")
+            fleet.start()
             wait_ticking(fleet, 2)
+            body = msgspec.json.encode(ray.get(fleet.assets[ASSET].status.remote()))
+            serve.run(Constant.bind(body),  # type: ignore[attr-defined]
+                      name="constant", route_prefix="/const")
             phases = {}
-            for name, prefix, write in (("pushed", "", False), ("pull", "/pull", False),
+            for name, prefix, write in (("constant", "/const", False),
+                                        ("pushed", "", False), ("pull", "/pull", False),
                                         ("pushed_mixed", "", True),
                                         ("pull_mixed", "/pull", True)):
                 phases[name] = phase(fleet, url, token, prefix, args.clients, args.seconds,
@@ -171,7 +199,7 @@ def main() -> None:
             fleet.shutdown()
     finally:
         ray.shutdown()
-    pushed, baseline = phases["pushed"], phases["pull"]
+    pushed, baseline, ceiling = phases["pushed"], phases["pull"], phases["constant"]
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
@@ -182,6 +210,9 @@ def main() -> None:
         "reads_per_s_ratio_pushed_over_pull": round(
             pushed["reads_per_s"] / max(baseline["reads_per_s"], 1e-9), 2),
         "p99_ratio_pushed_over_pull": round(pushed["p99_ms"] / baseline["p99_ms"], 3),
+        "reads_per_s_ratio_pushed_over_constant": round(
+            pushed["reads_per_s"] / max(ceiling["reads_per_s"], 1e-9), 2),
+        "load_average_1min": {"before": load_before, "after": round(os.getloadavg()[0], 1)},
         "goal": "reads_per_s >= 1000, p99_ms <= 50, overruns 0 (issue 11 item 6)",
     }
     results_file.save("http", result)
