@@ -153,12 +153,20 @@ async def load(url: str, token: str, prefix: str, clients: int, seconds: float,
             "seconds": round(elapsed, 1)}
 
 
+def shard_questions(fleet: Fleet) -> int:
+    """Status questions the shards answered (a read that was not served from a push)."""
+    return sum(ray.get(shard.shard_status.remote())["status_queries"]
+               for shard in fleet.shards.values())
+
+
 def phase(fleet: Fleet, url: str, token: str, prefix: str, clients: int, seconds: float,
           write: bool) -> dict[str, Any]:
+    asked = shard_questions(fleet)
     ticks, overruns = fleet_counts(fleet)
     result = asyncio.run(load(url, token, prefix, clients, seconds, write))
     ticks_after, overruns_after = fleet_counts(fleet)
-    result.update(ticks=ticks_after - ticks, overruns=overruns_after - overruns)
+    result.update(ticks=ticks_after - ticks, overruns=overruns_after - overruns,
+                  shard_questions=shard_questions(fleet) - asked - 2 * len(fleet.assets))
     return result
 
 
