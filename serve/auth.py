@@ -226,7 +226,10 @@ class RoleRequired:
     def __init__(self, role: Role) -> None:
         self.role = role
 
-    def __call__(self, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
+    async def __call__(self, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+                       ) -> str:
+        """Async, so that FastAPI runs it in the event loop, not on a thread of its pool
+        (a thread hop per request: the largest cost of a status read served from memory)."""
         if credentials is None:
             raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"})
         identity = _table.identify(credentials.credentials)
