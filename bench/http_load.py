@@ -1,6 +1,6 @@
 """HTTP status reads under load, and what they cost the control ticks (issue 11 item 6).
 
-    python bench/http.py [--clients 20] [--seconds 10]
+    python bench/http_load.py [--clients 20] [--seconds 10]
 
 The pilot site (examples/pilot.toml: 12 assets of every kind, Modbus PLCs, as ``make
 demo`` runs it) runs in real time at its own speed on an embedded Ray with the HTTP API.
@@ -29,11 +29,6 @@ Results are merged into ``bench/results.json`` under ``"http"``.
 """
 
 from __future__ import annotations
-
-import sys
-
-# this file is named http.py: its folder goes after the standard library's ``http``
-sys.path.append(sys.path.pop(0))
 
 import argparse
 import asyncio
