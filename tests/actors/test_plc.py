@@ -7,7 +7,6 @@ import asyncio
 import logging
 
 import pytest
-
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 
