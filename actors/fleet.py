@@ -98,7 +98,7 @@ class Fleet:
         # on this node: it binds the configured (local) host
         self.opcua = OpcUaActor.options(  # type: ignore[attr-defined]  # ray.remote class
             name=f"opcua:{self.site.site.name}", namespace=self.namespace,
-            scheduling_strategy=this_node()).remote(site, self.assets)
+            scheduling_strategy=this_node()).remote(site, self.assets, self.safety)
         url = ray.get(self.opcua.start.remote())
         ray.get([a.add_listener.remote(self.opcua) for a in self.assets.values()])
         return url

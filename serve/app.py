@@ -28,13 +28,17 @@ Every route but /healthz needs ``Authorization: Bearer <token>`` (serve.auth): 4
 without a valid token, 403 without the role; the token's user is recorded with every
 write. Unknown assets and proposals answer 404; unknown signals and values outside
 their bounds 422 with a message naming the signal and the bound; a write while the
-safety actor is unreachable 503 (nothing written). serve.edge authenticates before a
+safety actor is unreachable 503 (nothing written). A write refused here (malformed,
+an unknown signal, a value outside its bounds: 422) is put on record, outcome
+``refused``, with the user and the reason, in batches (actors.refusals; GET .../audit
+sends what is pending first). serve.edge authenticates before a
 body is read, caps bodies (413), answers malformed requests 422 without echoing them, and
 an actor that is restarting or gone 503. Answers and errors are typed (serve.schemas);
 OpenAPI at /openapi.json, Swagger UI at /docs (serve.docs, no CDN).
 """
 
 import asyncio
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -43,6 +47,7 @@ from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 from ray import serve
 
+from actors.refusals import RefusalRecorder
 from engine.messages import Mode, Outcome
 from engine.metrics import render
 from serve.auth import Role, RoleRequired, Token, TokenTable, install
@@ -155,8 +160,31 @@ class TwinLoopAPI:
         self.assets = assets
         self.safety = safety
         self.mqtt = mqtt
+        self.refusals = RefusalRecorder("http", lambda batch: safety.note_refused.remote(batch))
+        app.state.note_refused = self._refused
         install(TokenTable(tokens, tokens_file))
         _replica_grpc_on_loopback()
+
+    def _refused(self, asset_id: str, user: str, subject: str, reason: str,
+                 requested: float | None = None) -> None:
+        """Put a refused write on record (batched), if ``asset_id`` is an asset."""
+        if asset_id in self.assets:
+            self.refusals.refused(asset_id, user, subject, reason, requested)
+
+    async def _write(self, asset_id: str, user: str, subject: dict[str, Any] | str, ref):
+        """Await a write's actor call like ``_unprocessable``; a write the asset refuses
+        (422: unknown signal, value outside its bounds) is put on record. ``subject``:
+        the body's {signal: value}, or what the write changes ("mode", "controller")."""
+        try:
+            return await _unprocessable(ref)
+        except HTTPException as error:
+            if error.status_code == 422:
+                names = subject if isinstance(subject, str) else ",".join(subject)
+                values = [] if isinstance(subject, str) else list(subject.values())
+                requested = values[0] if len(values) == 1 and isinstance(values[0], float | int) \
+                    and math.isfinite(values[0]) else None
+                self._refused(asset_id, user, names, str(error.detail), requested)
+            raise
 
     def _asset(self, asset_id: str):
         try:
@@ -186,7 +214,8 @@ class TwinLoopAPI:
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        reference = await _unprocessable(asset.set_reference.remote(body, user))
+        reference = await self._write(asset_id, user, body,
+                                      asset.set_reference.remote(body, user))
         return {"reference": reference}
 
     @app.put("/assets/{asset_id}/mode", response_model=ModeAnswer,
@@ -194,7 +223,8 @@ class TwinLoopAPI:
     async def put_mode(self, asset_id: str, body: ModeRequest = Body(),
                        user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        return {"mode": await _unprocessable(asset.set_mode.remote(body.mode.value, user))}
+        return {"mode": await self._write(asset_id, user, "mode",
+                                          asset.set_mode.remote(body.mode.value, user))}
 
     @app.put("/assets/{asset_id}/setpoints", response_model=WriteAnswer,
              responses=errors(401, 403, 404, 413, 422, 503))
@@ -203,7 +233,7 @@ class TwinLoopAPI:
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        return await _unprocessable(asset.write_setpoints.remote(body, user))
+        return await self._write(asset_id, user, body, asset.write_setpoints.remote(body, user))
 
     @app.get("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
              responses=errors(401, 403, 404, 422, 503),
@@ -221,7 +251,8 @@ class TwinLoopAPI:
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
         bands = {name: (band.lower, band.upper) for name, band in body.items()}
-        return await _unprocessable(asset.set_operator_limits.remote(bands, user))
+        return await self._write(asset_id, user, ",".join(bands),
+                                 asset.set_operator_limits.remote(bands, user))
 
     @app.get("/assets/{asset_id}/proposals", response_model=list[Proposal],
              responses=errors(401, 403, 404, 422, 503))
@@ -260,7 +291,8 @@ class TwinLoopAPI:
         an invalid tuning is 422 naming the field and the bound, and the old one keeps
         running."""
         asset = self._asset(asset_id)
-        return await _unprocessable(asset.set_controller.remote(body, user))
+        return await self._write(asset_id, user, "controller",
+                                 asset.set_controller.remote(body, user))
 
     @app.post("/assets/{asset_id}/safe-state", response_model=WriteAnswer,
               responses=errors(401, 403, 404, 413, 422, 503))
@@ -294,6 +326,7 @@ class TwinLoopAPI:
         user: str = VIEWER,
     ) -> list[dict[str, Any]]:
         self._asset(asset_id)
+        await self.refusals.flush()  # the refusals made before this request, on record
         return await asyncio.wait_for(self.safety.audit_records.remote(
             asset_id, since, until, None if outcome is None else outcome.value, limit),
             AUDIT_TIMEOUT_S)
