@@ -171,12 +171,16 @@ class TwinLoopAPI:
         if asset_id in self.assets:
             self.refusals.refused(asset_id, user, subject, reason, requested)
 
-    async def _write(self, asset_id: str, user: str, subject: dict[str, Any] | str, ref):
-        """Await a write's actor call like ``_unprocessable``; a write the asset refuses
-        (422: unknown signal, value outside its bounds) is put on record. ``subject``:
-        the body's {signal: value}, or what the write changes ("mode", "controller")."""
+    async def _write(self, asset_id: str, user: str, subject: dict[str, Any] | str, method,
+                     *args):
+        """Call an asset's write ``method`` with ``args``, awaited like ``_unprocessable``;
+        a write the asset refuses (422: unknown signal, value outside its bounds) is put on
+        record. ``subject``: the body's {signal: value}, or what the write changes ("mode",
+        "controller"). Refusals still pending go on record first, so that the audit keeps
+        this edge's order."""
+        await self.refusals.flush()
         try:
-            return await _unprocessable(ref)
+            return await _unprocessable(method.remote(*args))
         except HTTPException as error:
             if error.status_code == 422:
                 names = subject if isinstance(subject, str) else ",".join(subject)
@@ -214,8 +218,7 @@ class TwinLoopAPI:
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        reference = await self._write(asset_id, user, body,
-                                      asset.set_reference.remote(body, user))
+        reference = await self._write(asset_id, user, body, asset.set_reference, body, user)
         return {"reference": reference}
 
     @app.put("/assets/{asset_id}/mode", response_model=ModeAnswer,
@@ -223,8 +226,8 @@ class TwinLoopAPI:
     async def put_mode(self, asset_id: str, body: ModeRequest = Body(),
                        user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        return {"mode": await self._write(asset_id, user, "mode",
-                                          asset.set_mode.remote(body.mode.value, user))}
+        return {"mode": await self._write(asset_id, user, "mode", asset.set_mode,
+                                          body.mode.value, user)}
 
     @app.put("/assets/{asset_id}/setpoints", response_model=WriteAnswer,
              responses=errors(401, 403, 404, 413, 422, 503))
@@ -233,7 +236,7 @@ class TwinLoopAPI:
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        return await self._write(asset_id, user, body, asset.write_setpoints.remote(body, user))
+        return await self._write(asset_id, user, body, asset.write_setpoints, body, user)
 
     @app.get("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
              responses=errors(401, 403, 404, 422, 503),
@@ -251,8 +254,8 @@ class TwinLoopAPI:
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
         bands = {name: (band.lower, band.upper) for name, band in body.items()}
-        return await self._write(asset_id, user, ",".join(bands),
-                                 asset.set_operator_limits.remote(bands, user))
+        return await self._write(asset_id, user, ",".join(bands), asset.set_operator_limits,
+                                 bands, user)
 
     @app.get("/assets/{asset_id}/proposals", response_model=list[Proposal],
              responses=errors(401, 403, 404, 422, 503))
@@ -291,8 +294,8 @@ class TwinLoopAPI:
         an invalid tuning is 422 naming the field and the bound, and the old one keeps
         running."""
         asset = self._asset(asset_id)
-        return await self._write(asset_id, user, "controller",
-                                 asset.set_controller.remote(body, user))
+        return await self._write(asset_id, user, "controller", asset.set_controller, body,
+                                 user)
 
     @app.post("/assets/{asset_id}/safe-state", response_model=WriteAnswer,
               responses=errors(401, 403, 404, 413, 422, 503))

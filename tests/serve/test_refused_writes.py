@@ -18,6 +18,16 @@ from engine.config import load_site
 from tests.conftest import TWO_TANKS, admin_api
 
 
+def assert_one_refusal_more(api, before: list[dict], asset: str = "tank-01") -> None:
+    """tank-01's audit is ``before`` and one record more: a refusal at the HTTP edge."""
+    after = api.get(f"/assets/{asset}/audit", params={"limit": 100_000}).json()
+    assert len(after) == len(before) + 1
+    refused = [r for r in after if r["outcome"] == "refused"]
+    assert [r for r in after if r["outcome"] != "refused"] == [
+        r for r in before if r["outcome"] != "refused"]
+    assert (refused[-1]["source"], refused[-1]["applied"]) == ("http", None), refused[-1]
+
+
 @pytest.fixture(scope="module")
 def api(two_tanks):
     two_tanks.run_for(240.0)
