@@ -269,12 +269,14 @@ class HostedAsset:
         if not request.external:
             return
         held = {} if decision is None else {
-            w.signal: w.value for w in request.external if w.signal not in decision.applied}
+            w.signal: w.value for w in request.external
+            if w.signal not in decision.applied and math.isfinite(w.value)}
         for write in request.external:
             action = ("unrecorded: the safety actor did not answer" if decision is None
-                      else "held" if write.signal in held else "restored by the gate")
+                      else "restored by the gate" if write.signal in decision.applied
+                      else "held" if write.signal in held else "not a number: not held")
             self.external_writes[write.signal] = {
-                "signal": write.signal, "value": write.value,
+                "signal": write.signal, "value": _finite_or_none(write.value),
                 "unit": self._signal(write.signal).unit, "time": request.time,
                 "gated": write.gated, "action": action}
         if held and decision is not None:

@@ -255,14 +255,15 @@ class Gatekeeper:
         records, back = [], {}
         for write in request.external:
             last = gate.last_applied.get(write.signal)
+            finite = math.isfinite(write.value)
             if gate.mode is Mode.AUTONOMOUS and last is not None:
                 back[write.signal] = last.value
             records.append(AuditRecord(
                 time=request.time, asset=request.asset, user=UNKNOWN_WRITER, source=PLC,
-                signal=write.signal, requested=None, applied=write.value,
+                signal=write.signal, requested=None, applied=write.value if finite else None,
                 outcome=Outcome.EXTERNAL,
                 reason=_external_text(write, gate.mode, write.signal in back)))
-            if last is not None:
+            if last is not None and finite:  # a NaN is no value: the gate keeps its own
                 gate.last_applied[write.signal] = Applied(write.value, write.since)
         if not back:
             return records, None

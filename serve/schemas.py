@@ -130,7 +130,8 @@ class ExternalWriteSeen(BaseModel):
     write there (a write around the gate), read back at twin time ``time``."""
 
     signal: str
-    value: float = Field(description="what the register held, in ``unit``")
+    value: float | None = Field(description="what the register held, in ``unit`` (null: "
+                                            "not a finite number)")
     unit: str
     time: float = Field(description="twin time of the tick that read it back")
     gated: float = Field(description="the gate's last write of the signal, in ``unit``")

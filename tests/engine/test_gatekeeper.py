@@ -236,3 +236,16 @@ def test_in_autonomous_the_gate_takes_its_value_back_at_the_rate_limit_inside_th
     keeper = Gatekeeper([tank("t")], [], {"t": {"receipt": 10.0}}, t0=0.0)
     [decision], _ = keeper.decide_batch([external("t", 300.0, 1e4, 10.0, 0.0)])
     assert decision.applied == {"receipt": 60.0}
+
+
+def test_a_nan_read_back_is_on_record_but_never_taken_as_a_value():
+    """A register read back as NaN (a real PLC need not refuse one): recorded with no
+    applied value; the last applied value stays the gate's, and AUTONOMOUS writes it back
+    at once (no move from a value that is not one)."""
+    keeper = Gatekeeper([tank("m", Mode.MANUAL), tank("a")], [],
+                        {"m": {"receipt": 10.0}, "a": {"receipt": 10.0}}, t0=0.0)
+    held, back = keeper.decide_batch([external("m", 300.0, math.nan, 10.0, 0.0),
+                                      external("a", 300.0, math.nan, 10.0, 0.0)])[0]
+    assert held.records[0].applied is None and held.applied == {}
+    assert keeper.gates["m"].last_applied["receipt"].value == 10.0
+    assert back.applied == {"receipt": 10.0}
