@@ -4,6 +4,9 @@ Each tick (period ``period_s`` of twin time), at an instant t the shard runs for
 asset due then:
 
     measurement = link.measure()                       (the twin's only view of the plant)
+    held        = link.read_back()                     (the PLC's output registers: a value
+                                                        the gate did not write is an
+                                                        external write, sent to the gate)
     request     = loop.advance(t, measurement)         (EKF, MPC on the shard's threads;
                                                         no proposal when OFF)
     decisions   = safety.decide_batch(requests of every asset due at t)   (one call)
@@ -15,6 +18,13 @@ The link (actors.plant_link) is the plant's PLC over Modbus TCP, the simulated p
 its plant shard called directly (lock-step tests), or measurements ingested from MQTT.
 When no new measurement arrives, the last one ages; the safety watchdog refuses
 controller writes once it is older than the asset's ``max_measurement_age_s``.
+
+A write around the gate (at the PLC) is read back at the next tick: the gate records it
+(engine.gatekeeper: source ``plc``, outcome ``external``) and, in AUTONOMOUS mode, writes
+its own value back at the rate limit; in the other modes the asset holds the external
+value as its input (it is what the plant runs on, and later writes of the PLC's other
+registers keep it). The status lists the latest external write of each signal
+(``external_writes``).
 
 If the safety actor is unreachable or too slow nothing is written, the outputs hold
 their last safe value, and the status says so: fail closed. The asset's plain-data
@@ -33,6 +43,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 import msgspec
+import numpy as np
 import ray
 
 from actors.plant_link import DirectLink, IngestLink, ModbusLink, PlantLink
@@ -43,6 +54,7 @@ from engine.loop import ControlLoop, TickResult
 from engine.messages import (
     AuditRecord,
     Decision,
+    ExternalWrite,
     GateRequest,
     Measurement,
     MeasurementPayload,
@@ -60,6 +72,7 @@ from engine.status import (
     ControllerStatus,
     EstimatedQuantity,
     EstimatorStatus,
+    ExternalWriteSeen,
     LinkStatus,
     Quantity,
     TimedQuantity,
@@ -144,6 +157,8 @@ class HostedAsset:
         self.on_status: Callable[[AssetStatus], None] | None = None
         """Where each status built goes (the shard's push to the status board)."""
         self.revision = 0
+        self.external_writes: dict[str, ExternalWriteSeen] = {}
+        """The latest write around the gate of each signal, as the status shows it."""
 
     # -- restarts --------------------------------------------------------------------------
 
@@ -209,15 +224,20 @@ class HostedAsset:
         """Measure, then observe and propose on the shard's threads. A failure of the
         link or the numerics is reported; the request then carries what there is."""
         measurement: Measurement | None = None
+        external: list[ExternalWrite] = []
         propose = self.mode is not Mode.OFF
         try:
             measurement = await self.link.measure()
+            external = self._external(await self.link.read_back())
             request = await self._numeric(self.loop.advance, t, measurement, propose)
         except Exception as error:  # a failed tick is reported, and the next one tries again
             self.tick_error = f"{type(error).__name__}: {error}"
             return GateRequest(asset=self.id, time=t, measurement=measurement,
-                               measurement_age=self.loop.measurement_age(t), proposal=None)
+                               measurement_age=self.loop.measurement_age(t), proposal=None,
+                               external=external)
         self.tick_error = None
+        if external:
+            request = msgspec.structs.replace(request, external=external)
         if request.proposal is not None:
             self.proposal = request.proposal
             self.metrics.solve_seconds.observe(request.proposal.solve_time_s)
@@ -227,6 +247,7 @@ class HostedAsset:
                        error: str | None, started: float) -> TickResult:
         """Write what the gate let through (None: it did not answer, ``error`` says why:
         nothing is written) and account for the tick."""
+        self._note_external(request, decision)
         if decision is not None and not await self._write(decision):
             decision = None
         if error is not None:
@@ -244,6 +265,36 @@ class HostedAsset:
         if self.publisher is not None:
             self.publisher.publish_estimate.remote(self.loop.estimate())
         return result
+
+    def _external(self, held: dict[str, float] | None) -> list[ExternalWrite]:
+        """The registers read back (``held``; None: not read) whose float32 differs from
+        the last gated write: at least one step of the register's resolution."""
+        if held is None:
+            return []
+        gated = self._written({})
+        return [ExternalWrite(signal=name, value=value, gated=gated[name], since=self.last_tick)
+                for name, value in held.items()
+                if name in gated and not value == float(np.float32(gated[name]))]
+
+    def _note_external(self, request: GateRequest, decision: Decision | None) -> None:
+        """Show the request's external writes in the status; once the gate has them on
+        record, hold those it does not take back (the plant runs on them)."""
+        if not request.external:
+            return
+        held = {} if decision is None else {
+            w.signal: w.value for w in request.external
+            if w.signal not in decision.applied and math.isfinite(w.value)}
+        for write in request.external:
+            action = ("unrecorded: the safety actor did not answer" if decision is None
+                      else "restored by the gate" if write.signal in decision.applied
+                      else "held" if write.signal in held else "not a number: not held")
+            self.external_writes[write.signal] = ExternalWriteSeen(
+                signal=write.signal, value=finite_or_none(write.value),
+                unit=self._signal(write.signal).unit, time=request.time, gated=write.gated,
+                action=action)
+        if held and decision is not None:
+            self.loop.applied(held, decision.time)
+            self.setpoint_times.update(dict.fromkeys(held, request.time))
 
     async def _write(self, decision: Decision) -> bool:
         """Apply a decision's writes to the plant; False if they did not reach it."""
@@ -414,6 +465,11 @@ class HostedAsset:
         return await self._ask(self.safety.set_operator_limits, self.config.id, bands, user,
                                self.now())
 
+    def _signal(self, name: str):
+        """The input or disturbance ``name`` (a PLC holding register holds one)."""
+        model = self.model
+        return model.inputs[name] if name in model.inputs else model.disturbances[name]
+
     def _writable(self, name: str):
         if name not in self.config.limits:
             raise ValueError(f"unknown signal {name!r}: writable signals of {self.config.id} "
@@ -518,6 +574,7 @@ class HostedAsset:
             errors=[e for e in (link.error, self.safety_error, self.tick_error) if e],
             outputs_held=self.safety_error is not None,
             restarted=self.restarted,
+            external_writes=sorted(self.external_writes.values(), key=lambda w: w.time),
         )
 
     def _estimator_status(self) -> EstimatorStatus:

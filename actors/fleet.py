@@ -102,7 +102,7 @@ class Fleet:
         # on this node: it binds the configured (local) host
         self.opcua = OpcUaActor.options(  # type: ignore[attr-defined]  # ray.remote class
             name=f"opcua:{self.site.site.name}", namespace=self.namespace,
-            scheduling_strategy=this_node()).remote(site, self.assets)
+            scheduling_strategy=this_node()).remote(site, self.assets, self.safety)
         url = ray.get(self.opcua.start.remote())
         ray.get(self.board.subscribe.remote(self.opcua))
         return url

@@ -20,6 +20,10 @@ without one), and answered per node:
     asset OFF                BadInvalidState node unchanged
     not of a numeric type    BadTypeMismatch node unchanged
 
+A write refused here (BadTypeMismatch, or BadOutOfRange for a value outside the signal's
+bounds, NaN or +-Inf) is put on the audit, outcome ``refused``, with the user and the
+reason, in batches (actors.refusals); one the safety actor refuses is on record already.
+
 A NaN or infinite Double is of the node's type, so Part 4's Bad_TypeMismatch ("not of the
 same type as the attribute's value") does not fit it; it lies outside the node's EURange,
 for which Part 8 (AnalogItemType) names Bad_OutOfRange.
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,7 @@ from asyncua.server.user_managers import UserManager
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from actors.opcua_space import AssetNodes, SetpointNode, make_node_id, status_code
+from actors.refusals import RefusalRecorder
 from engine.config import OpcUaSettings, SiteConfig
 from engine.files import private_directory
 from engine.passwords import verify_password
@@ -121,10 +127,14 @@ class GatedWrites(AttributeService):
 class OpcUaActor:
     """Serves one site's assets over OPC UA; see the module docstring."""
 
-    def __init__(self, site: SiteConfig, assets: dict[str, Any]) -> None:
+    def __init__(self, site: SiteConfig, assets: dict[str, Any], safety: Any) -> None:
+        """``assets``: a handle per asset id (actors.directory); ``safety``: the site's
+        safety actor, which records the writes refused here."""
         self.site = site
         self.settings: OpcUaSettings = site.opcua
         self.assets = assets
+        self.refusals = RefusalRecorder("opcua",
+                                        lambda batch: safety.note_refused.remote(batch))
         self.server: Server | None = None
         self.nodes: dict[str, AssetNodes] = {}
         self._lock = asyncio.Lock()
@@ -196,13 +206,25 @@ class OpcUaActor:
     async def _write_setpoint(self, target: SetpointNode, value: ua.DataValue,
                               user: str) -> ua.StatusCode:
         variant = value.Value
-        if (variant is None or variant.VariantType not in NUMERIC
-                or (value.StatusCode is not None and not value.StatusCode.is_good())):
+        problem = None
+        if variant is None or variant.VariantType not in NUMERIC:
+            kind = "no value" if variant is None else f"a {variant.VariantType.name}"
+            problem = f"written {kind}, not a number"
+        elif value.StatusCode is not None and not value.StatusCode.is_good():
+            problem = f"written with status {value.StatusCode.name}, not Good"
+        if problem is not None or variant is None:
+            self.refusals.refused(target.asset, user, target.signal,
+                                  f"BadTypeMismatch: {target.signal} {problem}")
             return status_code(ua.StatusCodes.BadTypeMismatch)
         asset = self.assets[target.asset]
+        number = float(variant.Value)
         try:
-            result = await asset.write_setpoints.remote({target.signal: float(variant.Value)}, user)
-        except ValueError:  # outside the signal's engineering bounds: nothing was written
+            result = await asset.write_setpoints.remote({target.signal: number}, user)
+        except ValueError as error:  # outside the signal's engineering bounds: nothing written
+            cause = getattr(error, "cause", error)
+            self.refusals.refused(target.asset, user, target.signal,
+                                  f"BadOutOfRange: {cause.args[0] if cause.args else cause}",
+                                  number if math.isfinite(number) else None)
             return status_code(ua.StatusCodes.BadOutOfRange)
         except Exception:  # safety unreachable (fail closed) or asset gone
             return status_code(ua.StatusCodes.BadCommunicationError)

@@ -9,7 +9,9 @@
 
 ``measure()`` returns the newest measurement, or None when there is nothing new (a lost
 connection, no message yet): the asset then keeps its last measurement, whose age
-grows until the safety watchdog refuses controller writes.
+grows until the safety watchdog refuses controller writes. ``read_back()`` returns what
+the plant's output registers hold now (Modbus: the holding registers), so that the
+asset can see a write that went around the gate; None where the link cannot read them.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class PlantLink(Protocol):
         """Write ``setpoints`` (signal -> SI value); ``all_inputs`` are every input's."""
         ...
 
+    async def read_back(self) -> dict[str, float] | None:
+        """What the plant's outputs hold now (signal -> SI value), or None."""
+        ...
+
     def status(self) -> LinkStatus:
         """``kind`` and ``error`` (None when healthy), and what else the link knows."""
         ...
@@ -57,6 +63,9 @@ class DirectLink:
 
     async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
         await self.plant.apply.remote(setpoints)
+
+    async def read_back(self) -> None:
+        """Nothing to read back: a plant without a PLC has no way in around the asset."""
 
     def status(self) -> LinkStatus:
         return DirectLinkStatus()
@@ -134,6 +143,22 @@ class ModbusLink:
             raise ConnectionError(f"Modbus {self.plc.address}: PLC refused setpoints "
                                   f"{setpoints} ({reply})")
 
+    async def read_back(self) -> dict[str, float] | None:
+        """The holding registers, decoded (function code 3); None if they cannot be read
+        now (``measure`` reports a lost connection)."""
+        if not self.client.connected:
+            return None
+        try:
+            reply = await self.client.read_holding_registers(
+                0, count=self.plc.holding_count, device_id=self.plc.unit_id)
+        except (TimeoutError, ModbusException, OSError) as error:
+            self._failed(f"read-back failed ({type(error).__name__}: {error})")
+            return None
+        if reply.isError():
+            self._failed(f"read-back refused ({reply})")
+            return None
+        return self.plc.decode_setpoints(reply.registers)
+
     def status(self) -> LinkStatus:
         return ModbusLinkStatus(address=self.plc.address, unit_id=self.plc.unit_id,
                                 word_order=self.plc.word_order,
@@ -167,6 +192,9 @@ class IngestLink:
 
     async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
         """Nothing to write here: the asset publishes applied setpoints to the gateway."""
+
+    async def read_back(self) -> None:
+        """Nothing to read back: the gateway publishes setpoints, it does not hold them."""
 
     def status(self) -> LinkStatus:
         error = None if self.latest is not None else "no MQTT measurement received yet"

@@ -6,7 +6,12 @@ Like a real PLC it scans: it samples the plant's instruments into its input regi
 lock-step. A write to its holding registers is decoded, checked against the inputs'
 engineering bounds and applied to the plant at once; a value that is not a finite
 number inside its bounds is refused with Modbus exception 3 (illegal data value), and
-the plant keeps its inputs. It answers only its own unit id: a request for another one
+the plant keeps its inputs. Function 22 (mask write register) on a holding register is
+refused with Modbus exception 1 (illegal function: the function is not an allowable
+action for that register), as a PLC that write-protects its setpoints does: it would set
+single bits of half a float32 (one mask can make a NaN) past that check; functions 6, 16
+and 23 write them, checked. So no value outside its bounds, and no NaN, lands in a
+holding register. It answers only its own unit id: a request for another one
 gets Modbus exception 0x0B (gateway target device failed to respond), what a Modbus TCP
 gateway answers for a unit that is not on its line (Modbus Application Protocol v1.1b3,
 section 7), and nothing is read or written.
@@ -33,7 +38,9 @@ from engine.simulation import SimulatedPlant
 log = logging.getLogger(__name__)
 
 _WRITES = (6, 16, 23)
-"""Function codes that write holding registers."""
+"""Function codes that write holding registers, checked before they are applied."""
+_MASK_WRITE = 22
+"""Mask write register: refused on the holding registers (they all hold setpoints)."""
 
 
 class PlcSimulator:
@@ -120,7 +127,14 @@ class PlcSimulator:
     async def _on_access(self, function_code: int, start_address: int, address: int, count: int,
                          registers: list[int], values: list[int] | list[bool] | None
                          ) -> ExcCodes | None:
-        """pymodbus calls this before serving a request; apply holding-register writes."""
+        """pymodbus calls this before serving a request; apply holding-register writes
+        and refuse mask writes (pymodbus reads the register first, then writes it, both
+        with function code 22: the read is refused)."""
+        if function_code == _MASK_WRITE:
+            self.refused_writes += 1
+            log.warning("PLC %s: mask write (function 22) of holding register %d refused",
+                        self.plc.asset, address)
+            return ExcCodes.ILLEGAL_FUNCTION
         if function_code not in _WRITES or not values:
             return None
         image = list(registers)

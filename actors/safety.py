@@ -32,7 +32,16 @@ import ray
 from engine.audit import AuditLog
 from engine.config import SetpointLimit, SiteConfig
 from engine.gatekeeper import AssetGate, Gatekeeper
-from engine.messages import AuditRecord, Decision, GateRequest, Measurement, Mode, Outcome, Proposal
+from engine.messages import (
+    AuditRecord,
+    Decision,
+    GateRequest,
+    Measurement,
+    Mode,
+    Outcome,
+    Proposal,
+    RefusedWrite,
+)
 from engine.safety import operator_limit, safe_value
 
 DEADLINE_MARGIN_S = 0.2
@@ -138,6 +147,24 @@ class SafetyAuthority:
         gate.limits = {**gate.limits, **limits}
         self._commit(asset, records)
         return self.limits(asset)
+
+    def note_refused(self, refusals: list[RefusedWrite]) -> int:
+        """Record writes an edge refused (actors.refusals batches them), outcome
+        ``refused``, at the twin time of each asset's latest tick this actor has seen, in
+        one transaction without a sync of its own: a refusal changed nothing, so nothing
+        waits for it to reach the disk (the next decision's commit syncs it). Refusals
+        for assets this actor does not know are dropped. Returns how many were recorded."""
+        records = [AuditRecord(
+            time=self._twin_time(r.asset), asset=r.asset, user=r.user, source=r.source,
+            signal=r.signal, requested=r.requested, applied=None, outcome=Outcome.REFUSED,
+            reason=r.reason) for r in refusals if r.asset in self.gates]
+        return self.audit.append(records, durable=False)
+
+    def _twin_time(self, asset: str) -> float:
+        """The latest twin time this actor knows of ``asset``: its newest measurement or
+        applied value."""
+        gate = self.gates[asset]
+        return max([gate.measured_time, *(a.time for a in gate.last_applied.values())])
 
     def note(self, records: list[AuditRecord], deadline: float = math.inf) -> None:
         """Record operator actions that are not setpoint decisions (reference changes)."""

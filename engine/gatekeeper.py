@@ -15,6 +15,16 @@ of ADVISORY proposals awaiting approval and the interlock writes still to delive
 3. it decides each proposal with the pure policy (engine.safety.decide), after those
    writes, so that no proposal re-opens what a trip closed.
 
+Writes around the gate (GateRequest.external: a PLC register read back holding a value
+the gate did not write) are noted before the trips: each gets an audit record (source
+``plc``, outcome ``external``) and becomes the signal's last applied value, since it is
+what the plant now runs on (so the interlocks and the rate limit start from it). In
+AUTONOMOUS mode the gate then takes the signal back in the same instant: it proposes
+its own previous value (source ``restore``), gated like any write, so the way back
+moves at most ``max_rate (t - since)`` from the external value and stays inside the
+limits (a value outside them is brought back inside at once). In every other mode the
+external value is held, not overwritten: an operator is in charge.
+
 A measurement is fresh for the interlocks while it is younger than its asset's
 ``max_measurement_age_s``; an older one counts as not measured, which trips them.
 
@@ -29,8 +39,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.config import AssetConfig, CountInterlock, Interlock, SetpointLimit, TripInterlock
-from engine.messages import AuditRecord, Decision, GateRequest, Measurement, Mode, Outcome, Proposal
+from engine.messages import (
+    AuditRecord,
+    Decision,
+    ExternalWrite,
+    GateRequest,
+    Measurement,
+    Mode,
+    Outcome,
+    Proposal,
+)
 from engine.safety import (
+    RESTORE,
     Applied,
     SiteView,
     decide,
@@ -43,6 +63,10 @@ from engine.safety import (
 
 QUEUE_LENGTH = 20
 """Proposals kept per asset for approval; older ones drop off the queue."""
+PLC = "plc"
+"""Source of the audit record of a write around the gate, found in a PLC's registers."""
+UNKNOWN_WRITER = "unknown"
+"""Its user: whoever wrote at the PLC did not say."""
 
 
 class AssetGate:
@@ -205,19 +229,47 @@ class Gatekeeper:
 
     def _decide_request(self, request: GateRequest) -> Decision:
         gate = self.gates[request.asset]
+        external, restore = self._note_external(request)
         written, records = trip_writes(
             request.asset, request.time, limits=gate.limits, last_applied=gate.last_applied,
             interlocks=self._locks[request.asset],
             measured=self.site_view(request.asset, request.time).measured, pending=gate.pending)
         gate.pending.clear()
         gate.take(written, request.time)
-        if request.proposal is None:
-            return Decision(asset=request.asset, time=request.time, mode=gate.mode,
-                            applied=written, records=records)
-        decision = self.decide_proposal(request.proposal, request.measurement_age)
-        return Decision(asset=request.asset, time=decision.time, mode=decision.mode,
-                        applied={**written, **decision.applied},
-                        records=[*records, *decision.records])
+        records = [*external, *records]
+        time = request.time
+        for proposal in (restore, request.proposal):
+            if proposal is not None:
+                decision = self.decide_proposal(proposal, request.measurement_age)
+                written = {**written, **decision.applied}
+                records += decision.records
+                time = decision.time
+        return Decision(asset=request.asset, time=time, mode=gate.mode, applied=written,
+                        records=records)
+
+    def _note_external(self, request: GateRequest) -> tuple[list[AuditRecord], Proposal | None]:
+        """Record the request's writes around the gate and take each external value as
+        the signal's last applied one (since ``since``); in AUTONOMOUS mode, also the
+        proposal that takes those signals back to the gate's values (else None)."""
+        gate = self.gates[request.asset]
+        records, back = [], {}
+        for write in request.external:
+            last = gate.last_applied.get(write.signal)
+            finite = math.isfinite(write.value)
+            if gate.mode is Mode.AUTONOMOUS and last is not None:
+                back[write.signal] = last.value
+            records.append(AuditRecord(
+                time=request.time, asset=request.asset, user=UNKNOWN_WRITER, source=PLC,
+                signal=write.signal, requested=None, applied=write.value if finite else None,
+                outcome=Outcome.EXTERNAL,
+                reason=_external_text(write, gate.mode, write.signal in back)))
+            if last is not None and finite:  # a NaN is no value: the gate keeps its own
+                gate.last_applied[write.signal] = Applied(write.value, write.since)
+        if not back:
+            return records, None
+        return records, Proposal(
+            asset=request.asset, time=request.time, setpoints=back, source=RESTORE,
+            user=RESTORE, reason="the gate takes back a signal written around it at the PLC")
 
     def decide_proposal(self, proposal: Proposal, measurement_age: float) -> Decision:
         """Gate one proposal with the asset's state as it is now; a QUEUED proposal joins
@@ -266,6 +318,15 @@ class Gatekeeper:
                 return entry
         raise LookupError(f"asset {asset!r} has no queued proposal #{number}; queued: "
                           f"{[e['n'] for e in gate.queue]}")
+
+
+def _external_text(write: ExternalWrite, mode: Mode, restore: bool) -> str:
+    what = (f"external write at the PLC: {write.signal} {write.value:.6g} where the gate "
+            f"last wrote {write.gated:.6g}")
+    if restore:
+        return (f"{what}; AUTONOMOUS: the gate writes its own value back now, at the rate "
+                "limit, inside the limits")
+    return f"{what}; {mode.value}: held, not overwritten"
 
 
 def _split(keys: set[str]) -> list[tuple[str, str, str]]:

@@ -26,13 +26,18 @@ class Mode(enum.StrEnum):
 
 class Outcome(enum.StrEnum):
     """What the safety policy did with one requested setpoint; INTERLOCK is a write the
-    safety authority forced itself (a tripped interlock driving a signal to its safe value)."""
+    safety authority forced itself (a tripped interlock driving a signal to its safe value).
+    EXTERNAL is a value found in a PLC's output registers that the gate did not write (a
+    write around it, source ``plc``); REFUSED a write an edge (HTTP, OPC UA) refused
+    before it reached the gate (malformed, unknown signal, outside the signal's bounds)."""
 
     ACCEPTED = "accepted"
     CLAMPED = "clamped"
     REJECTED = "rejected"
     QUEUED = "queued"
     INTERLOCK = "interlock"
+    EXTERNAL = "external"
+    REFUSED = "refused"
 
 
 class Measurement(msgspec.Struct, frozen=True):
@@ -109,9 +114,25 @@ class Decision(msgspec.Struct, frozen=True):
     @property
     def outcome(self) -> Outcome:
         """The most severe outcome among the records."""
-        order = [Outcome.ACCEPTED, Outcome.CLAMPED, Outcome.QUEUED, Outcome.REJECTED,
-                 Outcome.INTERLOCK]
+        order = [Outcome.ACCEPTED, Outcome.CLAMPED, Outcome.QUEUED, Outcome.REFUSED,
+                 Outcome.REJECTED, Outcome.EXTERNAL, Outcome.INTERLOCK]
         return max((r.outcome for r in self.records), key=order.index, default=Outcome.ACCEPTED)
+
+
+class ExternalWrite(msgspec.Struct, frozen=True):
+    """A value read back from a PLC's output register that differs from the last value
+    the gate wrote there (by at least the register's resolution, one float32 step): a
+    write around the gate.
+
+    ``value`` is what the register holds (SI), ``gated`` the last gated write, ``since``
+    the twin time of the last read-back that still held the gated value (the external
+    write happened after it).
+    """
+
+    signal: str
+    value: float
+    gated: float
+    since: float
 
 
 class GateRequest(msgspec.Struct, frozen=True):
@@ -120,7 +141,8 @@ class GateRequest(msgspec.Struct, frozen=True):
     ``time`` is the tick instant, twin seconds; ``measurement`` the one taken this tick
     (None if nothing new), noted for the interlocks before anything is decided;
     ``measurement_age`` twin seconds since the newest measurement (inf: never measured);
-    ``proposal`` what is asked to be written (None: nothing, e.g. OFF or no solve).
+    ``proposal`` what is asked to be written (None: nothing, e.g. OFF or no solve);
+    ``external`` the writes around the gate read back from the PLC this tick.
     """
 
     asset: str
@@ -128,6 +150,22 @@ class GateRequest(msgspec.Struct, frozen=True):
     measurement: Measurement | None
     measurement_age: float
     proposal: Proposal | None
+    external: list[ExternalWrite] = []
+
+
+class RefusedWrite(msgspec.Struct, frozen=True):
+    """A write an edge refused before it reached the gate (actors.refusals): ``source``
+    the edge ("http", "opcua"), ``user`` who asked, ``signal`` what (or the request's
+    subject: "mode", "controller"), ``requested`` the value if it was a number, ``reason``
+    why. The safety actor stamps it with the asset's twin time and records it with
+    outcome ``refused``."""
+
+    asset: str
+    user: str
+    source: str
+    signal: str
+    requested: float | None
+    reason: str
 
 
 class Setpoint(msgspec.Struct, frozen=True):

@@ -68,6 +68,9 @@ SAFE_STATE = "safe-state"
 """Proposal source of a safe-state command: every named signal to its safe value, any mode."""
 INTERLOCK = "interlock"
 """Source and user of the writes tripped interlocks force."""
+RESTORE = "restore"
+"""Source and user of the writes by which the gate takes back a signal written around it
+(at the PLC) in AUTONOMOUS mode: its own value, at the rate limit, inside the limits."""
 
 
 def safe_value(signal: str, limit: SetpointLimit) -> float:

@@ -115,6 +115,21 @@ class AssetSummary(msgspec.Struct, frozen=True, kw_only=True):
     healthy: bool
 
 
+class ExternalWriteSeen(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest value of one signal found in the PLC's registers that the gate did not
+    write there (a write around the gate), read back at twin time ``time``: ``value``
+    (None: not a finite number) against ``gated``, the gate's last write, in ``unit``;
+    ``action``: 'restored by the gate' (AUTONOMOUS: its own value, at the rate limit),
+    'held' (other modes), or 'unrecorded: ...' (the safety actor did not answer)."""
+
+    signal: str
+    value: float | None
+    unit: str
+    time: float
+    gated: float
+    action: str
+
+
 class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the twin knows of one asset, as of twin time ``time`` (its last tick)
     and ``revision`` (counted up at every tick and operator action of the asset, so a
@@ -142,6 +157,8 @@ class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
     errors: list[str]
     outputs_held: bool
     restarted: bool
+    external_writes: list[ExternalWriteSeen] = []
+    """Writes around the gate read back from the PLC, one per signal, oldest first."""
 
     def summary(self) -> AssetSummary:
         return AssetSummary(id=self.id, kind=self.kind, mode=self.mode, healthy=self.healthy)

@@ -28,7 +28,10 @@ Every route but /healthz needs ``Authorization: Bearer <token>`` (serve.auth): 4
 without a valid token, 403 without the role; the token's user is recorded with every
 write. Unknown assets and proposals answer 404; unknown signals and values outside
 their bounds 422 with a message naming the signal and the bound; a write while the
-safety actor is unreachable 503 (nothing written). serve.edge authenticates before a
+safety actor is unreachable 503 (nothing written). A write refused here (malformed,
+an unknown signal, a value outside its bounds: 422) is put on record, outcome
+``refused``, with the user and the reason, in batches (actors.refusals; GET .../audit
+sends what is pending first). serve.edge authenticates before a
 body is read, caps bodies (413), answers malformed requests 422 without echoing them, and
 an actor that is restarting or gone 503. Answers and errors are typed (serve.schemas);
 OpenAPI at /openapi.json, Swagger UI at /docs (serve.docs, no CDN).
@@ -40,6 +43,7 @@ the JSON of engine.status.AssetStatus.
 """
 
 import asyncio
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -49,6 +53,7 @@ from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 from ray import serve
 
+from actors.refusals import RefusalRecorder
 from engine.clock import ClockSpec
 from engine.messages import Mode, Outcome
 from engine.metrics import render
@@ -167,8 +172,38 @@ class TwinLoopAPI:
         self.safety = safety
         self.mqtt = mqtt
         self.statuses = StatusCache(board, clock)
+        self.refusals = RefusalRecorder("http", lambda batch: safety.note_refused.remote(batch))
+        app.state.note_refused = self._refused
         install(TokenTable(tokens, tokens_file))
         _replica_grpc_on_loopback()
+
+    def _refused(self, asset_id: str, user: str, subject: str, reason: str,
+                 requested: float | None = None) -> None:
+        """Put a refused write on record (batched), if ``asset_id`` is an asset."""
+        if asset_id in self.assets:
+            self.refusals.refused(asset_id, user, subject, reason, requested)
+
+    async def _write(self, asset_id: str, user: str, subject: dict[str, Any] | str, method,
+                     *args):
+        """Call an asset's write ``method`` with ``args``, awaited like ``_unprocessable``;
+        a write the asset refuses (422: unknown signal, value outside its bounds) is put on
+        record. ``subject``: the body's {signal: value}, or what the write changes ("mode",
+        "controller"). Refusals still pending go on record first, so that the audit keeps
+        this edge's order. After a write the next read of the asset asks its shard (the
+        client reads its own write)."""
+        await self.refusals.flush()
+        try:
+            answer = await _unprocessable(method.remote(*args))
+            self._written(asset_id)
+            return answer
+        except HTTPException as error:
+            if error.status_code == 422:
+                names = subject if isinstance(subject, str) else ",".join(subject)
+                values = [] if isinstance(subject, str) else list(subject.values())
+                requested = values[0] if len(values) == 1 and isinstance(values[0], float | int) \
+                    and math.isfinite(values[0]) else None
+                self._refused(asset_id, user, names, str(error.detail), requested)
+            raise
 
     def _asset(self, asset_id: str):
         try:
@@ -217,8 +252,7 @@ class TwinLoopAPI:
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        reference = await _unprocessable(asset.set_reference.remote(body, user))
-        self._written(asset_id)
+        reference = await self._write(asset_id, user, body, asset.set_reference, body, user)
         return {"reference": reference}
 
     @app.put("/assets/{asset_id}/mode", response_model=ModeAnswer,
@@ -226,9 +260,8 @@ class TwinLoopAPI:
     async def put_mode(self, asset_id: str, body: ModeRequest = Body(),
                        user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        mode = await _unprocessable(asset.set_mode.remote(body.mode.value, user))
-        self._written(asset_id)
-        return {"mode": mode}
+        return {"mode": await self._write(asset_id, user, "mode", asset.set_mode,
+                                          body.mode.value, user)}
 
     @app.put("/assets/{asset_id}/setpoints", response_model=WriteAnswer,
              responses=errors(401, 403, 404, 413, 422, 503))
@@ -237,9 +270,7 @@ class TwinLoopAPI:
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        answer = await _unprocessable(asset.write_setpoints.remote(body, user))
-        self._written(asset_id)
-        return answer
+        return await self._write(asset_id, user, body, asset.write_setpoints, body, user)
 
     @app.get("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
              responses=errors(401, 403, 404, 422, 503),
@@ -257,7 +288,8 @@ class TwinLoopAPI:
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
         bands = {name: (band.lower, band.upper) for name, band in body.items()}
-        return await _unprocessable(asset.set_operator_limits.remote(bands, user))
+        return await self._write(asset_id, user, ",".join(bands), asset.set_operator_limits,
+                                 bands, user)
 
     @app.get("/assets/{asset_id}/proposals", response_model=list[Proposal],
              responses=errors(401, 403, 404, 422, 503))
@@ -298,9 +330,8 @@ class TwinLoopAPI:
         an invalid tuning is 422 naming the field and the bound, and the old one keeps
         running."""
         asset = self._asset(asset_id)
-        answer = await _unprocessable(asset.set_controller.remote(body, user))
-        self._written(asset_id)
-        return answer
+        return await self._write(asset_id, user, "controller", asset.set_controller, body,
+                                 user)
 
     @app.post("/assets/{asset_id}/safe-state", response_model=WriteAnswer,
               responses=errors(401, 403, 404, 413, 422, 503))
@@ -338,6 +369,7 @@ class TwinLoopAPI:
         user: str = VIEWER,
     ) -> list[dict[str, Any]]:
         self._asset(asset_id)
+        await self.refusals.flush()  # the refusals made before this request, on record
         return await asyncio.wait_for(self.safety.audit_records.remote(
             asset_id, since, until, None if outcome is None else outcome.value, limit),
             AUDIT_TIMEOUT_S)

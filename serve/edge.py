@@ -9,7 +9,9 @@
 - A malformed request (FastAPI's RequestValidationError) is answered 422 with
   ``{"detail": [{"loc", "msg", "type"}]}`` (serve.schemas.ValidationIssue): the problem
   and where, never the input itself, so a NaN in the body cannot make the answer
-  unserialisable (it was a 500) and a large input is not echoed back.
+  unserialisable (it was a 500) and a large input is not echoed back. A malformed write
+  (PUT or POST on an asset) is also put on record, outcome ``refused``, under the
+  token's user (``app.state.note_refused``, batched by actors.refusals).
 - An actor that is restarting or gone (Ray's RayActorError, ActorUnavailableError) or
   too slow (TimeoutError) is 503 with the reason; any other unexpected error is 500,
   logged with its traceback, answered with the error's type only.
@@ -64,9 +66,11 @@ class AuthenticateFirst:
             if scheme.lower() != "bearer" or not token.strip():
                 await _send(send, 401, MISSING_TOKEN, {"www-authenticate": "Bearer"})
                 return
-            if identify(token.strip()) is None:
+            identity = identify(token.strip())
+            if identity is None:
                 await _send(send, 401, INVALID_TOKEN, {"www-authenticate": "Bearer"})
                 return
+            scope.setdefault("state", {})["user"] = identity[0]  # request.state.user
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             await _send(send, 413, _too_large(int(declared)))
@@ -117,6 +121,14 @@ async def _malformed(request: Request, error: RequestValidationError) -> JSONRes
                        for part in issue.get("loc", ())],
                "msg": issue.get("msg", ""), "type": issue.get("type", "")}
               for issue in error.errors()]
+    note_refused = getattr(request.app.state, "note_refused", None)
+    asset = request.path_params.get("asset_id")
+    if note_refused is not None and asset is not None and request.method in ("PUT", "POST"):
+        fields = [".".join(map(str, issue["loc"][1:])) or "body" for issue in issues]
+        note_refused(asset, getattr(request.state, "user", "unknown"),
+                     ",".join(dict.fromkeys(fields)),
+                     "malformed request: " + "; ".join(
+                         f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in issues))
     return JSONResponse({"detail": issues}, status_code=422)
 
 

@@ -148,6 +148,21 @@ class EstimatorStatus(BaseModel):
                                               "e.g. '2 of the last 10'")
 
 
+class ExternalWriteSeen(BaseModel):
+    """The latest value of one signal found in the PLC's registers that the gate did not
+    write there (a write around the gate), read back at twin time ``time``."""
+
+    signal: str
+    value: float | None = Field(description="what the register held, in ``unit`` (null: "
+                                            "not a finite number)")
+    unit: str
+    time: float = Field(description="twin time of the tick that read it back")
+    gated: float = Field(description="the gate's last write of the signal, in ``unit``")
+    action: str = Field(description="'restored by the gate' (AUTONOMOUS: its own value, at "
+                                    "the rate limit), 'held' (other modes), or 'unrecorded: "
+                                    "...' (the safety actor did not answer)")
+
+
 class AssetStatus(BaseModel):
     """Everything the twin knows of one asset: the JSON of engine.status.AssetStatus
     (tests/serve/test_status_schema.py fails if the two differ in a field)."""
@@ -173,6 +188,9 @@ class AssetStatus(BaseModel):
     errors: list[str]
     outputs_held: bool = Field(description="the safety actor is unreachable: outputs hold")
     restarted: bool
+    external_writes: list[ExternalWriteSeen] = Field(
+        description="the latest write around the gate (at the PLC) of each signal, oldest "
+                    "first; each is in the audit (source 'plc', outcome 'external')")
 
 
 class ReferenceAnswer(BaseModel):

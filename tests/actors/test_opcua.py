@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 from pathlib import Path
 
 import msgspec
@@ -206,6 +207,34 @@ def test_writes_to_an_off_asset_or_of_a_string_are_refused_and_change_nothing(ur
     assert "OFF" in last["reason"]
 
 
+def test_writes_refused_at_the_opcua_edge_are_on_record_with_user_and_reason(url, two_tanks):
+    """A String, a NaN and 1e6 kg/s written to tank-02's m_oil are refused before the
+    gate (BadTypeMismatch, BadOutOfRange twice); each is in the audit, outcome refused,
+    source opcua, under the session's user, with the reason (sent in a batch within
+    actors.refusals.FLUSH_S: waited for)."""
+    async def write():
+        async with Client(url) as client:
+            node = await node_of(client, "tank-02", "Setpoints", "m_oil")
+            with pytest.raises(ua.uaerrors.BadTypeMismatch):
+                await node.write_value(ua.DataValue(ua.Variant("5.0", ua.VariantType.String)))
+            for value in (math.nan, 1e6):
+                with pytest.raises(ua.uaerrors.BadOutOfRange):
+                    await node.write_value(value)
+
+    asyncio.run(write())
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(refused := ray.get(two_tanks.safety.audit_records.remote(
+            "tank-02", outcome="refused"))) < 3:
+        assert time.monotonic() < deadline, refused
+        time.sleep(0.2)
+    assert {(r["source"], r["user"], r["signal"], r["applied"]) for r in refused} == {
+        ("opcua", "anonymous", "m_oil", None)}
+    string, nan, huge = refused
+    assert "String, not a number" in string["reason"] and string["requested"] is None
+    assert "not a finite number" in nan["reason"] and nan["requested"] is None
+    assert "above its upper bound 12" in huge["reason"] and huge["requested"] == 1e6
+
+
 @pytest.fixture(scope="module")
 def secure(two_tanks, tmp_path_factory):
     """A second gateway on the same assets, with Basic256Sha256 SignAndEncrypt and one user,
@@ -215,7 +244,7 @@ def secure(two_tanks, tmp_path_factory):
                              users={"alice": hash_password("wonderland")},
                              certificate_dir=str(pki / "server"))
     site = msgspec.structs.replace(two_tanks.site, opcua=settings)
-    gateway = OpcUaActor.remote(site, two_tanks.assets)
+    gateway = OpcUaActor.remote(site, two_tanks.assets, two_tanks.safety)
     url = ray.get(gateway.start.remote())
     key, certificate = pki / "client-key.pem", pki / "client-cert.der"
     asyncio.run(setup_self_signed_certificate(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 
@@ -58,3 +59,29 @@ def test_a_request_for_a_unit_the_plc_does_not_serve_gets_exception_0x0b_and_no_
     assert not holding.isError() and holding.registers == before
     assert not inputs.isError() and len(inputs.registers) == plc.plc.input_count
     assert "Traceback" not in caplog.text and "KeyError" not in caplog.text
+
+
+def test_a_mask_write_on_a_setpoint_register_is_refused_and_leaves_no_nan():
+    """Function 22 (mask write) on the high word of m_oil's float32 would make it 0x7FC0..,
+    a NaN, without the PLC's check; the PLC answers exception 1 (illegal function: use
+    function 6, 16 or 23, which it checks), the register and the plant's input unchanged."""
+    plc = tank_plc()
+    before = plc.plant.u.copy()
+
+    async def mask_write():
+        await plc.start(scan_period_s=None)
+        try:
+            async with AsyncModbusTcpClient("127.0.0.1", port=plc.plc.port, timeout=5) as client:
+                reply = await client.mask_write_register(address=0, and_mask=0x0000,
+                                                         or_mask=0x7FC0, device_id=1)
+                holding = await client.read_holding_registers(
+                    0, count=plc.plc.holding_count, device_id=1)
+        finally:
+            await plc.stop()
+        return reply, holding
+
+    reply, holding = asyncio.run(mask_write())
+    assert reply.isError() and reply.exception_code == ExcCodes.ILLEGAL_FUNCTION
+    value = plc.plc.decode_setpoints(holding.registers)["m_oil"]
+    assert value == pytest.approx(before[0], rel=2.0 ** -23)  # the float32 it held
+    assert plc.plant.u[0] == before[0]

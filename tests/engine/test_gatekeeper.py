@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import plants
 from engine.config import AssetConfig, SetpointLimit, TripInterlock, load_site
 from engine.gatekeeper import Gatekeeper
-from engine.messages import GateRequest, Measurement, Mode, Outcome, Proposal
+from engine.messages import ExternalWrite, GateRequest, Measurement, Mode, Outcome, Proposal
 from engine.metrics import AssetMetrics
 from engine.simulation import SimulatedPlant
 
@@ -196,3 +196,56 @@ def test_a_close_without_a_finite_safe_value_is_refused_at_start():
                             limits={"receipt": SetpointLimit(upper=60.0)})
     with pytest.raises(ValueError, match="signal 't.receipt': no finite safe value"):
         Gatekeeper([unbounded], [high_high("t")], {"t": {"receipt": 0.0}}, t0=0.0)
+
+
+def external(asset_id: str, t: float, value: float, gated: float, since: float) -> GateRequest:
+    """A tick at ``t`` that read back ``receipt`` = ``value`` where the gate wrote ``gated``."""
+    return GateRequest(asset=asset_id, time=t, measurement=None, measurement_age=0.0,
+                       proposal=None, external=[ExternalWrite("receipt", value, gated, since)])
+
+
+def test_a_write_around_the_gate_is_recorded_and_held_outside_autonomous():
+    """MANUAL, ADVISORY and OFF: the external value is on record (source plc, outcome
+    external), nothing is written back, and it becomes the last applied value (the rate
+    limit and the count interlocks start from what the plant runs on)."""
+    modes = [Mode.MANUAL, Mode.ADVISORY, Mode.OFF]
+    assets = [tank(mode.value, mode) for mode in modes]
+    keeper = Gatekeeper(assets, [], {a.id: {"receipt": 10.0} for a in assets}, t0=0.0)
+    decisions, _ = keeper.decide_batch([external(a.id, 300.0, 45.0, 10.0, 0.0) for a in assets])
+    for mode, decision in zip(modes, decisions, strict=True):
+        [record] = decision.records
+        assert record.outcome is Outcome.EXTERNAL and record.source == "plc"
+        assert record.applied == 45.0 and record.time == 300.0
+        assert f"{mode.value}: held, not overwritten" in record.reason
+        assert decision.applied == {}
+        assert keeper.gates[mode.value].last_applied["receipt"].value == 45.0
+
+
+def test_in_autonomous_the_gate_takes_its_value_back_at_the_rate_limit_inside_the_limits():
+    """Receipt 0.1 m3/s per s: an external 45 where the gate wrote 10, read back 300 s
+    after the last good read-back, goes back 30 at most (to 15); an external value
+    above the 60 upper limit comes back inside them at once."""
+    keeper = Gatekeeper([tank("t")], [], {"t": {"receipt": 10.0}}, t0=0.0)
+    [decision], _ = keeper.decide_batch([external("t", 300.0, 45.0, 10.0, 0.0)])
+    seen, back = decision.records
+    assert seen.outcome is Outcome.EXTERNAL and "writes its own value back" in seen.reason
+    assert back.source == "restore" and back.outcome is Outcome.CLAMPED
+    assert back.applied == pytest.approx(15.0) and "rate limit" in back.reason
+    assert decision.applied == {"receipt": pytest.approx(15.0)}
+
+    keeper = Gatekeeper([tank("t")], [], {"t": {"receipt": 10.0}}, t0=0.0)
+    [decision], _ = keeper.decide_batch([external("t", 300.0, 1e4, 10.0, 0.0)])
+    assert decision.applied == {"receipt": 60.0}
+
+
+def test_a_nan_read_back_is_on_record_but_never_taken_as_a_value():
+    """A register read back as NaN (a real PLC need not refuse one): recorded with no
+    applied value; the last applied value stays the gate's, and AUTONOMOUS writes it back
+    at once (no move from a value that is not one)."""
+    keeper = Gatekeeper([tank("m", Mode.MANUAL), tank("a")], [],
+                        {"m": {"receipt": 10.0}, "a": {"receipt": 10.0}}, t0=0.0)
+    held, back = keeper.decide_batch([external("m", 300.0, math.nan, 10.0, 0.0),
+                                      external("a", 300.0, math.nan, 10.0, 0.0)])[0]
+    assert held.records[0].applied is None and held.applied == {}
+    assert keeper.gates["m"].last_applied["receipt"].value == 10.0
+    assert back.applied == {"receipt": 10.0}
