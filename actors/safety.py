@@ -190,17 +190,18 @@ class SafetyAuthority:
                     f"signal {name!r}: engineering limits [{limit.lower:g}, {limit.upper:g}] "
                     f"would not contain the operator limits [{band.lower:g}, {band.upper:g}]; "
                     "widen or clear the operator limits first")
+        changed = {name: limit for name, limit in limits.items() if gate.limits.get(name) != limit}
         records = [AuditRecord(
             time=time, asset=asset, user=user, source="operator", signal=name,
             requested=None, applied=None, outcome=Outcome.ACCEPTED,
             reason=f"engineering limits {name} {_limit_text(gate.limits.get(name))} -> "
                    f"{_limit_text(limit)}",
-        ) for name, limit in limits.items() if gate.limits.get(name) != limit]
-        gate.limits = {**gate.limits, **limits}
+        ) for name, limit in changed.items()]
+        gate.limits = {**gate.limits, **changed}
         decided = self.decided[asset]
         decided["tuning"] = tuning
         decided["limits"] = {**decided["limits"], **{
-            name: msgspec.to_builtins(limit) for name, limit in limits.items()}}
+            name: msgspec.to_builtins(limit) for name, limit in changed.items()}}
         self._commit(asset, [*records, *notes], decided=True)
         return self.limits(asset)
 
