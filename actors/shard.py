@@ -133,7 +133,9 @@ class Shard:
                                     self.safety, self._decide, self._numerics,
                                     self.plants.get(config.id), self._plcs.get(config.id),
                                     self._modbus)
-                checkpoint = asset.restore(points[config.id], self.restarted)
+                # on the threads too: a decided retune builds the asset's controller again
+                checkpoint = await loop.run_in_executor(self._numerics, asset.restore,
+                                                        points[config.id], self.restarted)
                 if self.lockstep:
                     asset.schedule(asset.last_tick)
                 elif checkpoint.get("running"):
