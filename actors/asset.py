@@ -30,12 +30,15 @@ If the safety actor is unreachable or too slow nothing is written, the outputs h
 their last safe value, and the status says so: fail closed. The asset's plain-data
 checkpoint (estimator, controller plan, reference, disturbances, tuning, whether it was
 running) goes to the safety actor after every tick, off the gating path; a restarted
-shard restores it (``restore``).
+shard restores it (``restore``). What an operator or engineer decides (reference,
+tuning, mode) is committed by the safety actor with its audit record before it takes
+effect here, and comes back on any start (``restore``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -48,6 +51,7 @@ import ray
 
 from actors.plant_link import DirectLink, IngestLink, ModbusLink, PlantLink
 from controllers import CONTROLLER_BACKENDS, build_controller, build_estimator
+from controllers.backends import check_settings
 from controllers.tuning import changes, describe, retune
 from engine.config import AssetConfig, ControllerSettings, ModbusSettings, SetpointLimit
 from engine.loop import ControlLoop, TickResult
@@ -80,6 +84,7 @@ from engine.status import (
 )
 from plants import model_of
 
+log = logging.getLogger(__name__)
 SAFETY_TIMEOUT_S = 2.0
 """Wall seconds to wait for the safety actor before failing closed."""
 SAFETY_DOWN = "safety unreachable"
@@ -159,36 +164,64 @@ class HostedAsset:
         self.revision = 0
         self.external_writes: dict[str, ExternalWriteSeen] = {}
         """The latest write around the gate of each signal, as the status shows it."""
+        self.restore_report: list[str] = []
+        """What this asset's restore point held that no longer fits it, and was skipped."""
 
     # -- restarts --------------------------------------------------------------------------
 
-    def restore(self, point: dict[str, Any]) -> dict[str, Any]:
-        """Take a restore point of the safety actor (checkpoint or None, mode, last
-        applied values); returns the checkpoint (empty if none)."""
-        self.restarted = True
+    def restore(self, point: dict[str, Any], restarted: bool) -> dict[str, Any]:
+        """Take a restore point of the safety actor: mode, decided tuning (with the
+        gate's engineering limits) and reference, last applied values and, ``restarted``
+        (this process replaces a killed one), the checkpoint (None before the first tick).
+        A decided reference of an output the asset no longer has, or a tuning its model
+        no longer takes, is skipped and logged (``restore_report``). Returns the
+        checkpoint (empty if none)."""
+        self.restarted = restarted
         self.mode = Mode(point["mode"])
+        settings = self.config.resolved_controller()
+        if point["tuning"] is not None:
+            try:
+                settings = msgspec.convert(point["tuning"], ControllerSettings)
+            except msgspec.ValidationError as error:
+                self._skip(f"controller tuning skipped: {error}")
+        limits = msgspec.convert(point["limits"], dict[str, SetpointLimit])
+        try:
+            check_settings(self.model, settings, limits, CONTROLLER_BACKENDS)
+        except ValueError as error:
+            self._skip(f"controller tuning skipped: {error}")
+            settings = self.config.resolved_controller()
+        self._retuned(settings, limits)
         checkpoint = point["checkpoint"]
         if checkpoint is not None:
             self.loop.restore(checkpoint["loop"])
-            self._retuned(msgspec.convert(checkpoint["tuning"], ControllerSettings),
-                          msgspec.convert(checkpoint["limits"], dict[str, SetpointLimit]))
-            self.loop.controller.restore(checkpoint["controller"])
+            if checkpoint["tuning"] == msgspec.to_builtins(settings):  # its plan fits
+                self.loop.controller.restore(checkpoint["controller"])
             self.setpoint_times.update(checkpoint["setpoint_times"])
             self.last_tick = checkpoint["clock"]
+        for name, value in point["reference"].items():
+            try:
+                self.loop.set_reference({name: value})
+            except ValueError as error:
+                self._skip(f"reference {name} = {value:g} skipped: {error}")
         applied = {name: value for name, (value, _) in point["last_applied"].items()}
         self.loop.applied(applied)
         return checkpoint or {}
 
+    def _skip(self, why: str) -> None:
+        log.warning("asset %s restore: %s", self.id, why)
+        self.restore_report.append(f"asset {self.id!r}: {why}")
+
     def checkpoint(self) -> dict[str, Any]:
+        """Plain-data state a restarted shard resumes from; ``tuning`` says which
+        controller the plan belongs to (the tuning itself is kept as decided)."""
         return {"loop": self.loop.checkpoint(), "controller": self.loop.controller.checkpoint(),
                 "tuning": msgspec.to_builtins(self.config.controller),
-                "limits": msgspec.to_builtins(self.config.limits),
                 "setpoint_times": self.setpoint_times, "clock": self.last_tick,
                 "running": self.running}
 
     def _retuned(self, settings: ControllerSettings, limits: dict[str, SetpointLimit]) -> None:
-        """Run the controller of a tuning restored from a checkpoint (an engineer's retune
-        outlives a restart), unless it is the one already running."""
+        """Run the controller of a decided tuning (an engineer's retune outlives a
+        restart), unless it is the one already running."""
         if settings != self.config.controller or limits != self.config.limits:
             self.loop.controller = build_controller(self.model, settings, limits)
             self.config = msgspec.structs.replace(self.config, controller=settings, limits=limits)
@@ -397,7 +430,7 @@ class HostedAsset:
         except KeyError as error:
             raise ValueError(error.args[0]) from None
         before = self.loop.reference
-        await self._ask(self.safety.note, [AuditRecord(
+        await self._ask(self.safety.set_reference, self.config.id, checked, [AuditRecord(
             time=self.now(), asset=self.config.id, user=user, source="operator",
             signal=name, requested=value, applied=value, outcome=Outcome.ACCEPTED,
             reason=f"reference {name} {before.get(name, math.nan):.6g} -> {value:.6g} "
@@ -506,28 +539,30 @@ class HostedAsset:
         """Retune the controller without restarting the asset (see controllers.tuning).
 
         The change is checked, the new controller built on the numerics thread and the
-        new limits handed to the safety actor before the new controller replaces the old
-        one; a ValueError at any of these steps leaves the old controller and limits in
-        place. Returns the new tuning."""
+        new tuning and limits committed by the safety actor with their audit records (so
+        that they outlive a restart) before the new controller replaces the old one; a
+        ValueError at any of these steps leaves the old controller and limits in place.
+        Returns the new tuning."""
         async with self._tuning_lock:
             before = self.controller_tuning()
             settings, limits = retune(self.model, self.config.resolved_controller(),
                                       self.config.limits, change, CONTROLLER_BACKENDS)
             controller = await self._numeric(build_controller, self.model, settings, limits)
+            after = describe(self.model, settings, limits, CONTROLLER_BACKENDS)
+            changed = changes(before, after)
             t = self.now()
-            await self._ask(self.safety.set_limits, self.config.id, limits, user, t)
+            notes = [AuditRecord(
+                time=t, asset=self.config.id, user=user, source="operator",
+                signal="controller", requested=None, applied=None,
+                outcome=Outcome.ACCEPTED, reason="tuning: " + "; ".join(changed),
+            )] if changed else []
+            await self._ask(self.safety.set_tuning, self.config.id,
+                            msgspec.to_builtins(settings), limits, notes, user, t)
             async with self.lock:
                 self.loop.controller = controller
                 self.config = msgspec.structs.replace(self.config, controller=settings,
                                                       limits=limits)
             self.notify()  # the status names the backend
-            after = self.controller_tuning()
-            changed = changes(before, after)
-            if changed:
-                await self._ask(self.safety.note, [AuditRecord(
-                    time=t, asset=self.config.id, user=user, source="operator",
-                    signal="controller", requested=None, applied=None,
-                    outcome=Outcome.ACCEPTED, reason="tuning: " + "; ".join(changed))])
             return after
 
     # -- queries ------------------------------------------------------------------------

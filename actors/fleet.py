@@ -23,6 +23,13 @@ writes setpoints through it; otherwise assets call their plant shards directly.
 Given an MQTT broker, an MqttGateway feeds the assets whose ``measurement_source`` is
 "mqtt" and publishes every asset's estimates and applied setpoints.
 
+A site built on a durable store that already holds decisions (a restart of the whole
+site) resumes: its clock after the newest twin time on record (ClockSpec.resumed), so
+that audit times never go backwards; its simulated plants at the last values the gate
+applied; each asset with its mode, reference, tuning, limits and approval queue
+(actors.safety). ``Fleet.restore_report`` says what no longer fitted the site file and
+was skipped.
+
 Called from the driver (CLI, tests), never from inside an actor's loop.
 """
 
@@ -47,6 +54,7 @@ from actors.shard import AssetShard
 from actors.status_board import StatusBoard
 from engine.clock import ClockSpec
 from engine.config import AssetConfig, OpcUaSettings, SiteConfig
+from engine.model import PlantModel
 from engine.mqtt_codec import parse_broker
 from engine.registers import PlcMap, site_map
 from plants import model_of
@@ -75,6 +83,8 @@ class Fleet:
     opcua: Any = None
     plcs: dict[str, PlcMap] = field(default_factory=dict)
     mqtt: Any = None
+    restore_report: list[str] = field(default_factory=list)
+    """What the durable store held that no longer fits the site, and was skipped."""
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -166,6 +176,8 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
     safety = SafetyActor.options(  # type: ignore[attr-defined]  # ray.remote class
         name=f"safety:{name}", namespace=namespace, scheduling_strategy=this_node()).remote(
             site, initial, clock.epoch)
+    clock = clock.resumed(ray.get(safety.newest_time.remote()))
+    given = ray.get(safety.restore_points.remote([a.id for a in site.assets], False))
     board = StatusBoard.options(  # type: ignore[attr-defined]  # ray.remote class
         name=f"status:{name}", namespace=namespace, scheduling_strategy=this_node()).remote()
     fleet = Fleet(site, clock, safety, board, namespace=namespace)
@@ -174,7 +186,8 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
     size = assets_per_shard(site)
     for n, first in enumerate(range(0, len(site.assets), size)):
         group = site.assets[first:first + size]
-        simulated = [asset for asset in group if asset.measurement_source == "plant"]
+        simulated = [as_given(asset, models[asset.id], given[asset.id]["last_applied"])
+                     for asset in group if asset.measurement_source == "plant"]
         plcs = {a.id: fleet.plcs[a.id] for a in group if a.id in fleet.plcs}
         if simulated:
             plant_shard = PlantShard.options(  # type: ignore[attr-defined]  # ray.remote class
@@ -200,4 +213,21 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
         ray.get(fleet.mqtt.start.remote())
         ray.get([a.attach_publisher.remote(fleet.mqtt) for a in fleet.assets.values()])
     ray.get([a.summary.remote() for a in fleet.assets.values()])
+    fleet.restore_report = [*ray.get(safety.restore_report.remote()), *(
+        line for report in ray.get([s.restore_report.remote() for s in fleet.shards.values()])
+        for line in report)]
     return fleet
+
+
+def as_given(asset: AssetConfig, model: PlantModel,
+             last_applied: dict[str, list[float]]) -> AssetConfig:
+    """The asset with its simulated plant's inputs and writable disturbances at the last
+    values the gate applied (signal -> [value, time]; on a new site, the site file's):
+    a site started again on its durable store starts its plants where they were left,
+    so that the gate's rate limits hold from the values the plants really have."""
+    values = {name: value for name, (value, _) in last_applied.items()}
+    return msgspec.structs.replace(
+        asset,
+        inputs={**asset.inputs, **{n: v for n, v in values.items() if n in model.inputs}},
+        disturbances={**asset.disturbances,
+                      **{n: v for n, v in values.items() if n in model.disturbances}})

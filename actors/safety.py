@@ -9,6 +9,14 @@ a restarted actor (``max_restarts``) resumes exactly where the killed one stoppe
 Asset checkpoints are off this path: ``store_checkpoints`` keeps them durably without a
 sync of their own.
 
+What operators and engineers decide is committed with its audit record in the same
+transaction: modes, operator limits and the approval queue in the gate's state
+(``gate:<asset>``); references, controller tuning and engineering limits in
+``decided:<asset>``. A site started again on the same database (a new process after
+kill -9 of the whole site) takes all of it back: the gates here at once, each asset from
+its restore point (``restore_points``). What no longer fits the site file (an asset or a
+signal gone) is skipped and reported (``restore_report``), never a failed start.
+
 Fail closed: a caller passes the wall-clock ``deadline`` after which it stops waiting
 and holds its outputs (or reports that nothing changed); a request that reaches the
 actor after its deadline (queued while the actor was restarting) is dropped
@@ -20,6 +28,7 @@ without Ray); ``SafetyActor`` is the Ray actor.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -44,6 +53,7 @@ from engine.messages import (
 )
 from engine.safety import operator_limit, safe_value
 
+log = logging.getLogger(__name__)
 DEADLINE_MARGIN_S = 0.2
 """Wall seconds before a caller's deadline after which a request is no longer decided."""
 
@@ -59,11 +69,55 @@ class SafetyAuthority:
         self.audit = AuditLog(site.site.audit_db)
         self.keeper = Gatekeeper(site.assets, site.interlocks, initial, t0)
         self.gates = self.keeper.gates
+        self.decided: dict[str, dict[str, Any]] = {}
+        """Per asset: its ``reference`` (output -> value, SI), ``tuning``
+        (ControllerSettings as builtins) and retuned engineering ``limits``, as decided."""
+        self.report: list[str] = []
+        """What the durable store held that no longer fits the site, and was skipped."""
         stored = self.audit.state()
+        for asset in sorted({key.partition(":")[2] for key in stored} - set(self.gates)):
+            self._skip(f"asset {asset!r} is not in the site any more: what was decided for "
+                       "it is skipped")
         for asset, gate in self.gates.items():
+            self.decided[asset] = self._decided_limits(asset, stored.get(f"decided:{asset}", {}))
             if f"gate:{asset}" in stored:
-                gate.restore(stored[f"gate:{asset}"])
+                for why in gate.restore(stored[f"gate:{asset}"]):
+                    self._skip(f"asset {asset!r}: {why}")
             gate.checkpoint = stored.get(f"checkpoint:{asset}")
+
+    def _decided_limits(self, asset: str, decided: dict[str, Any]) -> dict[str, Any]:
+        """Put an engineer's retuned engineering limits back on the asset's gate; those of
+        signals it no longer writes are skipped. Returns ``decided`` with the rest."""
+        gate = self.gates[asset]
+        limits = msgspec.convert(decided.get("limits", {}), dict[str, SetpointLimit])
+        gone = sorted(set(limits) - set(gate.limits))
+        if gone:
+            self._skip(f"asset {asset!r}: engineering limits of {', '.join(gone)} skipped: "
+                       "not a writable signal of the asset any more")
+        gate.limits.update({name: limit for name, limit in limits.items() if name not in gone})
+        return {**decided, "limits": {name: msgspec.to_builtins(limit)
+                                      for name, limit in limits.items() if name not in gone}}
+
+    def _skip(self, why: str) -> None:
+        log.warning("safety:%s restore: %s", self.site, why)
+        self.report.append(why)
+
+    def restore_report(self) -> list[str]:
+        """What the durable store held at start that no longer fits the site, and was
+        skipped (an asset's own restore reports what it skipped of its restore point)."""
+        return list(self.report)
+
+    def newest_time(self) -> float:
+        """The latest twin time on record, s (-inf on a new database): of any audit
+        record, applied value, measurement or checkpoint. A restarted site's clock
+        resumes after it (engine.clock.ClockSpec.resumed)."""
+        times = [self.audit.newest_time()]
+        for gate in self.gates.values():
+            times += [a.time for a in gate.last_applied.values()]
+            times.append(gate.measured_time)
+            if gate.checkpoint is not None:
+                times.append(gate.checkpoint["clock"])
+        return max(times)
 
     def pid(self) -> int:
         """The worker process id (tests kill it)."""
@@ -117,17 +171,24 @@ class SafetyAuthority:
         """The queue of ADVISORY proposals awaiting approval, oldest first."""
         return list(self._gate(asset).queue)
 
-    def _commit(self, asset: str, records: list[AuditRecord]) -> None:
-        self.audit.append(records, {f"gate:{asset}": self._gate(asset).to_state()})
+    def _commit(self, asset: str, records: list[AuditRecord], *, decided: bool = False) -> None:
+        """Records with the asset's gate state (and what was decided for it) in one
+        transaction."""
+        state = {f"gate:{asset}": self._gate(asset).to_state()}
+        if decided:
+            state[f"decided:{asset}"] = self.decided[asset]
+        self.audit.append(records, state)
 
     # -- operator settings ---------------------------------------------------------------
 
-    def set_limits(self, asset: str, limits: dict[str, SetpointLimit], user: str,
-                   time: float, deadline: float = math.inf) -> dict[str, dict[str, float]]:
-        """Replace an asset's engineering limits (an engineer's retune, already checked
-        against the signals' bounds by ``controllers.tuning``): one audit record per
-        changed signal, committed with the state. An operator band that would fall
-        outside its new limits refuses the whole change (ValueError naming both)."""
+    def set_tuning(self, asset: str, tuning: dict[str, Any], limits: dict[str, SetpointLimit],
+                   notes: list[AuditRecord], user: str, time: float,
+                   deadline: float = math.inf) -> dict[str, dict[str, float]]:
+        """An engineer's retune: the controller ``tuning`` (ControllerSettings as builtins,
+        already checked by ``controllers.tuning``) and the new engineering ``limits``,
+        committed with ``notes`` (the tuning's audit record) and one audit record per
+        changed limit in one transaction. An operator band that would fall outside its
+        new limits refuses the whole change (ValueError naming both)."""
         _refuse_if_late(deadline)
         gate = self._gate(asset)
         limits = {name: _keep_safe(limit, gate.limits.get(name)) for name, limit in limits.items()}
@@ -138,14 +199,19 @@ class SafetyAuthority:
                     f"signal {name!r}: engineering limits [{limit.lower:g}, {limit.upper:g}] "
                     f"would not contain the operator limits [{band.lower:g}, {band.upper:g}]; "
                     "widen or clear the operator limits first")
+        changed = {name: limit for name, limit in limits.items() if gate.limits.get(name) != limit}
         records = [AuditRecord(
             time=time, asset=asset, user=user, source="operator", signal=name,
             requested=None, applied=None, outcome=Outcome.ACCEPTED,
             reason=f"engineering limits {name} {_limit_text(gate.limits.get(name))} -> "
                    f"{_limit_text(limit)}",
-        ) for name, limit in limits.items() if gate.limits.get(name) != limit]
-        gate.limits = {**gate.limits, **limits}
-        self._commit(asset, records)
+        ) for name, limit in changed.items()]
+        gate.limits = {**gate.limits, **changed}
+        decided = self.decided[asset]
+        decided["tuning"] = tuning
+        decided["limits"] = {**decided["limits"], **{
+            name: msgspec.to_builtins(limit) for name, limit in changed.items()}}
+        self._commit(asset, [*records, *notes], decided=True)
         return self.limits(asset)
 
     def note_refused(self, refusals: list[RefusedWrite]) -> int:
@@ -166,8 +232,18 @@ class SafetyAuthority:
         gate = self.gates[asset]
         return max([gate.measured_time, *(a.time for a in gate.last_applied.values())])
 
+    def set_reference(self, asset: str, reference: dict[str, float],
+                      records: list[AuditRecord], deadline: float = math.inf) -> None:
+        """An operator's new output targets (output -> value, SI; checked by the asset),
+        committed with their audit ``records`` in one transaction."""
+        _refuse_if_late(deadline)
+        self._gate(asset)
+        decided = self.decided[asset]
+        decided["reference"] = {**decided.get("reference", {}), **reference}
+        self.audit.append(records, {f"decided:{asset}": decided})
+
     def note(self, records: list[AuditRecord], deadline: float = math.inf) -> None:
-        """Record operator actions that are not setpoint decisions (reference changes)."""
+        """Record operator actions that change no state kept here."""
         _refuse_if_late(deadline)
         self.audit.append(records)
 
@@ -234,14 +310,20 @@ class SafetyAuthority:
         self.audit.append([], {f"checkpoint:{a}": c for a, c in checkpoints.items()},
                           durable=False)
 
-    def restore_points(self, asset_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """What each restarted asset resumes from: its checkpoint (or None), its mode and
-        the last applied values (the truth of what its plant was given)."""
-        return {asset: self.restore_point(asset) for asset in asset_ids}
+    def restore_points(self, asset_ids: list[str],
+                       checkpoints: bool = True) -> dict[str, dict[str, Any]]:
+        """What each asset resumes from: its mode, what was decided for it (reference,
+        tuning, engineering limits), the last applied values (the truth of what its plant
+        was given) and, with ``checkpoints`` (a restarted shard; not a new site, whose
+        plants start afresh), its checkpoint (or None)."""
+        return {asset: self.restore_point(asset, checkpoints) for asset in asset_ids}
 
-    def restore_point(self, asset: str) -> dict[str, Any]:
+    def restore_point(self, asset: str, checkpoint: bool = True) -> dict[str, Any]:
         gate = self._gate(asset)
-        return {"checkpoint": gate.checkpoint, "mode": gate.mode.value,
+        decided = self.decided[asset]
+        return {"checkpoint": gate.checkpoint if checkpoint else None, "mode": gate.mode.value,
+                "reference": decided.get("reference", {}), "tuning": decided.get("tuning"),
+                "limits": msgspec.to_builtins(gate.limits),
                 "last_applied": {n: [a.value, a.time] for n, a in gate.last_applied.items()}}
 
     def last_applied(self, asset: str) -> dict[str, dict[str, float]]:

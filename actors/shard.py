@@ -30,11 +30,12 @@ advancing the simulated plants of the due assets (one call per plant shard) firs
 Start and restart: the actor answers at once and builds its assets in the background,
 one after the other on its threads, the smallest models first (a large do-mpc problem
 takes seconds: the pilot terminal's 17 s on a quiet machine); each asset answers and
-runs as soon as it is built. Ray restarts a killed shard (``max_restarts``): the new
-process first asks the safety actor for every hosted asset's restore point
-(checkpoint, mode, last applied values) in one call, restores each asset as it is
-built, and an asset that was running in real time runs the deadline it missed at
-once, then its schedule.
+runs as soon as it is built. A shard first asks the safety actor for every hosted
+asset's restore point (mode, decided reference and tuning, last applied values) in one
+call and restores each asset as it is built: a new site on the same durable store keeps
+what was decided. Ray restarts a killed shard (``max_restarts``): the new process also
+restores each asset's checkpoint, and an asset that was running in real time runs the
+deadline it missed at once, then its schedule.
 
 Status push: every asset builds its engine.status.AssetStatus once per tick and once per
 operator command; the shard sends those built during an instant to the site's status
@@ -94,7 +95,7 @@ class Shard:
         simulated plant (an actors.directory.AssetHandle onto its plant shard); assets
         without one have a plant outside the twin (MQTT). ``plcs`` maps asset id to its
         PLC's register map: those assets use Modbus TCP. ``restarted``: this process
-        replaces a killed one, and restores every asset from the safety actor."""
+        replaces a killed one, and restores every asset's checkpoint too."""
         self.name = name
         self.clock_spec = clock
         self.lockstep = clock.lockstep
@@ -145,12 +146,12 @@ class Shard:
 
     async def _resume(self) -> None:
         """Build every hosted asset, one after the other on the shard's threads, those
-        with the fewest states first, and after a restart restore each from its restore
-        point; each asset runs again (if it was running) as soon as it is ready, so a
-        small asset does not wait for a large one to be built."""
+        with the fewest states first, and restore each from its restore point (with its
+        checkpoint after a restart); each asset runs again (if it was running) as soon as
+        it is ready, so a small asset does not wait for a large one to be built."""
         loop = asyncio.get_running_loop()
         try:
-            points = await self._restore_points() if self.restarted else {}
+            points = await self._restore_points()
             for config in sorted(self._configs, key=lambda a: len(model_of(a).states)):
                 control = await loop.run_in_executor(self._numerics, build_loop, config,
                                                      self.clock_spec.epoch)
@@ -158,7 +159,9 @@ class Shard:
                                     self.safety, self._decide, self._numerics,
                                     self.plants.get(config.id), self._plcs.get(config.id),
                                     self._modbus)
-                checkpoint = asset.restore(points[config.id]) if self.restarted else {}
+                # on the threads too: a decided retune builds the asset's controller again
+                checkpoint = await loop.run_in_executor(self._numerics, asset.restore,
+                                                        points[config.id], self.restarted)
                 asset.on_status = self._built
                 asset.publish_status()
                 if self.lockstep:
@@ -186,7 +189,8 @@ class Shard:
         while True:
             try:
                 return await asyncio.wait_for(
-                    self.safety.restore_points.remote(list(self._ready)), SAFETY_TIMEOUT_S)
+                    self.safety.restore_points.remote(list(self._ready), self.restarted),
+                    SAFETY_TIMEOUT_S)
             except (TimeoutError, ray.exceptions.RayActorError):
                 if time.monotonic() > give_up:
                     raise
@@ -409,6 +413,12 @@ class Shard:
 
     async def metrics_snapshot(self, asset_id: str) -> dict[str, Any]:
         return (await self._hosted(asset_id)).metrics_snapshot()
+
+    async def restore_report(self) -> list[str]:
+        """What the hosted assets' restore points held that no longer fits them, and was
+        skipped (once every asset is built)."""
+        await self._resumed.wait()
+        return [line for asset in self.assets.values() for line in asset.restore_report]
 
     def shard_status(self) -> dict[str, Any]:
         """The shard itself: its assets, the gate batches it made, its instants in flight."""

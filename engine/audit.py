@@ -6,7 +6,8 @@ updated. Queries filter by asset, time range and outcome.
 
 Beside the records, a key-value ``state`` table holds what the safety actor must
 remember across a restart (modes, last applied values, operator limits, approval
-queues, asset checkpoints) as JSON; a state change is committed in the same
+queues, what operators and engineers decided: references, controller tuning and
+limits; asset checkpoints) as JSON; a state change is committed in the same
 transaction as the records of the decision that made it, so the two never disagree.
 
 Group commit: the safety authority appends all records and state of one batch of
@@ -19,6 +20,7 @@ a kill -9 of the process at once, a power loss once the next durable commit sync
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -96,6 +98,12 @@ class AuditLog:
         """Every state entry, decoded."""
         return {key: json.loads(value)
                 for key, value in self._db.execute("SELECT key, value FROM state")}
+
+    def newest_time(self) -> float:
+        """The latest twin time of any record, s (-inf if there is none); read once at
+        start-up (a scan of the table: the index is by asset first)."""
+        (newest,) = self._db.execute("SELECT MAX(time) FROM audit").fetchone()
+        return -math.inf if newest is None else float(newest)
 
     def query(
         self,

@@ -8,6 +8,10 @@ time, ``t = t0 + speed (w - w0)``, read from ``time.monotonic`` inside one proce
 anchored to a wall-clock epoch shared by every actor of a site, so that all actors of
 one site agree on the twin's time. Strict mode raises when a tick is missed instead
 of counting it.
+
+A site restarted on its durable state resumes its clock (``ClockSpec.resumed``) after
+the newest twin time it recorded, so that twin time, and every audit time, never goes
+backwards across a restart.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ class RealTimeClock:
     Args:
         period: tick period in twin seconds.
         speed: twin seconds per wall second (1 = real time, 60 = a minute per second).
-        epoch: wall-clock UNIX time at which twin time equals ``epoch`` (shared by the
+        epoch: twin time t0 at the wall-clock UNIX time ``wall_epoch`` w0 (shared by the
             actors of one site); defaults to now.
         strict: raise RuntimeError on a missed deadline instead of counting an overrun.
+        wall_epoch: w0, wall-clock UNIX time at which twin time is ``epoch``; defaults to
+            ``epoch`` (twin time is wall time at speed 1).
 
     Deadlines are ``epoch + k * period``. If a tick is requested after its deadline has
     passed by one period or more, the missed deadlines count as overruns and are
@@ -33,7 +39,8 @@ class RealTimeClock:
     """
 
     def __init__(
-        self, period: float, speed: float = 1.0, epoch: float | None = None, strict: bool = False
+        self, period: float, speed: float = 1.0, epoch: float | None = None, strict: bool = False,
+        wall_epoch: float | None = None,
     ) -> None:
         if not period > 0:
             raise ValueError(f"clock period must be positive, got {period} s")
@@ -44,7 +51,7 @@ class RealTimeClock:
         self.strict = strict
         wall, mono = time.time(), time.monotonic()
         self.epoch = wall if epoch is None else float(epoch)
-        self._mono0 = mono - (wall - self.epoch)
+        self._mono0 = mono - (wall - (self.epoch if wall_epoch is None else float(wall_epoch)))
         periods_done = math.floor((self.now() - self.epoch) / self.period)
         self._next = self.epoch + self.period * (periods_done + 1)
         self.overruns = 0
@@ -105,15 +112,39 @@ class ClockSpec:
         lockstep: True for SimClock (each asset steps its simulated plant), False for a
             RealTimeClock.
         speed: twin seconds per wall second (real time only).
-        epoch: shared start: wall-clock UNIX time for real time, start time for lock-step.
+        epoch: shared start, twin s: for real time the twin time at wall-clock UNIX time
+            ``wall_epoch``, for lock-step the start time; default now.
+        wall_epoch: real time: the wall-clock UNIX time at which twin time is ``epoch``;
+            default ``epoch`` (twin time is wall time at speed 1).
     """
 
-    def __init__(self, lockstep: bool = False, speed: float = 1.0, epoch: float | None = None):
+    def __init__(self, lockstep: bool = False, speed: float = 1.0, epoch: float | None = None,
+                 wall_epoch: float | None = None):
         self.lockstep = lockstep
         self.speed = speed
         self.epoch = time.time() if epoch is None else float(epoch)
+        self.wall_epoch = self.epoch if wall_epoch is None else float(wall_epoch)
+
+    def now(self) -> float:
+        """Twin time now, s (lock-step: the start)."""
+        if self.lockstep:
+            return self.epoch
+        return self.epoch + self.speed * (time.time() - self.wall_epoch)
+
+    def resumed(self, newest: float) -> ClockSpec:
+        """This clock for a site that already recorded twin times up to ``newest``
+        (s; engine.audit, the safety actor's state): unchanged if its time is already
+        past ``newest`` (a real-time site at speed 1 goes on at wall time), else one
+        that starts at ``newest`` (lock-step), or reads ``newest`` now and runs on at
+        ``speed`` from there (real time): twin time never goes backwards."""
+        if not math.isfinite(newest) or newest <= self.now():
+            return self
+        if self.lockstep:
+            return ClockSpec(lockstep=True, speed=self.speed, epoch=newest)
+        return ClockSpec(speed=self.speed, epoch=newest, wall_epoch=time.time())
 
     def make(self, period: float) -> RealTimeClock | SimClock:
         if self.lockstep:
             return SimClock(period, start=self.epoch)
-        return RealTimeClock(period, speed=self.speed, epoch=self.epoch)
+        return RealTimeClock(period, speed=self.speed, epoch=self.epoch,
+                             wall_epoch=self.wall_epoch)

@@ -101,10 +101,11 @@ class AssetGate:
         self.last_applied.update({name: Applied(value, t) for name, value in applied.items()})
 
     def to_state(self) -> dict[str, Any]:
+        """What the gate must remember across a restart, as JSON-able data (the
+        engineering limits are not in it: the safety authority keeps an engineer's
+        retune with what else was decided, and the site file gives the rest)."""
         return {
             "mode": self.mode.value,
-            "limits": {n: [lim.lower, lim.upper, lim.max_rate, lim.safe]
-                       for n, lim in self.limits.items()},
             "operator_limits": {n: [lim.lower, lim.upper]
                                 for n, lim in self.operator_limits.items()},
             "last_applied": {n: [a.value, a.time] for n, a in self.last_applied.items()},
@@ -115,19 +116,40 @@ class AssetGate:
             "pending": self.pending,
         }
 
-    def restore(self, state: Mapping[str, Any]) -> None:
+    def restore(self, state: Mapping[str, Any]) -> list[str]:
+        """Take ``to_state``'s data back (after the engineering limits). What no longer
+        fits the asset (a signal it no longer writes; an operator band outside its
+        engineering limits now) is skipped: returns why, one line each."""
+        skipped: list[str] = []
+
+        def writable(what: str, entries: Mapping[str, Any]) -> dict[str, Any]:
+            gone = sorted(set(entries) - set(self.limits))
+            if gone:
+                skipped.append(f"{what} of {', '.join(gone)} skipped: not a writable signal "
+                               "of the asset any more")
+            return {name: value for name, value in entries.items() if name in self.limits}
+
         self.mode = Mode(state["mode"])
-        self.limits.update({n: SetpointLimit(lower=lim[0], upper=lim[1], max_rate=lim[2],
-                                             safe=lim[3] if len(lim) > 3 else None)
-                            for n, lim in state.get("limits", {}).items()})
-        self.operator_limits = {n: operator_limit(n, lower, upper, self.limits[n])
-                                for n, (lower, upper) in state["operator_limits"].items()}
-        self.last_applied.update({n: Applied(v, t) for n, (v, t) in state["last_applied"].items()})
+        self.operator_limits = {}
+        for name, (lower, upper) in writable("operator limits",
+                                             state["operator_limits"]).items():
+            try:
+                self.operator_limits[name] = operator_limit(name, lower, upper, self.limits[name])
+            except ValueError as error:
+                skipped.append(f"operator limits skipped: {error}")
+        self.last_applied.update({n: Applied(v, t) for n, (v, t)
+                                  in writable("last applied value", state["last_applied"]).items()})
         self.measured = dict(state["measured"])
         self.measured_time = float(state["measured_time"])
-        self.queue = list(state["queue"])
+        self.queue = []
+        for entry in state["queue"]:
+            if set(entry["setpoints"]) <= set(self.limits):
+                self.queue.append(entry)
+            else:
+                writable(f"queued proposal #{entry['n']}", entry["setpoints"])
         self.next_proposal = int(state["next_proposal"])
-        self.pending = dict(state.get("pending", {}))
+        self.pending = writable("interlock close", state.get("pending", {}))
+        return skipped
 
 
 class Gatekeeper:

@@ -306,6 +306,8 @@ def run_demo(args: argparse.Namespace) -> int:
             f"({len(file_tokens)} token(s), re-read on change; `twinloop token add` adds "
             "one)")
         say(f"  audit log    {Path(site.site.audit_db).resolve()}")
+        for line in fleet.restore_report:  # decided before, no longer in the site file
+            say(f"  not restored {line}")
         say(f"  OPC UA       {_serve_opcua(fleet)}")
         if fleet.plcs:
             ports = sorted(plc.port for plc in fleet.plcs.values())

@@ -16,6 +16,7 @@ from engine.config import AssetConfig, SetpointLimit, TripInterlock, load_site
 from engine.gatekeeper import Gatekeeper
 from engine.messages import ExternalWrite, GateRequest, Measurement, Mode, Outcome, Proposal
 from engine.metrics import AssetMetrics
+from engine.safety import operator_limit
 from engine.simulation import SimulatedPlant
 
 PILOT = Path(__file__).resolve().parents[2] / "examples" / "pilot.toml"
@@ -249,3 +250,21 @@ def test_a_nan_read_back_is_on_record_but_never_taken_as_a_value():
     assert held.records[0].applied is None and held.applied == {}
     assert keeper.gates["m"].last_applied["receipt"].value == 10.0
     assert back.applied == {"receipt": 10.0}
+
+
+def test_an_operator_band_the_site_file_no_longer_allows_is_skipped_on_restore_not_a_crash():
+    """The receipt had an operator band [10, 50]; the site file then narrows its
+    engineering limits to [0, 40]: the restored gate drops the band, says why, and keeps
+    the rest (mode, last applied value); the file's narrower limits hold."""
+    keeper = Gatekeeper([tank("tank-a", Mode.MANUAL)], [], {"tank-a": {"receipt": 20.0}}, 0.0)
+    keeper.gates["tank-a"].operator_limits = {
+        "receipt": operator_limit("receipt", 10.0, 50.0, RECEIPT["receipt"])}
+    state = keeper.gates["tank-a"].to_state()
+    narrower = msgspec.structs.replace(
+        tank("tank-a"), limits={"receipt": SetpointLimit(lower=0.0, upper=40.0, max_rate=0.1)})
+    again = Gatekeeper([narrower], [], {"tank-a": {"receipt": 0.0}}, 0.0).gates["tank-a"]
+    skipped = again.restore(state)
+    assert again.operator_limits == {}
+    assert again.limits["receipt"].upper == 40.0
+    assert len(skipped) == 1 and "above the engineering upper limit 40" in skipped[0]
+    assert (again.mode, again.last_applied["receipt"].value) == (Mode.MANUAL, 20.0)
