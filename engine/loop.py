@@ -10,7 +10,8 @@ safety policy (engine.gate.PolicyGate: tests, ``twinloop tune``, what-if, benchm
 It is two halves, which an asset shard (actors.shard) runs around its batched remote
 gate: ``advance`` (observe + propose, numerical, on a thread pool) returns the
 GateRequest, ``complete`` takes the gate's Decision (None: the gate was unreachable,
-nothing was written, inputs hold) and returns the TickResult.
+nothing was written, inputs hold) and the twin time its writes reached the plant, and
+returns the TickResult.
 
 p_hat is the model's parameters, the estimated ones at their estimates: the controller
 predicts with what the filter has learnt of the plant (a fouled coil), not the nominal
