@@ -12,7 +12,10 @@ asset due then:
     decisions   = safety.decide_batch(requests of every asset due at t)   (one call)
     link.apply(decision.applied)                       (only what the gate let through,
                                                         interlock writes in any mode)
-    result      = loop.complete(request, decision)     (engine.loop.TickResult)
+    result      = loop.complete(request, decision, applied_at)
+                                                       (engine.loop.TickResult; applied_at:
+                                                        twin time the writes reached the
+                                                        plant)
 
 The link (actors.plant_link) is the plant's PLC over Modbus TCP, the simulated plant in
 its plant shard called directly (lock-step tests), or measurements ingested from MQTT.
@@ -281,11 +284,12 @@ class HostedAsset:
         """Write what the gate let through (None: it did not answer, ``error`` says why:
         nothing is written) and account for the tick."""
         self._note_external(request, decision)
-        if decision is not None and not await self._write(decision):
+        applied_at = None if decision is None else await self._write(decision)
+        if applied_at is None:
             decision = None
         if error is not None:
             self.safety_error = error
-        result = self.loop.complete(request, decision)
+        result = self.loop.complete(request, decision, applied_at)
         self.result = result
         self.last_tick = request.time
         self.metrics.anomalies += result.estimate is not None and result.estimate.anomaly
@@ -329,24 +333,31 @@ class HostedAsset:
             self.loop.applied(held, decision.time)
             self.setpoint_times.update(dict.fromkeys(held, request.time))
 
-    async def _write(self, decision: Decision) -> bool:
-        """Apply a decision's writes to the plant; False if they did not reach it."""
+    async def _write(self, decision: Decision) -> float | None:
+        """Apply a decision's writes to the plant; returns the twin time they reached it
+        (the decision's time when there is nothing to write), None if they did not.
+
+        That time is the middle of the write's round trip on the shard's clock (the PLC
+        applies a write when it receives it), within half the round trip of the truth;
+        in lock-step the clock stands still and it is the decision's time."""
         self.safety_error = None
         self.mode = decision.mode
         for record in decision.records:
             self.metrics.decisions[record.outcome.value] += 1
         if not decision.applied:
-            return True
+            return decision.time
+        sent = self.now()
         try:
             await self.link.apply(decision.applied, self._written(decision.applied))
         except Exception as error:
             self.tick_error = f"{type(error).__name__}: {error}"
-            return False
-        self.setpoint_times.update(dict.fromkeys(decision.applied, decision.time))
+            return None
+        applied_at = max(decision.time, (sent + self.now()) / 2)
+        self.setpoint_times.update(dict.fromkeys(decision.applied, applied_at))
         if self.publisher is not None:
             self.publisher.publish_setpoints.remote(
-                Setpoint(asset=self.id, time=decision.time, values=decision.applied))
-        return True
+                Setpoint(asset=self.id, time=applied_at, values=decision.applied))
+        return applied_at
 
     def notify(self) -> None:
         """The status changed (a tick, an operator action): count a new revision (so that
@@ -404,10 +415,11 @@ class HostedAsset:
                 return None
         if decision is None:
             return None
-        if not await self._write(decision):
+        applied_at = await self._write(decision)
+        if applied_at is None:
             raise RuntimeError(f"asset {self.id}: the write did not reach the plant: "
                                f"{self.tick_error}")
-        self.loop.applied(decision.applied, decision.time)
+        self.loop.applied(decision.applied, applied_at)
         return decision
 
     def _written(self, applied: dict[str, float]) -> dict[str, float]:

@@ -10,7 +10,8 @@ safety policy (engine.gate.PolicyGate: tests, ``twinloop tune``, what-if, benchm
 It is two halves, which an asset shard (actors.shard) runs around its batched remote
 gate: ``advance`` (observe + propose, numerical, on a thread pool) returns the
 GateRequest, ``complete`` takes the gate's Decision (None: the gate was unreachable,
-nothing was written, inputs hold) and returns the TickResult.
+nothing was written, inputs hold) and the twin time its writes reached the plant, and
+returns the TickResult.
 
 p_hat is the model's parameters, the estimated ones at their estimates: the controller
 predicts with what the filter has learnt of the plant (a fouled coil), not the nominal
@@ -222,17 +223,22 @@ class ControlLoop:
 
     def observe(self, measurement: Measurement) -> Estimate:
         """Correct the estimate with a measurement, predicting from the last one with the
-        inputs the plant had: those held before an input change up to its time, the new
-        ones after (in real time a setpoint is written after the measurement it used)."""
+        inputs the plant had: those held before an input change up to the time the change
+        reached the plant, the new ones after (in real time a setpoint is written after
+        the measurement it used, and a PLC may sample again before the write arrives)."""
+        u = self.u
         if self._input_before is not None:
             changed_at, before = self._input_before
-            self._input_before = None
-            if self.t < changed_at < measurement.time:
-                self.state = self.estimator.step(self.state, before, self.d, {},
-                                                 changed_at - self.t)
-                self.t = changed_at
+            if changed_at >= measurement.time:  # sampled before the change reached the plant
+                u = before
+            else:
+                self._input_before = None
+                if self.t < changed_at:
+                    self.state = self.estimator.step(self.state, before, self.d, {},
+                                                     changed_at - self.t)
+                    self.t = changed_at
         dt = max(0.0, measurement.time - self.t)
-        self.state = self.estimator.step(self.state, self.u, self.d, measurement.values, dt)
+        self.state = self.estimator.step(self.state, u, self.d, measurement.values, dt)
         if self.state.dof:
             self.anomalies.record(self.state.anomaly)
         self.t = measurement.time
@@ -256,11 +262,18 @@ class ControlLoop:
         return GateRequest(asset=self.asset, time=t, measurement=measurement,
                            measurement_age=self.measurement_age(t), proposal=proposal)
 
-    def complete(self, request: GateRequest, decision: Decision | None) -> TickResult:
-        """The other half: hold what the gate let through (from the decision's time) and
-        report the tick. ``decision`` None: nothing was written, inputs hold."""
+    def complete(self, request: GateRequest, decision: Decision | None,
+                 applied_at: float | None = None) -> TickResult:
+        """The other half: hold what the gate let through and report the tick.
+        ``decision`` None: nothing was written, inputs hold. ``applied_at`` is the twin
+        time the writes reached the plant (None: the decision's time, as in lock-step,
+        where the plant stands still while the tick runs). In real time the writes reach
+        the plant after the measurement, the solve and the gate: at 60x, 0.1 s of wall
+        time is 6 s of twin time with the old inputs, which the estimate must predict
+        with (a prediction that switches at the tick's time flags the corrections after
+        each move as anomalies)."""
         if decision is not None and decision.applied:
-            self.applied(decision.applied, decision.time)
+            self.applied(decision.applied, decision.time if applied_at is None else applied_at)
         estimate = None if request.measurement is None else self.estimate()
         return TickResult(asset=self.asset, time=request.time, measurement=request.measurement,
                           measurement_age=request.measurement_age, estimate=estimate,

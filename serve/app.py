@@ -246,7 +246,7 @@ class TwinLoopAPI:
         return Response(self.statuses.body(status), media_type="application/json")
 
     @app.put("/assets/{asset_id}/reference", response_model=ReferenceAnswer,
-             responses=errors(401, 403, 404, 413, 422, 503))
+             responses=errors(400, 401, 403, 404, 413, 422, 503))
     async def put_reference(
         self, asset_id: str, body: dict[str, Number] = Body(examples=[{"T_bulk": 433.15}]),
         user: str = OPERATOR,
@@ -256,7 +256,7 @@ class TwinLoopAPI:
         return {"reference": reference}
 
     @app.put("/assets/{asset_id}/mode", response_model=ModeAnswer,
-             responses=errors(401, 403, 404, 413, 422, 503))
+             responses=errors(400, 401, 403, 404, 413, 422, 503))
     async def put_mode(self, asset_id: str, body: ModeRequest = Body(),
                        user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
@@ -264,7 +264,7 @@ class TwinLoopAPI:
                                           body.mode.value, user)}
 
     @app.put("/assets/{asset_id}/setpoints", response_model=WriteAnswer,
-             responses=errors(401, 403, 404, 413, 422, 503))
+             responses=errors(400, 401, 403, 404, 413, 422, 503))
     async def put_setpoints(
         self, asset_id: str, body: dict[str, Number] = Body(examples=[{"m_oil": 2.0}]),
         user: str = OPERATOR,
@@ -279,7 +279,7 @@ class TwinLoopAPI:
         return await _unprocessable(self._asset(asset_id).limits.remote())
 
     @app.put("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
-             responses=errors(401, 403, 404, 413, 422, 503),
+             responses=errors(400, 401, 403, 404, 413, 422, 503),
              response_model_exclude_unset=True)
     async def put_limits(
         self, asset_id: str,
@@ -318,7 +318,7 @@ class TwinLoopAPI:
         return await self._asset(asset_id).controller_tuning.remote()
 
     @app.put("/assets/{asset_id}/controller", response_model=ControllerTuning,
-             responses=errors(401, 403, 404, 413, 422, 503))
+             responses=errors(400, 401, 403, 404, 413, 422, 503))
     async def put_controller(
         self, asset_id: str,
         body: dict[str, Any] = Body(examples=[{

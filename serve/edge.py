@@ -12,6 +12,9 @@
   unserialisable (it was a 500) and a large input is not echoed back. A malformed write
   (PUT or POST on an asset) is also put on record, outcome ``refused``, under the
   token's user (``app.state.note_refused``, batched by actors.refusals).
+- A method the path does not have is 405 with an ``Allow`` header naming every method
+  the path has (Starlette names only those of the first route matching the path: GET on
+  a path that has GET and PUT routes).
 - An actor that is restarting or gone (Ray's RayActorError, ActorUnavailableError) or
   too slow (TimeoutError) is 503 with the reason; any other unexpected error is 500,
   logged with its traceback, answered with the error's type only.
@@ -26,6 +29,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray.exceptions import RayActorError
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from serve.auth import INVALID_TOKEN, MISSING_TOKEN, identify
 
@@ -34,6 +39,9 @@ MAX_BODY_BYTES = 1 << 20
 
 OPEN_PATHS = ("/healthz", "/openapi.json", "/docs")
 """Paths (and, for /docs, everything under it) that need no token."""
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+"""The methods a 405's Allow header may name."""
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,7 @@ def install_edge(app: FastAPI) -> None:
     # Starlette annotates handlers as taking any Exception; FastAPI's documented handlers
     # take the class they are registered for
     app.add_exception_handler(RequestValidationError, _malformed)  # type: ignore[arg-type]
+    app.add_exception_handler(405, _method_not_allowed)  # type: ignore[arg-type]
     app.add_exception_handler(RayActorError, _unavailable)
     app.add_exception_handler(TimeoutError, _unavailable)
     app.add_exception_handler(Exception, _internal_error)
@@ -130,6 +139,15 @@ async def _malformed(request: Request, error: RequestValidationError) -> JSONRes
                      "malformed request: " + "; ".join(
                          f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in issues))
     return JSONResponse({"detail": issues}, status_code=422)
+
+
+async def _method_not_allowed(request: Request, error: HTTPException) -> JSONResponse:
+    """405, allowing every method some route of the path answers (RFC 9110 15.5.6)."""
+    allowed = [method for method in _METHODS
+               if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                      for route in request.app.routes)]
+    return JSONResponse({"detail": error.detail}, status_code=405,
+                        headers={"allow": ", ".join(allowed)})
 
 
 async def _unavailable(request: Request, error: Exception) -> JSONResponse:

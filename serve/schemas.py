@@ -6,10 +6,11 @@ document at /openapi.json is what clients get. Values are SI, each with its unit
 are UNIX seconds of the twin's clock. Where a number may be absent or unbounded (an
 infinite limit, a statistic not computed yet) the actors send ``null``.
 
-Error bodies are ``{"detail": "<message>"}``, except 422: either FastAPI's validation
-errors (``detail`` a list of ``{loc, msg, type}``, for a body or parameter of the wrong
-shape) or a message naming the signal or field and the bound (``detail`` a string, for a
-value the asset or the safety actor refuses).
+Error bodies are ``{"detail": "<message>"}`` (400: a body that is not JSON at all),
+except 422: either FastAPI's validation errors (``detail`` a list of ``{loc, msg,
+type}``, for a body or parameter of the wrong shape) or a message naming the signal or
+field and the bound (``detail`` a string, for a value the asset or the safety actor
+refuses).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Unprocessable(BaseModel):
 
 
 _ERRORS: dict[int, tuple[type[BaseModel], str]] = {
+    400: (ErrorMessage, "the request body is not JSON: nothing changed"),
     401: (ErrorMessage, "no bearer token, or one the server does not know"),
     403: (ErrorMessage, "the token's role may not make this request"),
     404: (ErrorMessage, "unknown asset (or proposal)"),

@@ -164,6 +164,32 @@ def test_error_answers_validate_against_their_declared_schemas(api, document):
     assert "above its upper bound" in cases[5][0].json()["detail"]
 
 
+@pytest.mark.parametrize("path", ["reference", "mode", "setpoints", "limits", "controller"])
+def test_a_body_that_is_not_json_is_a_declared_400(api, document, path):
+    """Found by schemathesis: bytes that are not JSON got FastAPI's 400, which no route
+    declared."""
+    before = api.get("/assets/tank-01").json()
+    reply = api.put(f"/assets/tank-01/{path}", content=b'\x03\x1eL\x05i\xffW',
+                    headers={"content-type": "application/json"})
+    assert reply.status_code == 400, reply.text
+    check(document, reply, "PUT", f"/assets/{{asset_id}}/{path}")
+    after = api.get("/assets/tank-01").json()
+    assert all(after[key] == before[key] for key in ("mode", "reference", "setpoints"))
+
+
+@pytest.mark.parametrize(("path", "methods"), [
+    ("/assets/tank-01/controller", "GET, PUT"), ("/assets/tank-01/limits", "GET, PUT"),
+    ("/assets/tank-01/reference", "PUT"), ("/safe-state", "POST"),
+])
+def test_a_method_the_path_lacks_is_405_allowing_every_method_it_has(api, path, methods):
+    """Found by schemathesis: OPTIONS on a path with a GET and a PUT route said
+    ``Allow: GET``, so a client would believe the path read-only."""
+    reply = api.options(path)
+    assert reply.status_code == 405, reply.text
+    assert reply.headers["allow"] == methods
+    assert reply.json() == {"detail": "Method Not Allowed"}
+
+
 def test_docs_load_swagger_ui_from_this_server_only(api):
     bare = httpx.Client(base_url=str(api.base_url), timeout=60.0)
     page = bare.get("/docs")
