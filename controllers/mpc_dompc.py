@@ -116,7 +116,7 @@ class DoMpcController:
         """(lam_x, lam_g) of the last solve: IPOPT's warm start after the first solve."""
         self._lower_x, self._upper_x = (_input_bounded(mpc, bound, values) for bound, values in
                                         ((mpc._lb_opt_x, self.lower), (mpc._ub_opt_x, self.upper)))
-        self._time_varying = mpc.get_tvp_template()
+        self._time_varying = self._problem.time_varying(0)
 
     # -- the Controller protocol -----------------------------------------------------------
 
@@ -264,6 +264,9 @@ class _SharedProblem:
         mpc.set_rterm(u=move_weight)
         template = mpc.get_tvp_template()
         mpc.set_tvp_fun(lambda t_now: template)  # each controller passes its own
+        self.time_varying = template.struct
+        """The structure of the time-varying parameters over the horizon: called with 0,
+        a numeric one to fill."""
         with warnings.catch_warnings():
             # do-mpc's bound checks call numpy on casadi values (casadi issue #2959)
             warnings.filterwarnings("ignore", category=FutureWarning, module="casadi")
