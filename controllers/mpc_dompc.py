@@ -175,10 +175,10 @@ class DoMpcController:
             return f"solver error: {error}".splitlines()[0]
         self._guess.master = solution["x"]
         self._multipliers = solution["lam_x"], solution["lam_g"]
-        solution = self._problem.mpc._opt_x(solution["x"] * self._problem.mpc.opt_x_scaling)
-        inputs = np.vstack([np.asarray(solution["_u", k, 0]).ravel()
+        unscaled = self._problem.mpc._opt_x(solution["x"] * self._problem.mpc.opt_x_scaling)
+        inputs = np.vstack([np.asarray(unscaled["_u", k, 0]).ravel()
                             for k in range(self.horizon)])
-        states = np.vstack([np.asarray(solution["_x", k, 0, -1]).ravel()
+        states = np.vstack([np.asarray(unscaled["_x", k, 0, -1]).ravel()
                             for k in range(1, self.horizon + 1)])
         outputs = np.asarray(self._outputs(states.T, inputs.T, d, self._parameters)).T
         if status in _SOLVED and not (np.isfinite(inputs).all() and np.isfinite(outputs).all()):
