@@ -1,7 +1,21 @@
-"""CasADi Functions generated as C, compiled with the system C compiler and loaded back,
-and a fast way to call a Function on numpy arrays. The one compile cache of TwinLoop:
-the fast MPC's SQP step (``ControllerSettings.codegen``) and the EKF's prediction
-(``EstimatorSettings.compiled``) are both compiled here.
+"""The one compile cache of TwinLoop: the problems every asset of a structure shares in
+a process, CasADi Functions generated as C, compiled with the system C compiler and
+loaded back, and a fast way to call a Function on numpy arrays.
+
+Shared problems (:func:`shared`). The symbolic and compiled problem of an estimator or
+controller (CasADi Functions, QP and NLP solver objects, generated C, do-mpc's
+formulation) depends only on the plant model's structure (``PlantModel.structure``) and
+the settings that shape it; everything an asset owns (its parameters, limits, weights,
+references, warm starts, estimates and covariance) is passed to it at run time. So it is
+built once per process and structure, and every further asset of that structure costs
+its state, not a new problem. Entries are never evicted: a process hosts a handful of
+structures per kind (plants.sitegen), however many assets. A CasADi Function may be
+called from several threads (each call checks out its own memory); an entry whose
+solver reports per-call statistics (do-mpc's IPOPT) carries a lock its users hold
+around the call and the read of the statistics.
+
+Compiled C. The fast MPC's SQP step (``ControllerSettings.codegen``) and the EKF's
+prediction (``EstimatorSettings.compiled``) are both compiled here.
 
 The generated source is hashed; the shared library is cached under that hash in the
 cache directory (``$TWINLOOP_CACHE_DIR``, default ``$XDG_CACHE_HOME/twinloop``, else
@@ -20,7 +34,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import casadi as ca
 import numpy as np
@@ -30,6 +47,31 @@ COMPILE_TIMEOUT_S = 300.0
 MAX_SOURCE_BYTES = 5_000_000
 """Larger generated sources are not compiled: gcc takes minutes on them (5 MB, the
 centrifugal pump's MPC, takes about 30 s; the asphalt terminal's 61 MB over 5 min)."""
+
+
+T = TypeVar("T")
+
+_SHARED: dict[Hashable, Any] = {}
+_SHARED_LOCK = threading.Lock()
+_BUILDING: dict[Hashable, threading.Lock] = {}
+
+
+def shared(key: Hashable, build: Callable[[], T]) -> T:
+    """The process's one ``build()`` for ``key``: built on first use, then returned to
+    every caller with an equal key (the key names what the build depends on, e.g.
+    ``("ekf", model.structure, parameter names, compiled)``). Concurrent first uses of a
+    key build once; different keys build in parallel. An exception is raised to the
+    caller and nothing is stored."""
+    try:
+        return _SHARED[key]
+    except KeyError:
+        pass
+    with _SHARED_LOCK:
+        building = _BUILDING.setdefault(key, threading.Lock())
+    with building:
+        if key not in _SHARED:
+            _SHARED[key] = build()
+        return _SHARED[key]
 
 
 class CompileError(RuntimeError):
@@ -43,12 +85,23 @@ def cache_directory() -> Path:
     return Path(os.environ.get("TWINLOOP_CACHE_DIR", default))
 
 
+def c_compiler() -> str | None:
+    """``$CC``, else ``cc`` or ``gcc`` on the PATH, else None."""
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def compile_setup() -> tuple[str, str | None]:
+    """The cache directory and the C compiler :func:`compiled` would use now: part of the
+    :func:`shared` key of a compiled problem, so a changed environment compiles anew."""
+    return str(cache_directory()), c_compiler()
+
+
 def compiled(function: ca.Function, directory: Path | None = None) -> ca.Function:
     """``function`` as compiled C code (same inputs and outputs). Raises CompileError
     if there is no C compiler (``$CC``, else ``cc`` or ``gcc``), it fails or takes over
     COMPILE_TIMEOUT_S, or the generated source is over MAX_SOURCE_BYTES."""
     directory = directory or cache_directory()
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    compiler = c_compiler()
     if not compiler:
         raise CompileError("no C compiler found (set $CC, or install gcc)")
     directory.mkdir(parents=True, exist_ok=True)

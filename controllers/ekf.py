@@ -15,8 +15,9 @@ call of :meth:`ExtendedKalmanFilter.step` over ``dt`` seconds does
 
 using only the outputs present in the measurement. ``dt = 0`` skips the prediction; a
 ``dt`` longer than the model's step is predicted in equal sub-steps no longer than it.
-One CasADi Function, built once from CasADi's automatic differentiation, returns the
-prediction, its Jacobian and the predicted outputs with theirs in a single call;
+One CasADi Function, built from CasADi's automatic differentiation once per model
+structure in a process (the parameters p are its input; controllers.casadi_compile.shared),
+returns the prediction, its Jacobian and the predicted outputs with theirs in a single call;
 with ``EstimatorSettings.compiled`` it runs as compiled C (:mod:`controllers.casadi_compile`;
 a CompileError if there is no C compiler or it fails).
 
@@ -31,7 +32,7 @@ from collections.abc import Mapping
 import casadi as ca
 import numpy as np
 
-from controllers.casadi_compile import compiled
+from controllers.casadi_compile import compile_setup, compiled, shared
 from controllers.kalman import BufferedFunction, FilterModel
 from engine.config import EstimatorSettings
 from engine.loop import EstimatorState
@@ -59,21 +60,12 @@ class ExtendedKalmanFilter:
         self._r = self.filter.measurement_variance
         self._all_rows = list(range(len(model.outputs)))
         self._h, self._Q_h = math.nan, self._Q
-        z, u, d, dt = self.filter.symbols()
-        z_next = self.filter.transition(z, u, d, dt)
-        y = self.filter.observation(z, u, d)
-        C = ca.densify(ca.jacobian(y, z))
-        # the outputs and their Jacobian at the predicted state, in the same call
-        y_next, C_next = ca.substitute([y, C], [z], [z_next])
-        shared = {"cse": True}  # common subexpressions of F, dF/dz, h and dh/dz once
-        predict = ca.Function("ekf_predict", [z, u, d, dt],
-                              [z_next, ca.densify(ca.jacobian(z_next, z)), y_next, C_next],
-                              shared)
-        observe = ca.Function("ekf_observe", [z, u, d], [y, C], shared)
-        if settings.compiled:
-            predict, observe = compiled(predict), compiled(observe)
+        compiler = compile_setup() if settings.compiled else None
+        predict, observe = shared(self.filter.shared_key(compiler),
+                                  lambda: _functions(self.filter, settings.compiled))
         self._predict = BufferedFunction(predict, vectors=(0, 2))
         self._observe = BufferedFunction(observe, vectors=(0,))
+        self._p = self.filter.parameters
 
     def initial_state(self, x0: np.ndarray) -> EstimatorState:
         """Estimate ``x0`` (estimated parameters at nominal) with covariance P0."""
@@ -93,13 +85,13 @@ class ExtendedKalmanFilter:
         z, P = state.x, state.P
         # prediction
         if steps == 0:
-            y_prior, C = self._observe(z, u, d)
+            y_prior, C = self._observe(z, u, d, self._p)
         else:
             h = dt / steps
             if h != self._h:
                 self._h, self._Q_h = h, self._Q * h
             for _ in range(steps):
-                z, A, y_prior, C = self._predict(z, u, d, h)
+                z, A, y_prior, C = self._predict(z, u, d, h, self._p)
                 P = A @ P @ A.T + self._Q_h
             self.filter.require_finite(z, u, d)
         if not rows:
@@ -113,3 +105,21 @@ class ExtendedKalmanFilter:
         S = C @ cross
         S.flat[:: len(rows) + 1] += r
         return self.filter.corrected(z, P, rows, nu, S, cross)
+
+
+def _functions(filter_model: FilterModel, compile_them: bool) -> tuple[ca.Function, ca.Function]:
+    """``ekf_predict(z, u, d, dt, p) -> (F, dF/dz, h(F), dh/dz(F))`` and
+    ``ekf_observe(z, u, d, p) -> (h, dh/dz)``, compiled to C if asked."""
+    z, u, d, dt, p = filter_model.symbols()
+    z_next = filter_model.transition(z, u, d, dt, p)
+    y = filter_model.observation(z, u, d, p)
+    C = ca.densify(ca.jacobian(y, z))
+    # the outputs and their Jacobian at the predicted state, in the same call
+    y_next, C_next = ca.substitute([y, C], [z], [z_next])
+    options = {"cse": True}  # common subexpressions of F, dF/dz, h and dh/dz once
+    predict = ca.Function("ekf_predict", [z, u, d, dt, p],
+                          [z_next, ca.densify(ca.jacobian(z_next, z)), y_next, C_next], options)
+    observe = ca.Function("ekf_observe", [z, u, d, p], [y, C], options)
+    if compile_them:
+        predict, observe = compiled(predict), compiled(observe)
+    return predict, observe

@@ -55,6 +55,7 @@ class FilterModel:
 
     Attributes:
         model: the plant model.
+        parameters: its parameter values p.
         parameter_names: the estimated parameters, in the order they follow the states.
         names: the augmented state's names (states, then estimated parameters).
         process_noise_rate: Q, diagonal as a matrix, (state or parameter units)^2 per second.
@@ -70,6 +71,9 @@ class FilterModel:
         self.parameter_names = tuple(n for n in model.parameters.names
                                      if n in settings.estimate_parameters)
         self.names = (*model.states.names, *self.parameter_names)
+        self.parameters = model.parameters.nominal
+        """p, the model's parameter values (parameter units): the input p of the
+        functions; the estimated ones are replaced by theta."""
         self._estimated = [model.parameters.index(n) for n in self.parameter_names]
         parameters = [model.parameters[n] for n in self.parameter_names]
         self.parameter_lower = np.array([s.lower for s in parameters])
@@ -112,33 +116,43 @@ class FilterModel:
 
     # -- symbols -------------------------------------------------------------------------------
 
-    def symbols(self) -> tuple[ca.SX, ca.SX, ca.SX, ca.SX]:
-        """Fresh symbols (z, u, d, dt) of the augmented state, inputs, disturbances, step."""
+    def symbols(self) -> tuple[ca.SX, ca.SX, ca.SX, ca.SX, ca.SX]:
+        """Fresh symbols (z, u, d, dt, p) of the augmented state, inputs, disturbances,
+        step and model parameters. The parameter values are an input (:attr:`parameters`
+        at run time), so the filter's functions depend on the model's structure only and
+        are shared by every asset of it (:meth:`shared_key`)."""
         model = self.model
         return (ca.SX.sym("z", self.size), ca.SX.sym("u", len(model.inputs)),
-                ca.SX.sym("d", len(model.disturbances)), ca.SX.sym("dt"))
+                ca.SX.sym("d", len(model.disturbances)), ca.SX.sym("dt"),
+                ca.SX.sym("p", len(model.parameters)))
 
-    def transition(self, z: ca.SX, u: ca.SX, d: ca.SX, dt: ca.SX) -> ca.SX:
+    def shared_key(self, *settings: object) -> tuple[object, ...]:
+        """What a filter's functions depend on: the model's structure, the estimated
+        parameters, the filter's class name and its ``settings`` that shape them."""
+        return (self.who, self.model.structure, self.parameter_names, *settings)
+
+    def transition(self, z: ca.SX, u: ca.SX, d: ca.SX, dt: ca.SX, p: ca.SX) -> ca.SX:
         """z after ``dt`` seconds: the model's RK4 step on x, theta held."""
-        x, p = self._split(z)
+        x, p = self._split(z, p)
         return ca.vertcat(self.model.F(x, u, d, p, dt), self._theta(z))
 
-    def dynamics(self, z: ca.SX, u: ca.SX, d: ca.SX) -> ca.SX:
+    def dynamics(self, z: ca.SX, u: ca.SX, d: ca.SX, p: ca.SX) -> ca.SX:
         """dz/dt: the model's f on x, zero for theta."""
-        x, p = self._split(z)
+        x, p = self._split(z, p)
         return ca.vertcat(self.model.f(x, u, d, p), ca.SX.zeros(len(self.parameter_names)))
 
     def _theta(self, z: ca.SX) -> ca.SX:
         n = len(self.model.states)
         return ca.vertcat(*(z[n + k] for k in range(len(self.parameter_names))))
 
-    def observation(self, z: ca.SX, u: ca.SX, d: ca.SX) -> ca.SX:
-        x, p = self._split(z)
+    def observation(self, z: ca.SX, u: ca.SX, d: ca.SX, p: ca.SX) -> ca.SX:
+        x, p = self._split(z, p)
         return self.model.h(x, u, d, p)
 
-    def _split(self, z: ca.SX) -> tuple[ca.SX, ca.SX]:
+    def _split(self, z: ca.SX, p: ca.SX) -> tuple[ca.SX, ca.SX]:
+        """x, and the parameters ``p`` with the estimated ones replaced by theta."""
         n = len(self.model.states)
-        p = ca.SX(ca.DM(self.model.parameters.nominal))
+        p = ca.SX(p)  # a copy to assign into: the caller's symbol stays as it is
         for k, index in enumerate(self._estimated):
             p[index] = z[n + k]
         return ca.vertcat(*(z[i] for i in range(n))), p

@@ -34,6 +34,7 @@ import casadi as ca
 import numpy as np
 import scipy.linalg
 
+from controllers.casadi_compile import shared
 from controllers.kalman import FilterModel
 from engine.config import EstimatorSettings
 from engine.loop import EstimatorState
@@ -51,15 +52,11 @@ class LinearKalmanFilter:
         self.settings = settings
         self.filter = FilterModel(model, settings, "KF")
         self.parameter_names = self.filter.parameter_names
-        z, u, d, _ = self.filter.symbols()
-        f = self.filter.dynamics(z, u, d)
-        h = self.filter.observation(z, u, d)
-        expansion = ca.Function("kf_expansion", [z, u, d], [
-            f, h, *(ca.densify(ca.jacobian(e, v)) for e in (f, h) for v in (z, u, d))])
+        expansion = shared(self.filter.shared_key(), lambda: _expansion(self.filter))
         self.z0 = self.filter.initial_state(model.states.nominal).x
         self.u0, self.d0 = model.inputs.nominal, model.disturbances.nominal
-        f0, h0, Ac, Bc, Ec, Cz, Du, Dd = (np.array(m) for m in expansion(self.z0, self.u0,
-                                                                          self.d0))
+        f0, h0, Ac, Bc, Ec, Cz, Du, Dd = (np.array(m) for m in expansion(
+            self.z0, self.u0, self.d0, self.filter.parameters))
         self.f0, self.h0 = f0.ravel(), h0.ravel()
         self.Ac, self.Bc, self.Ec = Ac, Bc, Ec
         self.C, self.Du, self.Dd = Cz, Du, Dd
@@ -104,3 +101,12 @@ class LinearKalmanFilter:
         cross = P @ C.T
         S = C @ cross + np.diag(self.filter.measurement_variance[rows])
         return self.filter.corrected(z, P, rows, nu, S, cross)
+
+
+def _expansion(filter_model: FilterModel) -> ca.Function:
+    """``kf_expansion(z, u, d, p) -> (f, h, df/dz, df/du, df/dd, dh/dz, dh/du, dh/dd)``."""
+    z, u, d, _, p = filter_model.symbols()
+    f = filter_model.dynamics(z, u, d, p)
+    h = filter_model.observation(z, u, d, p)
+    return ca.Function("kf_expansion", [z, u, d, p], [
+        f, h, *(ca.densify(ca.jacobian(e, v)) for e in (f, h) for v in (z, u, d))])

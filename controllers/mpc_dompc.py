@@ -32,6 +32,7 @@ scenario (no robust MPC), disturbances held constant over the horizon.
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
 from collections.abc import Mapping
@@ -45,6 +46,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*(ONNX|PyTorch).*", category=UserWarning)
     import do_mpc
 
+from controllers.casadi_compile import shared
 from controllers.mpc_common import (
     DEFAULT_MOVE_SUPPRESSION,
     DEFAULT_TRACKING,
@@ -70,7 +72,10 @@ class DoMpcController:
     checked by ``controllers.backends.check_settings``, which ``build_controller`` runs.
 
     Not thread-safe: one instance per asset loop (do-mpc objects do not pickle, so
-    build it inside the actor that uses it)."""
+    build it inside the actor that uses it). The do-mpc problem and IPOPT's solver are
+    shared with every controller of the same model structure, horizon, move weights and
+    IPOPT options in the process (controllers.casadi_compile.shared); the input bounds,
+    initial guess, multipliers, references and parameters are this controller's."""
 
     backend = "do-mpc"
 
@@ -91,13 +96,27 @@ class DoMpcController:
         move_suppression = np.array([settings.move_suppression.get(n, DEFAULT_MOVE_SUPPRESSION)
                                      for n in model.inputs.names])
         self._reference: dict[str, float] = {}
-        self._disturbances = model.disturbances.nominal
         self._parameters = model.parameters.nominal
         self._plan_inputs: np.ndarray | None = None
         self._plan_outputs: np.ndarray | None = None
         self._fresh_guess = True
-        self._outputs = ca.Function("outputs", *_output_map(model))
-        self._mpc = self._build(move_suppression / spans(model.inputs) ** 2)
+        move_weight = move_suppression / spans(model.inputs) ** 2
+        options = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes",
+                   "ipopt.max_iter": _MAX_ITERATIONS, **self._ipopt_options}
+        self._problem = shared(
+            ("do-mpc", model.structure, self.horizon, move_weight.tobytes(),
+             repr(sorted(options.items()))),
+            lambda: _SharedProblem(model, self.horizon, move_weight, options))
+        mpc = self._problem.mpc
+        self._outputs = self._problem.outputs
+        self._guess = mpc._opt_x(0)
+        """The NLP's initial guess, this controller's own: the last solution (the warm
+        start) or a fresh guess."""
+        self._multipliers: tuple[ca.DM, ca.DM] | None = None
+        """(lam_x, lam_g) of the last solve: IPOPT's warm start after the first solve."""
+        self._lower_x, self._upper_x = (_input_bounded(mpc, bound, values) for bound, values in
+                                        ((mpc._lb_opt_x, self.lower), (mpc._ub_opt_x, self.upper)))
+        self._time_varying = self._problem.time_varying(0)
 
     # -- the Controller protocol -----------------------------------------------------------
 
@@ -115,7 +134,6 @@ class DoMpcController:
         u = np.asarray(u, dtype=float).ravel()
         d = np.asarray(d, dtype=float).ravel()
         self._reference = {name: float(value) for name, value in reference.items()}
-        self._disturbances = d
         start = time.perf_counter()
         status = self._solve(x, u, d)
         solve_time = time.perf_counter() - start
@@ -136,56 +154,6 @@ class DoMpcController:
             self._plan_inputs = np.asarray(data["plan_inputs"], float)
             self._plan_outputs = np.asarray(data["plan_outputs"], float)
 
-    # -- construction ------------------------------------------------------------------------
-
-    def _build(self, move_weight: np.ndarray) -> do_mpc.controller.MPC:
-        model = self.model
-        dompc_model = do_mpc.model.Model("discrete", "SX")
-        x = dompc_model.set_variable("_x", "x", shape=(len(model.states), 1))
-        u = dompc_model.set_variable("_u", "u", shape=(len(model.inputs), 1))
-        d = _time_varying(dompc_model, "d", len(model.disturbances))
-        r = _time_varying(dompc_model, "r", len(model.outputs))
-        weight = _time_varying(dompc_model, "w", len(model.outputs))
-        p = _time_varying(dompc_model, "p", len(model.parameters))
-        dompc_model.set_rhs("x", model.F(x, u, d, p, model.dt))
-        dompc_model.setup()
-
-        mpc = do_mpc.controller.MPC(dompc_model)
-        mpc.settings.n_horizon = self.horizon
-        mpc.settings.t_step = model.dt
-        mpc.settings.store_full_solution = False
-        mpc.settings.store_lagr_multiplier = False
-        mpc.settings.store_solver_stats = []
-        mpc.settings.nlpsol_opts.update({"ipopt.print_level": 0, "print_time": False,
-                                         "ipopt.sb": "yes", "ipopt.max_iter": _MAX_ITERATIONS,
-                                         **self._ipopt_options})
-        error = model.h(x, u, d, p) - r
-        mpc.set_objective(lterm=ca.sum1(weight * error**2), mterm=ca.DM(0))
-        mpc.set_rterm(u=move_weight)
-        mpc.bounds["lower", "_u", "u"] = self.lower
-        mpc.bounds["upper", "_u", "u"] = self.upper
-        template = mpc.get_tvp_template()
-
-        def time_varying(t_now: float):
-            # reads the controller's current reference and disturbances at every solve
-            reference = self.model.outputs.vector(self._reference)
-            weights = np.array([self._tracking[i] / self._output_scale[i] ** 2
-                                if name in self._reference else 0.0
-                                for i, name in enumerate(self.model.outputs.names)])
-            for k in range(self.horizon + 1):
-                _fill(template, k, "d", self._disturbances)
-                _fill(template, k, "r", reference)
-                _fill(template, k, "w", weights)
-                _fill(template, k, "p", self._parameters)
-            return template
-
-        mpc.set_tvp_fun(time_varying)
-        with warnings.catch_warnings():
-            # do-mpc's bound checks call numpy on casadi values (casadi issue #2959)
-            warnings.filterwarnings("ignore", category=FutureWarning, module="casadi")
-            mpc.setup()
-        return mpc
-
     # -- solving -------------------------------------------------------------------------------
 
     def _solve(self, x: np.ndarray, u: np.ndarray, d: np.ndarray) -> str:
@@ -195,24 +163,22 @@ class DoMpcController:
             bad = [n for n, v in zip(signals.names, values, strict=True) if not math.isfinite(v)]
             if bad:
                 return f"non-finite {', '.join(bad)}"
-        mpc = self._mpc
         if self._fresh_guess:
-            mpc.x0 = x
-            mpc.u0 = np.clip(u, self.lower, self.upper)
-            mpc.set_initial_guess()
-        mpc.u0 = u  # u_{-1} of the move suppression term
+            self._guess["_x"] = x
+            self._guess["_u"] = np.clip(u, self.lower, self.upper)
         try:
-            mpc.make_step(x)
+            solution, status = self._problem.solve(self._parameters_of(x, u, d), self._guess,
+                                                   self._lower_x, self._upper_x,
+                                                   self._multipliers)
         except RuntimeError as error:
             self._fresh_guess = True
             return f"solver error: {error}".splitlines()[0]
-        finally:
-            mpc.reset_history()  # do-mpc appends every step to its data log: keep memory bounded
-        status = str(mpc.solver_stats["return_status"])
-        solution = mpc.opt_x_num_unscaled
-        inputs = np.vstack([np.asarray(solution["_u", k, 0]).ravel()
+        self._guess.master = solution["x"]
+        self._multipliers = solution["lam_x"], solution["lam_g"]
+        unscaled = self._problem.mpc._opt_x(solution["x"] * self._problem.mpc.opt_x_scaling)
+        inputs = np.vstack([np.asarray(unscaled["_u", k, 0]).ravel()
                             for k in range(self.horizon)])
-        states = np.vstack([np.asarray(solution["_x", k, 0, -1]).ravel()
+        states = np.vstack([np.asarray(unscaled["_x", k, 0, -1]).ravel()
                             for k in range(1, self.horizon + 1)])
         outputs = np.asarray(self._outputs(states.T, inputs.T, d, self._parameters)).T
         if status in _SOLVED and not (np.isfinite(inputs).all() and np.isfinite(outputs).all()):
@@ -224,6 +190,28 @@ class DoMpcController:
         self._plan_inputs = np.clip(inputs, self.lower, self.upper)
         self._plan_outputs = outputs
         return status
+
+    def _parameters_of(self, x: np.ndarray, u: np.ndarray, d: np.ndarray):
+        """The NLP's parameters: x_0, u_-1 (of the move suppression) and the time-varying
+        parameters (disturbances, references, tracking weights and model parameters,
+        held over the horizon)."""
+        reference = self.model.outputs.vector(self._reference)
+        weights = np.array([self._tracking[i] / self._output_scale[i] ** 2
+                            if name in self._reference else 0.0
+                            for i, name in enumerate(self.model.outputs.names)])
+        template = self._time_varying
+        for k in range(self.horizon + 1):
+            _fill(template, k, "d", d)
+            _fill(template, k, "r", reference)
+            _fill(template, k, "w", weights)
+            _fill(template, k, "p", self._parameters)
+        mpc = self._problem.mpc
+        parameters = mpc._opt_p(0)
+        parameters["_x0"] = x
+        parameters["_u_prev"] = u
+        parameters["_tvp"] = template["_tvp"]
+        parameters["_p"] = mpc.p_fun(0.0)["_p"]
+        return parameters
 
     def _proposal(self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray, status: str,
                   solve_time: float) -> Proposal:
@@ -242,6 +230,75 @@ class DoMpcController:
             self.model, t, u, self.lower, self.upper, self._plan_inputs, self._plan_outputs,
             status, solve_time)
         return proposal
+
+
+class _SharedProblem:
+    """One do-mpc MPC problem (model structure, horizon, move weights and IPOPT options),
+    set up once per process and shared by every controller of it: the formulation and
+    IPOPT's NLP solver. Each controller keeps its own input bounds, initial guess,
+    multipliers and parameters and passes them to :meth:`solve`, which replays what
+    do-mpc's ``make_step`` gives IPOPT. IPOPT's return status is read from the solver's
+    statistics after the call, so calls hold :attr:`lock`."""
+
+    def __init__(self, model: PlantModel, horizon: int, move_weight: np.ndarray,
+                 options: Mapping[str, object]) -> None:
+        dompc_model = do_mpc.model.Model("discrete", "SX")
+        x = dompc_model.set_variable("_x", "x", shape=(len(model.states), 1))
+        u = dompc_model.set_variable("_u", "u", shape=(len(model.inputs), 1))
+        d = _time_varying(dompc_model, "d", len(model.disturbances))
+        r = _time_varying(dompc_model, "r", len(model.outputs))
+        weight = _time_varying(dompc_model, "w", len(model.outputs))
+        p = _time_varying(dompc_model, "p", len(model.parameters))
+        dompc_model.set_rhs("x", model.F(x, u, d, p, model.dt))
+        dompc_model.setup()
+
+        mpc = do_mpc.controller.MPC(dompc_model)
+        mpc.settings.n_horizon = horizon
+        mpc.settings.t_step = model.dt
+        mpc.settings.store_full_solution = False
+        mpc.settings.store_lagr_multiplier = False
+        mpc.settings.store_solver_stats = []
+        mpc.settings.nlpsol_opts.update(options)
+        error = model.h(x, u, d, p) - r
+        mpc.set_objective(lterm=ca.sum1(weight * error**2), mterm=ca.DM(0))
+        mpc.set_rterm(u=move_weight)
+        template = mpc.get_tvp_template()
+        mpc.set_tvp_fun(lambda t_now: template)  # each controller passes its own
+        self.time_varying = template.struct
+        """The structure of the time-varying parameters over the horizon: called with 0,
+        a numeric one to fill."""
+        with warnings.catch_warnings():
+            # do-mpc's bound checks call numpy on casadi values (casadi issue #2959)
+            warnings.filterwarnings("ignore", category=FutureWarning, module="casadi")
+            mpc.setup()
+        self.mpc = mpc
+        self.outputs = ca.Function("outputs", *_output_map(model))
+        self.lock = threading.Lock()
+
+    def solve(self, parameters, guess, lower, upper,
+              multipliers: tuple[ca.DM, ca.DM] | None) -> tuple[dict[str, ca.DM], str]:
+        """IPOPT from ``guess`` within [``lower``, ``upper``] with the NLP ``parameters``
+        (and the ``multipliers`` of the last solve, as do-mpc after its first): the
+        solution (x, lam_x, lam_g) and IPOPT's return status."""
+        mpc = self.mpc
+        arguments = {"x0": guess, "lbx": lower, "ubx": upper, "lbg": mpc.nlp_cons_lb,
+                     "ubg": mpc.nlp_cons_ub, "p": parameters}
+        if multipliers is not None:
+            arguments.update(lam_x0=multipliers[0], lam_g0=multipliers[1])
+        with self.lock:
+            solution = mpc.S(**arguments)
+            status = str(mpc.S.stats()["return_status"])
+        return solution, status
+
+
+def _input_bounded(mpc: do_mpc.controller.MPC, bounds, values: np.ndarray):
+    """A copy of the NLP's bounds ``bounds`` with the inputs' over the horizon set to
+    ``values`` (input units, scaled as do-mpc scales them)."""
+    bounded = mpc._opt_x(ca.DM(bounds.master))
+    bounded["_u"] = values
+    index = bounded.f["_u"]
+    bounded.master[index] = bounded.master[index] / mpc.opt_x_scaling.master[index]
+    return bounded
 
 
 def _time_varying(dompc_model: do_mpc.model.Model, name: str, size: int):

@@ -61,7 +61,13 @@ from typing import Any
 
 import numpy as np
 
-from controllers.casadi_compile import BufferedCall, CompileError, compiled
+from controllers.casadi_compile import (
+    BufferedCall,
+    CompileError,
+    compile_setup,
+    compiled,
+    shared,
+)
 from controllers.mpc_common import (
     DEFAULT_MOVE_SUPPRESSION,
     DEFAULT_TRACKING,
@@ -74,7 +80,13 @@ from controllers.mpc_common import (
     shifted,
     spans,
 )
-from controllers.mpc_sqp import ARMIJO, ProblemData, build_step
+from controllers.mpc_sqp import (
+    ARMIJO,
+    ProblemData,
+    build_step,
+    settings_vector,
+    shared_key,
+)
 from engine.config import ControllerSettings, SetpointLimit
 from engine.messages import Proposal
 from engine.model import PlantModel
@@ -126,8 +138,11 @@ class FastMpcController:
         compiled: whether the SQP step runs as compiled C code.
         compile_note: why it does not, when ``settings.codegen`` asked for it.
 
-    Not thread-safe: one instance per asset loop. CasADi Functions pickle, but build it
-    inside the actor that uses it like the other backends.
+    Not thread-safe: one instance per asset loop; its Functions are shared with every
+    controller of the same problem shape in the process (controllers.mpc_sqp.shared_key),
+    and its state (bounds, rates and weights as parameters, warm start, plan) is its own.
+    CasADi Functions pickle, but build it inside the actor that uses it like the other
+    backends.
     """
 
     backend = "fast"
@@ -173,23 +188,19 @@ class FastMpcController:
                             else np.asarray(terminal_state, float).ravel()),
             hessian=settings.hessian,
         )
-        functions = build_step(model, N, data)
-        self.shape, self._make_step = functions.shape, functions.step
-        step, merit = self._make_step(settings.qp_solver), functions.merit
-        self.compiled, self.compile_note = False, ""
-        if settings.codegen:
-            try:
-                step, merit = compiled(step), compiled(merit)
-                self.compiled = True
-            except CompileError as error:
-                self.compile_note = f"code generation failed, running interpreted: {error}"
-                log.warning("fast MPC for %r: %s", model.kind, self.compile_note)
+        compiler = compile_setup() if settings.codegen else None
+        problem = shared((*shared_key(model, N, data), settings.qp_solver, compiler),
+                         lambda: _SharedProblem(model, N, data, settings))
+        self._settings = settings_vector(model, data)
+        self.shape, self._make_step = problem.shape, problem.make_step
+        self.compiled, self.compile_note = problem.compiled, problem.compile_note
+        step = problem.step
         self._step = BufferedCall(step)
         self._fallback_step: BufferedCall | None = None  # built when first needed
         self.qp_fallbacks = 0
         """Steps the fallback solver (qpOASES) solved after the chosen one failed."""
-        self._merit = BufferedCall(merit)
-        self._outputs = BufferedCall(functions.outputs)
+        self._merit = BufferedCall(problem.merit)
+        self._outputs = BufferedCall(problem.outputs)
         self._n_constraints = step.size1_in(2)
         self._reference: dict[str, float] = {}
         self._guess: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -247,7 +258,7 @@ class FastMpcController:
         if bad:
             return self._held(t, u, f"non-finite {bad}", time.perf_counter() - start)
         params = np.concatenate([x, u, np.clip(u, self.lower, self.upper), D.ravel(),
-                                 R.ravel(), weights, Pi.ravel(), p])
+                                 R.ravel(), weights, Pi.ravel(), p, self._settings])
         status = self._solve(x, u, D, p, params)
         solve_time = time.perf_counter() - start
         if status.startswith("failed"):
@@ -450,6 +461,27 @@ class FastMpcController:
             self.model, t, u, self.lower, self.upper, self._plan_inputs, self._plan_outputs,
             status, solve_time)
         return proposal
+
+
+class _SharedProblem:
+    """The Functions of one problem shape (controllers.mpc_sqp.shared_key) with a QP
+    solver, compiled to C if ``settings.codegen`` asks and it can be: built once per
+    process and shape, shared by every controller of it."""
+
+    def __init__(self, model: PlantModel, horizon: int, data: ProblemData,
+                 settings: ControllerSettings) -> None:
+        functions = build_step(model, horizon, data)
+        self.shape, self.make_step = functions.shape, functions.step
+        self.outputs = functions.outputs
+        self.step, self.merit = self.make_step(settings.qp_solver), functions.merit
+        self.compiled, self.compile_note = False, ""
+        if settings.codegen:
+            try:
+                self.step, self.merit = compiled(self.step), compiled(self.merit)
+                self.compiled = True
+            except CompileError as error:
+                self.compile_note = f"code generation failed, running interpreted: {error}"
+                log.warning("fast MPC for %r: %s", model.kind, self.compile_note)
 
 
 def _terminal_weight(model: PlantModel, weight: np.ndarray | None) -> np.ndarray | None:

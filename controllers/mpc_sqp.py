@@ -56,7 +56,11 @@ it was given (to judge the step that led to z) and with the updated ones (for th
 it proposes), and D: judging a full step needs no evaluation beyond the next iteration's.
 
 Every runtime input (estimate, applied inputs, forecasts, references, tracking
-weights, prices, model parameters) is a parameter of one CasADi Function, built once:
+weights, prices, model parameters) and every number of the controller's settings (input
+bounds, rate limits, move suppression, soft limits and penalties, economic weights) is
+a parameter of one CasADi Function, built once per model structure and problem shape
+(:func:`shared_key`) and shared by every controller of that shape in a process
+(controllers.casadi_compile.shared):
 ``step(z, lam_x, lam_a, w, mu, params) -> (z + dz, lam_x_next, lam_a_next, qp_residual,
 w_next, phi_w(z), phi_w_next(z), D)``, the SQP iteration with the QP solver inside, so it
 can be generated as C and compiled in one piece; and ``merit(z, w, params) -> phi_w(z)``
@@ -203,19 +207,52 @@ class SqpFunctions:
     outputs: ca.Function
 
 
+def shared_key(model: PlantModel, horizon: int, data: ProblemData) -> tuple[object, ...]:
+    """What :func:`build_step`'s Functions depend on: the model's structure, the horizon,
+    which inputs are rated, which outputs have soft limits on which sides, the economic
+    signals, the terminal cost and the Hessian. Bounds, rates, weights, limit values and
+    penalties are run-time parameters (:func:`settings_vector`)."""
+    soft_lower, soft_upper = np.isfinite(data.soft_lower), np.isfinite(data.soft_upper)
+    terminal = (None if data.terminal_weight is None else
+                (data.terminal_weight.tobytes(), np.asarray(data.terminal_state, float).tobytes()))
+    return ("fast-mpc", model.structure, horizon, tuple(np.isfinite(data.max_rate)),
+            tuple(data.soft_outputs), tuple(soft_lower), tuple(soft_upper),
+            tuple(data.economic_signals), terminal, data.hessian)
+
+
+def settings_vector(model: PlantModel, data: ProblemData) -> np.ndarray:
+    """The run-time settings at the end of ``params``: scaled input bounds (lower, then
+    upper), the rated inputs' largest scaled move per step, sqrt(w_du), the finite
+    scaled soft lower then upper limits, rho and the economic weights."""
+    rated = np.isfinite(data.max_rate)
+    soft = list(data.soft_outputs)
+    soft_lower = np.asarray(data.soft_lower, float) / data.output_scale[soft]
+    soft_upper = np.asarray(data.soft_upper, float) / data.output_scale[soft]
+    return np.concatenate([
+        data.input_lower / data.input_scale, data.input_upper / data.input_scale,
+        data.max_rate[rated] * model.dt / data.input_scale[rated],
+        np.sqrt(data.move_weight),
+        soft_lower[np.isfinite(soft_lower)], soft_upper[np.isfinite(soft_upper)],
+        np.asarray(data.soft_penalty, float), np.asarray(data.economic_weight, float)])
+
+
 def build_step(model: PlantModel, horizon: int, data: ProblemData) -> SqpFunctions:
-    """The SQP iteration, the merit function and the output map for ``model``.
+    """The SQP iteration, the merit function and the output map for ``model``; they
+    depend on ``data`` only through :func:`shared_key`, so every controller with an
+    equal key may share them.
 
     ``params`` = [x_0, u_-1 (move suppression), u_-1 (rate limits), D, R, sqrt(w_y / s_y^2),
-    Pi, p] with D, R and Pi stage-major (n_d, n_y and n_economic values per stage) and p
-    the model's parameter vector."""
+    Pi, p, settings] with D, R and Pi stage-major (n_d, n_y and n_economic values per
+    stage), p the model's parameter vector and settings :func:`settings_vector`."""
     N = horizon
     rated = [j for j, rate in enumerate(data.max_rate) if np.isfinite(rate)]
-    soft_rows = int(np.isfinite(data.soft_lower).sum() + np.isfinite(data.soft_upper).sum())
+    soft = list(data.soft_outputs)
+    has_lower = [i for i, v in enumerate(data.soft_lower) if np.isfinite(v)]
+    has_upper = [i for i, v in enumerate(data.soft_upper) if np.isfinite(v)]
     shape = ProblemShape(N, len(model.states), len(model.inputs), len(model.disturbances),
-                         len(model.outputs), len(data.soft_outputs), soft_rows, len(rated),
-                         len(data.economic_signals))
-    su, sx, sy = (ca.DM(s) for s in (data.input_scale, data.state_scale, data.output_scale))
+                         len(model.outputs), len(soft), len(has_lower) + len(has_upper),
+                         len(rated), len(data.economic_signals))
+    su, sx = (ca.DM(s) for s in (data.input_scale, data.state_scale))
     p = ca.SX.sym("p", len(model.parameters))
 
     zu = ca.SX.sym("u", shape.n_u, N)
@@ -229,17 +266,23 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData) -> SqpFunctio
     R = ca.SX.sym("R", shape.n_y, N)
     w_y = ca.SX.sym("w_y", shape.n_y)
     Pi = ca.SX.sym("Pi", shape.n_economic, N)
-    params = ca.vertcat(x0, u_move, u_rate, ca.vec(D), ca.vec(R), w_y, ca.vec(Pi), p)
+    # the settings (settings_vector)
+    input_lower = ca.SX.sym("input_lower", shape.n_u)
+    input_upper = ca.SX.sym("input_upper", shape.n_u)
+    rate_step = ca.SX.sym("rate_step", len(rated))
+    move_root = ca.SX.sym("move_root", shape.n_u)
+    soft_lower = ca.SX.sym("soft_lower", len(has_lower))
+    soft_upper = ca.SX.sym("soft_upper", len(has_upper))
+    soft_penalty = ca.SX.sym("soft_penalty", shape.n_soft)
+    economic_weight = ca.SX.sym("economic_weight", shape.n_economic)
+    params = ca.vertcat(x0, u_move, u_rate, ca.vec(D), ca.vec(R), w_y, ca.vec(Pi), p,
+                        input_lower, input_upper, rate_step, move_root, soft_lower,
+                        soft_upper, soft_penalty, economic_weight)
 
-    move_root = ca.DM(np.sqrt(data.move_weight))
-    soft = list(data.soft_outputs)
     soft_scale = ca.DM(data.output_scale[soft]) if soft else ca.DM.zeros(0, 1)
-    soft_lower = np.asarray(data.soft_lower, float) / data.output_scale[soft]
-    soft_upper = np.asarray(data.soft_upper, float) / data.output_scale[soft]
-    has_lower = [i for i, v in enumerate(soft_lower) if np.isfinite(v)]
-    has_upper = [i for i, v in enumerate(soft_upper) if np.isfinite(v)]
     economic_scale = ca.DM(np.concatenate([data.input_scale, data.output_scale])
                            [list(data.economic_signals)])
+    no_bound = ca.SX.zeros(0, 1)
     residuals, linear, rows, lower, upper = [], ca.SX(0), [], [], []
     x_k, u_before_move, u_before_rate = x0, u_move, u_rate
     for k in range(N):
@@ -249,29 +292,28 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData) -> SqpFunctio
         residuals += [w_y * (y_k - R[:, k]), move_root * (u_k - u_before_move) / su]
         if shape.n_economic:
             values = ca.vertcat(u_k, y_k)[list(data.economic_signals)] / economic_scale
-            linear += ca.dot(ca.DM(data.economic_weight) * Pi[:, k], values)
+            linear += ca.dot(economic_weight * Pi[:, k], values)
         # shooting, rates and soft limits of stage k
         rows.append((x_next - model.F(x_k, u_k, D[:, k], p, model.dt)) / sx)
-        lower.append(np.zeros(shape.n_x))
-        upper.append(np.zeros(shape.n_x))
+        lower.append(ca.SX.zeros(shape.n_x))
+        upper.append(ca.SX.zeros(shape.n_x))
         if rated:
             rows.append(((u_k - u_before_rate) / su)[rated])
-            step = data.max_rate[rated] * model.dt / data.input_scale[rated]
-            lower.append(-step)
-            upper.append(step)
+            lower.append(-rate_step)
+            upper.append(rate_step)
         if soft:
             y_next = model.h(x_next, u_k, D[:, k], p)[soft] / soft_scale
             # only the finite sides: y / s + e >= lower / s,  y / s - e <= upper / s
             if has_lower:
                 rows.append((y_next + ze[:, k])[has_lower])
-                lower.append(soft_lower[has_lower])
-                upper.append(np.full(len(has_lower), np.inf))
+                lower.append(soft_lower)
+                upper.append(ca.SX(ca.DM.inf(len(has_lower))))
             if has_upper:
                 rows.append((y_next - ze[:, k])[has_upper])
-                lower.append(np.full(len(has_upper), -np.inf))
-                upper.append(soft_upper[has_upper])
-            residuals.append(ca.DM(np.sqrt(data.soft_penalty)) * ze[:, k])
-            linear += ca.dot(ca.DM(data.soft_penalty), ze[:, k])
+                lower.append(ca.SX(-ca.DM.inf(len(has_upper))))
+                upper.append(soft_upper)
+            residuals.append(ca.sqrt(soft_penalty) * ze[:, k])
+            linear += ca.dot(soft_penalty, ze[:, k])
         x_k, u_before_move, u_before_rate = x_next, u_k, u_k
     if data.terminal_weight is not None:
         # P = V diag(l) V'  =>  (x - x_T)' P (x - x_T) = ||diag(sqrt l) V' (x - x_T)||^2
@@ -286,28 +328,34 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData) -> SqpFunctio
     gradient = ca.gradient(cost, z)
     constraints = ca.vertcat(*rows)
     constraint_jacobian = ca.jacobian(constraints, z)
-    c_lower, c_upper = np.concatenate(lower), np.concatenate(upper)
+    c_lower, c_upper = ca.vertcat(no_bound, *lower), ca.vertcat(no_bound, *upper)
     # v_i = max(lbc_i - c_i, 0, c_i - ubc_i); only the finite sides (inf - c is inf)
-    has_lower_row, has_upper_row = np.isfinite(c_lower), np.isfinite(c_upper)
-    violation = (ca.fmax(ca.DM(np.where(has_lower_row, c_lower, 0.0)) - constraints, 0)
-                 * ca.DM(has_lower_row.astype(float))
-                 + ca.fmax(constraints - ca.DM(np.where(has_upper_row, c_upper, 0.0)), 0)
-                 * ca.DM(has_upper_row.astype(float)))
+    has_lower_row = [not (part.is_constant() and np.isinf(float(ca.evalf(part)))) for part in
+                     ca.vertsplit(c_lower)]
+    has_upper_row = [not (part.is_constant() and np.isinf(float(ca.evalf(part)))) for part in
+                     ca.vertsplit(c_upper)]
+    finite_lower = ca.vertcat(no_bound, *(part if keep else ca.SX(0.0) for part, keep in
+                                          zip(ca.vertsplit(c_lower), has_lower_row, strict=True)))
+    finite_upper = ca.vertcat(no_bound, *(part if keep else ca.SX(0.0) for part, keep in
+                                          zip(ca.vertsplit(c_upper), has_upper_row, strict=True)))
+    violation = (ca.fmax(finite_lower - constraints, 0) * ca.DM(has_lower_row)
+                 + ca.fmax(constraints - finite_upper, 0) * ca.DM(has_upper_row))
     multipliers = ca.SX.sym("lam_a", constraints.numel())
     if data.hessian == "exact":
         hessian = (ca.hessian(cost + ca.dot(multipliers, constraints), z)[0]
                    + REGULARISATION * ca.SX.eye(shape.n_z))
+    z_lower = ca.vertcat(ca.repmat(input_lower, N, 1), ca.SX(-ca.DM.inf(N * shape.n_x)),
+                         ca.SX.zeros(N * shape.n_soft))
+    z_upper = ca.vertcat(ca.repmat(input_upper, N, 1),
+                         ca.SX(ca.DM.inf(N * (shape.n_x + shape.n_soft))))
     qp_data = ca.Function("mpc_qp_data", [z, multipliers, params],
-                          [hessian, gradient, constraint_jacobian, constraints, cost, violation])
+                          [hessian, gradient, constraint_jacobian, constraints, cost, violation,
+                           c_lower, c_upper, z_lower, z_upper])
     weights = ca.SX.sym("w", constraints.numel())
     merit = ca.Function("mpc_merit", [z, weights, params],
                         [cost + ca.dot(weights, violation)], ["z", "w", "params"], ["merit"])
 
-    z_lower = np.concatenate([np.tile(data.input_lower / data.input_scale, N),
-                              np.full(N * shape.n_x, -np.inf), np.zeros(N * shape.n_soft)])
-    z_upper = np.concatenate([np.tile(data.input_upper / data.input_scale, N),
-                              np.full(N * (shape.n_x + shape.n_soft), np.inf)])
-
+    @functools.cache
     def sqp_step(solver: str) -> ca.Function:
         if solver not in QP_OPTIONS:
             raise ValueError(f"ControllerSettings.qp_solver {solver!r} is not supported; "
@@ -321,10 +369,10 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData) -> SqpFunctio
         W = ca.MX.sym("w", constraints.numel())
         MU = ca.MX.sym("mu")
         P = ca.MX.sym("params", params.numel())
-        H, g, A, c, f, v = qp_data(Z, LA, P)
+        H, g, A, c, f, v, c_low, c_up, z_low, z_up = qp_data(Z, LA, P)
         H = H + MU * ca.DM.eye(shape.n_z)
-        lba, uba = ca.DM(c_lower) - c, ca.DM(c_upper) - c
-        lbx, ubx = ca.DM(z_lower) - Z, ca.DM(z_upper) - Z
+        lba, uba = c_low - c, c_up - c
+        lbx, ubx = z_low - Z, z_up - Z
         solution = qp(h=H, g=g, a=A, lba=lba, uba=uba, lbx=lbx, ubx=ubx,
                       x0=ca.DM.zeros(shape.n_z), lam_x0=LX, lam_a0=LA)
         dz, lam_x, lam_a = solution["x"], solution["lam_x"], solution["lam_a"]

@@ -21,7 +21,8 @@ point sits at sqrt(n) sigma and every covariance weight is positive. One step ov
 
 with nu = y - y- over the outputs measured. A ``dt`` longer than the model's step is
 predicted in equal sub-steps no longer than it, with fresh sigma points each. The
-sigma points go through F and h as one mapped CasADi call each.
+sigma points go through F and h as one mapped CasADi call each (built once per model
+structure in a process, the parameters an input: controllers.casadi_compile.shared).
 
 Unlike the EKF, no Jacobian is taken: the mean and covariance are propagated to second
 order, which matters where the model bends within the uncertainty (a parameter that
@@ -36,6 +37,7 @@ from collections.abc import Mapping
 import casadi as ca
 import numpy as np
 
+from controllers.casadi_compile import shared
 from controllers.kalman import BufferedFunction, FilterModel
 from engine.config import EstimatorSettings
 from engine.loop import EstimatorState
@@ -64,13 +66,11 @@ class UnscentedKalmanFilter:
         self.mean_weights[0] = spread / (n + spread)
         self.covariance_weights = self.mean_weights.copy()
         self.covariance_weights[0] += 1 - ALPHA**2 + BETA
-        z, u, d, dt = self.filter.symbols()
-        transition = ca.Function("ukf_transition", [z, u, d, dt],
-                                 [self.filter.transition(z, u, d, dt)])
-        observation = ca.Function("ukf_observation", [z, u, d],
-                                  [self.filter.observation(z, u, d)])
-        self._transition = BufferedFunction(_broadcast(transition, points))
-        self._observation = BufferedFunction(_broadcast(observation, points))
+        transition, observation = shared(self.filter.shared_key(points),
+                                         lambda: _functions(self.filter, points))
+        self._transition = BufferedFunction(transition)
+        self._observation = BufferedFunction(observation)
+        self._p = self.filter.parameters
 
     def initial_state(self, x0: np.ndarray) -> EstimatorState:
         return self.filter.initial_state(x0)
@@ -100,7 +100,8 @@ class UnscentedKalmanFilter:
         z, P = state.x, state.P
         # prediction
         for _ in range(steps):
-            (Z,) = self._transition(self.sigma_points(z, P).ravel(order="F"), u, d, dt / steps)
+            (Z,) = self._transition(self.sigma_points(z, P).ravel(order="F"), u, d, dt / steps,
+                                   self._p)
             z = Z @ self.mean_weights
             deviation = Z - z[:, None]
             P = (deviation * self.covariance_weights) @ deviation.T
@@ -110,7 +111,7 @@ class UnscentedKalmanFilter:
             return self.filter.state(z, P, [], measured, 0.0)
         # correction
         Z = self.sigma_points(z, P)
-        (Y,) = self._observation(Z.ravel(order="F"), u, d)
+        (Y,) = self._observation(Z.ravel(order="F"), u, d, self._p)
         Y = Y[rows]
         y_prior = Y @ self.mean_weights
         weighted = (Y - y_prior[:, None]) * self.covariance_weights
@@ -118,6 +119,17 @@ class UnscentedKalmanFilter:
         S.flat[:: len(rows) + 1] += self.filter.measurement_variance[rows]
         cross = (Z - z[:, None]) @ weighted.T
         return self.filter.corrected(z, P, rows, measured - y_prior, S, cross)
+
+
+def _functions(filter_model: FilterModel, points: int) -> tuple[ca.Function, ca.Function]:
+    """F and h over ``points`` sigma points: ``(Z, u, d, dt, p) -> Z+`` and
+    ``(Z, u, d, p) -> Y``."""
+    z, u, d, dt, p = filter_model.symbols()
+    transition = ca.Function("ukf_transition", [z, u, d, dt, p],
+                             [filter_model.transition(z, u, d, dt, p)])
+    observation = ca.Function("ukf_observation", [z, u, d, p],
+                              [filter_model.observation(z, u, d, p)])
+    return _broadcast(transition, points), _broadcast(observation, points)
 
 
 def _broadcast(function: ca.Function, points: int) -> ca.Function:

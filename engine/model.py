@@ -13,11 +13,16 @@ and a discretisation: the explicit Runge–Kutta 4 step over ``dt`` split in
 
 A PlantModel holds structure, never mutable state. ``plants/<kind>.py`` builds one from
 plain parameters, so any actor can rebuild it locally (CasADi Functions also pickle).
+The parameters enter f and h as the input p, so models that differ only in their
+parameter values have the same :attr:`PlantModel.structure` and share every problem
+built on it (controllers.casadi_compile.shared).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
+import functools
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -119,8 +124,24 @@ class PlantModel:
         """State after ``dt`` seconds (default: the model's ``dt``) with inputs held."""
         return _flat(self.F(x, u, d, self._p(p), self.dt if dt is None else dt))
 
+    @functools.cached_property
+    def structure(self) -> str:
+        """A digest (hex SHA-256) of everything but the parameter values: kind, dt,
+        substeps, f and h (CasADi serialisation) and the signal specs, the parameters'
+        without their nominal values. Equal for models that differ only in parameter
+        values; the key of the problems built on a model."""
+        digest = hashlib.sha256(f"{self.kind}|{self.dt!r}|{self.substeps}".encode())
+        for function in (self.f, self.h):
+            digest.update(function.serialize().encode())
+        for group in (self.states, self.inputs, self.disturbances, self.outputs):
+            digest.update(msgspec.msgpack.encode(list(group)))
+        digest.update(msgspec.msgpack.encode([msgspec.structs.replace(s, nominal=0.0)
+                                           for s in self.parameters]))
+        return digest.hexdigest()
+
     def with_parameters(self, values: Mapping[str, float]) -> PlantModel:
-        """The same model with some parameters' values (their nominal values) replaced.
+        """The same model with some parameters' values (their nominal values) replaced;
+        it shares this model's f, h, F and structure (parameters are an input of each).
 
         Unknown names and values outside a parameter's bounds raise ValueError."""
         try:
@@ -131,7 +152,9 @@ class PlantModel:
             msgspec.structs.replace(s, nominal=checked[s.name]) if s.name in checked else s
             for s in self.parameters
         )
-        return dataclasses.replace(self, parameters=updated)
+        model = copy.copy(self)
+        object.__setattr__(model, "parameters", updated)
+        return model
 
     def _p(self, p) -> np.ndarray:
         return self.parameters.nominal if p is None else p

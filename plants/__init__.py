@@ -81,19 +81,24 @@ def build_model(
 def model_of(asset: AssetConfig) -> PlantModel:
     """The twin's model of a resolved asset (see :func:`resolve_site`).
 
-    Models are frozen data; one is built per kind, period, structure and parameter
-    values in a process and shared by every asset (and simulated plant) that has them,
-    with its CasADi functions: in a shard, a further asset of a known kind costs its
-    state, not a new model."""
-    return _shared_model(asset.kind, asset.resolved_period_s(),
-                         msgspec.json.encode(asset.structure, order="sorted"),
+    Models are frozen data; one is built per kind, period and structure in a process,
+    and one per set of parameter values on it (``with_parameters``, sharing its CasADi
+    functions and ``structure``), shared by every asset (and simulated plant) that has
+    them: in a shard, a further asset of a known kind and structure costs its state and
+    its parameter values, not a new model."""
+    structure = msgspec.json.encode(asset.structure, order="sorted")
+    return _shared_model(asset.kind, asset.resolved_period_s(), structure,
                          msgspec.json.encode(asset.parameters, order="sorted"))
 
 
 @functools.lru_cache(maxsize=256)
+def _structural_model(kind: str, dt: float, structure: bytes) -> PlantModel:
+    return build_model(kind, dt=dt, structure=msgspec.json.decode(structure))
+
+
+@functools.lru_cache(maxsize=4096)
 def _shared_model(kind: str, dt: float, structure: bytes, parameters: bytes) -> PlantModel:
-    return build_model(kind, dt=dt, structure=msgspec.json.decode(structure),
-                       parameters=msgspec.json.decode(parameters))
+    return _structural_model(kind, dt, structure).with_parameters(msgspec.json.decode(parameters))
 
 
 def synthesizer_of(asset: AssetConfig) -> Synthesize | None:
