@@ -37,6 +37,7 @@ from plants import (
     rod_pump,
     smelter_cell,
 )
+from plants.views import AssetView
 
 _MODULES = (asphalt_tank, asphalt_terminal, centrifugal_pump, dra_pipeline, rod_pump, smelter_cell)
 BUILDERS: dict[str, Callable[..., PlantModel]] = {m.KIND: m.build_model for m in _MODULES}
@@ -94,6 +95,18 @@ def model_of(asset: AssetConfig) -> PlantModel:
 def _shared_model(kind: str, dt: float, structure: bytes, parameters: bytes) -> PlantModel:
     return build_model(kind, dt=dt, structure=msgspec.json.decode(structure),
                        parameters=msgspec.json.decode(parameters))
+
+
+def view_of(asset: AssetConfig, model: PlantModel, x, u, d, p,
+            reference: Mapping[str, float]) -> AssetView:
+    """What the asset's operator screen shows (plants.views) at states ``x``, inputs ``u``,
+    disturbances ``d`` and parameters ``p`` (vectors in the model's order, SI: the twin's
+    estimate), with the model's outputs there and the controller's ``reference``."""
+    module = next(m for m in _MODULES if m.KIND == asset.kind)
+    named = [group.mapping(values) for group, values in (
+        (model.states, x), (model.inputs, u), (model.disturbances, d), (model.parameters, p))]
+    y = model.outputs.mapping(model.output(0.0, x, u, d, p))
+    return module.view(model, asset, *named, y, reference)
 
 
 def synthesizer_of(asset: AssetConfig) -> Synthesize | None:

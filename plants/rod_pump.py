@@ -82,6 +82,7 @@ import numpy as np
 
 from engine.config import (
     AlarmSettings,
+    AssetConfig,
     ControllerSettings,
     EstimatorSettings,
     PlantDefaults,
@@ -92,6 +93,7 @@ from engine.signals import Signal, SignalSet
 from plants.rod_pump_wave import (
     GRAVITY,
     PSI,
+    PredictedCards,
     PumpBoundary,
     RodSection,
     RodString,
@@ -102,6 +104,7 @@ from plants.rod_pump_wave import (
     predict_cards,
     rod_string,
 )
+from plants.views import Curve, GoodmanTaper, RodPumpView
 
 KIND = "rod_pump"
 INCH = 0.0254
@@ -489,12 +492,7 @@ def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 
     states, inputs, disturbances, parameters, outputs = _nominal_signals(rods, grade)
     x, u, d, p = (_named(values, signals) for values, signals in
                   ((x, states), (u, inputs), (d, disturbances), (p, parameters)))
-    well = {k: float(v) for k, v in _well(x, u, d, p, rods).items()}
-    period = 60.0 / u["SPM"]
-    surface_position = harmonic_surface_position(p["stroke_length"], CARD_SAMPLES)
-    pump = PumpBoundary(well["fluid_load"], min(1.0, max(0.0, well["fillage"])),
-                        LOAD_TRANSFER_LENGTH)
-    cards = predict_cards(rods, surface_position, period, pump, p["damping_factor"])
+    well, period, cards = _cards(x, u, d, p, rods)
     position = cards.surface.position + noise * POSITION_NOISE * rng.standard_normal(CARD_SAMPLES)
     dynamic = cards.surface.load + noise * LOAD_NOISE * rng.standard_normal(CARD_SAMPLES)
     pump_card = diagnose_downhole_card(rods, position, dynamic, period, p["damping_factor"])
@@ -513,6 +511,62 @@ def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 
                                          p["tensile_strength"], p["service_factor"])),
         "card_confidence": card_confidence(position, dynamic),
     }
+
+
+def _cards(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString
+           ) -> tuple[dict[str, float], float, PredictedCards]:
+    """The well's slow quantities, its stroke period (s) and the wave equation's surface
+    and pump cards for harmonic polished-rod motion (:data:`CARD_SAMPLES` per stroke)."""
+    well = {k: float(v) for k, v in _well(x, u, d, p, rods).items()}
+    period = 60.0 / u["SPM"]
+    surface_position = harmonic_surface_position(p["stroke_length"], CARD_SAMPLES)
+    pump = PumpBoundary(well["fluid_load"], min(1.0, max(0.0, well["fillage"])),
+                        LOAD_TRANSFER_LENGTH)
+    return well, period, predict_cards(rods, surface_position, period, pump,
+                                       p["damping_factor"])
+
+
+def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping, reference: Mapping[str, float]) -> RodPumpView:
+    """The operator screen of the well at the twin's estimate (plants.views.RodPumpView):
+    the surface card the wave equation predicts for it, the pump card diagnosed from that
+    card, their fillage, and each taper's point on the modified Goodman diagram at the
+    card's peak and minimum loads."""
+    rods = _rods(asset.structure.get("rod_sections"))
+    well, period, cards = _cards(x, u, d, p, rods)
+    static = buoyant_rod_weight(rods, p["fluid_density"])
+    pump_card = diagnose_downhole_card(rods, cards.surface.position, cards.surface.load,
+                                       period, p["damping_factor"])
+    analysis = analyze_pump_card(pump_card.position, pump_card.load)
+    peak = static + float(cards.surface.load.max())
+    low = static + float(cards.surface.load.min())
+    tensile, factor = float(p["tensile_strength"]), float(p["service_factor"])
+    tapers, above = [], 0.0
+    for number, section in enumerate(rods, start=1):
+        smax, smin = (peak - above) / section.area, (low - above) / section.area
+        tapers.append(GoodmanTaper(
+            section=number, diameter=section.diameter, length=section.length,
+            min_stress=smin, max_stress=smax,
+            allowable=float(goodman_allowable_stress(tensile, smin, factor)),
+            loading=float(goodman_loading(smax, smin, tensile, factor))))
+        above += GRAVITY * section.area * section.length * (section.density - p["fluid_density"])
+    envelope_min = np.linspace(0.0, tensile / 2, 11)
+    closed = [*range(CARD_SAMPLES), 0]  # each card as a closed loop
+    return RodPumpView(
+        spm=float(u["SPM"]), fillage=analysis.fillage, fillage_target=reference.get("fillage"),
+        fluid_pound=analysis.fluid_pound,
+        surface=Curve(x=[float(cards.surface.position[i]) for i in closed],
+                      y=[static + float(cards.surface.load[i]) for i in closed],
+                      x_unit="m", y_unit="N"),
+        downhole=Curve(x=[float(pump_card.position[i]) for i in closed],
+                       y=[float(pump_card.load[i]) for i in closed],
+                       x_unit="m", y_unit="N"),
+        tensile_strength=tensile, service_factor=factor, goodman=tapers,
+        goodman_envelope=Curve(
+            x=envelope_min.tolist(),
+            y=[float(goodman_allowable_stress(tensile, s, factor)) for s in envelope_min],
+            x_unit="Pa", y_unit="Pa"),
+        card_confidence=None)
 
 
 def _named(values, signals: list[Signal]) -> dict[str, float]:
