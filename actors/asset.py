@@ -54,7 +54,7 @@ from engine.messages import (
 from engine.metrics import AssetMetrics
 from engine.registers import PlcMap
 from engine.safety import SAFE_STATE, safe_value
-from plants import model_of
+from plants import model_of, view_of
 
 SAFETY_TIMEOUT_S = 2.0
 """Wall seconds to wait for the safety actor before failing closed."""
@@ -528,6 +528,17 @@ class HostedAsset:
             "persistent_anomaly": loop.persistent_anomaly,
             "recent_anomalies": f"{loop.anomalies.count} of the last {loop.anomalies.size}",
         }
+
+    async def view(self) -> bytes:
+        """What the asset's operator screen shows (plants.views), at the twin's estimate,
+        JSON-encoded; computed on the shard's threads (a rod pump's cards take ms)."""
+        loop = self.loop
+
+        def compute() -> bytes:
+            return msgspec.json.encode(view_of(self.config, self.model, loop.x, loop.u, loop.d,
+                                               loop.parameters(), loop.reference))
+
+        return await asyncio.get_running_loop().run_in_executor(self._numerics, compute)
 
     def controller_tuning(self) -> dict[str, Any]:
         return describe(self.model, self.config.resolved_controller(), self.config.limits,

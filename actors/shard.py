@@ -351,6 +351,9 @@ class Shard:
     async def summary(self, asset_id: str) -> dict[str, Any]:
         return (await self._hosted(asset_id)).summary()
 
+    async def view(self, asset_id: str) -> bytes:
+        return await (await self._hosted(asset_id)).view()
+
     async def metrics_snapshot(self, asset_id: str) -> dict[str, Any]:
         return (await self._hosted(asset_id)).metrics_snapshot()
 

@@ -544,11 +544,11 @@ def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mappi
         return Curve(x=flows.tolist(), y=values, x_unit="m3/s", y_unit=unit)
 
     here = _pump_quantities(x, u, d, p, order)
-    vectors = [group.vector(values) for group, values in (
-        (model.states, x), (model.inputs, u), (model.disturbances, d), (model.parameters, p))]
+    states, inputs, disturbances, parameters = (group.vector(values) for group, values in (
+        (model.states, x), (model.inputs, u), (model.disturbances, d), (model.parameters, p)))
     return PumpView(
         head=curve(x, "head", "m"), head_new=curve(new, "head", "m"),
         efficiency=curve(x, "efficiency", "1"), efficiency_new=curve(new, "efficiency", "1"),
         system=curve(x, "system_head", "m"), flow=float(x["flow"]),
         operating_head=float(here["head"]), operating_efficiency=float(here["efficiency"]),
-        health=list(health_report(model, *vectors)))
+        health=list(health_report(model, states, inputs, disturbances, parameters)))

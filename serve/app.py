@@ -1,10 +1,16 @@
 """Ray Serve application: the HTTP contract of DESIGN.md over a running fleet.
 
                                                                             role needed
+    GET  /                                  the operator console (serve.console) (none)
     GET  /healthz                           service and fleet health         (none)
+    GET  /whoami                            the token's user, role and site  any role
     GET  /assets                            one summary per asset            viewer
+    GET  /fleet                             ?offset&limit&q&kind: one page of
+                                            summaries, filtered, in id order viewer
     GET  /assets/{id}                       estimate, measurement, setpoints, reference,
                                             controller                       viewer
+    GET  /assets/{id}/view                  the kind's operator screen (plants.views):
+                                            cards, breakdowns, curves, plan  viewer
     PUT  /assets/{id}/reference             {output: target}  (SI)           operator
     PUT  /assets/{id}/mode                  {"mode": "OFF" | "MANUAL" | "ADVISORY" |
                                              "AUTONOMOUS"}                   operator
@@ -45,7 +51,9 @@ from ray import serve
 
 from engine.messages import Mode, Outcome
 from engine.metrics import render
-from serve.auth import Role, RoleRequired, Token, TokenTable, install
+from plants.views import AssetView
+from serve.auth import Role, RoleRequired, Token, TokenTable, caller, install
+from serve.console import install_console
 from serve.docs import serve_docs
 from serve.edge import install_edge
 from serve.schemas import (
@@ -55,7 +63,9 @@ from serve.schemas import (
     AssetSummary,
     AuditEntry,
     ControllerTuning,
+    FleetPage,
     Health,
+    Identity,
     ModeAnswer,
     Number,
     Proposal,
@@ -64,6 +74,8 @@ from serve.schemas import (
     SignalLimits,
     WriteAnswer,
     errors,
+    install_struct_schemas,
+    struct_answer,
 )
 
 AUDIT_TIMEOUT_S = 10.0
@@ -82,7 +94,9 @@ app = FastAPI(
     redoc_url=None,
 )
 serve_docs(app)
+install_console(app)
 install_edge(app)
+install_struct_schemas(app)
 
 
 class ModeRequest(BaseModel):
@@ -174,10 +188,40 @@ class TwinLoopAPI:
     async def list_assets(self, user: str = VIEWER) -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(a.summary.remote() for a in self.assets.values())))
 
+    @app.get("/whoami", response_model=Identity, responses=errors(401))
+    async def whoami(self, identity: tuple[str, Role] = Depends(caller)) -> dict[str, str]:
+        user, role = identity
+        return {"user": user, "role": role.name.lower(), "site": self.site}
+
+    @app.get("/fleet", response_model=FleetPage, responses=errors(401, 403, 422, 503))
+    async def fleet(self, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=500),
+                    q: str = Query("", max_length=100, description="part of an id or kind"),
+                    kind: str = Query("", max_length=100, description="only this kind"),
+                    user: str = VIEWER) -> dict[str, Any]:
+        """One page of the fleet, in id order, filtered on the server (the console's
+        overview scrolls through thousands of assets a page at a time)."""
+        summaries = await asyncio.gather(*(a.summary.remote() for a in self.assets.values()))
+        needle = q.strip().lower()
+        matching = sorted((s for s in summaries
+                           if (not kind or s["kind"] == kind)
+                           and (needle in s["id"].lower() or needle in s["kind"].lower())),
+                          key=lambda s: s["id"])
+        return {"total": len(matching), "offset": offset,
+                "kinds": sorted({s["kind"] for s in summaries}),
+                "items": matching[offset:offset + limit]}
+
     @app.get("/assets/{asset_id}", response_model=AssetStatus,
              responses=errors(401, 403, 404, 422, 503))
     async def get_asset(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
         return await self._asset(asset_id).status.remote()
+
+    @app.get("/assets/{asset_id}/view", response_class=Response, response_model=None,
+             responses={200: struct_answer(AssetView, "the asset's operator screen, by kind "
+                                           "(plants.views), at the twin's estimate"),
+                        **errors(401, 403, 404, 503)})
+    async def get_view(self, asset_id: str, user: str = VIEWER) -> Response:
+        encoded = await _unprocessable(self._asset(asset_id).view.remote())
+        return Response(encoded, media_type="application/json")
 
     @app.put("/assets/{asset_id}/reference", response_model=ReferenceAnswer,
              responses=errors(401, 403, 404, 413, 422, 503))

@@ -227,16 +227,23 @@ class RoleRequired:
         self.role = role
 
     def __call__(self, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
-        if credentials is None:
-            raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"})
-        identity = _table.identify(credentials.credentials)
-        if identity is None:
-            raise HTTPException(401, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
-        user, role = identity
+        user, role = caller(credentials)
         if role < self.role:
             raise HTTPException(403, f"role {self.role.name.lower()} required; {user} has "
                                      f"{role.name.lower()}")
         return user
+
+
+def caller(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+           ) -> tuple[str, Role]:
+    """FastAPI dependency: the user and role of the request's bearer token (401 without
+    a known one)."""
+    if credentials is None:
+        raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+    identity = _table.identify(credentials.credentials)
+    if identity is None:
+        raise HTTPException(401, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+    return identity
 
 
 def _is_hex(text: str) -> bool:
