@@ -533,10 +533,11 @@ class HostedAsset:
         """What the asset's operator screen shows (plants.views), at the twin's estimate,
         JSON-encoded; computed on the shard's threads (a rod pump's cards take ms)."""
         loop = self.loop
+        measured = {} if loop.last_measurement is None else loop.last_measurement.values
 
         def compute() -> bytes:
             return msgspec.json.encode(view_of(self.config, self.model, loop.x, loop.u, loop.d,
-                                               loop.parameters(), loop.reference))
+                                               loop.parameters(), loop.reference, measured))
 
         return await asyncio.get_running_loop().run_in_executor(self._numerics, compute)
 

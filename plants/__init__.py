@@ -97,16 +97,17 @@ def _shared_model(kind: str, dt: float, structure: bytes, parameters: bytes) -> 
                        parameters=msgspec.json.decode(parameters))
 
 
-def view_of(asset: AssetConfig, model: PlantModel, x, u, d, p,
-            reference: Mapping[str, float]) -> AssetView:
+def view_of(asset: AssetConfig, model: PlantModel, x, u, d, p, reference: Mapping[str, float],
+            measured: Mapping[str, float]) -> AssetView:
     """What the asset's operator screen shows (plants.views) at states ``x``, inputs ``u``,
     disturbances ``d`` and parameters ``p`` (vectors in the model's order, SI: the twin's
-    estimate), with the model's outputs there and the controller's ``reference``."""
+    estimate), with the model's outputs there, the controller's ``reference`` and the
+    latest ``measured`` outputs (what only a measurement tells: a card's confidence)."""
     module = next(m for m in _MODULES if m.KIND == asset.kind)
     named = [group.mapping(values) for group, values in (
         (model.states, x), (model.inputs, u), (model.disturbances, d), (model.parameters, p))]
     y = model.outputs.mapping(model.output(0.0, x, u, d, p))
-    return module.view(model, asset, *named, y, reference)
+    return module.view(model, asset, *named, y, reference, measured)
 
 
 def synthesizer_of(asset: AssetConfig) -> Synthesize | None:

@@ -152,7 +152,8 @@ def build_model(dt: float = 120.0) -> PlantModel:
 
 
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
-         p: Mapping, y: Mapping, reference: Mapping[str, float]) -> TankView:
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> TankView:
     """The tank's screen at the twin's estimate (plants.views.TankView); the coil duty is
     the hot oil's heat given up, m_oil c_oil (T_supply - T_return), W."""
     return TankView(T_bulk=float(x["T_bulk"]), T_return=float(x["T_return"]),

@@ -568,7 +568,8 @@ def _at_steady_state(model: PlantModel, tags, seed) -> PlantModel:
 
 
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
-         p: Mapping, y: Mapping, reference: Mapping[str, float]) -> TerminalView:
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> TerminalView:
     """The terminal's screen at the twin's estimate (plants.views.TerminalView): the tanks
     in plan (:func:`plan_positions`) with the model's outputs (``y``) and each coil's flow
     and duty from the same balances the model integrates (:func:`_terminal`)."""

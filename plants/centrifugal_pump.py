@@ -528,7 +528,8 @@ CURVE_POINTS = 41
 
 
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
-         p: Mapping, y: Mapping, reference: Mapping[str, float]) -> PumpView:
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> PumpView:
     """The pump's screen at the twin's estimate (plants.views.PumpView): head H(Q) =
     k_H s^2 (A - (A - H_d) (Q / s Q_d)^C) and efficiency eta = rho g Q H / P_shaft at the
     running speed, with the estimated head and efficiency factors and as new (both 1),

@@ -313,7 +313,8 @@ def build_model(
 
 
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
-         p: Mapping, y: Mapping, reference: Mapping[str, float]) -> PipelineView:
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> PipelineView:
     """The line's screen at the twin's estimate (plants.views.PipelineView): the model's
     outputs there (``y``: each station's pressures and power, the cost rate) against each
     station's MAOP (the model's bound on its discharge pressure), with the DRA states."""

@@ -135,7 +135,7 @@ DEFAULTS = PlantDefaults(
     estimator=EstimatorSettings(measurement_std={"peak_load": 2500.0, "min_load": 2500.0},
                                 process_std={"submergence": 0.05},
                                 initial_std={"productivity_multiplier": 0.3, "pump_leak": 0.02},
-                                unfiltered_outputs=["rod_loading"]),
+                                unfiltered_outputs=["rod_loading", "card_confidence"]),
     alarms=[
         AlarmSettings(signal="fillage", kind="LO", limit=POUND_FILLAGE, deadband=0.05,
                       on_delay_s=230.0, priority="MEDIUM", name="fluid_pound",
@@ -198,6 +198,9 @@ _OUTPUTS = [
     Signal("motor_power", "W", 1.0e4, 0.0, 5.0e5, "motor input power", std=150.0),
     Signal("fluid_level", "m", 1500.0, 0.0, 1.0e4, "fluid level depth below surface", std=3.0),
     Signal("rod_loading", "1", 0.6, 0.0, 5.0, "Goodman range used, max over tapers", std=0.01),
+    Signal("card_confidence", "1", 1.0, 0.0, 1.0,
+           "confidence in the surface card from its channels' SNR (measured only: the "
+           "model predicts a clean card; not filtered)", std=0.05),
 ]
 
 
@@ -283,7 +286,7 @@ def _well(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString) -> di
         "fluid_load": fluid_load, "plunger_stroke": plunger_stroke, "inflow": inflow,
         "production": capacity * fillage, "fillage": fillage, "peak_load": peak,
         "min_load": low, "motor_power": power, "fluid_level": depth - h,
-        "rod_loading": loading, "buoyant_weight": buoyant_weight,
+        "rod_loading": loading, "buoyant_weight": buoyant_weight, "card_confidence": 1.0,
         "damage_rate": spm / 60 * ca.power(ca.fmax(loading, 1e-3), p["fatigue_exponent"])
         / ENDURANCE_CYCLES,
     }
@@ -467,10 +470,6 @@ def card_confidence(position, load) -> float:
 
 # -- measurement synthesis for simulated plants ---------------------------------------------
 
-MEASUREMENT_EXTRAS = ("card_confidence",)
-"""Keys :func:`synthesize_measurement` returns besides the model outputs."""
-
-
 def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 1.0, *,
                            rod_sections: Sequence | None = None,
                            grade: str = "D") -> dict[str, float]:
@@ -484,7 +483,7 @@ def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 
     diagnostic -> pump card -> fillage (:func:`analyze_pump_card`). Loads are the
     extremes of the noisy surface card, power its area x N / 60 / efficiency, rod
     loading the Goodman loading of those loads, fluid level the true level plus
-    echometer noise. ``card_confidence`` (0..1, from the SNR) is not a model output.
+    echometer noise, ``card_confidence`` (0..1) from the noisy card's SNR.
     """
     if not noise >= 0:
         raise ValueError(f"noise multiplier must be >= 0, got {noise}")
@@ -527,7 +526,8 @@ def _cards(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString
 
 
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
-         p: Mapping, y: Mapping, reference: Mapping[str, float]) -> RodPumpView:
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> RodPumpView:
     """The operator screen of the well at the twin's estimate (plants.views.RodPumpView):
     the surface card the wave equation predicts for it, the pump card diagnosed from that
     card, their fillage, and each taper's point on the modified Goodman diagram at the
@@ -566,7 +566,7 @@ def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mappi
             x=envelope_min.tolist(),
             y=[float(goodman_allowable_stress(tensile, s, factor)) for s in envelope_min],
             x_unit="Pa", y_unit="Pa"),
-        card_confidence=None)
+        card_confidence=measured.get("card_confidence"))
 
 
 def _named(values, signals: list[Signal]) -> dict[str, float]:

@@ -375,7 +375,8 @@ def cell_voltage(temperature, alumina, acd, current, excess_alf3, p: Mapping):
 
 
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
-         p: Mapping, y: Mapping, reference: Mapping[str, float]) -> SmelterView:
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> SmelterView:
     """The cell's screen at the twin's estimate (plants.views.SmelterView): the model's
     outputs there (``y``), Haupin's breakdown term by term (:func:`voltage_components`,
     which add up to ``y["cell_voltage"]``) and the superheat over the liquidus."""

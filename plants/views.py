@@ -1,10 +1,10 @@
 """What each kind's operator screen shows, computed from the twin's estimate.
 
 ``GET /assets/{id}/view`` answers one of these Structs (tagged by ``kind``). Each is
-computed by its plant module's ``view(model, asset, x, u, d, p, y, reference)`` from
-named SI values: the estimated states and parameters, the applied inputs, the
-disturbances, the model's outputs there and the controller's reference, with the asset's
-configuration (structure, nomination).
+computed by its plant module's ``view(model, asset, x, u, d, p, y, reference, measured)``
+from named SI values: the estimated states and parameters, the applied inputs, the
+disturbances, the model's outputs there, the controller's reference and the latest
+measurement, with the asset's configuration (structure, nomination).
 Nothing here is measured directly; each field says what model relation it comes from.
 Values are SI (the console converts for display).
 """
@@ -49,7 +49,8 @@ class RodPumpView(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", t
     load in excess of the buoyant weight. ``fillage`` from the pump card's analysis,
     ``fillage_target`` the controller's reference (None without one), ``spm`` strokes per
     minute applied. ``goodman_envelope``: S_a against S_min for the grade, Pa.
-    ``card_confidence``: 0..1 from the measured card's SNR (None until one arrives)."""
+    ``card_confidence``: 0..1 from the latest measured card's SNR (the lower of its load
+    and position channels'; None before the first measurement)."""
 
     spm: float
     fillage: float

@@ -20,12 +20,12 @@ PILOT = Path(__file__).resolve().parents[2] / "examples" / "pilot.toml"
 SITE = plants.resolve_site(load_site(PILOT), PILOT)
 
 
-def view(asset_id: str, **states: float):
+def view(asset_id: str, measured: dict[str, float] | None = None, **states: float):
     asset = next(a for a in SITE.assets if a.id == asset_id)
     model = plants.model_of(asset)
     x = model.states.vector(states, default=model.states.nominal)
     answer = plants.view_of(asset, model, x, model.inputs.nominal, model.disturbances.nominal,
-                            model.parameters.nominal, dict(asset.reference))
+                            model.parameters.nominal, dict(asset.reference), measured or {})
     outputs = model.outputs.mapping(model.output(0.0, x, model.inputs.nominal,
                                                  model.disturbances.nominal))
     return answer, outputs
@@ -49,6 +49,7 @@ def test_rod_pump_cards_agree_with_the_slow_model_the_twin_filters_with():
     assert min(answer.surface.y) == pytest.approx(y["min_load"], rel=0.10)
     assert max(t.loading for t in answer.goodman) == pytest.approx(y["rod_loading"], rel=0.03)
     assert answer.surface.x[0] == answer.surface.x[-1]  # drawn as a closed card
+    assert answer.card_confidence is None  # no card measured yet
     for taper in answer.goodman:  # the point sits under its allowable S_a at its S_min
         assert taper.max_stress < taper.allowable
         assert taper.allowable == pytest.approx(
@@ -113,3 +114,19 @@ def test_terminal_tank_positions_from_the_site_file_are_kept():
                         {"diameter": 12.0, "shell_height": 12.0, "level": 6.0,
                          "coil_area": 26.0}])
     assert plan_positions(specs)[0] == (100.0, -40.0)
+
+
+def test_rod_pump_card_confidence_is_the_measured_cards():
+    """The SNR confidence the simulated well's card pipeline measures reaches the screen;
+    a noisier card (20x the load cell's noise) is trusted less."""
+    import numpy as np
+
+    asset = next(a for a in SITE.assets if a.id == "well-01")
+    model = plants.model_of(asset)
+    args = (model.states.nominal, model.inputs.nominal, model.disturbances.nominal,
+            model.parameters.nominal)
+    clean = rod_pump.synthesize_measurement(*args, np.random.default_rng(1), noise=1.0)
+    noisy = rod_pump.synthesize_measurement(*args, np.random.default_rng(1), noise=20.0)
+    assert noisy["card_confidence"] < clean["card_confidence"]
+    answer, _ = view("well-01", measured=noisy)
+    assert answer.card_confidence == noisy["card_confidence"]
