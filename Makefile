@@ -37,6 +37,7 @@ bench: install
 	$(PY) bench/mpc.py
 	$(PY) bench/plan.py
 	$(PY) bench/historian.py
+	$(PY) bench/http.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

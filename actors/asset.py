@@ -54,6 +54,17 @@ from engine.messages import (
 from engine.metrics import AssetMetrics
 from engine.registers import PlcMap
 from engine.safety import SAFE_STATE, safe_value
+from engine.status import (
+    AssetStatus,
+    AssetSummary,
+    ControllerStatus,
+    EstimatedQuantity,
+    EstimatorStatus,
+    LinkStatus,
+    Quantity,
+    TimedQuantity,
+    finite_or_none,
+)
 from plants import model_of, view_of
 
 SAFETY_TIMEOUT_S = 2.0
@@ -130,7 +141,8 @@ class HostedAsset:
         self.restarted = False
         self.lock = asyncio.Lock()
         self._tuning_lock = asyncio.Lock()
-        self.listeners: list = []
+        self.on_status: Callable[[AssetStatus], None] | None = None
+        """Where each status built goes (the shard's push to the status board)."""
         self.revision = 0
 
     # -- restarts --------------------------------------------------------------------------
@@ -252,19 +264,18 @@ class HostedAsset:
                 Setpoint(asset=self.id, time=decision.time, values=decision.applied))
         return True
 
-    def add_listener(self, listener) -> None:
-        """Push this asset's status to ``listener.publish`` (an actor handle, e.g. the OPC UA
-        gateway) after every tick and operator action; fire and forget."""
-        self.listeners.append(listener)
-
     def notify(self) -> None:
-        """The status changed: count a new revision (so that a listener can tell an older
-        snapshot from a newer one) and push it to every listener."""
+        """The status changed (a tick, an operator action): count a new revision (so that
+        a reader can tell an older snapshot from a newer one) and publish it."""
         self.revision += 1
-        if self.listeners:
-            status = self.status()
-            for listener in self.listeners:
-                listener.publish.remote(status)
+        self.publish_status()
+
+    def publish_status(self) -> AssetStatus:
+        """Build the status once and hand it to ``on_status``; returns it."""
+        status = self.status()
+        if self.on_status is not None:
+            self.on_status(status)
+        return status
 
     def _measurement_age(self, t: float) -> float:
         """Twin seconds since the newest measurement was sampled (inf before the first)."""
@@ -453,6 +464,7 @@ class HostedAsset:
                 self.loop.controller = controller
                 self.config = msgspec.structs.replace(self.config, controller=settings,
                                                       limits=limits)
+            self.notify()  # the status names the backend
             after = self.controller_tuning()
             changed = changes(before, after)
             if changed:
@@ -464,70 +476,70 @@ class HostedAsset:
 
     # -- queries ------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> AssetStatus:
+        """The asset's status now (engine.status.AssetStatus)."""
         model, loop = self.model, self.loop
         estimate = loop.estimate()
         last = loop.last_measurement
         proposal = self.proposal
-        return {
-            "id": self.config.id,
-            "kind": self.config.kind,
-            "mode": self.mode.value,
-            "time": loop.t,
-            "revision": self.revision,
-            "healthy": self.healthy(),
-            "link": self.link.status(),
-            "measurement_age_s": _finite_or_none(self._measurement_age(self.now())),
-            "estimate": {name: {"value": value, "unit": model.states[name].unit,
-                                "std": estimate.std[name]}
-                         for name, value in estimate.values.items()},
-            "measurement": {} if last is None else {
-                name: {"value": value, "unit": model.outputs[name].unit, "time": last.time}
+        link = self.link.status()
+        return AssetStatus(
+            id=self.id,
+            kind=self.config.kind,
+            mode=self.mode,
+            time=loop.t,
+            revision=self.revision,
+            healthy=self._healthy(link),
+            link=link,
+            measurement_age_s=finite_or_none(self._measurement_age(self.now())),
+            estimate={name: EstimatedQuantity(value=value, unit=model.states[name].unit,
+                                              std=estimate.std[name])
+                      for name, value in estimate.values.items()},
+            measurement={} if last is None else {
+                name: TimedQuantity(value=value, unit=model.outputs[name].unit, time=last.time)
                 for name, value in last.values.items()},
-            "setpoints": {name: {"value": value, "unit": self._writable(name).unit,
-                                 "time": self.setpoint_times[name]}
-                          for name, value in {**model.inputs.mapping(loop.u),
-                                              **model.disturbances.mapping(loop.d)}.items()
-                          if name in self.config.limits},
-            "reference": {name: {"value": value, "unit": model.outputs[name].unit}
-                          for name, value in loop.reference.items()},
-            "controller": {
-                "backend": loop.controller.backend,
-                "status": None if proposal is None else proposal.status,
-                "solve_time_s": None if proposal is None else proposal.solve_time_s,
-                "reason": None if proposal is None else proposal.reason,
-            },
-            "nis": estimate.nis,
-            "estimator": self._estimator_status(),
-            "period_s": self.config.period_s,
-            "ticks": self.metrics.ticks,
-            "overruns": self.overruns,
-            "errors": [e for e in (self.link.status()["error"], self.safety_error, self.tick_error)
-                       if e],
-            "outputs_held": self.safety_error is not None,
-            "restarted": self.restarted,
-        }
+            setpoints={name: TimedQuantity(value=value, unit=self._writable(name).unit,
+                                           time=self.setpoint_times[name])
+                       for name, value in {**model.inputs.mapping(loop.u),
+                                           **model.disturbances.mapping(loop.d)}.items()
+                       if name in self.config.limits},
+            reference={name: Quantity(value=value, unit=model.outputs[name].unit)
+                       for name, value in loop.reference.items()},
+            controller=ControllerStatus(
+                backend=loop.controller.backend,
+                status=None if proposal is None else proposal.status,
+                solve_time_s=None if proposal is None else proposal.solve_time_s,
+                reason=None if proposal is None else proposal.reason),
+            nis=estimate.nis,
+            estimator=self._estimator_status(),
+            period_s=self.period,
+            ticks=self.metrics.ticks,
+            overruns=self.overruns,
+            errors=[e for e in (link.error, self.safety_error, self.tick_error) if e],
+            outputs_held=self.safety_error is not None,
+            restarted=self.restarted,
+        )
 
-    def _estimator_status(self) -> dict[str, Any]:
+    def _estimator_status(self) -> EstimatorStatus:
         """Kind, estimated parameters, and the last innovation with its chi-square test."""
         loop, model = self.loop, self.model
         state, estimate = loop.state, loop.estimate()
-        return {
-            "kind": loop.estimator.kind,
-            "parameters": {name: {"value": value, "unit": model.parameters[name].unit,
-                                  "std": estimate.parameter_std[name]}
-                           for name, value in estimate.parameters.items()},
-            "innovation": {name: {"value": value, "unit": model.outputs[name].unit}
-                           for name, value in model.outputs.mapping(state.innovation).items()},
-            "nis": estimate.nis,
-            "dof": state.dof,
-            "nis_threshold": state.nis_threshold if math.isfinite(state.nis_threshold) else None,
-            "significance": self.config.resolved_estimator().significance,
-            "anomaly": state.anomaly,
-            "anomalies": self.metrics.anomalies,
-            "persistent_anomaly": loop.persistent_anomaly,
-            "recent_anomalies": f"{loop.anomalies.count} of the last {loop.anomalies.size}",
-        }
+        return EstimatorStatus(
+            kind=loop.estimator.kind,
+            parameters={name: EstimatedQuantity(value=value, unit=model.parameters[name].unit,
+                                                std=estimate.parameter_std[name])
+                        for name, value in estimate.parameters.items()},
+            innovation={name: Quantity(value=value, unit=model.outputs[name].unit)
+                        for name, value in model.outputs.mapping(state.innovation).items()},
+            nis=estimate.nis,
+            dof=state.dof,
+            nis_threshold=finite_or_none(state.nis_threshold),
+            significance=self.config.resolved_estimator().significance,
+            anomaly=state.anomaly,
+            anomalies=self.metrics.anomalies,
+            persistent_anomaly=loop.persistent_anomaly,
+            recent_anomalies=f"{loop.anomalies.count} of the last {loop.anomalies.size}",
+        )
 
     async def view(self) -> bytes:
         """What the asset's operator screen shows (plants.views), at the twin's estimate,
@@ -545,17 +557,14 @@ class HostedAsset:
         return describe(self.model, self.config.resolved_controller(), self.config.limits,
                         CONTROLLER_BACKENDS)
 
-    def healthy(self) -> bool:
+    def _healthy(self, link: LinkStatus) -> bool:
         return (self.safety_error is None and self.tick_error is None
-                and self.link.status()["error"] is None and not self.loop.persistent_anomaly)
+                and link.error is None and not self.loop.persistent_anomaly)
 
-    def summary(self) -> dict[str, Any]:
-        return {"id": self.config.id, "kind": self.config.kind, "mode": self.mode.value,
-                "healthy": self.healthy()}
+    def summary(self) -> AssetSummary:
+        return AssetSummary(id=self.id, kind=self.config.kind, mode=self.mode,
+                            healthy=self._healthy(self.link.status()))
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self.metrics.snapshot(self.config.id, self.config.kind)
 
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -4,6 +4,8 @@
     shard:<n>       asset shards (actors.shard): ``[fleet] assets_per_shard`` assets each
     plants:<n>      plant shards (actors.plant): the simulated plants of shard n's assets
                     and their PLC simulators, in one process beside it
+    status:<site>   the status board (actors.status_board): every asset's latest status,
+                    pushed by the shards, read by HTTP and OPC UA
     opcua:<site>    on request, the OPC UA gateway; mqtt:<site> given a broker
 
 Assets are packed in site-file order; shards are placed with Ray's SPREAD strategy, so
@@ -42,6 +44,7 @@ from actors.opcua import OpcUaActor
 from actors.plant import PlantShard
 from actors.safety import SafetyActor
 from actors.shard import AssetShard
+from actors.status_board import StatusBoard
 from engine.clock import ClockSpec
 from engine.config import AssetConfig, OpcUaSettings, SiteConfig
 from engine.mqtt_codec import parse_broker
@@ -62,6 +65,7 @@ class Fleet:
     site: SiteConfig
     clock: ClockSpec
     safety: Any
+    board: Any = None
     assets: dict[str, AssetHandle] = field(default_factory=dict)
     plants: dict[str, AssetHandle] = field(default_factory=dict)
     shards: dict[str, Any] = field(default_factory=dict)
@@ -93,14 +97,14 @@ class Fleet:
 
     def serve_opcua(self, settings: OpcUaSettings | None = None) -> str:
         """Start the OPC UA server (``settings``, default the site file's ``[opcua]``
-        table); every asset pushes its status to it. Returns the endpoint URL."""
+        table); it subscribes to the status board. Returns the endpoint URL."""
         site = self.site if settings is None else msgspec.structs.replace(self.site, opcua=settings)
         # on this node: it binds the configured (local) host
         self.opcua = OpcUaActor.options(  # type: ignore[attr-defined]  # ray.remote class
             name=f"opcua:{self.site.site.name}", namespace=self.namespace,
             scheduling_strategy=this_node()).remote(site, self.assets)
         url = ray.get(self.opcua.start.remote())
-        ray.get([a.add_listener.remote(self.opcua) for a in self.assets.values()])
+        ray.get(self.board.subscribe.remote(self.opcua))
         return url
 
     def shutdown(self) -> None:
@@ -111,7 +115,7 @@ class Fleet:
                 pass
         gateways = [g for g in (self.opcua, self.mqtt) if g is not None]
         for handle in [*gateways, *self.shards.values(), *self.plant_shards.values(),
-                       self.safety]:
+                       self.board, self.safety]:
             ray.kill(handle, no_restart=True)
 
 
@@ -162,7 +166,9 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
     safety = SafetyActor.options(  # type: ignore[attr-defined]  # ray.remote class
         name=f"safety:{name}", namespace=namespace, scheduling_strategy=this_node()).remote(
             site, initial, clock.epoch)
-    fleet = Fleet(site, clock, safety, namespace=namespace)
+    board = StatusBoard.options(  # type: ignore[attr-defined]  # ray.remote class
+        name=f"status:{name}", namespace=namespace, scheduling_strategy=this_node()).remote()
+    fleet = Fleet(site, clock, safety, board, namespace=namespace)
     models = {asset.id: model_of(asset) for asset in site.assets}
     fleet.plcs = {plc.asset: plc for plc in site_map(site, models)} if modbus else {}
     size = assets_per_shard(site)
@@ -179,7 +185,7 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
         shard = AssetShard.options(  # type: ignore[attr-defined]  # ray.remote class
             name=f"shard:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
                 f"shard:{n}", group, clock, safety,
-                {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus)
+                {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus, board)
         fleet.shards[f"shard:{n}"] = shard
         for asset in group:
             fleet.directory[asset.id] = f"shard:{n}"

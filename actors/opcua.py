@@ -1,6 +1,7 @@
 """OpcUaActor: the site's OPC UA server (asyncua), running in an async Ray actor's event loop.
 
-    assets --status push (each tick, each operator action)--> OpcUaActor --> nodes
+    shards --StatusBatch--> status board --StatusBatch (each tick instant, each operator
+                                           action)--> OpcUaActor --> nodes
     OpcUaActor --status poll (every opcua.refresh_s)--------> assets
     SCADA client --Write Setpoints/<input>--> asset.write_setpoints(values, user)
                                               --> SafetyActor (gated, audited) --> result
@@ -38,6 +39,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import ray
 from asyncua import Server, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
@@ -50,6 +52,7 @@ from actors.opcua_space import AssetNodes, SetpointNode, make_node_id, status_co
 from engine.config import OpcUaSettings, SiteConfig
 from engine.files import private_directory
 from engine.passwords import verify_password
+from engine.status import AssetStatus, StatusBatch
 from plants import model_of
 
 ANONYMOUS = "anonymous"
@@ -126,6 +129,7 @@ class OpcUaActor:
         self.nodes: dict[str, AssetNodes] = {}
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task | None = None
+        self._batches = msgspec.msgpack.Decoder(StatusBatch)
         logging.getLogger("asyncua").setLevel(logging.WARNING)
 
     async def start(self) -> str:
@@ -174,12 +178,17 @@ class OpcUaActor:
             await self.server.stop()
             self.server = None
 
-    async def publish(self, status: dict[str, Any]) -> None:
-        """Show one asset's status snapshot (AssetShard.status); writes only changes."""
+    async def publish_statuses(self, batch: bytes) -> None:
+        """Show the statuses of a msgpack StatusBatch, as the status board passes them on."""
+        for status in self._batches.decode(batch).statuses:
+            await self.publish(status)
+
+    async def publish(self, status: AssetStatus) -> None:
+        """Show one asset's status snapshot; writes only changes."""
         if self.server is None:
             return
         async with self._lock:
-            for node, value in self.nodes[status["id"]].updates(status):
+            for node, value in self.nodes[status.id].updates(status):
                 await self.server.write_attribute_value(node, value)
 
     # -- client writes ------------------------------------------------------------------
@@ -225,7 +234,7 @@ class OpcUaActor:
             except Exception as error:
                 await self._unreachable(asset_id, f"asset unreachable ({type(error).__name__})")
                 return
-            await self.publish(status)
+            await self.publish(msgspec.convert(status, AssetStatus))
 
         await asyncio.gather(*(one(a, h) for a, h in self.assets.items()))
 

@@ -29,6 +29,7 @@ from asyncua import ua
 from engine.config import AssetConfig
 from engine.model import PlantModel
 from engine.signals import Signal
+from engine.status import AssetStatus
 
 UNECE_NAMESPACE = "http://www.opcfoundation.org/UA/units/un/cefact"
 """Namespace of EUInformation whose UnitId is a UNECE Rec. 20 common code (OPC 10000-8)."""
@@ -95,6 +96,15 @@ def make_node_id(identifier: str | int, namespace: int = 0) -> ua.NodeId:
     return ua.NodeId(identifier, namespace)  # type: ignore[arg-type]
 
 
+def _number(value: float | None) -> float:
+    """A status value as a Double (None, a NaN the status encodes as null: NaN)."""
+    return math.nan if value is None else value
+
+
+def _time(value: float | None, otherwise: float) -> float:
+    return otherwise if value is None else value
+
+
 def status_code(code: int) -> ua.StatusCode:
     """``ua.StatusCode(code)`` for a ua.StatusCodes constant: those are plain ints, where
     asyncua annotates the field ua.UInt32."""
@@ -155,30 +165,33 @@ class AssetNodes:
                                rank=ua.ValueRank.OneDimension))
         return items
 
-    def updates(self, status: dict[str, Any]) -> list[tuple[ua.NodeId, ua.DataValue]]:
+    def updates(self, status: AssetStatus) -> list[tuple[ua.NodeId, ua.DataValue]]:
         """DataValues of the nodes whose value or status changed in ``status``."""
-        if status["revision"] < self.revision:
+        if status.revision < self.revision:
             return []
-        self.revision = status["revision"]
-        t = self._time = status["time"]
-        age = status.get("measurement_age_s")
-        stale = age is not None and age > self.max_age
+        self.revision = status.revision
+        t = self._time = status.time
+        age = status.measurement_age_s
+        stale = age is not None and self.max_age is not None and age > self.max_age
         out = []
         for name in self.model.outputs.names:
-            entry = status["measurement"].get(name)
+            entry = status.measurement.get(name)
             if entry is None:
                 out.append(self._change("Measurements", name, math.nan, t, NO_DATA))
             else:
-                out.append(self._change("Measurements", name, entry["value"], entry["time"],
+                out.append(self._change("Measurements", name, _number(entry.value),
+                                        _time(entry.time, t),
                                         STALE if stale else ua.StatusCodes.Good))
-        for name, entry in status["estimate"].items():
-            out.append(self._change("Estimates", name, entry["value"], t))
-        for name, entry in status["setpoints"].items():
-            out.append(self._change("Setpoints", name, entry["value"], entry["time"]))
-        out.append(self._change("Status", "mode", status["mode"], t, kind=ua.VariantType.String))
-        out.append(self._change("Status", "healthy", bool(status["healthy"]), t,
+        for name, estimated in status.estimate.items():
+            out.append(self._change("Estimates", name, _number(estimated.value), t))
+        for name, setpoint in status.setpoints.items():
+            out.append(self._change("Setpoints", name, _number(setpoint.value),
+                                    _time(setpoint.time, t)))
+        out.append(self._change("Status", "mode", status.mode.value, t,
+                                kind=ua.VariantType.String))
+        out.append(self._change("Status", "healthy", status.healthy, t,
                                 kind=ua.VariantType.Boolean))
-        out.append(self._change("Status", "errors", list(status["errors"]), t,
+        out.append(self._change("Status", "errors", list(status.errors), t,
                                 kind=ua.VariantType.String))
         return [change for change in out if change is not None]
 

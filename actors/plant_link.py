@@ -15,7 +15,7 @@ grows until the safety watchdog refuses controller writes.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -23,6 +23,7 @@ from pymodbus.exceptions import ModbusException
 from engine.backoff import Backoff
 from engine.messages import Measurement, MeasurementPayload
 from engine.registers import PlcMap
+from engine.status import DirectLinkStatus, LinkStatus, ModbusLinkStatus, MqttLinkStatus
 
 
 class PlantLink(Protocol):
@@ -37,7 +38,7 @@ class PlantLink(Protocol):
         """Write ``setpoints`` (signal -> SI value); ``all_inputs`` are every input's."""
         ...
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> LinkStatus:
         """``kind`` and ``error`` (None when healthy), and what else the link knows."""
         ...
 
@@ -57,8 +58,8 @@ class DirectLink:
     async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
         await self.plant.apply.remote(setpoints)
 
-    def status(self) -> dict[str, Any]:
-        return {"kind": "direct", "connected": True, "error": None}
+    def status(self) -> LinkStatus:
+        return DirectLinkStatus()
 
     async def close(self) -> None:
         pass
@@ -133,10 +134,11 @@ class ModbusLink:
             raise ConnectionError(f"Modbus {self.plc.address}: PLC refused setpoints "
                                   f"{setpoints} ({reply})")
 
-    def status(self) -> dict[str, Any]:
-        return {"kind": "modbus", "address": self.plc.address, "unit_id": self.plc.unit_id,
-                "word_order": self.plc.word_order, "connected": self.client.connected,
-                "error": self.error, "reconnect_attempts": self.backoff.failures}
+    def status(self) -> LinkStatus:
+        return ModbusLinkStatus(address=self.plc.address, unit_id=self.plc.unit_id,
+                                word_order=self.plc.word_order,
+                                connected=self.client.connected, error=self.error,
+                                reconnect_attempts=self.backoff.failures)
 
     async def close(self) -> None:
         self.client.close()
@@ -166,10 +168,10 @@ class IngestLink:
     async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
         """Nothing to write here: the asset publishes applied setpoints to the gateway."""
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> LinkStatus:
         error = None if self.latest is not None else "no MQTT measurement received yet"
-        return {"kind": "mqtt", "error": error, "received": self.received,
-                "latest_time": None if self.latest is None else self.latest.ts}
+        return MqttLinkStatus(error=error, received=self.received,
+                              latest_time=None if self.latest is None else self.latest.ts)
 
     async def close(self) -> None:
         pass

@@ -14,6 +14,8 @@ then, as one task:
     apply each decision's writes                (interlock and safe-state writes too,
                                                  in every mode)
     safety.store_checkpoints(...)               (fire and forget: off the gating path)
+    board.publish(StatusBatch)                  (fire and forget: the statuses the
+                                                 instant built, one message)
 
 Every due asset sends its measurement every tick in every mode (OFF has no proposal).
 An asset still busy with its previous tick misses the deadline (an overrun); one late by
@@ -33,6 +35,15 @@ process first asks the safety actor for every hosted asset's restore point
 (checkpoint, mode, last applied values) in one call, restores each asset as it is
 built, and an asset that was running in real time runs the deadline it missed at
 once, then its schedule.
+
+Status push: every asset builds its engine.status.AssetStatus once per tick and once per
+operator command; the shard sends those built during an instant to the site's status
+board (actors.status_board) as one msgpack-encoded StatusBatch after the instant's
+writes (at most PUSH_CHUNK statuses a message), and those of an operator command right
+after it. Readers (HTTP, OPC UA, a console) read the board's copy, never the shard: a
+reader cannot delay a tick, and a tick's numerics cannot delay a reader. ``status`` and
+``summary`` still answer a direct question (tests, and the HTTP fallback while no fresh
+status was pushed), counted in ``shard_status()["status_queries"]``.
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import msgspec
 import ray
 
 from actors.asset import SAFETY_TIMEOUT_S, HostedAsset, build_loop, safety_down
@@ -52,6 +64,7 @@ from engine.clock import ClockSpec
 from engine.config import AssetConfig, ModbusSettings
 from engine.messages import Decision, GateRequest
 from engine.registers import PlcMap
+from engine.status import AssetStatus, StatusBatch
 from plants import model_of
 
 MAX_RESTARTS = 20
@@ -62,6 +75,9 @@ SAME_INSTANT_S = 1e-6
 """Deadlines closer than this (twin s) are one instant: one batch at the gate."""
 RESTORE_TIMEOUT_S = 60.0
 """Wall seconds a restarted shard keeps asking the safety actor for its restore points."""
+PUSH_CHUNK = 100
+"""Statuses per message to the status board (about 2 kB each): a shard of many assets due
+at one instant sends several messages of bounded size rather than one huge one."""
 
 
 class Shard:
@@ -71,8 +87,10 @@ class Shard:
 
     def __init__(self, name: str, assets: list[AssetConfig], clock: ClockSpec, safety,
                  plants: dict[str, Any], plcs: dict[str, PlcMap],
-                 modbus: ModbusSettings = ModbusSettings(), *, restarted: bool = False) -> None:
-        """``safety`` is the safety actor's handle. ``plants`` maps asset id to its
+                 modbus: ModbusSettings = ModbusSettings(), board=None, *,
+                 restarted: bool = False) -> None:
+        """``safety`` is the safety actor's handle, ``board`` the status board's
+        (actors.status_board; None: statuses are not pushed). ``plants`` maps asset id to its
         simulated plant (an actors.directory.AssetHandle onto its plant shard); assets
         without one have a plant outside the twin (MQTT). ``plcs`` maps asset id to its
         PLC's register map: those assets use Modbus TCP. ``restarted``: this process
@@ -104,6 +122,14 @@ class Shard:
         self._wake = asyncio.Event()
         self._instants: set[asyncio.Task] = set()
         self._resumed = asyncio.Event()
+        self.board = board
+        self._pending: dict[str, AssetStatus] = {}
+        """Statuses built since the last push, by asset id (the newest of each)."""
+        self._instants_running = 0
+        self._push_soon: asyncio.Handle | None = None
+        self._batch = msgspec.msgpack.Encoder()
+        self.status_queries = 0
+        """Direct status questions answered (``status``, ``summary``)."""
         # held so that the task is not garbage-collected before it runs
         self._resuming = asyncio.get_event_loop().create_task(self._resume())
 
@@ -133,6 +159,8 @@ class Shard:
                                     self.plants.get(config.id), self._plcs.get(config.id),
                                     self._modbus)
                 checkpoint = asset.restore(points[config.id]) if self.restarted else {}
+                asset.on_status = self._built
+                asset.publish_status()
                 if self.lockstep:
                     asset.schedule(asset.last_tick)
                 elif checkpoint.get("running"):
@@ -255,18 +283,46 @@ class Shard:
         for all of them, their writes, and their checkpoints to the safety actor."""
         started = time.perf_counter()
         due = sorted(due, key=lambda a: a.id)
-        async with contextlib.AsyncExitStack() as held:
-            for asset in due:
-                await held.enter_async_context(asset.lock)
-            requests = await asyncio.gather(*(asset.advance(t) for asset in due))
-            decisions, error = await self._decide(list(requests))
-            self.batches += 1
-            answers: list[Decision | None] = ([None] * len(due) if decisions is None
-                                              else list(decisions))
-            await asyncio.gather(*(
-                asset.complete(request, decision, error, started)
-                for asset, request, decision in zip(due, requests, answers, strict=True)))
+        self._instants_running += 1
+        try:
+            async with contextlib.AsyncExitStack() as held:
+                for asset in due:
+                    await held.enter_async_context(asset.lock)
+                requests = await asyncio.gather(*(asset.advance(t) for asset in due))
+                decisions, error = await self._decide(list(requests))
+                self.batches += 1
+                answers: list[Decision | None] = ([None] * len(due) if decisions is None
+                                                  else list(decisions))
+                await asyncio.gather(*(
+                    asset.complete(request, decision, error, started)
+                    for asset, request, decision in zip(due, requests, answers, strict=True)))
+        finally:
+            self._instants_running -= 1
+            self._push()
         self.safety.store_checkpoints.remote({asset.id: asset.checkpoint() for asset in due})
+
+    # -- status push -----------------------------------------------------------------------
+
+    def _built(self, status: AssetStatus) -> None:
+        """An asset built its status: keep it for the next push. Outside a tick instant
+        (an operator command) the push follows as soon as the command's task yields."""
+        self._pending[status.id] = status
+        if self._instants_running == 0 and self._push_soon is None:
+            self._push_soon = asyncio.get_running_loop().call_soon(self._push)
+
+    def _push(self) -> None:
+        """Send the pending statuses to the board, PUSH_CHUNK a message; fire and forget
+        (a board that is down loses them: the next tick pushes again)."""
+        self._push_soon = None
+        if not self._pending:
+            return
+        statuses = list(self._pending.values())
+        self._pending.clear()
+        if self.board is None:
+            return
+        for first in range(0, len(statuses), PUSH_CHUNK):
+            self.board.publish.remote(self._batch.encode(
+                StatusBatch(shard=self.name, statuses=statuses[first:first + PUSH_CHUNK])))
 
     async def _decide(self, requests: list[GateRequest]
                       ) -> tuple[list[Decision] | None, str | None]:
@@ -337,19 +393,19 @@ class Shard:
     async def ingest(self, asset_id: str, batch: bytes) -> int:
         return (await self._hosted(asset_id)).ingest(batch)
 
-    async def add_listener(self, asset_id: str, listener) -> None:
-        (await self._hosted(asset_id)).add_listener(listener)
-
     async def attach_publisher(self, asset_id: str, publisher) -> None:
         (await self._hosted(asset_id)).attach_publisher(publisher)
 
     # -- per asset: queries ----------------------------------------------------------------
 
     async def status(self, asset_id: str) -> dict[str, Any]:
-        return (await self._hosted(asset_id)).status()
+        """The asset's status now (engine.status.AssetStatus as plain data)."""
+        self.status_queries += 1
+        return msgspec.to_builtins((await self._hosted(asset_id)).status())
 
     async def summary(self, asset_id: str) -> dict[str, Any]:
-        return (await self._hosted(asset_id)).summary()
+        self.status_queries += 1
+        return msgspec.to_builtins((await self._hosted(asset_id)).summary())
 
     async def view(self, asset_id: str) -> bytes:
         return await (await self._hosted(asset_id)).view()
@@ -361,6 +417,7 @@ class Shard:
         """The shard itself: its assets, the gate batches it made, its instants in flight."""
         return {"name": self.name, "pid": os.getpid(), "assets": list(self.assets),
                 "batches": self.batches, "instants_in_flight": len(self._instants),
+                "status_queries": self.status_queries,
                 "restarted": self.restarted, "resume_error": self.resume_error}
 
 
@@ -370,6 +427,6 @@ class AssetShard(Shard):
 
     def __init__(self, name: str, assets: list[AssetConfig], clock: ClockSpec, safety,
                  plants: dict[str, Any], plcs: dict[str, PlcMap],
-                 modbus: ModbusSettings = ModbusSettings()) -> None:
-        super().__init__(name, assets, clock, safety, plants, plcs, modbus,
+                 modbus: ModbusSettings = ModbusSettings(), board=None) -> None:
+        super().__init__(name, assets, clock, safety, plants, plcs, modbus, board,
                          restarted=ray.get_runtime_context().was_current_actor_reconstructed)

@@ -38,6 +38,11 @@ safety actor is unreachable 503 (nothing written). serve.edge authenticates befo
 body is read, caps bodies (413), answers malformed requests 422 without echoing them, and
 an actor that is restarting or gone 503. Answers and errors are typed (serve.schemas);
 OpenAPI at /openapi.json, Swagger UI at /docs (serve.docs, no CDN).
+
+Status reads (``GET /assets/{id}``, ``GET /assets``, ``GET /healthz``) are answered from
+the statuses the assets push (serve.status_cache, following the status board), not by a
+call into the shard that runs the asset's numerics; the body of ``GET /assets/{id}`` is
+the JSON of engine.status.AssetStatus.
 """
 
 import asyncio
@@ -45,12 +50,16 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 from ray import serve
 
+from engine.clock import ClockSpec
 from engine.messages import Mode, Outcome
 from engine.metrics import render
+from engine.status import AssetSummary as SummaryStruct
+from engine.status import encode_json
 from plants.views import AssetView
 from serve.auth import Role, RoleRequired, Token, TokenTable, caller, install
 from serve.console import install_console
@@ -77,6 +86,7 @@ from serve.schemas import (
     install_struct_schemas,
     struct_answer,
 )
+from serve.status_cache import StatusCache
 
 AUDIT_TIMEOUT_S = 10.0
 """How long GET .../audit waits for the safety actor (restarting, or busy) before 503."""
@@ -164,11 +174,13 @@ class TwinLoopAPI:
     actors.directory) and the safety actor of one site."""
 
     def __init__(self, site: str, assets: dict[str, Any], safety: Any, tokens: list,
-                 mqtt: Any = None, tokens_file: str | None = None) -> None:
+                 mqtt: Any = None, tokens_file: str | None = None, board: Any = None,
+                 clock: ClockSpec | None = None) -> None:
         self.site = site
         self.assets = assets
         self.safety = safety
         self.mqtt = mqtt
+        self.statuses = StatusCache(board, clock)
         install(TokenTable(tokens, tokens_file))
         _replica_grpc_on_loopback()
 
@@ -178,15 +190,28 @@ class TwinLoopAPI:
         except KeyError:
             raise HTTPException(404, f"unknown asset {asset_id!r}") from None
 
+    def _written(self, asset_id: str) -> None:
+        self.statuses.written(asset_id)
+
+    async def _summaries(self) -> list[SummaryStruct]:
+        """Every asset's summary: pushed where fresh, else asked of its shard."""
+        async def one(asset_id: str, handle: Any) -> SummaryStruct:
+            status = self.statuses.fresh(asset_id)
+            if status is not None:
+                return status.summary()
+            return msgspec.convert(await handle.summary.remote(), SummaryStruct)
+
+        return list(await asyncio.gather(*(one(i, h) for i, h in self.assets.items())))
+
     @app.get("/healthz", response_model=Health, responses=errors(503))
     async def healthz(self) -> dict[str, Any]:
-        summaries = await asyncio.gather(*(a.summary.remote() for a in self.assets.values()))
+        summaries = await self._summaries()
         return {"status": "ok", "site": self.site, "assets": len(summaries),
-                "unhealthy": [s["id"] for s in summaries if not s["healthy"]]}
+                "unhealthy": [s.id for s in summaries if not s.healthy]}
 
     @app.get("/assets", response_model=list[AssetSummary], responses=errors(401, 403, 503))
-    async def list_assets(self, user: str = VIEWER) -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(a.summary.remote() for a in self.assets.values())))
+    async def list_assets(self, user: str = VIEWER) -> Response:
+        return Response(encode_json(await self._summaries()), media_type="application/json")
 
     @app.get("/whoami", response_model=Identity, responses=errors(401))
     async def whoami(self, identity: tuple[str, Role] = Depends(caller)) -> dict[str, str]:
@@ -200,20 +225,25 @@ class TwinLoopAPI:
                     user: str = VIEWER) -> dict[str, Any]:
         """One page of the fleet, in id order, filtered on the server (the console's
         overview scrolls through thousands of assets a page at a time)."""
-        summaries = await asyncio.gather(*(a.summary.remote() for a in self.assets.values()))
+        summaries = await self._summaries()
         needle = q.strip().lower()
-        matching = sorted((s for s in summaries
-                           if (not kind or s["kind"] == kind)
-                           and (needle in s["id"].lower() or needle in s["kind"].lower())),
-                          key=lambda s: s["id"])
+        matching = sorted((s for s in summaries if (not kind or s.kind == kind)
+                           and (needle in s.id.lower() or needle in s.kind.lower())),
+                          key=lambda s: s.id)
         return {"total": len(matching), "offset": offset,
-                "kinds": sorted({s["kind"] for s in summaries}),
-                "items": matching[offset:offset + limit]}
+                "kinds": sorted({s.kind for s in summaries}),
+                "items": msgspec.to_builtins(matching[offset:offset + limit])}
 
     @app.get("/assets/{asset_id}", response_model=AssetStatus,
              responses=errors(401, 403, 404, 422, 503))
-    async def get_asset(self, asset_id: str, user: str = VIEWER) -> dict[str, Any]:
-        return await self._asset(asset_id).status.remote()
+    async def get_asset(self, asset_id: str, user: str = VIEWER) -> Response:
+        """The asset's status (engine.status.AssetStatus): as last pushed while fresh,
+        else asked of its shard (serve.status_cache)."""
+        handle = self._asset(asset_id)
+        status = self.statuses.fresh(asset_id)
+        if status is None:
+            status = self.statuses.read(await handle.status.remote())
+        return Response(self.statuses.body(status), media_type="application/json")
 
     @app.get("/assets/{asset_id}/view", response_class=Response, response_model=None,
              responses={200: struct_answer(AssetView, "the asset's operator screen, by kind "
@@ -231,6 +261,7 @@ class TwinLoopAPI:
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
         reference = await _unprocessable(asset.set_reference.remote(body, user))
+        self._written(asset_id)
         return {"reference": reference}
 
     @app.put("/assets/{asset_id}/mode", response_model=ModeAnswer,
@@ -238,7 +269,9 @@ class TwinLoopAPI:
     async def put_mode(self, asset_id: str, body: ModeRequest = Body(),
                        user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        return {"mode": await _unprocessable(asset.set_mode.remote(body.mode.value, user))}
+        mode = await _unprocessable(asset.set_mode.remote(body.mode.value, user))
+        self._written(asset_id)
+        return {"mode": mode}
 
     @app.put("/assets/{asset_id}/setpoints", response_model=WriteAnswer,
              responses=errors(401, 403, 404, 413, 422, 503))
@@ -247,7 +280,9 @@ class TwinLoopAPI:
         user: str = OPERATOR,
     ) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        return await _unprocessable(asset.write_setpoints.remote(body, user))
+        answer = await _unprocessable(asset.write_setpoints.remote(body, user))
+        self._written(asset_id)
+        return answer
 
     @app.get("/assets/{asset_id}/limits", response_model=dict[str, SignalLimits],
              responses=errors(401, 403, 404, 422, 503),
@@ -277,7 +312,9 @@ class TwinLoopAPI:
     async def approve(self, asset_id: str, number: int = Path(ge=1),
                       user: str = OPERATOR) -> dict[str, Any]:
         asset = self._asset(asset_id)
-        return await _unprocessable(asset.approve.remote(number, user))
+        answer = await _unprocessable(asset.approve.remote(number, user))
+        self._written(asset_id)
+        return answer
 
     @app.post("/assets/{asset_id}/proposals/{number}/reject", response_model=Proposal,
               responses=errors(401, 403, 404, 413, 422, 503))
@@ -304,7 +341,9 @@ class TwinLoopAPI:
         an invalid tuning is 422 naming the field and the bound, and the old one keeps
         running."""
         asset = self._asset(asset_id)
-        return await _unprocessable(asset.set_controller.remote(body, user))
+        answer = await _unprocessable(asset.set_controller.remote(body, user))
+        self._written(asset_id)
+        return answer
 
     @app.post("/assets/{asset_id}/safe-state", response_model=WriteAnswer,
               responses=errors(401, 403, 404, 413, 422, 503))
@@ -313,7 +352,9 @@ class TwinLoopAPI:
         proposal of source "safe-state", clamped to the engineering limits and audited;
         answers like ``PUT .../setpoints``."""
         asset = self._asset(asset_id)
-        return await _unprocessable(asset.safe_state.remote(user))
+        answer = await _unprocessable(asset.safe_state.remote(user))
+        self._written(asset_id)
+        return answer
 
     @app.post("/safe-state", response_model=dict[str, WriteAnswer | SafeStateFailure],
               responses=errors(401, 403, 413, 503))
@@ -323,6 +364,8 @@ class TwinLoopAPI:
         ids = list(self.assets)
         answers = await asyncio.gather(*(self.assets[i].safe_state.remote(user) for i in ids),
                                        return_exceptions=True)
+        for asset_id in ids:
+            self._written(asset_id)
         return {i: {"error": _message(a)} if isinstance(a, Exception) else a
                 for i, a in zip(ids, answers, strict=True)}
 
@@ -360,6 +403,7 @@ def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: Sequenc
     file = None if tokens_file is None else os.path.abspath(tokens_file)
     # mypy does not apply class decorators: serve.deployment made TwinLoopAPI a Deployment
     api = TwinLoopAPI.bind(  # type: ignore[attr-defined]
-        fleet.site.site.name, fleet.assets, fleet.safety, list(tokens), fleet.mqtt, file)
+        fleet.site.site.name, fleet.assets, fleet.safety, list(tokens), fleet.mqtt, file,
+        fleet.board, fleet.clock)
     serve.run(api, name="twinloop", route_prefix="/")
     return f"http://{host}:{port}"

@@ -14,7 +14,7 @@ value the asset or the safety actor refuses).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import FastAPI
@@ -112,15 +112,38 @@ class Timed(Value):
     time: float | None = Field(description="twin time the value was measured or applied")
 
 
-class Link(BaseModel):
-    """How the asset reaches its plant; each kind adds its own fields (Modbus: address,
-    unit_id, word_order, reconnect_attempts; MQTT: received, latest_time)."""
+class DirectLink(BaseModel):
+    """The simulated plant, called directly (lock-step)."""
 
-    model_config = ConfigDict(extra="allow")
-
-    kind: str = Field(description="modbus | direct | mqtt")
-    connected: bool | None = None
+    kind: Literal["direct"]
+    connected: bool
     error: str | None
+
+
+class ModbusLink(BaseModel):
+    """The plant's PLC over Modbus TCP."""
+
+    kind: Literal["modbus"]
+    address: str = Field(description="host:port of the PLC")
+    unit_id: int
+    word_order: str
+    connected: bool
+    error: str | None
+    reconnect_attempts: int = Field(description="failed connection attempts in a row")
+
+
+class MqttLink(BaseModel):
+    """Measurements pushed in from an MQTT broker."""
+
+    kind: Literal["mqtt"]
+    connected: bool | None = Field(description="null: the gateway holds the connection")
+    error: str | None
+    received: int = Field(description="samples received in all")
+    latest_time: float | None = Field(description="twin time of the newest sample")
+
+
+Link = Annotated[DirectLink | ModbusLink | MqttLink, Field(discriminator="kind")]
+"""How the asset reaches its plant; ``kind`` tells which."""
 
 
 class ControllerStatus(BaseModel):
@@ -147,9 +170,8 @@ class EstimatorStatus(BaseModel):
 
 
 class AssetStatus(BaseModel):
-    """Everything the twin knows of one asset."""
-
-    model_config = ConfigDict(extra="allow")
+    """Everything the twin knows of one asset: the JSON of engine.status.AssetStatus
+    (tests/serve/test_status_schema.py fails if the two differ in a field)."""
 
     id: str
     kind: str

@@ -9,6 +9,15 @@ from asyncua import ua
 import plants
 from actors.opcua_space import UNECE_NAMESPACE, AssetNodes, eu_information, unit_id
 from engine.config import parse_site
+from engine.messages import Mode
+from engine.status import (
+    AssetStatus,
+    ControllerStatus,
+    DirectLinkStatus,
+    EstimatedQuantity,
+    EstimatorStatus,
+    TimedQuantity,
+)
 
 SITE = """
 [site]
@@ -25,13 +34,21 @@ def tank() -> AssetNodes:
     return AssetNodes(site.assets[0], plants.model_of(site.assets[0]), ns=2)
 
 
-def status(measured_at: float, age: float, m_oil: float = 0.6, revision: int = 1) -> dict:
-    return {"id": "tank-01", "time": measured_at, "revision": revision, "measurement_age_s": age,
-            "mode": "AUTONOMOUS",
-            "healthy": True, "errors": [],
-            "measurement": {"T_bulk": {"value": 430.0, "time": measured_at}},
-            "estimate": {"T_bulk": {"value": 430.1}},
-            "setpoints": {"m_oil": {"value": m_oil, "time": measured_at}}}
+def status(measured_at: float, age: float, m_oil: float = 0.6, revision: int = 1) -> AssetStatus:
+    return AssetStatus(
+        id="tank-01", kind="asphalt_tank", time=measured_at, revision=revision,
+        measurement_age_s=age, mode=Mode.AUTONOMOUS, healthy=True, errors=[],
+        link=DirectLinkStatus(),
+        measurement={"T_bulk": TimedQuantity(value=430.0, unit="K", time=measured_at)},
+        estimate={"T_bulk": EstimatedQuantity(value=430.1, unit="K", std=0.1)},
+        setpoints={"m_oil": TimedQuantity(value=m_oil, unit="kg/s", time=measured_at)},
+        reference={}, controller=ControllerStatus(backend="do-mpc", status=None,
+                                                  solve_time_s=None, reason=None),
+        nis=None, estimator=EstimatorStatus(
+            kind="ekf", parameters={}, innovation={}, nis=None, dof=1, nis_threshold=None,
+            significance=0.01, anomaly=False, anomalies=0, persistent_anomaly=False,
+            recent_anomalies="0 of the last 10"),
+        period_s=120.0, ticks=1, overruns=0, outputs_held=False, restarted=False)
 
 
 def test_unit_ids_follow_opc_10000_8():

@@ -1,0 +1,200 @@
+"""HTTP status reads under load, and what they cost the control ticks (issue 11 item 6).
+
+    python bench/http.py [--clients 20] [--seconds 10]
+
+The pilot site (examples/pilot.toml: 12 assets of every kind, Modbus PLCs, as ``make
+demo`` runs it) runs in real time at its own speed on an embedded Ray with the HTTP API.
+``CLIENTS`` concurrent clients (aiohttp, in this process) read ``GET /assets/tank-01`` as
+fast as they are answered, for ``SECONDS`` wall seconds per phase:
+
+- ``pushed``: the API as deployed, answering from the statuses the assets push
+  (serve.status_cache);
+- ``pull`` (the baseline, measured in the same run): the same routes deployed a second
+  time under ``/pull`` without the status board, so every read asks the asset's shard,
+  as before pushes existed;
+- ``pushed_mixed`` and ``pull_mixed``: the same, with one more client writing
+  ``PUT /assets/tank-01/reference`` (the reference it already has: audited, no change to
+  the control) back to back.
+
+Each phase reports reads per second, read latency p50 and p99 (ms), writes per second,
+errors, and the control ticks and deadline overruns of the whole fleet during it (from
+each asset's ``ticks`` and ``overruns``). Ratios pushed / pull are the gain. The goal
+(issue 11 item 6): at least 1,000 reads/s at p99 <= 50 ms, no overrun during the load.
+Results are merged into ``bench/results.json`` under ``"http"``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# this file is named http.py: its folder goes after the standard library's ``http``
+sys.path.append(sys.path.pop(0))
+
+import argparse
+import asyncio
+import os
+import platform
+import secrets
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import ray
+import results_file
+from ray import serve
+
+import plants
+from actors.fleet import Fleet, build_fleet
+from engine.clock import ClockSpec
+from engine.config import load_site
+from serve.app import TwinLoopAPI, start_http
+from serve.auth import Token, hash_token
+
+PILOT = Path(__file__).resolve().parents[1] / "examples" / "pilot.toml"
+ASSET = "tank-01"
+WARM_UP_S = 600.0
+"""Wall seconds at most to wait for every asset's first ticks."""
+
+
+def pilot(audit_db: Path):
+    site = plants.resolve_site(load_site(PILOT), PILOT)
+    return msgspec.structs.replace(
+        site, site=msgspec.structs.replace(site.site, name="bench-http", audit_db=str(audit_db)))
+
+
+def fleet_counts(fleet: Fleet) -> tuple[int, int]:
+    """(ticks, overruns) of the whole fleet, asked of the shards."""
+    statuses = ray.get([handle.status.remote() for handle in fleet.assets.values()])
+    return sum(s["ticks"] for s in statuses), sum(s["overruns"] for s in statuses)
+
+
+def wait_ticking(fleet: Fleet, ticks: int) -> None:
+    give_up = time.monotonic() + WARM_UP_S
+    while time.monotonic() < give_up:
+        statuses = ray.get([h.status.remote() for h in fleet.assets.values()])
+        if min(s["ticks"] for s in statuses) >= ticks:
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"the fleet did not tick {ticks} times within {WARM_UP_S} s")
+
+
+async def load(url: str, token: str, prefix: str, clients: int, seconds: float,
+               write: bool) -> dict[str, Any]:
+    """``clients`` readers of GET {prefix}/assets/ASSET (and a writer if ``write``) for
+    ``seconds``; each reader's loop stops by itself at the end."""
+    headers = {"Authorization": f"Bearer {token}"}
+    read_ms: list[float] = []
+    writes = errors = 0
+    connector = aiohttp.TCPConnector(limit=clients + 1)
+    async with aiohttp.ClientSession(url, headers=headers, connector=connector) as session:
+        async with session.get(f"{prefix}/assets/{ASSET}") as reply:
+            reference = (await reply.json())["reference"]
+        body = {name: entry["value"] for name, entry in reference.items()}
+        end = time.monotonic() + seconds
+
+        async def reader() -> None:
+            nonlocal errors
+            while time.monotonic() < end:
+                start = time.perf_counter()
+                async with session.get(f"{prefix}/assets/{ASSET}") as reply:
+                    await reply.read()
+                    if reply.status != 200:
+                        errors += 1
+                        continue
+                read_ms.append(1000.0 * (time.perf_counter() - start))
+
+        async def writer() -> None:
+            nonlocal writes, errors
+            while time.monotonic() < end:
+                async with session.put(f"{prefix}/assets/{ASSET}/reference",
+                                       json=body) as reply:
+                    await reply.read()
+                    if reply.status == 200:
+                        writes += 1
+                    else:
+                        errors += 1
+
+        started = time.monotonic()
+        tasks = [reader() for _ in range(clients)] + ([writer()] if write else [])
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - started
+    read_ms.sort()
+    return {"reads": len(read_ms), "reads_per_s": round(len(read_ms) / elapsed, 1),
+            "p50_ms": round(statistics.median(read_ms), 2) if read_ms else None,
+            "p99_ms": round(read_ms[int(0.99 * (len(read_ms) - 1))], 2) if read_ms else None,
+            "writes_per_s": round(writes / elapsed, 1), "errors": errors,
+            "seconds": round(elapsed, 1)}
+
+
+def phase(fleet: Fleet, url: str, token: str, prefix: str, clients: int, seconds: float,
+          write: bool) -> dict[str, Any]:
+    ticks, overruns = fleet_counts(fleet)
+    result = asyncio.run(load(url, token, prefix, clients, seconds, write))
+    ticks_after, overruns_after = fleet_counts(fleet)
+    result.update(ticks=ticks_after - ticks, overruns=overruns_after - overruns)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    token = secrets.token_urlsafe(32)
+    tokens = [Token("bench", "operator", hash_token(token))]
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            site = pilot(Path(tmp) / "audit.db")
+            fleet = build_fleet(site, ClockSpec(speed=site.site.speed), namespace="bench-http",
+                                modbus=True)
+            fleet.start()
+            url = start_http(fleet, "127.0.0.1", free_port(), tokens)
+            # the baseline: the same routes, every read asking the asset's shard
+            pull = TwinLoopAPI.bind(  # type: ignore[attr-defined]
+                site.site.name, fleet.assets, fleet.safety, tokens)
+            serve.run(pull, name="pull", route_prefix="/pull")
+            wait_ticking(fleet, 2)
+            phases = {}
+            for name, prefix, write in (("pushed", "", False), ("pull", "/pull", False),
+                                        ("pushed_mixed", "", True),
+                                        ("pull_mixed", "/pull", True)):
+                phases[name] = phase(fleet, url, token, prefix, args.clients, args.seconds,
+                                     write)
+                print(name, phases[name], flush=True)
+            serve.shutdown()
+            fleet.shutdown()
+    finally:
+        ray.shutdown()
+    pushed, baseline = phases["pushed"], phases["pull"]
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "site": "examples/pilot.toml (12 assets, Modbus), real time at its own speed",
+        "route": f"GET /assets/{ASSET}",
+        "clients": args.clients,
+        **phases,
+        "reads_per_s_ratio_pushed_over_pull": round(
+            pushed["reads_per_s"] / max(baseline["reads_per_s"], 1e-9), 2),
+        "p99_ratio_pushed_over_pull": round(pushed["p99_ms"] / baseline["p99_ms"], 3),
+        "goal": "reads_per_s >= 1000, p99_ms <= 50, overruns 0 (issue 11 item 6)",
+    }
+    results_file.save("http", result)
+    print(msgspec.json.format(msgspec.json.encode(result), indent=2).decode())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""An asset's status as one typed message: what HTTP, OPC UA and a live console read.
+
+A hosted asset (actors.asset.HostedAsset) builds its ``AssetStatus`` once per tick and
+once after each operator command; its shard pushes the statuses built during a tick
+instant as ONE ``StatusBatch`` to the site's status board (actors.status_board), which
+keeps the latest of every asset and hands them on (``StatusUpdate``) to its readers: the
+HTTP replica answers ``GET /assets/{id}`` from it, the OPC UA gateway writes its nodes
+from it. ``GET /assets/{id}`` answers exactly this Struct as JSON (``encode_json``), so
+the HTTP answer and the Struct cannot differ; serve.schemas documents it for OpenAPI and
+tests/serve/test_status_schema.py fails if the two drift apart.
+
+Values are SI, each with its unit; times are twin seconds (UNIX seconds of the twin's
+clock). A number that may be absent or unbounded is ``None`` (JSON ``null``); a NaN or
+infinite float is encoded as ``null`` too.
+
+Extending: add a field WITH a default anywhere (the Structs are keyword-only), e.g.
+``plc_writes: list[PlcWrite] = []``; a reader built before the field was added ignores it,
+and a status pushed by an older shard decodes with the default. Then document it in
+serve.schemas.AssetStatus (the schema test names what is missing).
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from engine.messages import Mode
+
+
+class Quantity(msgspec.Struct, frozen=True, kw_only=True):
+    """A value in its unit (SI)."""
+
+    value: float | None
+    unit: str
+
+
+class EstimatedQuantity(Quantity, frozen=True, kw_only=True):
+    """An estimated value and its standard deviation, same unit."""
+
+    std: float | None
+
+
+class TimedQuantity(Quantity, frozen=True, kw_only=True):
+    """A value with the twin time it was measured or applied, s."""
+
+    time: float | None
+
+
+class DirectLinkStatus(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind",
+                       tag="direct"):
+    """The simulated plant, called directly (lock-step)."""
+
+    connected: bool = True
+    error: str | None = None
+
+
+class ModbusLinkStatus(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind",
+                       tag="modbus"):
+    """The plant's PLC over Modbus TCP."""
+
+    address: str
+    unit_id: int
+    word_order: str
+    connected: bool
+    error: str | None
+    reconnect_attempts: int
+
+
+class MqttLinkStatus(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="mqtt"):
+    """Measurements pushed in from an MQTT broker."""
+
+    connected: bool | None = None
+    """Not known: the gateway, not the asset, holds the broker connection."""
+    error: str | None
+    received: int
+    latest_time: float | None
+
+
+LinkStatus = DirectLinkStatus | ModbusLinkStatus | MqttLinkStatus
+"""How the asset reaches its plant; ``kind`` tells which."""
+
+
+class ControllerStatus(msgspec.Struct, frozen=True, kw_only=True):
+    backend: str
+    status: str | None
+    """The last solve's status; None before the first."""
+    solve_time_s: float | None
+    reason: str | None
+    """The controller's explanation of its last proposal."""
+
+
+class EstimatorStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Kind, estimated parameters, and the last innovation with its chi-square test."""
+
+    kind: str
+    parameters: dict[str, EstimatedQuantity]
+    innovation: dict[str, Quantity]
+    nis: float | None
+    dof: int
+    nis_threshold: float | None
+    significance: float
+    anomaly: bool
+    anomalies: int
+    persistent_anomaly: bool
+    recent_anomalies: str
+
+
+class AssetSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of ``GET /assets``."""
+
+    id: str
+    kind: str
+    mode: Mode
+    healthy: bool
+
+
+class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the twin knows of one asset, as of twin time ``time`` (its last tick)
+    and ``revision`` (counted up at every tick and operator action of the asset, so a
+    reader can tell a newer snapshot from an older one). ``measurement_age_s`` is the
+    newest measurement's age when the status was built."""
+
+    id: str
+    kind: str
+    mode: Mode
+    time: float
+    revision: int
+    healthy: bool
+    link: LinkStatus
+    measurement_age_s: float | None
+    estimate: dict[str, EstimatedQuantity]
+    measurement: dict[str, TimedQuantity]
+    setpoints: dict[str, TimedQuantity]
+    reference: dict[str, Quantity]
+    controller: ControllerStatus
+    nis: float | None
+    estimator: EstimatorStatus
+    period_s: float
+    ticks: int
+    overruns: int
+    errors: list[str]
+    outputs_held: bool
+    restarted: bool
+
+    def summary(self) -> AssetSummary:
+        return AssetSummary(id=self.id, kind=self.kind, mode=self.mode, healthy=self.healthy)
+
+    def newer_than(self, other: AssetStatus) -> bool:
+        """This snapshot supersedes ``other``: a later revision, or a later tick (a
+        restarted shard counts revisions from 0 again)."""
+        return self.revision > other.revision or self.time > other.time
+
+
+class StatusBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """What one shard pushes after a tick instant (or an operator command): the statuses
+    its assets built since its last push, at most ``actors.shard.PUSH_CHUNK`` of them."""
+
+    shard: str
+    statuses: list[AssetStatus]
+
+
+class StatusUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """What the status board hands a reader: every status that changed after the
+    reader's ``since``, and the board's ``version`` to ask from next time."""
+
+    version: int
+    statuses: list[AssetStatus]
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+_json = msgspec.json.Encoder()
+
+
+def encode_json(value: msgspec.Struct | list) -> bytes:
+    """The HTTP body of a status or summary (NaN and infinities as null)."""
+    return _json.encode(value)
