@@ -144,6 +144,8 @@ class HostedAsset:
         self.on_status: Callable[[AssetStatus], None] | None = None
         """Where each status built goes (the shard's push to the status board)."""
         self.revision = 0
+        self.built_at: float | None = None
+        """Wall-clock time of the latest status built (engine.status.AssetStatus.built_at)."""
 
     # -- restarts --------------------------------------------------------------------------
 
@@ -518,7 +520,13 @@ class HostedAsset:
             errors=[e for e in (link.error, self.safety_error, self.tick_error) if e],
             outputs_held=self.safety_error is not None,
             restarted=self.restarted,
+            built_at=self._stamp(),
         )
+
+    def _stamp(self) -> float:
+        """Now, wall clock: when the status being built was built."""
+        self.built_at = time.time()
+        return self.built_at
 
     def _estimator_status(self) -> EstimatorStatus:
         """Kind, estimated parameters, and the last innovation with its chi-square test."""
@@ -563,7 +571,7 @@ class HostedAsset:
 
     def summary(self) -> AssetSummary:
         return AssetSummary(id=self.id, kind=self.config.kind, mode=self.mode,
-                            healthy=self._healthy(self.link.status()))
+                            healthy=self._healthy(self.link.status()), built_at=self.built_at)
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self.metrics.snapshot(self.config.id, self.config.kind)

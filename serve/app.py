@@ -11,6 +11,7 @@
                                             controller                       viewer
     GET  /assets/{id}/view                  the kind's operator screen (plants.views):
                                             cards, breakdowns, curves, plan  viewer
+    WS   /live                              statuses pushed as assets tick   viewer
     PUT  /assets/{id}/reference             {output: target}  (SI)           operator
     PUT  /assets/{id}/mode                  {"mode": "OFF" | "MANUAL" | "ADVISORY" |
                                              "AUTONOMOUS"}                   operator
@@ -51,7 +52,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
+from fastapi import (
+    Body,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Path,
+    Query,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from pydantic import BaseModel
 from ray import serve
 
@@ -61,7 +72,16 @@ from engine.metrics import render
 from engine.status import AssetSummary as SummaryStruct
 from engine.status import encode_json
 from plants.views import AssetView
-from serve.auth import Role, RoleRequired, Token, TokenTable, caller, install
+from serve.auth import (
+    INVALID_TOKEN,
+    Role,
+    RoleRequired,
+    Token,
+    TokenTable,
+    caller,
+    identify,
+    install,
+)
 from serve.console import install_console
 from serve.docs import serve_docs
 from serve.edge import install_edge
@@ -88,6 +108,10 @@ from serve.schemas import (
 )
 from serve.status_cache import StatusCache
 
+LIVE_HELLO_S = 10.0
+"""How long /live waits for the client's token before closing."""
+LIVE_FOLLOW_MAX = 1000
+"""Assets one /live client may follow at once."""
 AUDIT_TIMEOUT_S = 10.0
 """How long GET .../audit waits for the safety actor (restarting, or busy) before 503."""
 
@@ -233,6 +257,62 @@ class TwinLoopAPI:
         return {"total": len(matching), "offset": offset,
                 "kinds": sorted({s.kind for s in summaries}),
                 "items": msgspec.to_builtins(matching[offset:offset + limit])}
+
+    @app.websocket("/live")
+    async def live(self, socket: WebSocket) -> None:
+        """Statuses pushed as the assets tick (serve.status_cache listeners), for the
+        console. The client's first message authenticates, ``{"token": "<bearer token>"}``
+        (a browser cannot set headers on a WebSocket; viewer role); then ``{"follow":
+        [asset ids]}`` (any time) chooses which assets' statuses it gets, as
+        ``{"statuses": [AssetStatus, ...]}`` (the GET /assets/{id} body; the newest of
+        each asset that arrived since the last message). A bad token or role gets
+        ``{"error": ...}`` and close code 1008."""
+        await socket.accept()
+        try:
+            hello = await asyncio.wait_for(socket.receive_json(), LIVE_HELLO_S)
+            identity = identify(str(hello.get("token", ""))) if isinstance(hello, dict) else None
+        except (TimeoutError, ValueError, WebSocketDisconnect):
+            identity = None
+        if identity is None or identity[1] < Role.VIEWER:
+            await socket.send_json({"error": INVALID_TOKEN})
+            await socket.close(code=1008)
+            return
+        try:
+            feed = self.statuses.listen()
+        except LookupError as error:
+            await socket.send_json({"error": str(error)})
+            await socket.close(code=1011)
+            return
+        followed: set[str] = set()
+
+        async def choose() -> None:
+            while True:
+                message = await socket.receive_json()
+                if isinstance(message, dict) and isinstance(message.get("follow"), list):
+                    followed.clear()
+                    followed.update(str(i) for i in message["follow"][:LIVE_FOLLOW_MAX])
+
+        chooser = asyncio.create_task(choose())  # ends when the client goes
+        try:
+            while True:
+                getter = asyncio.ensure_future(feed.get())
+                await asyncio.wait({getter, chooser}, return_when=asyncio.FIRST_COMPLETED)
+                if chooser.done():
+                    getter.cancel()
+                    return
+                newest = {getter.result().id: getter.result()}
+                while not feed.empty():  # arrival order: a later status is a newer one
+                    status = feed.get_nowait()
+                    newest[status.id] = status
+                bodies = [self.statuses.body(s) for s in newest.values() if s.id in followed]
+                if bodies:
+                    await socket.send_text('{"statuses":['
+                                           + ",".join(b.decode() for b in bodies) + "]}")
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.statuses.unlisten(feed)
+            chooser.cancel()
 
     @app.get("/assets/{asset_id}", response_model=AssetStatus,
              responses=errors(401, 403, 404, 422, 503))

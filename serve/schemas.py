@@ -79,6 +79,8 @@ class AssetSummary(BaseModel):
     kind: str
     mode: Mode
     healthy: bool
+    built_at: float | None = Field(None, description="wall-clock UNIX time of the asset's "
+                                   "latest status, s; null before its first")
 
 
 class Identity(BaseModel):
@@ -194,6 +196,8 @@ class AssetStatus(BaseModel):
     errors: list[str]
     outputs_held: bool = Field(description="the safety actor is unreachable: outputs hold")
     restarted: bool
+    built_at: float | None = Field(None, description="wall-clock UNIX time the status was "
+                                   "built, s (right after the tick's decision)")
 
 
 class ReferenceAnswer(BaseModel):

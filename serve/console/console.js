@@ -131,17 +131,27 @@ function fleetPage() {
       if (item) items.push([i, item]);
     }
     rows.replaceChildren(...items.map(([i, a]) => fleetRow(a, i)));
+    live.follow(items.map(([, a]) => a.id), (status) => {
+      const row = rows.querySelector(`[data-asset="${CSS.escape(status.id)}"]`);
+      if (row) row.replaceWith(fleetRow({ ...status, alarms: row.alarms },
+        Math.round(parseFloat(row.style.top) / ROW_PX)));
+      measured(status);
+    });
   }
 
   function fleetRow(asset, index) {
     const alarms = asset.alarms || {};
-    return el("a", { class: "row", role: "row", href: `#/asset/${encodeURIComponent(asset.id)}`,
-      style: `top:${index * ROW_PX}px`, "data-asset": asset.id },
+    const row = el("a", { class: "row", role: "row",
+      href: `#/asset/${encodeURIComponent(asset.id)}`, style: `top:${index * ROW_PX}px`,
+      "data-asset": asset.id },
     el("span", { role: "cell" }, asset.id), el("span", { role: "cell" }, asset.kind),
     el("span", { role: "cell", class: `mode ${asset.mode}` }, asset.mode),
     el("span", { role: "cell" }, badge(asset.healthy)),
     el("span", { role: "cell" }, alarmSummary(alarms)),
-    el("span", { role: "cell" }, age(asset.tick_age_s)));
+    el("span", { role: "cell", class: "age", "data-built": asset.built_at ?? "" }, "—"));
+    row.alarms = alarms;
+    showAge(row.querySelector(".age"));
+    return row;
   }
 
   function reset() {
@@ -157,8 +167,24 @@ function fleetPage() {
   kind.addEventListener("change", reset);
   scroller.addEventListener("scroll", () => requestAnimationFrame(paint));
   current = { kind: "fleet", refresh: () => { pages.clear(); paint(); } };
-  live.follow([]);
   paint();
+}
+
+function showAge(cell) {
+  const built = parseFloat(cell.dataset.built);
+  cell.textContent = Number.isFinite(built) ? age(Date.now() / 1000 - built) : "—";
+}
+setInterval(() => document.querySelectorAll(".age[data-built]").forEach(showAge), 1000);
+
+/** Tick-to-browser latency of each live status shown, ms (read by bench/console.py). */
+window.twinloop = { latencies: [] };
+function measured(status) {
+  if (status.built_at == null) return;
+  requestAnimationFrame(() => {
+    const latencies = window.twinloop.latencies;
+    latencies.push(Date.now() - status.built_at * 1000);
+    if (latencies.length > 10000) latencies.splice(0, latencies.length - 10000);
+  });
 }
 
 export function alarmSummary(alarms) {
@@ -195,7 +221,9 @@ async function assetPage(id) {
   paintWrites(writes, status, limits, page);
   page.paint(status);
   current = { ...page, refresh: () => assetPage(id) };
-  live.follow([id], (s) => { if (current?.id === s.id) { current.paint(s); } });
+  live.follow([id], (s) => {
+    if (current?.id === s.id) { current.paint(s); measured(s); }
+  });
   await page.refreshLists();
 }
 
@@ -271,7 +299,7 @@ function paintWrites(node, s, limits, page) {
 }
 
 function paintProposals(node, id, proposals, page) {
-  const pending = proposals.filter((p) => p.status === "pending");
+  const pending = proposals;  // the queue holds only those awaiting a decision
   const act = (p, verb) => el("button", { type: "button", "data-action": verb,
     onclick: async () => {
       try { await api(`/assets/${id}/proposals/${p.n}/${verb}`, { method: "POST" }); }

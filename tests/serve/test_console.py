@@ -136,7 +136,7 @@ def test_each_kind_page_draws_its_screen_from_the_twin(page, asset_id):
     page.goto(f"/#/asset/{asset_id}")
     panel = page.locator("section.panel")
     panel.get_by_role("heading", name=KIND_PAGES[asset_id]).wait_for()
-    page.wait_for_function("() => document.querySelector('section.panel').dataset.revision")
+    page.wait_for_function("() => document.querySelector('section.panel')?.dataset.revision")
     if asset_id == "well-01":
         page.locator(".js-plotly-plot").nth(2).wait_for()  # cards, fillage, Goodman
         assert page.locator("svg.pump").get_attribute("data-spm") is not None
@@ -173,3 +173,35 @@ def test_an_operator_approves_a_proposal_and_finds_it_in_the_audit(page, fleet):
     audit.first.wait_for()
     assert "SPM" in audit.first.inner_text()
     assert page.problems == []
+
+
+def test_pages_update_live_as_the_assets_tick(page, fleet):
+    """Pushed, not polled: after the page is drawn, ticks of the fleet reach it over the
+    WebSocket (the status revision on the page moves on, and the fleet list's age too)."""
+    sign_in(page, "viewer")
+    page.goto("/#/asset/cell-01")
+    page.get_by_text("live", exact=True).wait_for()
+    page.wait_for_function("() => document.querySelector('section.panel')?.dataset.revision")
+    shown = int(page.locator("section.panel").get_attribute("data-revision"))
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    fleet.run_for(300.0)
+    page.wait_for_function(
+        f"() => +document.querySelector('section.panel')?.dataset.revision > {shown}")
+    assert not any(url.endswith("/assets/cell-01") for url in requests)  # not polled
+    assert page.evaluate("window.twinloop.latencies.length") > 0
+    assert page.problems == []
+
+
+def test_live_feed_refuses_a_socket_without_a_valid_token(url):
+    import json
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with connect(url.replace("http", "ws", 1) + "/live") as socket:
+        socket.send(json.dumps({"token": "wrong"}))
+        assert json.loads(socket.recv(timeout=30)) == {"error": "invalid bearer token"}
+        with pytest.raises(ConnectionClosed):
+            socket.recv(timeout=30)
+        assert socket.close_code == 1008
