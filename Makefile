@@ -38,6 +38,7 @@ bench: install
 	$(PY) bench/mpc.py
 	$(PY) bench/plan.py
 	$(PY) bench/historian.py
+	$(PY) bench/console.py
 	$(PY) bench/http_load.py
 
 clean:

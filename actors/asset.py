@@ -85,7 +85,7 @@ from engine.status import (
     TimedQuantity,
     finite_or_none,
 )
-from plants import model_of
+from plants import model_of, view_of
 
 log = logging.getLogger(__name__)
 SAFETY_TIMEOUT_S = 2.0
@@ -169,6 +169,8 @@ class HostedAsset:
         """The latest write around the gate of each signal, as the status shows it."""
         self.restore_report: list[str] = []
         """What this asset's restore point held that no longer fits it, and was skipped."""
+        self.built_at: float | None = None
+        """Wall-clock time of the latest status built (engine.status.AssetStatus.built_at)."""
 
     # -- restarts --------------------------------------------------------------------------
 
@@ -622,7 +624,13 @@ class HostedAsset:
             outputs_held=self.safety_error is not None,
             restarted=self.restarted,
             external_writes=sorted(self.external_writes.values(), key=lambda w: w.time),
+            built_at=self._stamp(),
         )
+
+    def _stamp(self) -> float:
+        """Now, wall clock: when the status being built was built."""
+        self.built_at = time.time()
+        return self.built_at
 
     def _estimator_status(self) -> EstimatorStatus:
         """Kind, estimated parameters, and the last innovation with its chi-square test."""
@@ -645,6 +653,18 @@ class HostedAsset:
             recent_anomalies=f"{loop.anomalies.count} of the last {loop.anomalies.size}",
         )
 
+    async def view(self) -> bytes:
+        """What the asset's operator screen shows (plants.views), at the twin's estimate,
+        JSON-encoded; computed on the shard's threads (a rod pump's cards take ms)."""
+        loop = self.loop
+        measured = {} if loop.last_measurement is None else loop.last_measurement.values
+
+        def compute() -> bytes:
+            return msgspec.json.encode(view_of(self.config, self.model, loop.x, loop.u, loop.d,
+                                               loop.parameters(), loop.reference, measured))
+
+        return await asyncio.get_running_loop().run_in_executor(self._numerics, compute)
+
     def controller_tuning(self) -> dict[str, Any]:
         return describe(self.model, self.config.resolved_controller(), self.config.limits,
                         CONTROLLER_BACKENDS)
@@ -655,7 +675,7 @@ class HostedAsset:
 
     def summary(self) -> AssetSummary:
         return AssetSummary(id=self.id, kind=self.config.kind, mode=self.mode,
-                            healthy=self._healthy(self.link.status()))
+                            healthy=self._healthy(self.link.status()), built_at=self.built_at)
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self.metrics.snapshot(self.config.id, self.config.kind)

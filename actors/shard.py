@@ -411,6 +411,9 @@ class Shard:
         self.status_queries += 1
         return msgspec.to_builtins((await self._hosted(asset_id)).summary())
 
+    async def view(self, asset_id: str) -> bytes:
+        return await (await self._hosted(asset_id)).view()
+
     async def metrics_snapshot(self, asset_id: str) -> dict[str, Any]:
         return (await self._hosted(asset_id)).metrics_snapshot()
 

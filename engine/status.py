@@ -113,6 +113,8 @@ class AssetSummary(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     mode: Mode
     healthy: bool
+    built_at: float | None = None
+    """Wall-clock UNIX time of the asset's latest status, s (None before its first)."""
 
 
 class ExternalWriteSeen(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,9 +161,13 @@ class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
     restarted: bool
     external_writes: list[ExternalWriteSeen] = []
     """Writes around the gate read back from the PLC, one per signal, oldest first."""
+    built_at: float | None = None
+    """Wall-clock UNIX time the status was built, s (right after the tick's decision or
+    the operator command): how old a pushed copy is, e.g. on a live console."""
 
     def summary(self) -> AssetSummary:
-        return AssetSummary(id=self.id, kind=self.kind, mode=self.mode, healthy=self.healthy)
+        return AssetSummary(id=self.id, kind=self.kind, mode=self.mode, healthy=self.healthy,
+                            built_at=self.built_at)
 
     def newer_than(self, other: AssetStatus) -> bool:
         """This snapshot supersedes ``other``: a later revision, or a later tick (a

@@ -37,6 +37,7 @@ from plants import (
     rod_pump,
     smelter_cell,
 )
+from plants.views import AssetView
 
 _MODULES = (asphalt_tank, asphalt_terminal, centrifugal_pump, dra_pipeline, rod_pump, smelter_cell)
 BUILDERS: dict[str, Callable[..., PlantModel]] = {m.KIND: m.build_model for m in _MODULES}
@@ -99,6 +100,19 @@ def _structural_model(kind: str, dt: float, structure: bytes) -> PlantModel:
 @functools.lru_cache(maxsize=4096)
 def _shared_model(kind: str, dt: float, structure: bytes, parameters: bytes) -> PlantModel:
     return _structural_model(kind, dt, structure).with_parameters(msgspec.json.decode(parameters))
+
+
+def view_of(asset: AssetConfig, model: PlantModel, x, u, d, p, reference: Mapping[str, float],
+            measured: Mapping[str, float]) -> AssetView:
+    """What the asset's operator screen shows (plants.views) at states ``x``, inputs ``u``,
+    disturbances ``d`` and parameters ``p`` (vectors in the model's order, SI: the twin's
+    estimate), with the model's outputs there, the controller's ``reference`` and the
+    latest ``measured`` outputs (what only a measurement tells: a card's confidence)."""
+    module = next(m for m in _MODULES if m.KIND == asset.kind)
+    named = [group.mapping(values) for group, values in (
+        (model.states, x), (model.inputs, u), (model.disturbances, d), (model.parameters, p))]
+    y = model.outputs.mapping(model.output(0.0, x, u, d, p))
+    return module.view(model, asset, *named, y, reference, measured)
 
 
 def synthesizer_of(asset: AssetConfig) -> Synthesize | None:

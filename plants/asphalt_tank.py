@@ -38,10 +38,13 @@ at 250 °C. Storage band 140–180 °C; 200 °C is the coking limit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import casadi as ca
 
 from engine.config import (
     AlarmSettings,
+    AssetConfig,
     ControllerSettings,
     EstimatorSettings,
     PlantDefaults,
@@ -51,6 +54,7 @@ from engine.model import PlantModel
 from engine.signals import Signal
 from plants import bitumen
 from plants.steady_state import at_steady_state
+from plants.views import TankView
 
 KIND = "asphalt_tank"
 CELSIUS = bitumen.CELSIUS
@@ -145,3 +149,13 @@ def build_model(dt: float = 120.0) -> PlantModel:
     # residuals in µK/s: far above rounding, far below any drift that matters
     return at_steady_state(model, ["T_return"], ["m_oil"],
                            lambda rates, _: rates / 1e-6, abstol=1e-6)
+
+
+def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> TankView:
+    """The tank's screen at the twin's estimate (plants.views.TankView); the coil duty is
+    the hot oil's heat given up, m_oil c_oil (T_supply - T_return), W."""
+    return TankView(T_bulk=float(x["T_bulk"]), T_return=float(x["T_return"]),
+                    T_supply=float(d["T_supply"]), oil_flow=float(u["m_oil"]),
+                    coil_duty=float(u["m_oil"] * p["c_oil"] * (d["T_supply"] - x["T_return"])))

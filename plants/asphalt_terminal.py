@@ -109,6 +109,7 @@ import numpy as np
 
 from engine.config import (
     AlarmSettings,
+    AssetConfig,
     ControllerSettings,
     EstimatorSettings,
     PlantDefaults,
@@ -119,6 +120,7 @@ from engine.signals import Signal
 from plants import bitumen
 from plants.asphalt_tank import COIL_TUBE_DIAMETER
 from plants.steady_state import at_steady_state
+from plants.views import Tank, TerminalView
 
 KIND = "asphalt_terminal"
 
@@ -137,12 +139,16 @@ class TankSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         shell_height: shell height, m (above the nominal level).
         level: nominal level, m (above the heel, below the shell height).
         coil_area: outside area of the heating coil, m^2 (> 0).
+        x, y: plan position of the tank's centre, m east and north of the terminal's
+            datum; without them the console lays the tanks out (``plan_positions``).
     """
 
     diameter: float
     shell_height: float
     level: float
     coil_area: float
+    x: float | None = None
+    y: float | None = None
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.diameter <= 60.0:
@@ -190,6 +196,27 @@ VAPOUR_FILM = 4.0
 vertical wall at dT of about 30 K (module docstring)."""
 _FLOW_FLOOR = 1e-6
 """Added to a coil's flow in its NTU only, so a shut coil gives exp(-inf) = 0, kg/s."""
+
+
+def plan_positions(tanks: Sequence[TankSpec]) -> list[tuple[float, float]]:
+    """Each tank's plan position (centre, m): its own ``x, y`` if the site file gives them,
+    else two rows in site-file order, shell to shell (D_i + D_j) / 6 apart and at least
+    0.9 m (NFPA 30 Table 22.4.2.1's spacing of adjacent tanks)."""
+    per_row = max(1, -(-len(tanks) // 2))
+    rows = [list(tanks[i:i + per_row]) for i in range(0, len(tanks), per_row)]
+    width = max(t.diameter for t in tanks)
+    laid, y = [], 0.0
+    for row in rows:
+        x, previous = 0.0, None
+        for tank in row:
+            if previous is not None:
+                gap = max(0.9, (previous.diameter + tank.diameter) / 6)
+                x += previous.diameter / 2 + gap + tank.diameter / 2
+            laid.append((x, y))
+            previous = tank
+        y -= width + max(0.9, width / 3)
+    return [(t.x, t.y) if t.x is not None and t.y is not None else position
+            for t, position in zip(tanks, laid, strict=True)]
 
 
 def _tags(tanks: int) -> list[str]:
@@ -370,7 +397,8 @@ def build_model(dt: float = 300.0,
 
 
 def _terminal(tags, x, u, d, p):
-    """(dx/dt, y) of the whole terminal as name -> expression mappings."""
+    """(dx/dt, y) of the whole terminal as name -> expression mappings, with each tank's
+    coil (hot-oil flow kg/s, duty W) by tag and the bypass flow, kg/s."""
     phi, sg, c_oil = p["top_fraction"], p["SG"], p["c_oil"]
     T_sup, T_amb, flow = u["T_supply"], d["T_ambient"], u["m_loop"]
     T_in = d["T_receipt"]
@@ -378,7 +406,7 @@ def _terminal(tags, x, u, d, p):
         flow, [u[f"valve_{tag}"] for tag in tags],
         [p[f"valve_capacity_{tag}"] for tag in tags], p["bypass_capacity"])
     heat_returned = bypass_flow * T_sup
-    rates, values = {}, {}
+    rates, values, coils = {}, {}, {}
     for tag, coil_flow in zip(tags, flows, strict=True):
         T_b, T_t, m = x[f"T_bulk_{tag}"], x[f"T_top_{tag}"], x[f"mass_{tag}"]
         w, r = d[f"draw_{tag}"], d[f"receipt_{tag}"]
@@ -398,6 +426,7 @@ def _terminal(tags, x, u, d, p):
         T_out = coil_outlet_temperature(
             T_b, T_sup, p[f"k_foul_{tag}"] * film * p[f"coil_area_{tag}"], coil_flow, c_oil)
         q_coil = coil_flow * c_oil * (T_sup - T_out)
+        coils[tag] = (coil_flow, q_coil)
         heat_returned += coil_flow * T_out
         # energy balances; the layer moving between the nodes carries its enthalpy,
         # receipts theirs into the bottom
@@ -421,7 +450,7 @@ def _terminal(tags, x, u, d, p):
     rates["T_return"] = (heat_returned - flow * T_ret) / p["M_loop"]
     values["T_return"] = T_ret
     values["heater_duty"] = flow * c_oil * (T_sup - T_ret)
-    return rates, values
+    return rates, values, coils, bypass_flow
 
 
 def _heel_mass(area, specific_gravity):
@@ -536,3 +565,26 @@ def _at_steady_state(model: PlantModel, tags, seed) -> PlantModel:
     return at_steady_state(
         model, [f"{kind}_{tag}" for tag in tags for kind in ("T_top", "mass")] + ["T_return"],
         [f"valve_{tag}" for tag in tags], residual, abstol=1e-6)
+
+
+def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> TerminalView:
+    """The terminal's screen at the twin's estimate (plants.views.TerminalView): the tanks
+    in plan (:func:`plan_positions`) with the model's outputs (``y``) and each coil's flow
+    and duty from the same balances the model integrates (:func:`_terminal`)."""
+    specs = tank_specs(asset.structure.get("tanks", len(SEED_TANKS)))
+    tags = _tags(len(specs))
+    _, _, coils, bypass = _terminal(tags, x, u, d, p)
+    tanks = [Tank(tag=tag, x=position[0], y=position[1], diameter=spec.diameter,
+                  shell_height=spec.shell_height, level=float(y[f"level_{tag}"]),
+                  T_bulk=float(y[f"T_bulk_{tag}"]), T_top=float(y[f"T_top_{tag}"]),
+                  viscosity=float(y[f"viscosity_{tag}"]), coil_flow=float(coils[tag][0]),
+                  coil_duty=float(coils[tag][1]), draw=float(d[f"draw_{tag}"]),
+                  receipt=float(d[f"receipt_{tag}"]))
+             for tag, spec, position in zip(tags, specs, plan_positions(specs), strict=True)]
+    return TerminalView(tanks=tanks, T_supply=float(u["T_supply"]),
+                        T_return=float(x["T_return"]), loop_flow=float(u["m_loop"]),
+                        bypass_flow=float(bypass),
+                        heater_duty=float(y["heater_duty"]),
+                        stations=int(asset.structure.get("stations", 3)))

@@ -85,6 +85,7 @@ import numpy as np
 
 from engine.config import (
     AlarmSettings,
+    AssetConfig,
     ControllerSettings,
     EstimatorSettings,
     PlantDefaults,
@@ -92,6 +93,7 @@ from engine.config import (
 )
 from engine.model import PlantModel
 from engine.signals import Signal
+from plants.views import Curve, HealthFinding, PumpView
 
 KIND = "centrifugal_pump"
 GRAVITY = 9.80665
@@ -283,6 +285,8 @@ def _pump_quantities(x: Mapping, u: Mapping, d: Mapping, p: Mapping, order: int)
                  + p["vibration_cavitation"] * cavitation + x["vibration_drift"])
     return {
         "flow_target": _smooth_positive(Q + mismatch / slope, 1e-4 * Q_d),
+        "head": head, "system_head": static_head + resistance * Q**2,
+        "efficiency": hydraulic_power / shaft_power,
         "loss_power": shaft_power - hydraulic_power,
         "electric_power": shaft_power / p["motor_efficiency"],
         "p_suction": p_suction, "p_discharge": p_suction + rho_g * head,
@@ -468,17 +472,6 @@ class HealthLimits(msgspec.Struct, frozen=True, kw_only=True):
     bep_high: float = 1.2
 
 
-class HealthFinding(msgspec.Struct, frozen=True):
-    """One health check: the value, the limit it is held against, and why it alarms or not."""
-
-    check: str
-    value: float
-    limit: float
-    unit: str
-    alarm: bool
-    reason: str
-
-
 def health_report(model: PlantModel, x, u, d, p=None,
                   limits: HealthLimits = HealthLimits()) -> tuple[HealthFinding, ...]:
     """Health of the pump at state ``x`` with inputs ``u`` and disturbances ``d`` (vectors in
@@ -528,3 +521,35 @@ def _finding(check: str, value: float, limit: float, unit: str, alarm: bool,
              reason: str) -> HealthFinding:
     return HealthFinding(check, float(value), float(limit), unit, bool(alarm),
                          ("ALARM: " if alarm else "ok: ") + reason)
+
+
+CURVE_POINTS = 41
+"""Flows sampled on each curve of :func:`view`, from zero to the model's largest flow."""
+
+
+def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> PumpView:
+    """The pump's screen at the twin's estimate (plants.views.PumpView): head H(Q) =
+    k_H s^2 (A - (A - H_d) (Q / s Q_d)^C) and efficiency eta = rho g Q H / P_shaft at the
+    running speed, with the estimated head and efficiency factors and as new (both 1),
+    the system curve H_sys = static head + K Q^2 at the valve opening, the operating
+    point, and :func:`health_report`."""
+    order = sum(1 for name in model.parameters.names if re.fullmatch(r"efficiency_\d+", name))
+    flows = np.linspace(0.0, model.states["flow"].upper, CURVE_POINTS)[1:]
+    new = {**x, "head_factor": 1.0, "efficiency_factor": 1.0}
+
+    def curve(state: Mapping, key: str, unit: str) -> Curve:
+        values = [float(_pump_quantities({**state, "flow": q}, u, d, p, order)[key])
+                  for q in flows]
+        return Curve(x=flows.tolist(), y=values, x_unit="m3/s", y_unit=unit)
+
+    here = _pump_quantities(x, u, d, p, order)
+    states, inputs, disturbances, parameters = (group.vector(values) for group, values in (
+        (model.states, x), (model.inputs, u), (model.disturbances, d), (model.parameters, p)))
+    return PumpView(
+        head=curve(x, "head", "m"), head_new=curve(new, "head", "m"),
+        efficiency=curve(x, "efficiency", "1"), efficiency_new=curve(new, "efficiency", "1"),
+        system=curve(x, "system_head", "m"), flow=float(x["flow"]),
+        operating_head=float(here["head"]), operating_efficiency=float(here["efficiency"]),
+        health=list(health_report(model, states, inputs, disturbances, parameters)))

@@ -93,11 +93,13 @@ The economic objective (cost_rate) is an output; the default controller weighs i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import casadi as ca
 
 from engine.config import (
     AlarmSettings,
+    AssetConfig,
     ControllerSettings,
     EstimatorSettings,
     OutputLimit,
@@ -113,6 +115,7 @@ from plants.hydraulics import (
     swamee_jain_friction,
     virk_friction_smooth,
 )
+from plants.views import PipelineView, Station
 
 KIND = "dra_pipeline"
 GRAVITY = 9.80665
@@ -307,6 +310,36 @@ def build_model(
         KIND, states=states, inputs=inputs, disturbances=disturbances, parameters=parameters,
         outputs=outputs, dynamics=dynamics, output=output, dt=dt, substeps=2,
     )
+
+
+def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> PipelineView:
+    """The line's screen at the twin's estimate (plants.views.PipelineView): the model's
+    outputs there (``y``: each station's pressures and power, the cost rate) against each
+    station's MAOP (the model's bound on its discharge pressure), with the DRA states."""
+    legs = range(1, sum(n.startswith("pump_speed_") for n in model.inputs.names) + 1)
+    segments = sum(n.startswith("dra_leg1_seg") for n in model.states.names)
+    chainage, stations = 0.0, []
+    for i in legs:
+        stations.append(Station(
+            number=i, chainage=chainage,
+            suction_pressure=float(p["inlet_pressure"] if i == 1 else y[f"suction_pressure_{i}"]),
+            discharge_pressure=float(y[f"discharge_pressure_{i}"]),
+            maop=model.outputs[f"discharge_pressure_{i}"].upper,
+            power=float(y[f"station_power_{i}"]), pump_speed=float(u[f"pump_speed_{i}"]),
+            dra_injection=float(u[f"dra_injection_{i}"]),
+            dra_concentration=[float(x[_segment(i, j)]) for j in range(1, segments + 1)]))
+        chainage += float(p[f"length_{i}"])
+    nomination = asset.nomination
+    nominated = None if nomination is None else (
+        sum(nomination.daily_volume) / len(nomination.daily_volume) / 86400.0
+        if nomination.daily_volume else sum(nomination.hourly_flow) / len(nomination.hourly_flow))
+    return PipelineView(stations=stations, length=chainage,
+                        terminal_pressure=float(p["terminal_pressure"]),
+                        flow=float(y["delivery_flow"]), nominated_flow=nominated,
+                        cost_rate=float(y["cost_rate"]),
+                        currency=asset.tariff.currency if asset.tariff else "USD")
 
 
 def _parameters(stations: int) -> list[Signal]:

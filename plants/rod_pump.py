@@ -82,6 +82,7 @@ import numpy as np
 
 from engine.config import (
     AlarmSettings,
+    AssetConfig,
     ControllerSettings,
     EstimatorSettings,
     PlantDefaults,
@@ -92,6 +93,7 @@ from engine.signals import Signal, SignalSet
 from plants.rod_pump_wave import (
     GRAVITY,
     PSI,
+    PredictedCards,
     PumpBoundary,
     RodSection,
     RodString,
@@ -102,6 +104,7 @@ from plants.rod_pump_wave import (
     predict_cards,
     rod_string,
 )
+from plants.views import Curve, GoodmanTaper, RodPumpView
 
 KIND = "rod_pump"
 INCH = 0.0254
@@ -132,7 +135,7 @@ DEFAULTS = PlantDefaults(
     estimator=EstimatorSettings(measurement_std={"peak_load": 2500.0, "min_load": 2500.0},
                                 process_std={"submergence": 0.05},
                                 initial_std={"productivity_multiplier": 0.3, "pump_leak": 0.02},
-                                unfiltered_outputs=["rod_loading"]),
+                                unfiltered_outputs=["rod_loading", "card_confidence"]),
     alarms=[
         AlarmSettings(signal="fillage", kind="LO", limit=POUND_FILLAGE, deadband=0.05,
                       on_delay_s=230.0, priority="MEDIUM", name="fluid_pound",
@@ -195,6 +198,9 @@ _OUTPUTS = [
     Signal("motor_power", "W", 1.0e4, 0.0, 5.0e5, "motor input power", std=150.0),
     Signal("fluid_level", "m", 1500.0, 0.0, 1.0e4, "fluid level depth below surface", std=3.0),
     Signal("rod_loading", "1", 0.6, 0.0, 5.0, "Goodman range used, max over tapers", std=0.01),
+    Signal("card_confidence", "1", 1.0, 0.0, 1.0,
+           "confidence in the surface card from its channels' SNR (measured only: the "
+           "model predicts a clean card; not filtered)", std=0.05),
 ]
 
 
@@ -280,7 +286,7 @@ def _well(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString) -> di
         "fluid_load": fluid_load, "plunger_stroke": plunger_stroke, "inflow": inflow,
         "production": capacity * fillage, "fillage": fillage, "peak_load": peak,
         "min_load": low, "motor_power": power, "fluid_level": depth - h,
-        "rod_loading": loading, "buoyant_weight": buoyant_weight,
+        "rod_loading": loading, "buoyant_weight": buoyant_weight, "card_confidence": 1.0,
         "damage_rate": spm / 60 * ca.power(ca.fmax(loading, 1e-3), p["fatigue_exponent"])
         / ENDURANCE_CYCLES,
     }
@@ -464,10 +470,6 @@ def card_confidence(position, load) -> float:
 
 # -- measurement synthesis for simulated plants ---------------------------------------------
 
-MEASUREMENT_EXTRAS = ("card_confidence",)
-"""Keys :func:`synthesize_measurement` returns besides the model outputs."""
-
-
 def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 1.0, *,
                            rod_sections: Sequence | None = None,
                            grade: str = "D") -> dict[str, float]:
@@ -481,7 +483,7 @@ def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 
     diagnostic -> pump card -> fillage (:func:`analyze_pump_card`). Loads are the
     extremes of the noisy surface card, power its area x N / 60 / efficiency, rod
     loading the Goodman loading of those loads, fluid level the true level plus
-    echometer noise. ``card_confidence`` (0..1, from the SNR) is not a model output.
+    echometer noise, ``card_confidence`` (0..1) from the noisy card's SNR.
     """
     if not noise >= 0:
         raise ValueError(f"noise multiplier must be >= 0, got {noise}")
@@ -489,12 +491,7 @@ def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 
     states, inputs, disturbances, parameters, outputs = _nominal_signals(rods, grade)
     x, u, d, p = (_named(values, signals) for values, signals in
                   ((x, states), (u, inputs), (d, disturbances), (p, parameters)))
-    well = {k: float(v) for k, v in _well(x, u, d, p, rods).items()}
-    period = 60.0 / u["SPM"]
-    surface_position = harmonic_surface_position(p["stroke_length"], CARD_SAMPLES)
-    pump = PumpBoundary(well["fluid_load"], min(1.0, max(0.0, well["fillage"])),
-                        LOAD_TRANSFER_LENGTH)
-    cards = predict_cards(rods, surface_position, period, pump, p["damping_factor"])
+    well, period, cards = _cards(x, u, d, p, rods)
     position = cards.surface.position + noise * POSITION_NOISE * rng.standard_normal(CARD_SAMPLES)
     dynamic = cards.surface.load + noise * LOAD_NOISE * rng.standard_normal(CARD_SAMPLES)
     pump_card = diagnose_downhole_card(rods, position, dynamic, period, p["damping_factor"])
@@ -513,6 +510,63 @@ def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 
                                          p["tensile_strength"], p["service_factor"])),
         "card_confidence": card_confidence(position, dynamic),
     }
+
+
+def _cards(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString
+           ) -> tuple[dict[str, float], float, PredictedCards]:
+    """The well's slow quantities, its stroke period (s) and the wave equation's surface
+    and pump cards for harmonic polished-rod motion (:data:`CARD_SAMPLES` per stroke)."""
+    well = {k: float(v) for k, v in _well(x, u, d, p, rods).items()}
+    period = 60.0 / u["SPM"]
+    surface_position = harmonic_surface_position(p["stroke_length"], CARD_SAMPLES)
+    pump = PumpBoundary(well["fluid_load"], min(1.0, max(0.0, well["fillage"])),
+                        LOAD_TRANSFER_LENGTH)
+    return well, period, predict_cards(rods, surface_position, period, pump,
+                                       p["damping_factor"])
+
+
+def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> RodPumpView:
+    """The operator screen of the well at the twin's estimate (plants.views.RodPumpView):
+    the surface card the wave equation predicts for it, the pump card diagnosed from that
+    card, their fillage, and each taper's point on the modified Goodman diagram at the
+    card's peak and minimum loads."""
+    rods = _rods(asset.structure.get("rod_sections"))
+    well, period, cards = _cards(x, u, d, p, rods)
+    static = buoyant_rod_weight(rods, p["fluid_density"])
+    pump_card = diagnose_downhole_card(rods, cards.surface.position, cards.surface.load,
+                                       period, p["damping_factor"])
+    analysis = analyze_pump_card(pump_card.position, pump_card.load)
+    peak = static + float(cards.surface.load.max())
+    low = static + float(cards.surface.load.min())
+    tensile, factor = float(p["tensile_strength"]), float(p["service_factor"])
+    tapers, above = [], 0.0
+    for number, section in enumerate(rods, start=1):
+        smax, smin = (peak - above) / section.area, (low - above) / section.area
+        tapers.append(GoodmanTaper(
+            section=number, diameter=section.diameter, length=section.length,
+            min_stress=smin, max_stress=smax,
+            allowable=float(goodman_allowable_stress(tensile, smin, factor)),
+            loading=float(goodman_loading(smax, smin, tensile, factor))))
+        above += GRAVITY * section.area * section.length * (section.density - p["fluid_density"])
+    envelope_min = np.linspace(0.0, tensile / 2, 11)
+    closed = [*range(CARD_SAMPLES), 0]  # each card as a closed loop
+    return RodPumpView(
+        spm=float(u["SPM"]), fillage=analysis.fillage, fillage_target=reference.get("fillage"),
+        fluid_pound=analysis.fluid_pound,
+        surface=Curve(x=[float(cards.surface.position[i]) for i in closed],
+                      y=[static + float(cards.surface.load[i]) for i in closed],
+                      x_unit="m", y_unit="N"),
+        downhole=Curve(x=[float(pump_card.position[i]) for i in closed],
+                       y=[float(pump_card.load[i]) for i in closed],
+                       x_unit="m", y_unit="N"),
+        tensile_strength=tensile, service_factor=factor, goodman=tapers,
+        goodman_envelope=Curve(
+            x=envelope_min.tolist(),
+            y=[float(goodman_allowable_stress(tensile, s, factor)) for s in envelope_min],
+            x_unit="Pa", y_unit="Pa"),
+        card_confidence=measured.get("card_confidence"))
 
 
 def _named(values, signals: list[Signal]) -> dict[str, float]:

@@ -91,6 +91,7 @@ from scipy.optimize import brentq
 
 from engine.config import (
     AlarmSettings,
+    AssetConfig,
     ControllerSettings,
     EstimatorSettings,
     OutputLimit,
@@ -100,6 +101,7 @@ from engine.config import (
 from engine.model import PlantModel
 from engine.signals import Signal
 from plants import haupin
+from plants.views import SmelterView
 
 KIND = "smelter_cell"
 CELSIUS = haupin.CELSIUS
@@ -370,6 +372,25 @@ def cell_voltage(temperature, alumina, acd, current, excess_alf3, p: Mapping):
     """Cell voltage, V: the sum of :data:`VOLTAGE_TERMS`."""
     parts = voltage_components(temperature, alumina, acd, current, excess_alf3, p)
     return sum(parts[name] for name in VOLTAGE_TERMS)
+
+
+def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> SmelterView:
+    """The cell's screen at the twin's estimate (plants.views.SmelterView): the model's
+    outputs there (``y``), Haupin's breakdown term by term (:func:`voltage_components`,
+    which add up to ``y["cell_voltage"]``) and the superheat over the liquidus."""
+    alumina = y["alumina_fraction"]
+    parts = voltage_components(x["bath_temperature"], alumina, x["acd"], d["line_current"],
+                               d["excess_alf3"], p)
+    melting = float(liquidus(alumina, d["excess_alf3"], p))
+    return SmelterView(
+        voltage={name: float(parts[name]) for name in VOLTAGE_TERMS},
+        cell_voltage=float(y["cell_voltage"]), bath_temperature=float(y["bath_temperature"]),
+        liquidus=melting, superheat=float(y["bath_temperature"]) - melting,
+        alumina=float(alumina), acd=float(x["acd"]),
+        specific_energy=float(y["specific_energy"]),
+        anode_effect_indicator=float(y["anode_effect_indicator"]))
 
 
 def alumina_consumption(current, p: Mapping):

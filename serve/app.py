@@ -1,10 +1,17 @@
 """Ray Serve application: the HTTP contract of DESIGN.md over a running fleet.
 
                                                                             role needed
+    GET  /                                  the operator console (serve.console) (none)
     GET  /healthz                           service and fleet health         (none)
+    GET  /whoami                            the token's user, role and site  any role
     GET  /assets                            one summary per asset            viewer
+    GET  /fleet                             ?offset&limit&q&kind: one page of
+                                            summaries, filtered, in id order viewer
     GET  /assets/{id}                       estimate, measurement, setpoints, reference,
                                             controller                       viewer
+    GET  /assets/{id}/view                  the kind's operator screen (plants.views):
+                                            cards, breakdowns, curves, plan  viewer
+    WS   /live                              statuses pushed as assets tick   viewer
     PUT  /assets/{id}/reference             {output: target}  (SI)           operator
     PUT  /assets/{id}/mode                  {"mode": "OFF" | "MANUAL" | "ADVISORY" |
                                              "AUTONOMOUS"}                   operator
@@ -49,7 +56,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
+from fastapi import (
+    Body,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Path,
+    Query,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from pydantic import BaseModel
 from ray import serve
 
@@ -59,7 +76,18 @@ from engine.messages import Mode, Outcome
 from engine.metrics import render
 from engine.status import AssetSummary as SummaryStruct
 from engine.status import encode_json
-from serve.auth import Role, RoleRequired, Token, TokenTable, install
+from plants.views import AssetView
+from serve.auth import (
+    INVALID_TOKEN,
+    Role,
+    RoleRequired,
+    Token,
+    TokenTable,
+    caller,
+    identify,
+    install,
+)
+from serve.console import install_console
 from serve.docs import serve_docs
 from serve.edge import install_edge
 from serve.schemas import (
@@ -69,7 +97,9 @@ from serve.schemas import (
     AssetSummary,
     AuditEntry,
     ControllerTuning,
+    FleetPage,
     Health,
+    Identity,
     ModeAnswer,
     Number,
     Proposal,
@@ -78,9 +108,15 @@ from serve.schemas import (
     SignalLimits,
     WriteAnswer,
     errors,
+    install_struct_schemas,
+    struct_answer,
 )
 from serve.status_cache import StatusCache
 
+LIVE_HELLO_S = 10.0
+"""How long /live waits for the client's token before closing."""
+LIVE_FOLLOW_MAX = 1000
+"""Assets one /live client may follow at once."""
 AUDIT_TIMEOUT_S = 10.0
 """How long GET .../audit waits for the safety actor (restarting, or busy) before 503."""
 
@@ -97,7 +133,9 @@ app = FastAPI(
     redoc_url=None,
 )
 serve_docs(app)
+install_console(app)
 install_edge(app)
+install_struct_schemas(app)
 
 
 class ModeRequest(BaseModel):
@@ -234,6 +272,83 @@ class TwinLoopAPI:
     async def list_assets(self, user: str = VIEWER) -> Response:
         return Response(encode_json(await self._summaries()), media_type="application/json")
 
+    @app.get("/whoami", response_model=Identity, responses=errors(401))
+    async def whoami(self, identity: tuple[str, Role] = Depends(caller)) -> dict[str, str]:
+        user, role = identity
+        return {"user": user, "role": role.name.lower(), "site": self.site}
+
+    @app.get("/fleet", response_model=FleetPage, responses=errors(401, 403, 422, 503))
+    async def fleet(self, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=500),
+                    q: str = Query("", max_length=100, description="part of an id or kind"),
+                    kind: str = Query("", max_length=100, description="only this kind"),
+                    user: str = VIEWER) -> dict[str, Any]:
+        """One page of the fleet, in id order, filtered on the server (the console's
+        overview scrolls through thousands of assets a page at a time)."""
+        summaries = await self._summaries()
+        needle = q.strip().lower()
+        matching = sorted((s for s in summaries if (not kind or s.kind == kind)
+                           and (needle in s.id.lower() or needle in s.kind.lower())),
+                          key=lambda s: s.id)
+        return {"total": len(matching), "offset": offset,
+                "kinds": sorted({s.kind for s in summaries}),
+                "items": msgspec.to_builtins(matching[offset:offset + limit])}
+
+    @app.websocket("/live")
+    async def live(self, socket: WebSocket) -> None:
+        """Statuses pushed as the assets tick (serve.status_cache listeners), for the
+        console. The client's first message authenticates, ``{"token": "<bearer token>"}``
+        (a browser cannot set headers on a WebSocket; viewer role); then ``{"follow":
+        [asset ids]}`` (any time) chooses which assets' statuses it gets, as
+        ``{"statuses": [AssetStatus, ...]}`` (the GET /assets/{id} body; the newest of
+        each asset that arrived since the last message). A bad token or role gets
+        ``{"error": ...}`` and close code 1008."""
+        await socket.accept()
+        try:
+            hello = await asyncio.wait_for(socket.receive_json(), LIVE_HELLO_S)
+            identity = identify(str(hello.get("token", ""))) if isinstance(hello, dict) else None
+        except (TimeoutError, ValueError, WebSocketDisconnect):
+            identity = None
+        if identity is None or identity[1] < Role.VIEWER:
+            await socket.send_json({"error": INVALID_TOKEN})
+            await socket.close(code=1008)
+            return
+        try:
+            feed = self.statuses.listen()
+        except LookupError as error:
+            await socket.send_json({"error": str(error)})
+            await socket.close(code=1011)
+            return
+        followed: set[str] = set()
+
+        async def choose() -> None:
+            while True:
+                message = await socket.receive_json()
+                if isinstance(message, dict) and isinstance(message.get("follow"), list):
+                    followed.clear()
+                    followed.update(str(i) for i in message["follow"][:LIVE_FOLLOW_MAX])
+
+        chooser = asyncio.create_task(choose())  # ends when the client goes
+        try:
+            while True:
+                getter = asyncio.ensure_future(feed.get())
+                await asyncio.wait({getter, chooser}, return_when=asyncio.FIRST_COMPLETED)
+                if chooser.done():
+                    getter.cancel()
+                    return
+                newest = {getter.result().id: getter.result()}
+                while not feed.empty():  # arrival order: a later status is a newer one
+                    status = feed.get_nowait()
+                    newest[status.id] = status
+                bodies = [self.statuses.body(s) for s in newest.values() if s.id in followed]
+                if bodies:
+                    await socket.send_text('{"statuses":['
+                                           + ",".join(b.decode() for b in bodies) + "]}")
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.statuses.unlisten(feed)
+            chooser.cancel()
+
     @app.get("/assets/{asset_id}", response_model=AssetStatus,
              responses=errors(401, 403, 404, 422, 503))
     async def get_asset(self, asset_id: str, user: str = VIEWER) -> Response:
@@ -244,6 +359,14 @@ class TwinLoopAPI:
         if status is None:
             status = self.statuses.read(await handle.status.remote())
         return Response(self.statuses.body(status), media_type="application/json")
+
+    @app.get("/assets/{asset_id}/view", response_class=Response, response_model=None,
+             responses={200: struct_answer(AssetView, "the asset's operator screen, by kind "
+                                           "(plants.views), at the twin's estimate"),
+                        **errors(401, 403, 404, 503)})
+    async def get_view(self, asset_id: str, user: str = VIEWER) -> Response:
+        encoded = await _unprocessable(self._asset(asset_id).view.remote())
+        return Response(encoded, media_type="application/json")
 
     @app.put("/assets/{asset_id}/reference", response_model=ReferenceAnswer,
              responses=errors(400, 401, 403, 404, 413, 422, 503))

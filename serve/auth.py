@@ -230,16 +230,27 @@ class RoleRequired:
                        ) -> str:
         """Async, so that FastAPI runs it in the event loop, not on a thread of its pool
         (a thread hop per request: the largest cost of a status read served from memory)."""
-        if credentials is None:
-            raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"})
-        identity = _table.identify(credentials.credentials)
-        if identity is None:
-            raise HTTPException(401, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
-        user, role = identity
+        user, role = _identity(credentials)
         if role < self.role:
             raise HTTPException(403, f"role {self.role.name.lower()} required; {user} has "
                                      f"{role.name.lower()}")
         return user
+
+
+async def caller(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+                 ) -> tuple[str, Role]:
+    """FastAPI dependency: the user and role of the request's bearer token (401 without
+    a known one)."""
+    return _identity(credentials)
+
+
+def _identity(credentials: HTTPAuthorizationCredentials | None) -> tuple[str, Role]:
+    if credentials is None:
+        raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+    identity = _table.identify(credentials.credentials)
+    if identity is None:
+        raise HTTPException(401, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+    return identity
 
 
 def _is_hex(text: str) -> bool:

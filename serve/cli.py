@@ -295,6 +295,7 @@ def run_demo(args: argparse.Namespace) -> int:
         url = start_http(fleet, host, port, [Token("admin", "admin", hash_token(admin))],
                          site.http.tokens)
         quiet_ray(ray_log)  # Serve adds a console handler of its own when it starts
+        say(f"  console      {url}/   (sign in with a token below)")
         say(f"  HTTP API     {url}/assets   (OpenAPI: {url}/docs)")
         say(f"  metrics      {url}/metrics")
         if generated:

@@ -1,7 +1,8 @@
 """The HTTP edge: what happens to a request before a route runs, and to errors after.
 
 - Authentication first: a request for anything but the open paths (/healthz, /docs and
-  its assets, /openapi.json) without a known bearer token is answered 401 before its body
+  its assets, /openapi.json, the console's files at / and /console/) without a known
+  bearer token is answered 401 before its body
   is read, so an anonymous client cannot make the server read or parse a large body. The
   role (403) is checked by the route's dependency (serve.auth.RoleRequired).
 - A body larger than MAX_BODY_BYTES is answered 413, by its Content-Length or, without
@@ -37,8 +38,10 @@ from serve.auth import INVALID_TOKEN, MISSING_TOKEN, identify
 MAX_BODY_BYTES = 1 << 20
 """The largest request body accepted (1 MiB); every body of the API is far smaller."""
 
-OPEN_PATHS = ("/healthz", "/openapi.json", "/docs")
-"""Paths (and, for /docs, everything under it) that need no token."""
+OPEN_PATHS = ("/", "/healthz", "/openapi.json", "/docs")
+"""Paths that need no token."""
+OPEN_PREFIXES = ("/docs/", "/console/")
+"""Paths under these need no token: documentation and console files, which hold no data."""
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 """The methods a 405's Allow header may name."""
@@ -109,7 +112,7 @@ class AuthenticateFirst:
 
 
 def _is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith("/docs/")
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 def _too_large(size: int, at_least: bool = False) -> str:

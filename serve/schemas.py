@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import msgspec
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from engine.messages import Mode, Outcome
@@ -78,6 +81,26 @@ class AssetSummary(BaseModel):
     kind: str
     mode: Mode
     healthy: bool
+    built_at: float | None = Field(None, description="wall-clock UNIX time of the asset's "
+                                   "latest status, s; null before its first")
+
+
+class Identity(BaseModel):
+    """Who the bearer token is: the user, the role, and the site it reaches."""
+
+    user: str
+    role: str = Field(description="viewer | operator | engineer | admin")
+    site: str
+
+
+class FleetPage(BaseModel):
+    """One page of the fleet overview: ``total`` assets match the filter; ``items`` are
+    those from ``offset`` on, in id order; ``kinds`` every kind of the site."""
+
+    total: int
+    offset: int
+    kinds: list[str]
+    items: list[AssetSummary]
 
 
 class Value(BaseModel):
@@ -193,6 +216,8 @@ class AssetStatus(BaseModel):
     external_writes: list[ExternalWriteSeen] = Field(
         description="the latest write around the gate (at the PLC) of each signal, oldest "
                     "first; each is in the audit (source 'plc', outcome 'external')")
+    built_at: float | None = Field(None, description="wall-clock UNIX time the status was "
+                                   "built, s (right after the tick's decision)")
 
 
 class ReferenceAnswer(BaseModel):
@@ -287,3 +312,36 @@ METRICS_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"description": "Prometheus text exposition format 0.0.4",
           "content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}}},
 }
+
+
+_STRUCT_SCHEMAS: dict[str, Any] = {}
+"""JSON schemas of the msgspec Structs that answers are encoded from, by name."""
+
+
+def struct_answer(answer_type: Any, description: str) -> dict[str, Any]:
+    """The ``responses={200: ...}`` entry of a route whose body is ``answer_type`` (a
+    msgspec Struct or union of them) encoded by msgspec: its schema from msgspec, so the
+    document cannot drift from the Struct. ``install_struct_schemas`` adds the Structs'
+    components to the app's OpenAPI."""
+    (schema,), components = msgspec.json.schema_components(
+        [answer_type], ref_template="#/components/schemas/{name}")
+    _STRUCT_SCHEMAS.update(components)
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def install_struct_schemas(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI carry the components of every ``struct_answer``."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version,
+                                   description=app.description, routes=app.routes)
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            clash = sorted(set(schemas) & set(_STRUCT_SCHEMAS))
+            if clash:
+                raise ValueError(f"OpenAPI components defined twice: {clash}")
+            schemas.update(_STRUCT_SCHEMAS)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,7 +1,8 @@
 """The HTTP replica's copy of every asset's status, kept by following the status board.
 
     status board --changes(since) long poll--> StatusCache --> GET /assets/{id}, GET /assets,
-                                                              GET /healthz
+                                                              GET /healthz, GET /fleet
+                                                          --> listeners (WebSocket /live)
 
 A read is answered from the copy, without a call into the asset's shard, while the copy
 is fresh: the fleet runs in real time and the asset's latest status arrived no longer
@@ -42,6 +43,8 @@ LONG_POLL_S = 10.0
 """How long one question to the board waits for a change, wall s."""
 RETRY_S = 1.0
 """Wall seconds before asking a board that failed again."""
+LISTEN_QUEUE = 1000
+"""Statuses a live listener may fall behind before it loses the oldest."""
 
 
 class StatusCache:
@@ -62,6 +65,7 @@ class StatusCache:
         self._ask_shard: set[str] = set()
         self._following: asyncio.Task | None = None
         self._updates = msgspec.msgpack.Decoder(StatusUpdate)
+        self._listeners: set[asyncio.Queue[AssetStatus]] = set()
 
     def fresh(self, asset_id: str) -> AssetStatus | None:
         """The asset's status if it may be served without asking its shard, else None."""
@@ -97,12 +101,31 @@ class StatusCache:
         """A write through this replica changed the asset: ask its shard next time."""
         self._ask_shard.add(asset_id)
 
+    def listen(self) -> asyncio.Queue[AssetStatus]:
+        """A queue that gets every newer status from now on, as it arrives (a live
+        console's feed; it follows the board, in lock-step too). A listener that falls
+        LISTEN_QUEUE statuses behind loses the oldest: it wants the present. Raises
+        LookupError if nothing is pushed (no board)."""
+        if self.board is None:
+            raise LookupError("no status board: this fleet pushes no statuses")
+        queue: asyncio.Queue[AssetStatus] = asyncio.Queue(LISTEN_QUEUE)
+        self._listeners.add(queue)
+        self._follow()
+        return queue
+
+    def unlisten(self, queue: asyncio.Queue[AssetStatus]) -> None:
+        self._listeners.discard(queue)
+
     def _keep(self, status: AssetStatus) -> None:
         held = self.statuses.get(status.id)
         if held is None or status.newer_than(held):
             self.statuses[status.id] = status
             self.received[status.id] = time.monotonic()
             self._bodies.pop(status.id, None)
+            for queue in self._listeners:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(status)
 
     def _follow(self) -> None:
         """Start following the board (once, in the replica's event loop)."""

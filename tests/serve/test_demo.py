@@ -59,8 +59,11 @@ def demo(tmp_path_factory, mqtt_broker):
 
 
 def test_demo_prints_where_it_listens(demo):
-    _, lines, workdir, modbus_port, mqtt_broker, _ = demo
+    client, lines, workdir, modbus_port, mqtt_broker, _ = demo
     text = "".join(lines)
+    [console] = [line.split()[1] for line in lines if line.strip().startswith("console")]
+    page = httpx.get(console, timeout=30.0)
+    assert page.status_code == 200 and "TwinLoop console" in page.text
     assert "metrics" in text and "/metrics" in text
     assert f"Modbus TCP   127.0.0.1:{modbus_port}-{modbus_port + 1}" in text
     assert f"MQTT         {mqtt_broker}   (twinloop/two-tanks/<asset id>/" in text
