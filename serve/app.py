@@ -363,7 +363,7 @@ class TwinLoopAPI:
     @app.get("/assets/{asset_id}/view", response_class=Response, response_model=None,
              responses={200: struct_answer(AssetView, "the asset's operator screen, by kind "
                                            "(plants.views), at the twin's estimate"),
-                        **errors(401, 403, 404, 503)})
+                        **errors(401, 403, 404, 422, 503)})
     async def get_view(self, asset_id: str, user: str = VIEWER) -> Response:
         encoded = await _unprocessable(self._asset(asset_id).view.remote())
         return Response(encoded, media_type="application/json")
