@@ -5,6 +5,8 @@
     plants:<n>      plant shards (actors.plant): the simulated plants of shard n's assets
                     and their PLC simulators, in one process beside it
     opcua:<site>    on request, the OPC UA gateway; mqtt:<site> given a broker
+    historian:<site> on request (``history=True``), the historian (actors.historian),
+                    on the driver's node: the store of ``[historian]``, fed by the shards
 
 Assets are packed in site-file order; shards are placed with Ray's SPREAD strategy, so
 on a cluster they spread over the nodes, and Ray restarts the shards of a lost node on
@@ -37,6 +39,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import NAMESPACE
 from actors.directory import AssetHandle
+from actors.historian import start_historian
 from actors.mqtt import MqttGateway
 from actors.opcua import OpcUaActor
 from actors.plant import PlantShard
@@ -71,6 +74,7 @@ class Fleet:
     opcua: Any = None
     plcs: dict[str, PlcMap] = field(default_factory=dict)
     mqtt: Any = None
+    historian: Any = None
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -109,7 +113,12 @@ class Fleet:
                 ray.get(self.opcua.stop.remote(), timeout=10)
             except Exception:  # already gone: killed below all the same
                 pass
-        gateways = [g for g in (self.opcua, self.mqtt) if g is not None]
+        if self.historian is not None:
+            try:  # store what is queued and release the store (a DuckDB file's lock)
+                ray.get(self.historian.close.remote(), timeout=30)
+            except Exception:  # already gone: killed below all the same
+                pass
+        gateways = [g for g in (self.opcua, self.mqtt, self.historian) if g is not None]
         for handle in [*gateways, *self.shards.values(), *self.plant_shards.values(),
                        self.safety]:
             ray.kill(handle, no_restart=True)
@@ -151,10 +160,12 @@ def check_mqtt(site: SiteConfig, mqtt: str | None) -> list[str]:
 
 
 def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, *,
-                modbus: bool = False, mqtt: str | None = None) -> Fleet:
+                modbus: bool = False, mqtt: str | None = None, history: bool = False) -> Fleet:
     """Create and wait for every actor of a resolved site (see plants.resolve_site).
     Assets whose ``measurement_source`` is "mqtt" get no simulated plant, and need the
-    broker ``mqtt`` (``mqtt://host:port``)."""
+    broker ``mqtt`` (``mqtt://host:port``). ``history``: record every tick in the
+    historian of the site's ``[historian]`` (a DuckDB path is taken relative to the
+    driver's working directory)."""
     name = site.site.name
     from_mqtt = check_mqtt(site, mqtt)
     initial = {asset.id: initial_outputs(asset) for asset in site.assets}
@@ -163,6 +174,12 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
         name=f"safety:{name}", namespace=namespace, scheduling_strategy=this_node()).remote(
             site, initial, clock.epoch)
     fleet = Fleet(site, clock, safety, namespace=namespace)
+    if history:
+        settings = msgspec.structs.replace(site.historian,
+                                           path=os.path.abspath(site.historian.path))
+        fleet.historian = start_historian(settings, name=f"historian:{name}",
+                                          namespace=namespace, scheduling_strategy=this_node())
+        ray.get(fleet.historian.stats.remote())  # the store opens, or the fleet fails here
     models = {asset.id: model_of(asset) for asset in site.assets}
     fleet.plcs = {plc.asset: plc for plc in site_map(site, models)} if modbus else {}
     size = assets_per_shard(site)
@@ -179,7 +196,8 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
         shard = AssetShard.options(  # type: ignore[attr-defined]  # ray.remote class
             name=f"shard:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
                 f"shard:{n}", group, clock, safety,
-                {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus)
+                {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus,
+                fleet.historian)
         fleet.shards[f"shard:{n}"] = shard
         for asset in group:
             fleet.directory[asset.id] = f"shard:{n}"

@@ -28,6 +28,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from engine.alarm_sources import interlock_tripped
 from engine.config import AssetConfig, CountInterlock, Interlock, SetpointLimit, TripInterlock
 from engine.messages import AuditRecord, Decision, GateRequest, Measurement, Mode, Outcome, Proposal
 from engine.safety import (
@@ -205,19 +206,20 @@ class Gatekeeper:
 
     def _decide_request(self, request: GateRequest) -> Decision:
         gate = self.gates[request.asset]
+        measured = self.site_view(request.asset, request.time).measured
         written, records = trip_writes(
             request.asset, request.time, limits=gate.limits, last_applied=gate.last_applied,
-            interlocks=self._locks[request.asset],
-            measured=self.site_view(request.asset, request.time).measured, pending=gate.pending)
+            interlocks=self._locks[request.asset], measured=measured, pending=gate.pending)
+        tripped = interlock_tripped(request.asset, self._locks[request.asset], measured)
         gate.pending.clear()
         gate.take(written, request.time)
         if request.proposal is None:
             return Decision(asset=request.asset, time=request.time, mode=gate.mode,
-                            applied=written, records=records)
+                            applied=written, records=records, interlock_tripped=tripped)
         decision = self.decide_proposal(request.proposal, request.measurement_age)
         return Decision(asset=request.asset, time=decision.time, mode=decision.mode,
                         applied={**written, **decision.applied},
-                        records=[*records, *decision.records])
+                        records=[*records, *decision.records], interlock_tripped=tripped)
 
     def decide_proposal(self, proposal: Proposal, measurement_age: float) -> Decision:
         """Gate one proposal with the asset's state as it is now; a QUEUED proposal joins
