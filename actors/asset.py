@@ -317,6 +317,8 @@ class HostedAsset:
         self.metrics.alarms_active = active
         if events and not audited:
             self.safety.note.remote(self._alarm_records(events))
+        if events and self.publisher is not None:
+            self.publisher.publish_alarms.remote(events)
 
     def alarm_status(self) -> list[AlarmStatus]:
         """Every alarm of the asset (engine.alarms.AlarmStatus), in settings order."""
@@ -534,7 +536,8 @@ class HostedAsset:
         return self.link.received
 
     def attach_publisher(self, publisher) -> None:
-        """Publish every estimate and applied setpoint through ``publisher`` (MQTT gateway)."""
+        """Publish every estimate, applied setpoint and alarm transition through
+        ``publisher`` (MQTT gateway)."""
         self.publisher = publisher
 
     async def set_controller(self, change: dict[str, Any], user: str) -> dict[str, Any]:
