@@ -41,6 +41,7 @@ effect here, and comes back on any start (``restore``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -56,7 +57,11 @@ from actors.plant_link import DirectLink, IngestLink, ModbusLink, PlantLink
 from controllers import CONTROLLER_BACKENDS, build_controller, build_estimator
 from controllers.backends import check_settings
 from controllers.tuning import changes, describe, retune
+from engine.alarm_sources import tick_values
+from engine.alarm_states import AlarmEvent, AlarmState
+from engine.alarms import AlarmSet, AlarmStatus
 from engine.config import AssetConfig, ControllerSettings, ModbusSettings, SetpointLimit
+from engine.history import SeriesSpec, TickRecord, history_signals
 from engine.loop import ControlLoop, TickResult
 from engine.messages import (
     AuditRecord,
@@ -91,6 +96,10 @@ log = logging.getLogger(__name__)
 SAFETY_TIMEOUT_S = 2.0
 """Wall seconds to wait for the safety actor before failing closed."""
 SAFETY_DOWN = "safety unreachable"
+ALARM_SOURCE = "alarm"
+"""Audit source of alarm transitions (signal: the alarm's name, user: who acted)."""
+ANNUNCIATED_ACTIVE = (AlarmState.UNACKNOWLEDGED, AlarmState.ACKNOWLEDGED)
+"""States counted by the twinloop_alarms_active gauge."""
 
 Decide = Callable[[list[GateRequest]], Awaitable[tuple[list[Decision] | None, str | None]]]
 """The shard's gate: one decide_batch call; (decisions, None), or (None, why) when the
@@ -171,6 +180,10 @@ class HostedAsset:
         """What this asset's restore point held that no longer fits it, and was skipped."""
         self.built_at: float | None = None
         """Wall-clock time of the latest status built (engine.status.AssetStatus.built_at)."""
+        self.alarms = AlarmSet(asset.id, asset.alarms)
+        self._alarm_time = -math.inf
+        """Twin time of the last alarm evaluation or action: alarm time never goes back
+        (an operator action may come between a tick's instant and its completion)."""
 
     # -- restarts --------------------------------------------------------------------------
 
@@ -203,6 +216,9 @@ class HostedAsset:
                 self.loop.controller.restore(checkpoint["controller"])
             self.setpoint_times.update(checkpoint["setpoint_times"])
             self.last_tick = checkpoint["clock"]
+            if "alarms" in checkpoint:
+                self.alarms.restore(checkpoint["alarms"])
+                self._alarm_time = checkpoint["alarms"]["time"] or -math.inf
         for name, value in point["reference"].items():
             try:
                 self.loop.set_reference({name: value})
@@ -222,7 +238,7 @@ class HostedAsset:
         return {"loop": self.loop.checkpoint(), "controller": self.loop.controller.checkpoint(),
                 "tuning": msgspec.to_builtins(self.config.controller),
                 "setpoint_times": self.setpoint_times, "clock": self.last_tick,
-                "running": self.running}
+                "running": self.running, "alarms": self.alarms.checkpoint()}
 
     def _retuned(self, settings: ControllerSettings, limits: dict[str, SetpointLimit]) -> None:
         """Run the controller of a decided tuning (an engineer's retune outlives a
@@ -300,6 +316,8 @@ class HostedAsset:
         self.metrics.tick_seconds.observe(time.perf_counter() - started)
         self.metrics.estimates = self.model.states.mapping(self.loop.x)
         self.metrics.nis = self.loop.state.nis
+        self._alarmed(self.alarms.evaluate(self._alarm_clock(result.time),
+                                           self._alarm_values(result)))
         self.notify()
         if self.publisher is not None:
             self.publisher.publish_estimate.remote(self.loop.estimate())
@@ -373,6 +391,92 @@ class HostedAsset:
         if self.on_status is not None:
             self.on_status(status)
         return status
+
+    # -- alarms and history ----------------------------------------------------------------
+
+    def _alarm_clock(self, t: float) -> float:
+        self._alarm_time = max(self._alarm_time, t)
+        return self._alarm_time
+
+    def _alarm_values(self, result: TickResult) -> dict[str, float]:
+        """The named values of this tick the alarms watch (engine.alarm_sources)."""
+        max_age = self.config.max_measurement_age_s
+        return tick_values(
+            measurement=result.measurement, estimate=result.estimate, proposal=result.proposal,
+            mode=self.mode, measurement_age=result.measurement_age,
+            max_measurement_age=math.inf if max_age is None else max_age,
+            interlock_tripped=result.decision is not None and result.decision.interlock_tripped)
+
+    def _alarm_records(self, events: list[AlarmEvent]) -> list[AuditRecord]:
+        return [AuditRecord(time=e.time, asset=self.id, user=e.user, source=ALARM_SOURCE,
+                            signal=e.alarm.partition(":")[2], requested=None, applied=None,
+                            outcome=Outcome.ACCEPTED,
+                            reason=f"{e.from_state} -> {e.to_state} ({e.priority}): {e.reason}")
+                for e in events]
+
+    def _alarmed(self, events: list[AlarmEvent], audited: bool = False) -> None:
+        """Count ``events`` and refresh the active-alarm gauge; the process's transitions
+        go to the audit fire and forget (``audited``: the caller has recorded them)."""
+        self.metrics.alarm_transitions += len(events)
+        active = dict.fromkeys(self.metrics.alarms_active, 0)
+        for alarm in self.alarms.status():
+            if alarm.state in ANNUNCIATED_ACTIVE:
+                active[alarm.priority.value] += 1
+        self.metrics.alarms_active = active
+        if events and not audited:
+            self.safety.note.remote(self._alarm_records(events))
+        if events and self.publisher is not None:
+            self.publisher.publish_alarms.remote(events)
+
+    def alarm_status(self) -> list[AlarmStatus]:
+        """Every alarm of the asset (engine.alarms.AlarmStatus), in settings order."""
+        return self.alarms.status()
+
+    async def alarm_action(self, name: str, action: str, user: str,
+                           duration_s: float | None = None, reason: str = "") -> AlarmStatus:
+        """An operator's ``action`` on alarm ``name``: "acknowledge", "shelve" (for
+        ``duration_s`` twin seconds) or "unshelve", at the twin's time now, recorded in the
+        audit with ``user`` before it counts. KeyError for an unknown alarm,
+        AlarmActionError (a ValueError) when its state does not allow the action,
+        ValueError for a bad duration, RuntimeError if the safety actor does not record
+        it (then nothing changed)."""
+        async with self.lock:  # no tick between the action and its audit record
+            before = self.alarms.checkpoint()
+            t = self._alarm_clock(self.now())
+            if action == "acknowledge":
+                events = self.alarms.acknowledge(name, t, user, reason)
+            elif action == "shelve":
+                if duration_s is None:
+                    raise ValueError(f"alarm {name!r}: shelve needs duration_s (twin seconds)")
+                events = self.alarms.shelve(name, t, user, duration_s, reason)
+            elif action == "unshelve":
+                events = self.alarms.unshelve(name, t, user, reason)
+            else:
+                raise ValueError(f"alarm action {action!r}: not acknowledge, shelve or unshelve")
+            try:
+                await self._ask(self.safety.note, self._alarm_records(events))
+            except RuntimeError:
+                self.alarms.restore(before)
+                raise
+            self._alarmed(events, audited=True)
+            with contextlib.suppress(RuntimeError):  # else with the next tick's checkpoint
+                await self._ask(self.safety.store_checkpoints, {self.id: self.checkpoint()},
+                                deadline=False)
+        self.notify()
+        return next(s for s in self.alarms.status() if s.name == name)
+
+    def history_specs(self) -> list[SeriesSpec]:
+        """The series this asset records, with their SI units (engine.history)."""
+        return history_signals(self.id, self.model,
+                               estimated=self.loop.estimator.parameter_names)
+
+    def tick_record(self, result: TickResult) -> TickRecord:
+        """What the historian records of the tick ``result``."""
+        return TickRecord(
+            asset=self.id, time=result.time, measurement=result.measurement,
+            estimate=result.estimate,
+            requested={} if result.proposal is None else dict(result.proposal.setpoints),
+            applied=dict(result.applied), reference=dict(self.loop.reference), mode=self.mode)
 
     def _measurement_age(self, t: float) -> float:
         """Twin seconds since the newest measurement was sampled (inf before the first)."""
@@ -546,7 +650,8 @@ class HostedAsset:
         return self.link.received
 
     def attach_publisher(self, publisher) -> None:
-        """Publish every estimate and applied setpoint through ``publisher`` (MQTT gateway)."""
+        """Publish every estimate, applied setpoint and alarm transition through
+        ``publisher`` (MQTT gateway)."""
         self.publisher = publisher
 
     async def set_controller(self, change: dict[str, Any], user: str) -> dict[str, Any]:
@@ -624,6 +729,8 @@ class HostedAsset:
             outputs_held=self.safety_error is not None,
             restarted=self.restarted,
             external_writes=sorted(self.external_writes.values(), key=lambda w: w.time),
+            alarms=self.alarms.status(),
+            alarm_flood=self.alarms.flooding(max(self._alarm_time, loop.t)),
             built_at=self._stamp(),
         )
 

@@ -7,6 +7,8 @@
     status:<site>   the status board (actors.status_board): every asset's latest status,
                     pushed by the shards, read by HTTP and OPC UA
     opcua:<site>    on request, the OPC UA gateway; mqtt:<site> given a broker
+    historian:<site> on request (``history=True``), the historian (actors.historian),
+                    on the driver's node: the store of ``[historian]``, fed by the shards
 
 Assets are packed in site-file order; shards are placed with Ray's SPREAD strategy, so
 on a cluster they spread over the nodes, and Ray restarts the shards of a lost node on
@@ -46,6 +48,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import NAMESPACE
 from actors.directory import AssetHandle
+from actors.historian import start_historian
 from actors.mqtt import MqttGateway
 from actors.opcua import OpcUaActor
 from actors.plant import PlantShard
@@ -85,6 +88,7 @@ class Fleet:
     mqtt: Any = None
     restore_report: list[str] = field(default_factory=list)
     """What the durable store held that no longer fits the site, and was skipped."""
+    historian: Any = None
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -123,7 +127,12 @@ class Fleet:
                 ray.get(self.opcua.stop.remote(), timeout=10)
             except Exception:  # already gone: killed below all the same
                 pass
-        gateways = [g for g in (self.opcua, self.mqtt) if g is not None]
+        if self.historian is not None:
+            try:  # store what is queued and release the store (a DuckDB file's lock)
+                ray.get(self.historian.close.remote(), timeout=30)
+            except Exception:  # already gone: killed below all the same
+                pass
+        gateways = [g for g in (self.opcua, self.mqtt, self.historian) if g is not None]
         for handle in [*gateways, *self.shards.values(), *self.plant_shards.values(),
                        self.board, self.safety]:
             ray.kill(handle, no_restart=True)
@@ -165,10 +174,12 @@ def check_mqtt(site: SiteConfig, mqtt: str | None) -> list[str]:
 
 
 def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, *,
-                modbus: bool = False, mqtt: str | None = None) -> Fleet:
+                modbus: bool = False, mqtt: str | None = None, history: bool = False) -> Fleet:
     """Create and wait for every actor of a resolved site (see plants.resolve_site).
     Assets whose ``measurement_source`` is "mqtt" get no simulated plant, and need the
-    broker ``mqtt`` (``mqtt://host:port``)."""
+    broker ``mqtt`` (``mqtt://host:port``). ``history``: record every tick in the
+    historian of the site's ``[historian]`` (a DuckDB path is taken relative to the
+    driver's working directory)."""
     name = site.site.name
     from_mqtt = check_mqtt(site, mqtt)
     initial = {asset.id: initial_outputs(asset) for asset in site.assets}
@@ -181,6 +192,12 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
     board = StatusBoard.options(  # type: ignore[attr-defined]  # ray.remote class
         name=f"status:{name}", namespace=namespace, scheduling_strategy=this_node()).remote()
     fleet = Fleet(site, clock, safety, board, namespace=namespace)
+    if history:
+        settings = msgspec.structs.replace(site.historian,
+                                           path=os.path.abspath(site.historian.path))
+        fleet.historian = start_historian(settings, name=f"historian:{name}",
+                                          namespace=namespace, scheduling_strategy=this_node())
+        ray.get(fleet.historian.stats.remote())  # the store opens, or the fleet fails here
     models = {asset.id: model_of(asset) for asset in site.assets}
     fleet.plcs = {plc.asset: plc for plc in site_map(site, models)} if modbus else {}
     size = assets_per_shard(site)
@@ -198,7 +215,8 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
         shard = AssetShard.options(  # type: ignore[attr-defined]  # ray.remote class
             name=f"shard:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
                 f"shard:{n}", group, clock, safety,
-                {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus, board)
+                {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus, board,
+                fleet.historian)
         fleet.shards[f"shard:{n}"] = shard
         for asset in group:
             fleet.directory[asset.id] = f"shard:{n}"

@@ -7,6 +7,7 @@ paho-mqtt 2.x (VERSION2 callbacks) runs its network loop on its own thread:
                                       shard), the batch msgpack-encoded (cheaper than
                                       pickling)
     asset's tick --> publish_estimate / publish_setpoints --> .../estimates, .../setpoints
+    alarm transitions --> publish_alarms --> .../alarms (one message per transition)
 
 Measurements of every asset (``twinloop/<site>/+/measurements``) are subscribed at
 QoS 1 with a persistent session (clean_session False), so the broker keeps them while
@@ -27,6 +28,7 @@ import msgspec
 import paho.mqtt.client as mqtt
 import ray
 
+from engine.alarm_states import AlarmEvent
 from engine.messages import (
     Estimate,
     EstimatePayload,
@@ -161,6 +163,12 @@ class MqttGateway:
                                   nis=estimate.nis)
         self.client.publish(topic(self.site, estimate.asset, "estimates"),
                             self._encoder.encode(payload), qos=QOS)
+
+    def publish_alarms(self, events: list[AlarmEvent]) -> None:
+        """Each transition as one message on its asset's ``alarms`` topic, in order."""
+        for event in events:
+            self.client.publish(topic(self.site, event.asset, "alarms"),
+                                self._encoder.encode(event), qos=QOS)
 
     def publish_setpoints(self, setpoint: Setpoint) -> None:
         payload = SetpointPayload(ts=setpoint.time, values=setpoint.values)

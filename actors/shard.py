@@ -14,6 +14,8 @@ then, as one task:
     apply each decision's writes                (interlock and safe-state writes too,
                                                  in every mode)
     safety.store_checkpoints(...)               (fire and forget: off the gating path)
+    historian.record(the instant's TickRecords) (fire and forget, actors.historian:
+                                                 a slow or dead historian drops, counted)
     board.publish(StatusBatch)                  (fire and forget: the statuses the
                                                  instant built, one message)
 
@@ -61,6 +63,7 @@ import msgspec
 import ray
 
 from actors.asset import SAFETY_TIMEOUT_S, HostedAsset, build_loop, safety_down
+from actors.historian import HistoryFeed
 from engine.clock import ClockSpec
 from engine.config import AssetConfig, ModbusSettings
 from engine.messages import Decision, GateRequest
@@ -89,9 +92,10 @@ class Shard:
     def __init__(self, name: str, assets: list[AssetConfig], clock: ClockSpec, safety,
                  plants: dict[str, Any], plcs: dict[str, PlcMap],
                  modbus: ModbusSettings = ModbusSettings(), board=None, *,
-                 restarted: bool = False) -> None:
+                 restarted: bool = False, historian: Any = None) -> None:
         """``safety`` is the safety actor's handle, ``board`` the status board's
-        (actors.status_board; None: statuses are not pushed). ``plants`` maps asset id to its
+        (actors.status_board; None: statuses are not pushed), ``historian`` the historian
+        actor's (actors.historian; None: nothing is recorded). ``plants`` maps asset id to its
         simulated plant (an actors.directory.AssetHandle onto its plant shard); assets
         without one have a plant outside the twin (MQTT). ``plcs`` maps asset id to its
         PLC's register map: those assets use Modbus TCP. ``restarted``: this process
@@ -119,6 +123,7 @@ class Shard:
         self.resume_error: str | None = None
         self.batches = 0
         """decide_batch calls made for tick instants."""
+        self.history = HistoryFeed(historian)
         self._scheduler: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._instants: set[asyncio.Task] = set()
@@ -164,6 +169,7 @@ class Shard:
                                                         points[config.id], self.restarted)
                 asset.on_status = self._built
                 asset.publish_status()
+                self.history.declare(asset.history_specs())
                 if self.lockstep:
                     asset.schedule(asset.last_tick)
                 elif checkpoint.get("running"):
@@ -297,13 +303,15 @@ class Shard:
                 self.batches += 1
                 answers: list[Decision | None] = ([None] * len(due) if decisions is None
                                                   else list(decisions))
-                await asyncio.gather(*(
+                results = await asyncio.gather(*(
                     asset.complete(request, decision, error, started)
                     for asset, request, decision in zip(due, requests, answers, strict=True)))
         finally:
             self._instants_running -= 1
             self._push()
         self.safety.store_checkpoints.remote({asset.id: asset.checkpoint() for asset in due})
+        self.history.send([asset.tick_record(result)
+                           for asset, result in zip(due, results, strict=True)])
 
     # -- status push -----------------------------------------------------------------------
 
@@ -400,7 +408,18 @@ class Shard:
     async def attach_publisher(self, asset_id: str, publisher) -> None:
         (await self._hosted(asset_id)).attach_publisher(publisher)
 
+    async def alarm_action(self, asset_id: str, name: str, action: str, user: str,
+                           duration_s: float | None = None,
+                           reason: str = "") -> dict[str, Any]:
+        asset = await self._hosted(asset_id)
+        return msgspec.to_builtins(await asset.alarm_action(name, action, user, duration_s,
+                                                            reason))
+
     # -- per asset: queries ----------------------------------------------------------------
+
+    async def alarms(self, asset_id: str) -> list[dict[str, Any]]:
+        """Every alarm of the asset, as engine.alarms.AlarmStatus fields."""
+        return msgspec.to_builtins((await self._hosted(asset_id)).alarm_status())
 
     async def status(self, asset_id: str) -> dict[str, Any]:
         """The asset's status now (engine.status.AssetStatus as plain data)."""
@@ -415,7 +434,8 @@ class Shard:
         return await (await self._hosted(asset_id)).view()
 
     async def metrics_snapshot(self, asset_id: str) -> dict[str, Any]:
-        return (await self._hosted(asset_id)).metrics_snapshot()
+        return {**(await self._hosted(asset_id)).metrics_snapshot(),
+                "history_dropped_records": self.history.dropped_records(asset_id)}
 
     async def restore_report(self) -> list[str]:
         """What the hosted assets' restore points held that no longer fits them, and was
@@ -428,7 +448,8 @@ class Shard:
         return {"name": self.name, "pid": os.getpid(), "assets": list(self.assets),
                 "batches": self.batches, "instants_in_flight": len(self._instants),
                 "status_queries": self.status_queries,
-                "restarted": self.restarted, "resume_error": self.resume_error}
+                "restarted": self.restarted, "resume_error": self.resume_error,
+                "history": msgspec.to_builtins(self.history.stats())}
 
 
 @ray.remote(num_cpus=0, max_restarts=MAX_RESTARTS)
@@ -437,6 +458,8 @@ class AssetShard(Shard):
 
     def __init__(self, name: str, assets: list[AssetConfig], clock: ClockSpec, safety,
                  plants: dict[str, Any], plcs: dict[str, PlcMap],
-                 modbus: ModbusSettings = ModbusSettings(), board=None) -> None:
+                 modbus: ModbusSettings = ModbusSettings(), board=None,
+                 historian: Any = None) -> None:
         super().__init__(name, assets, clock, safety, plants, plcs, modbus, board,
-                         restarted=ray.get_runtime_context().was_current_actor_reconstructed)
+                         restarted=ray.get_runtime_context().was_current_actor_reconstructed,
+                         historian=historian)

@@ -38,6 +38,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from engine.alarm_sources import interlock_tripped
 from engine.config import AssetConfig, CountInterlock, Interlock, SetpointLimit, TripInterlock
 from engine.messages import (
     AuditRecord,
@@ -252,10 +253,11 @@ class Gatekeeper:
     def _decide_request(self, request: GateRequest) -> Decision:
         gate = self.gates[request.asset]
         external, restore = self._note_external(request)
+        measured = self.site_view(request.asset, request.time).measured
         written, records = trip_writes(
             request.asset, request.time, limits=gate.limits, last_applied=gate.last_applied,
-            interlocks=self._locks[request.asset],
-            measured=self.site_view(request.asset, request.time).measured, pending=gate.pending)
+            interlocks=self._locks[request.asset], measured=measured, pending=gate.pending)
+        tripped = interlock_tripped(request.asset, self._locks[request.asset], measured)
         gate.pending.clear()
         gate.take(written, request.time)
         records = [*external, *records]
@@ -267,7 +269,7 @@ class Gatekeeper:
                 records += decision.records
                 time = decision.time
         return Decision(asset=request.asset, time=time, mode=gate.mode, applied=written,
-                        records=records)
+                        records=records, interlock_tripped=tripped)
 
     def _note_external(self, request: GateRequest) -> tuple[list[AuditRecord], Proposal | None]:
         """Record the request's writes around the gate and take each external value as

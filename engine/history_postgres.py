@@ -86,7 +86,7 @@ class PostgresStore:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._local = threading.local()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # declare holds it and may open a connection
         self._connections: list[psycopg.Connection] = []
         self._partitions: set[int] = set()
         self._ids: dict[tuple[str, str], int] = {}

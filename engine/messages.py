@@ -103,6 +103,8 @@ class Decision(msgspec.Struct, frozen=True):
 
     ``applied`` holds only the setpoints that may be written now (accepted or clamped, and
     the writes of tripped interlocks, which come in every mode); the caller writes them.
+    ``interlock_tripped``: a trip interlock holding or closing a signal of the asset is
+    tripped at ``time`` (the interlock_tripped alarm of engine.alarm_sources).
     """
 
     asset: str
@@ -110,6 +112,7 @@ class Decision(msgspec.Struct, frozen=True):
     mode: Mode
     applied: dict[str, float]
     records: list[AuditRecord]
+    interlock_tripped: bool = False
 
     @property
     def outcome(self) -> Outcome:

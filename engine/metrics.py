@@ -20,6 +20,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from engine.alarm_states import Priority
 from engine.messages import Outcome
 
 LATENCY_BUCKETS = (
@@ -33,6 +34,8 @@ OUTCOMES = tuple(outcome.value for outcome in Outcome)
 MALFORMED_REASONS = ("json", "schema", "unknown_asset", "unknown_tag", "non_finite",
                      "out_of_range")
 """Why the MQTT gateway refused a payload (engine.mqtt_codec.REASONS)."""
+ALARM_PRIORITIES = tuple(priority.value for priority in Priority)
+"""Every alarm priority (engine.alarm_states.Priority)."""
 
 
 @dataclass
@@ -67,6 +70,9 @@ class AssetMetrics:
     estimates: dict[str, float] = field(default_factory=dict)
     nis: float = 0.0
     anomalies: int = 0
+    alarm_transitions: int = 0
+    alarms_active: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(ALARM_PRIORITIES, 0))
 
     def snapshot(self, asset: str, kind: str) -> dict[str, Any]:
         return {
@@ -75,6 +81,8 @@ class AssetMetrics:
             "solve": (self.solve_seconds.cumulative(), self.solve_seconds.total),
             "ticks": self.ticks, "overruns": self.overruns, "decisions": dict(self.decisions),
             "estimates": dict(self.estimates), "nis": self.nis, "anomalies": self.anomalies,
+            "alarm_transitions": self.alarm_transitions,
+            "alarms_active": dict(self.alarms_active),
         }
 
 
@@ -143,8 +151,21 @@ class _Snapshots:
             "twinloop_estimator_anomalies", "Corrections whose NIS exceeded the chi-square "
             "threshold at the estimator's significance (a sensor fault or a model mismatch)",
             labels=labels)
+        alarms_active = GaugeMetricFamily(
+            "twinloop_alarms_active", "Alarms annunciated and active (unacknowledged or "
+            "acknowledged), by priority", labels=[*labels, "priority"])
+        transitions = CounterMetricFamily(
+            "twinloop_alarm_transitions", "Alarm state transitions (process, operator, expiry)",
+            labels=labels)
+        dropped = CounterMetricFamily(
+            "twinloop_history_dropped_records", "Tick records the historian did not get (it "
+            "was slow or down); the tick went on", labels=labels)
         for snap in self.snapshots:
             key = [snap["asset"], snap["kind"]]
+            for priority, count in snap.get("alarms_active", {}).items():
+                alarms_active.add_metric([*key, priority], count)
+            transitions.add_metric(key, snap.get("alarm_transitions", 0))
+            dropped.add_metric(key, snap.get("history_dropped_records", 0))
             tick.add_metric(key, *snap["tick"])
             solve.add_metric(key, *snap["solve"])
             ticks.add_metric(key, snap["ticks"])
@@ -155,7 +176,8 @@ class _Snapshots:
                 estimate.add_metric([*key, state], value)
             nis.add_metric(key, snap["nis"])
             anomalies.add_metric(key, snap["anomalies"])
-        yield from (tick, solve, ticks, overruns, decisions, estimate, nis, anomalies)
+        yield from (tick, solve, ticks, overruns, decisions, estimate, nis, anomalies,
+                    alarms_active, transitions, dropped)
 
 
 def render(snapshots: Iterable[Mapping[str, Any]], mqtt: Mapping[str, Any] | None = None

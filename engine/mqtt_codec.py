@@ -6,6 +6,9 @@ Topics, per asset:
                                                    or a JSON array of such samples
     twinloop/<site>/<asset id>/estimates      out  {"ts", "values", "std", "nis"}
     twinloop/<site>/<asset id>/setpoints      out  {"ts", "values"}
+    twinloop/<site>/<asset id>/alarms         out  one alarm transition (AlarmEvent):
+                                                   {"alarm", "asset", "time", "from_state",
+                                                    "to_state", "user", "reason", "priority"}
 
 Tags are the asset's output (measured signal) names; values are SI and must be finite
 and within the signal's engineering bounds. A payload that breaks any rule is refused

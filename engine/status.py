@@ -25,6 +25,7 @@ import math
 
 import msgspec
 
+from engine.alarms import AlarmStatus
 from engine.messages import Mode
 
 
@@ -161,6 +162,10 @@ class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
     restarted: bool
     external_writes: list[ExternalWriteSeen] = []
     """Writes around the gate read back from the PLC, one per signal, oldest first."""
+    alarms: list[AlarmStatus] = []
+    """Every alarm of the asset (engine.alarms), in settings order."""
+    alarm_flood: bool = False
+    """10 or more alarms annunciated in the last 10 minutes (ISA-18.2 flood)."""
     built_at: float | None = None
     """Wall-clock UNIX time the status was built, s (right after the tick's decision or
     the operator command): how old a pushed copy is, e.g. on a live console."""

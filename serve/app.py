@@ -30,6 +30,15 @@
     POST /safe-state                        the same for every asset         operator
     GET  /assets/{id}/audit                 ?since&until&outcome&limit       viewer
     GET  /metrics                           Prometheus exposition            viewer
+    GET  /assets/{id}/history               ?signals=a,b&since&until&mode=raw|
+                                            interpolated|aggregate&step&format=
+                                            json|csv&assets=more,ids (SI)    viewer
+    GET  /alarms                            ?asset&state&priority: alarms not
+                                            NORMAL, or those in ``state``     viewer
+    GET  /assets/{id}/alarms                every alarm of the asset         viewer
+    POST /alarms/{alarm}/acknowledge        {"reason"?}; audited             operator
+    POST /alarms/{alarm}/shelve             {"duration_s", "reason"?}        operator
+    POST /alarms/{alarm}/unshelve           {"reason"?}                      operator
 
 Every route but /healthz needs ``Authorization: Bearer <token>`` (serve.auth): 401
 without a valid token, 403 without the role; the token's user is recorded with every
@@ -53,7 +62,7 @@ import asyncio
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from fastapi import (
@@ -71,6 +80,8 @@ from pydantic import BaseModel
 from ray import serve
 
 from actors.refusals import RefusalRecorder
+from engine.alarm_states import AlarmActionError, AlarmState, Priority
+from engine.alarms import split_alarm_id
 from engine.clock import ClockSpec
 from engine.messages import Mode, Outcome
 from engine.metrics import render
@@ -91,20 +102,26 @@ from serve.console import install_console
 from serve.docs import serve_docs
 from serve.edge import install_edge
 from serve.schemas import (
+    CSV_TEXT,
+    HISTORY_CSV_RESPONSE,
     METRICS_RESPONSE,
     PROMETHEUS_TEXT,
+    AlarmActionRequest,
+    AlarmEntry,
     AssetStatus,
     AssetSummary,
     AuditEntry,
     ControllerTuning,
     FleetPage,
     Health,
+    HistorySeries,
     Identity,
     ModeAnswer,
     Number,
     Proposal,
     ReferenceAnswer,
     SafeStateFailure,
+    ShelveRequest,
     SignalLimits,
     WriteAnswer,
     errors,
@@ -119,6 +136,8 @@ LIVE_FOLLOW_MAX = 1000
 """Assets one /live client may follow at once."""
 AUDIT_TIMEOUT_S = 10.0
 """How long GET .../audit waits for the safety actor (restarting, or busy) before 503."""
+HISTORY_TIMEOUT_S = 30.0
+"""How long GET .../history waits for the historian before 503."""
 
 VIEWER = Depends(RoleRequired(Role.VIEWER))
 OPERATOR = Depends(RoleRequired(Role.OPERATOR))
@@ -160,6 +179,23 @@ async def _unprocessable(ref):
         raise HTTPException(404, _message(error)) from None
     except RuntimeError as error:
         raise HTTPException(503, _message(error)) from None
+
+
+async def _alarm_conflict(ref):
+    """Await an alarm action: a state that does not allow it is 409 (AlarmActionError is
+    a ValueError, which _unprocessable would make 422)."""
+    try:
+        return await ref
+    except AlarmActionError as error:
+        raise HTTPException(409, _message(error)) from None
+
+
+def _names(text: str, what: str) -> list[str]:
+    """Comma-separated names; 422 if there are none."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise HTTPException(422, f"{what}: give at least one name, comma-separated")
+    return names
 
 
 def _message(error: Exception) -> str:
@@ -204,7 +240,7 @@ class TwinLoopAPI:
 
     def __init__(self, site: str, assets: dict[str, Any], safety: Any, tokens: list,
                  mqtt: Any = None, tokens_file: str | None = None, board: Any = None,
-                 clock: ClockSpec | None = None) -> None:
+                 clock: ClockSpec | None = None, historian: Any = None) -> None:
         self.site = site
         self.assets = assets
         self.safety = safety
@@ -212,6 +248,7 @@ class TwinLoopAPI:
         self.statuses = StatusCache(board, clock)
         self.refusals = RefusalRecorder("http", lambda batch: safety.note_refused.remote(batch))
         app.state.note_refused = self._refused
+        self.historian = historian
         install(TokenTable(tokens, tokens_file))
         _replica_grpc_on_loopback()
 
@@ -505,6 +542,105 @@ class TwinLoopAPI:
         mqtt = None if self.mqtt is None else await self.mqtt.metrics_snapshot.remote()
         return Response(render(snapshots, mqtt), media_type=PROMETHEUS_TEXT)
 
+    # -- history and alarms ----------------------------------------------------------------
+
+    @app.get("/assets/{asset_id}/history", response_model=list[HistorySeries],
+             response_model_exclude_unset=True,
+             responses={**HISTORY_CSV_RESPONSE, **errors(401, 403, 404, 422, 503)})
+    async def get_history(
+        self,
+        asset_id: str,
+        signals: str = Query(description="history signals, comma-separated: 'T_bulk', "
+                                         "'estimate.T_bulk', 'applied.m_oil', 'mode', ..."),
+        since: float | None = Query(None, description="UNIX s of the twin's clock; default "
+                                                      "an hour before until"),
+        until: float | None = Query(None, description="UNIX s; default the last recorded "
+                                                      "point"),
+        mode: Literal["raw", "interpolated", "aggregate"] = "raw",
+        step: float = Query(60.0, gt=0, description="s between interpolated values, or per "
+                                                    "aggregate interval"),
+        format: Literal["json", "csv"] = "json",
+        assets: str | None = Query(None, description="more asset ids, comma-separated: one "
+                                                     "query over many assets"),
+        user: str = VIEWER,
+    ) -> Any:
+        """Recorded history of the asset's signals (SI, each series with its unit): the
+        stored points (raw), values every ``step`` s (interpolated, linear; ``mode`` held),
+        or min, max, mean, last, count and time-weighted mean per ``step`` s
+        (aggregate). 404: unknown asset, or none recorded; 422: a signal not recorded or
+        a bad range; 503: no historian runs, or it does not answer."""
+        ids = [asset_id, *(_names(assets, "assets") if assets is not None else [])]
+        for identifier in ids:
+            self._asset(identifier)
+        if self.historian is None:
+            raise HTTPException(503, f"site {self.site!r} runs no historian")
+        method = self.historian.query_csv if format == "csv" else self.historian.query_json
+        ref = method.remote(ids, _names(signals, "signals"), since, until, mode, step)
+        try:
+            answer = await _unprocessable(asyncio.wait_for(ref, HISTORY_TIMEOUT_S))
+        except TimeoutError:
+            raise HTTPException(503, "the historian did not answer in time") from None
+        if format == "csv":
+            return Response(answer, media_type=CSV_TEXT)
+        return answer
+
+    @app.get("/alarms", response_model=list[AlarmEntry], responses=errors(401, 403, 404, 503))
+    async def get_alarms(self, asset: str | None = None, state: AlarmState | None = None,
+                         priority: Priority | None = None,
+                         user: str = VIEWER) -> list[dict[str, Any]]:
+        """Alarms of every asset (or ``asset``) that are not NORMAL (active, awaiting
+        acknowledgement, shelved, suppressed or out of service), or those in ``state``;
+        of ``priority`` if given."""
+        handles = [self._asset(asset)] if asset is not None else list(self.assets.values())
+        found = [alarm for alarms in await asyncio.gather(*(h.alarms.remote() for h in handles))
+                 for alarm in alarms]
+        return [a for a in found
+                if (a["state"] != AlarmState.NORMAL if state is None else a["state"] == state)
+                and (priority is None or a["priority"] == priority)]
+
+    @app.get("/assets/{asset_id}/alarms", response_model=list[AlarmEntry],
+             responses=errors(401, 403, 404, 503))
+    async def get_asset_alarms(self, asset_id: str, user: str = VIEWER) -> list[dict[str, Any]]:
+        """Every alarm of the asset, in every state."""
+        return await self._asset(asset_id).alarms.remote()
+
+    async def _alarm_action(self, alarm: str, action: str, user: str,
+                            duration_s: float | None, reason: str) -> dict[str, Any]:
+        try:
+            asset_id, name = split_alarm_id(alarm)
+        except ValueError as error:
+            raise HTTPException(404, str(error)) from None
+        ref = self._asset(asset_id).alarm_action.remote(name, action, user, duration_s, reason)
+        return await _unprocessable(_alarm_conflict(ref))
+
+    @app.post("/alarms/{alarm}/acknowledge", response_model=AlarmEntry,
+              responses=errors(401, 403, 404, 409, 413, 422, 503))
+    async def acknowledge_alarm(self, alarm: str,
+                                body: AlarmActionRequest | None = None,
+                                user: str = OPERATOR) -> dict[str, Any]:
+        """Acknowledge ``alarm`` ('<asset>:<name>'): UNACKNOWLEDGED -> ACKNOWLEDGED,
+        RTNUN -> NORMAL; in the audit with the user before it counts."""
+        return await self._alarm_action(alarm, "acknowledge", user, None,
+                                        body.reason if body else "")
+
+    @app.post("/alarms/{alarm}/shelve", response_model=AlarmEntry,
+              responses=errors(401, 403, 404, 409, 413, 422, 503))
+    async def shelve_alarm(self, alarm: str, body: ShelveRequest = Body(
+            examples=[{"duration_s": 3600.0, "reason": "sensor maintenance"}]),
+            user: str = OPERATOR) -> dict[str, Any]:
+        """Shelve ``alarm`` for ``duration_s`` twin seconds (at most its max_shelve_s,
+        else 422); it returns by itself when the time is up. Audited with the user."""
+        return await self._alarm_action(alarm, "shelve", user, body.duration_s, body.reason)
+
+    @app.post("/alarms/{alarm}/unshelve", response_model=AlarmEntry,
+              responses=errors(401, 403, 404, 409, 413, 422, 503))
+    async def unshelve_alarm(self, alarm: str,
+                             body: AlarmActionRequest | None = None,
+                             user: str = OPERATOR) -> dict[str, Any]:
+        """End the shelve of ``alarm``: it shows what the process warrants. Audited."""
+        return await self._alarm_action(alarm, "unshelve", user, None,
+                                        body.reason if body else "")
+
 
 def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: Sequence[Token] = (),
                tokens_file: str | os.PathLike | None = None) -> str:
@@ -516,6 +652,6 @@ def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: Sequenc
     # mypy does not apply class decorators: serve.deployment made TwinLoopAPI a Deployment
     api = TwinLoopAPI.bind(  # type: ignore[attr-defined]
         fleet.site.site.name, fleet.assets, fleet.safety, list(tokens), fleet.mqtt, file,
-        fleet.board, fleet.clock)
+        fleet.board, fleet.clock, fleet.historian)
     serve.run(api, name="twinloop", route_prefix="/")
     return f"http://{host}:{port}"

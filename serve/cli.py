@@ -8,6 +8,8 @@
                   [--pipelines N] [--seed S] [--name NAME] [--speed X] > site.toml
     twinloop token add --user NAME --role viewer|operator|engineer|admin [--file F]
     twinloop token remove --user NAME [--file F]
+    twinloop history export --assets A,B --signals X,Y --out FILE.parquet|FILE.csv
+                  [--site F] [--since T] [--until T] [--mode M] [--step S]
     twinloop tune <kind> [--output Y] [--step DY] [--duration S] [--horizon N]
                   [--backend B] [--tracking Y=W ...] [--move-suppression U=W ...]
                   [--noise F] [--out PREFIX]
@@ -30,6 +32,10 @@ seed (plants.sitegen). ``token add`` generates a bearer token,
 prints it once and adds its salted hash to the token file (default ``var/tokens.toml``,
 the site files' default ``http.tokens``); ``token remove`` revokes a user's tokens. A
 running demo re-reads the file when it changes: both take effect without a restart.
+``history export`` writes recorded history of the site's historian (``[historian]``) to
+Parquet or CSV, one row per series and time with its unit (engine.historian.export);
+it opens the store itself, so a DuckDB file only while no demo writes it (ask a running
+demo over HTTP, ``format=csv``), a PostgreSQL server at any time.
 ``tune`` simulates a closed-loop step response of one plant kind under a tuning, offline
 and without Ray (controllers.step_response), and writes PREFIX.png and PREFIX.csv.
 """
@@ -50,7 +56,7 @@ from typing import Any
 
 import msgspec
 
-from engine.config import ConfigError, HttpSettings, load_site
+from engine.config import ConfigError, HistorianSettings, HttpSettings, load_site
 
 ADMIN_TOKEN_VARIABLE = "TWINLOOP_ADMIN_TOKEN"
 
@@ -87,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     revoke = token_actions.add_parser("remove", help="revoke every token of a user")
     revoke.add_argument("--user", required=True, help="whose tokens to revoke")
     revoke.add_argument("--file", default=HttpSettings().tokens, help="token file (TOML)")
+    _add_history_parser(commands)
     tune = commands.add_parser("tune", help="closed-loop step response of a plant kind "
                                "under a tuning, as a PNG plot and a CSV")
     tune.add_argument("kind", help="plant kind (asphalt_tank, centrifugal_pump, ...)")
@@ -117,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_tune(args)
         if args.command == "site":
             return generate_site(args)
+        if args.command == "history":
+            return export_history(args)
         return run_demo(args)
     except ConfigError as error:
         print(f"twinloop: {error}", file=sys.stderr)
@@ -141,6 +150,44 @@ def _add_site_parser(commands) -> None:
     generate.add_argument("--name", default="field", help="site name (default field)")
     generate.add_argument("--speed", type=float, default=60.0,
                           help="twin seconds per wall second (default 60)")
+
+
+def _add_history_parser(commands) -> None:
+    export = commands.add_parser("history", help="the historian's records").add_subparsers(
+        dest="action", required=True).add_parser(
+        "export", help="write recorded history to Parquet or CSV")
+    export.add_argument("--site", default=str(DEFAULT_SITE), help="site file (TOML)")
+    export.add_argument("--assets", required=True, help="asset ids, comma-separated")
+    export.add_argument("--signals", required=True, help="history signals, comma-separated "
+                        "(T_bulk, estimate.T_bulk, applied.m_oil, mode, ...)")
+    export.add_argument("--since", type=float, help="UNIX s of the twin's clock (default: an "
+                        "hour before --until)")
+    export.add_argument("--until", type=float, help="UNIX s (default: the last recorded point)")
+    export.add_argument("--mode", default="raw", choices=["raw", "interpolated", "aggregate"])
+    export.add_argument("--step", type=float, default=60.0,
+                        help="s between values (interpolated) or per interval (aggregate)")
+    export.add_argument("--out", required=True, help="FILE.parquet or FILE.csv")
+
+
+def export_history(args: argparse.Namespace) -> int:
+    from actors.historian import query_history
+    from engine.historian import Historian, export, open_store
+
+    site = load_site(args.site)
+    settings = site.historian
+    historian = Historian(open_store(settings), settings)
+    try:
+        assets, signals = ([n.strip() for n in text.split(",") if n.strip()]
+                           for text in (args.assets, args.signals))
+        answer = query_history(historian, assets, signals, args.since, args.until, args.mode,
+                               args.step)
+        rows = export(answer, args.out)
+    except LookupError as error:
+        raise ValueError(error.args[0]) from None
+    finally:
+        historian.store.close()
+    print(f"twinloop history export: {rows} rows of {len(answer)} series to {args.out}")
+    return 0
 
 
 def generate_site(args: argparse.Namespace) -> int:
@@ -289,7 +336,8 @@ def run_demo(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which sets its own
         signal.signal(number, lambda *_: stop.set())
-    fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True, mqtt=args.mqtt)
+    fleet = build_fleet(site, ClockSpec(speed=speed), modbus=True, mqtt=args.mqtt,
+                        history=True)
     try:
         fleet.start()
         url = start_http(fleet, host, port, [Token("admin", "admin", hash_token(admin))],
@@ -307,6 +355,8 @@ def run_demo(args: argparse.Namespace) -> int:
             f"({len(file_tokens)} token(s), re-read on change; `twinloop token add` adds "
             "one)")
         say(f"  audit log    {Path(site.site.audit_db).resolve()}")
+        say(f"  history      {_history_place(site.historian)}   "
+            "(GET /assets/<id>/history; alarms: GET /alarms)")
         for line in fleet.restore_report:  # decided before, no longer in the site file
             say(f"  not restored {line}")
         say(f"  OPC UA       {_serve_opcua(fleet)}")
@@ -341,6 +391,15 @@ def admin_token(environ: Mapping[str, str]) -> tuple[str, bool]:
     random one (256 bits); and whether it was generated."""
     given = environ.get(ADMIN_TOKEN_VARIABLE, "")
     return (given, False) if given else (secrets.token_urlsafe(32), True)
+
+
+def _history_place(settings: HistorianSettings) -> str:
+    """Where the historian stores: the DuckDB file, or the PostgreSQL server (its DSN
+    without a password)."""
+    if settings.backend == "postgres":
+        shown = " ".join(p for p in settings.dsn.split() if not p.startswith("password="))
+        return f"PostgreSQL {shown}"
+    return f"{Path(settings.path).resolve()} (DuckDB)"
 
 
 def _serve_opcua(fleet) -> str:

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from engine.alarm_states import AlarmState, Priority
 from engine.messages import Mode, Outcome
 
 Number = Annotated[float, Strict()]
@@ -54,7 +55,9 @@ _ERRORS: dict[int, tuple[type[BaseModel], str]] = {
     400: (ErrorMessage, "the request body is not JSON: nothing changed"),
     401: (ErrorMessage, "no bearer token, or one the server does not know"),
     403: (ErrorMessage, "the token's role may not make this request"),
-    404: (ErrorMessage, "unknown asset (or proposal)"),
+    404: (ErrorMessage, "unknown asset (or proposal, or alarm)"),
+    409: (ErrorMessage, "the alarm's state does not allow this action (e.g. acknowledging "
+                        "an alarm that is NORMAL): nothing changed"),
     413: (ErrorMessage, "request body larger than 1 MiB: not parsed, nothing changed"),
     422: (Unprocessable, ("malformed request, or a value outside its signal's bounds: "
                           "nothing changed")),
@@ -173,6 +176,28 @@ class EstimatorStatus(BaseModel):
                                               "e.g. '2 of the last 10'")
 
 
+class AlarmEntry(BaseModel):
+    """One alarm as the operator sees it (ISA-18.2 states; engine.alarms.AlarmStatus)."""
+
+    alarm: str = Field(description="site-wide id '<asset>:<name>'")
+    asset: str
+    name: str
+    signal: str = Field(description="the watched value: an output, 'estimate.<name>' or a "
+                                    "condition flag")
+    kind: str = Field(description="HI, HIHI, LO, LOLO or condition")
+    limit: float | None = Field(description="the alarm limit, the signal's SI unit")
+    priority: Priority
+    state: AlarmState
+    active: bool
+    acked: bool
+    shelved_until: float | None = Field(description="end of a shelve, twin UNIX s")
+    suppressed: bool
+    out_of_service: bool
+    value: float | None = Field(description="the signal's last value, SI")
+    since: float | None = Field(description="time of the last transition, twin UNIX s")
+    message: str
+
+
 class ExternalWriteSeen(BaseModel):
     """The latest value of one signal found in the PLC's registers that the gate did not
     write there (a write around the gate), read back at twin time ``time``."""
@@ -218,6 +243,9 @@ class AssetStatus(BaseModel):
                     "first; each is in the audit (source 'plc', outcome 'external')")
     built_at: float | None = Field(None, description="wall-clock UNIX time the status was "
                                    "built, s (right after the tick's decision)")
+    alarms: list[AlarmEntry] = Field(default=[], description="every alarm of the asset")
+    alarm_flood: bool = Field(default=False, description="10 or more alarms annunciated "
+                                                         "in the last 10 minutes")
 
 
 class ReferenceAnswer(BaseModel):
@@ -345,3 +373,54 @@ def install_struct_schemas(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+# -- history and alarms (engine.historian, engine.alarms) -----------------------------------
+
+CSV_TEXT = "text/csv"
+
+
+class HistorySeries(BaseModel):
+    """One recorded series over the queried range. ``time`` is UNIX seconds of the twin's
+    clock: point times (raw), interpolation times, or interval starts (aggregate). Raw
+    answers carry ``value`` and ``std`` (one sigma, estimates only); interpolated ones
+    ``value``; aggregate ones ``min``, ``max``, ``mean``, ``last``, ``count`` and
+    ``twmean`` (time-weighted mean) per interval. Every value is in ``unit`` (SI); null
+    where there is none (no std, an empty interval, outside the recorded points)."""
+
+    asset: str
+    signal: str = Field(description="'<output>', 'estimate.<state>', 'parameter.<name>', "
+                                    "'nis', 'requested.<input>', 'applied.<input>', "
+                                    "'reference.<output>', 'mode' (0 OFF, 1 MANUAL, "
+                                    "2 ADVISORY, 3 AUTONOMOUS)")
+    unit: str
+    mode: str = Field(description="'recorded', 'interpolated' or 'aggregate'")
+    source: str = Field(description="'raw', or 'rollup:<interval s>' for an aggregate "
+                                    "computed from stored rollups")
+    time: list[float]
+    value: list[float | None] | None = None
+    std: list[float | None] | None = None
+    min: list[float | None] | None = None
+    max: list[float | None] | None = None
+    mean: list[float | None] | None = None
+    last: list[float | None] | None = None
+    count: list[float | None] | None = None
+    twmean: list[float | None] | None = None
+
+
+HISTORY_CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "JSON (format=json), or CSV (format=csv): a header row, then one "
+                         "row per series and time: asset, signal, unit, mode, time and the "
+                         "mode's columns",
+          "content": {CSV_TEXT: {"schema": {"type": "string"}}}},
+}
+
+
+class AlarmActionRequest(BaseModel):
+    """Why the operator acts (optional; recorded in the audit)."""
+
+    reason: str = ""
+
+
+class ShelveRequest(AlarmActionRequest):
+    """Shelve for ``duration_s`` twin seconds, at most the alarm's ``max_shelve_s``."""
+
+    duration_s: Annotated[float, Strict(), Field(gt=0)]

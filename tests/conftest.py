@@ -31,7 +31,9 @@ def ray_session():
 @pytest.fixture(scope="module")
 def two_tanks(ray_session, tmp_path_factory, request):
     """The two-tank site (tests/sites/two_tanks.toml) in lock-step (SimClock), one per test module,
-    in a Ray namespace of its own. Tests run it forward with ``fleet.run_for``."""
+    in a Ray namespace of its own, recording into a DuckDB file of its own. Tests run it
+    forward with ``fleet.run_for``. A module's ``TWO_TANKS_ALARMS`` (asset id -> list of
+    engine.config.AlarmSettings) adds alarms to its tanks."""
     import msgspec
 
     import plants
@@ -39,12 +41,18 @@ def two_tanks(ray_session, tmp_path_factory, request):
     from engine.clock import ClockSpec
     from engine.config import load_site
 
-    site = plants.resolve_site(load_site(TWO_TANKS), TWO_TANKS)
-    audit = tmp_path_factory.mktemp("audit") / "two-tanks-audit.db"
+    site = load_site(TWO_TANKS)
+    extra = getattr(request.module, "TWO_TANKS_ALARMS", {})
+    site = msgspec.structs.replace(site, assets=[
+        msgspec.structs.replace(a, alarms=[*a.alarms, *extra.get(a.id, [])]) for a in site.assets])
+    site = plants.resolve_site(site, TWO_TANKS)
+    var = tmp_path_factory.mktemp("var")
     site = msgspec.structs.replace(
-        site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
+        site, site=msgspec.structs.replace(site.site, audit_db=str(var / "two-tanks-audit.db")),
+        historian=msgspec.structs.replace(site.historian, path=str(var / "history.duckdb")))
     namespace = f"test-{request.module.__name__}"
-    fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace=namespace)
+    fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace=namespace,
+                        history=True)
     yield fleet
     fleet.shutdown()
 

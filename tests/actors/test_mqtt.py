@@ -74,12 +74,13 @@ def api(fleet):
 @pytest.fixture(scope="module")
 def subscriber(mqtt_broker):
     """A plain paho client recording what the gateway publishes for tank-01."""
-    received: dict[str, list[dict]] = {"estimates": [], "setpoints": []}
+    received: dict[str, list[dict]] = {"estimates": [], "setpoints": [], "alarms": []}
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.on_message = lambda c, u, m: received[m.topic.rsplit("/", 1)[1]].append(
         json.loads(m.payload))
     client.connect("127.0.0.1", mqtt_broker.port)
-    client.subscribe([(f"{TOPIC}/estimates", 1), (f"{TOPIC}/setpoints", 1)])
+    client.subscribe([(f"{TOPIC}/estimates", 1), (f"{TOPIC}/setpoints", 1),
+                      (f"{TOPIC}/alarms", 1)])
     client.loop_start()
     yield received
     client.loop_stop()
@@ -111,7 +112,7 @@ def test_a_published_measurement_moves_the_estimate(fleet, api, subscriber, mqtt
     assert after["measurement"]["T_bulk"] == {"value": 440.0, "unit": "K", "time": now}
     assert after["estimate"]["T_bulk"]["value"] > before["estimate"]["T_bulk"]["value"] + 5.0
     assert after["healthy"], after["errors"]
-    latest = api.get("/assets/tank-01/audit").json()[-1]
+    latest = [r for r in api.get("/assets/tank-01/audit").json() if r["signal"] == "m_oil"][-1]
     assert latest["outcome"] in ("accepted", "clamped") and latest["time"] == now + 120.0
 
     setpoint = wait_for(lambda: subscriber["setpoints"], "a published setpoint")[-1]
@@ -119,6 +120,16 @@ def test_a_published_measurement_moves_the_estimate(fleet, api, subscriber, mqtt
     estimate = wait_for(lambda: [e for e in subscriber["estimates"] if e["ts"] == now],
                         "the published estimate")[-1]
     assert estimate["values"]["T_bulk"] == after["estimate"]["T_bulk"]["value"]
+    # no measurement at first: the stale-measurement alarm was raised, then returned to
+    # normal with the first one, each transition published on the alarms topic
+    def stale_transitions():
+        found = [a for a in subscriber["alarms"] if a["alarm"] == "tank-01:measurement_stale"]
+        return found[:2] if len(found) >= 2 else None
+
+    stale = wait_for(stale_transitions, "the published alarm transitions")
+    assert [(a["from_state"], a["to_state"], a["priority"]) for a in stale] == [
+        ("NORMAL", "UNACKNOWLEDGED", "HIGH"), ("UNACKNOWLEDGED", "RTNUN", "HIGH")]
+    assert stale[1]["time"] == now + 120.0
 
 
 @pytest.mark.parametrize(("reason", "topic", "payload"), [

@@ -266,3 +266,19 @@ def test_a_killed_duckdb_writer_loses_at_most_the_append_in_flight(tmp_path):
     assert batches == list(range(len(batches)))  # and no hole after them
     assert len(points) == 100 * len(batches)  # whole appends only
     store.close()
+
+
+def test_postgres_declares_from_a_thread_that_has_no_connection_yet(postgres_dsn):
+    """A historian actor declares on whichever of its threads takes the call: the first
+    call on a new thread opened its connection under the lock declare held (deadlock)."""
+    import threading
+
+    from engine.history_postgres import PostgresStore
+
+    store = PostgresStore(postgres_dsn)
+    worker = threading.Thread(target=store.declare, args=([SeriesSpec("p", "head", "m")],),
+                              daemon=True)
+    worker.start()
+    worker.join(60.0)
+    assert store.specs()[("p", "head")].unit == "m"
+    store.close()

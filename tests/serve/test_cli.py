@@ -85,3 +85,46 @@ def test_site_generate_prints_a_site_that_the_demo_accepts(capsys, tmp_path):
 def test_site_generate_refuses_a_negative_count(capsys):
     assert main(["site", "generate", "--pumps", "-2"]) == 2
     assert "pumps: -2 must be a whole number >= 0" in capsys.readouterr().err
+
+
+def test_history_export_writes_recorded_values_with_their_units(capsys, tmp_path):
+    """What a historian recorded (tick records of tank-01 through the writer), exported by
+    ``twinloop history export`` to Parquet and CSV, and an unknown asset refused."""
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    from engine.config import HistorianSettings
+    from engine.historian import Historian, open_store
+    from engine.history import SeriesSpec, TickRecord
+    from engine.history_writer import HistoryWriter
+    from engine.messages import Measurement
+
+    store_path = tmp_path / "history.duckdb"
+    settings = HistorianSettings(path=str(store_path))
+    historian = Historian(open_store(settings), settings)
+    historian.store.declare([SeriesSpec("tank-01", "T_bulk", "K")])
+    writer = HistoryWriter(historian)
+    writer.submit([TickRecord(asset="tank-01", time=1.7e9 + 120.0 * k, measurement=Measurement(
+        "tank-01", 1.7e9 + 120.0 * k, {"T_bulk": 420.0 + k})) for k in range(4)])
+    assert writer.close(60.0)
+    historian.store.close()
+    site = tmp_path / "site.toml"
+    site.write_text(TWO_TANKS.read_text().replace(
+        "[http]", f'[historian]\npath = "{store_path}"\n\n[http]'))
+
+    common = ["history", "export", "--site", str(site), "--signals", "T_bulk",
+              "--since", "1.7e9", "--until", "1700001000"]
+    parquet, csv_file = tmp_path / "h.parquet", tmp_path / "h.csv"
+    assert main([*common, "--assets", "tank-01",
+                 "--out", str(parquet)]) == 0
+    table = pyarrow.parquet.read_table(parquet).to_pydict()
+    assert table["value"] == [420.0, 421.0, 422.0, 423.0] and set(table["unit"]) == {"K"}
+    assert "4 rows of 1 series" in capsys.readouterr().out
+    assert main([*common, "--assets", "tank-01", "--mode",
+                 "aggregate", "--step", "480", "--out", str(csv_file)]) == 0
+    rows = pyarrow.csv.read_csv(csv_file).to_pydict()
+    assert rows["count"] == [4.0, 0.0, 0.0] and rows["max"][0] == 423.0
+    capsys.readouterr()
+    assert main([*common, "--assets", "tank-09",
+                 "--out", str(parquet)]) == 2
+    assert "tank-09" in capsys.readouterr().err

@@ -11,10 +11,14 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
+from engine.config import AlarmSettings
 from serve.auth import Token, hash_token
 from tests.conftest import free_port
 
 TOKENS = {"admin": secrets.token_urlsafe(32), "viewer": secrets.token_urlsafe(32)}
+
+TWO_TANKS_ALARMS = {"tank-01": [AlarmSettings(signal="T_bulk", kind="HI", limit=300.0)]}
+"""Always active: an alarm to acknowledge."""
 
 AUTHENTICATED_ERRORS = {"401", "403"}
 """Every route but /healthz answers these."""
@@ -109,12 +113,20 @@ def test_a_real_answer_of_every_route_validates_against_its_declared_schema(
         ("PUT", "/assets/tank-01/controller", {"move_suppression": {"m_oil": 0.1}}),
         ("GET", "/assets/tank-01/audit", None),
         ("PUT", "/assets/tank-02/mode", {"mode": "ADVISORY"}),
+        ("GET", "/assets/tank-01/history?signals=T_bulk,estimate.T_bulk", None),
+        ("GET", "/assets/tank-01/history?signals=T_bulk&mode=aggregate&step=600", None),
+        ("GET", "/assets/tank-01/history?signals=T_bulk&format=csv", None),
+        ("GET", "/alarms", None), ("GET", "/assets/tank-01/alarms", None),
+        ("POST", "/alarms/tank-01:T_bulk.HI/acknowledge", {"reason": "seen"}),
+        ("POST", "/alarms/tank-01:T_bulk.HI/shelve", {"duration_s": 600.0}),
+        ("POST", "/alarms/tank-01:T_bulk.HI/unshelve", None),
     ]
     seen = set()
     for method, path, body in requests:
         reply = api.request(method, path, json=body)
         assert reply.status_code == 200, (path, reply.text)
-        template = re.sub(r"/assets/[^/]+", "/assets/{asset_id}", path)
+        template = re.sub(r"/assets/[^/]+", "/assets/{asset_id}", path.split("?")[0])
+        template = re.sub(r"/alarms/[^/]+/", "/alarms/{alarm}/", template)
         check(document, reply, method, template)
         seen.add((method, template))
 
@@ -157,6 +169,12 @@ def test_error_answers_validate_against_their_declared_schemas(api, document):
          "GET", "/assets/{asset_id}/audit", 422),
         (api.put("/assets/tank-01/reference", content=b"0" * (2 << 20)),
          "PUT", "/assets/{asset_id}/reference", 413),
+        (api.get("/assets/tank-01/history", params={"signals": "T_nothing"}),
+         "GET", "/assets/{asset_id}/history", 422),
+        (api.post("/alarms/tank-01:measurement_stale/acknowledge"),
+         "POST", "/alarms/{alarm}/acknowledge", 409),
+        (api.post("/alarms/tank-01:nothing/shelve", json={"duration_s": 60.0}),
+         "POST", "/alarms/{alarm}/shelve", 404),
     ]
     for reply, method, path, status in cases:
         assert reply.status_code == status, (method, path, reply.text)
