@@ -343,6 +343,9 @@ class Shard:
     async def attach_publisher(self, asset_id: str, publisher) -> None:
         (await self._hosted(asset_id)).attach_publisher(publisher)
 
+    async def fork(self, asset_id: str, user: str, what: str) -> dict[str, Any]:
+        return await (await self._hosted(asset_id)).fork(user, what)
+
     # -- per asset: queries ----------------------------------------------------------------
 
     async def status(self, asset_id: str) -> dict[str, Any]:
