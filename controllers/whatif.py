@@ -428,11 +428,11 @@ def _limits(model: PlantModel, asset: AssetConfig,
             if math.isfinite(bound):
                 limits.append(_Limit(f"output_limits.{name}.{end}", "constraint", name, side,
                                      bound))
-    for signal in model.outputs:
+    for output in model.outputs:
         for side, end in sides:
-            bound = getattr(signal, end)
+            bound = getattr(output, end)
             if math.isfinite(bound):
-                limits.append(_Limit(f"bounds.{signal.name}.{end}", "constraint", signal.name,
+                limits.append(_Limit(f"bounds.{output.name}.{end}", "constraint", output.name,
                                      side, bound))
     for lock in interlocks:
         if isinstance(lock, TripInterlock):
@@ -501,8 +501,9 @@ def _crossing(limit: _Limit, model: PlantModel, Y: np.ndarray, X: np.ndarray,
               period: float) -> Crossing | None:
     values = (Y[:, :, model.outputs.index(limit.signal)] if limit.signal in model.outputs
               else X[:, :, model.states.index(limit.signal)])
-    beyond = values >= limit.bound if limit.side == "above" else values <= limit.bound
-    crossed = beyond.any(axis=1)
+    beyond = np.asarray(values >= limit.bound if limit.side == "above"
+                        else values <= limit.bound)
+    crossed = np.asarray(beyond.any(axis=1))
     if not crossed.any():
         return None
     first = beyond.argmax(axis=1) * period

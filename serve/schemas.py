@@ -255,11 +255,11 @@ class WhatIfChangesBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reference: dict[str, Number] = Field({}, description="output targets")
-    disturbances: dict[str, Number] = Field({}, description="disturbance values (an inflow)")
-    setpoints: dict[str, Number] = Field({}, description="writable signals, gated")
-    parameters: dict[str, Number] = Field({}, description="the plant's true parameters")
-    mode: Mode | None = Field(None, description="the asset's mode; null: its mode now")
+    reference: dict[str, Number] = Field(default={}, description="output targets")
+    disturbances: dict[str, Number] = Field(default={}, description="disturbances (an inflow)")
+    setpoints: dict[str, Number] = Field(default={}, description="writable signals, gated")
+    parameters: dict[str, Number] = Field(default={}, description="the plant's true parameters")
+    mode: Mode | None = Field(default=None, description="the asset's mode; null: its mode now")
 
 
 class WhatIfBody(BaseModel):
@@ -270,11 +270,11 @@ class WhatIfBody(BaseModel):
     duration_s: Number = Field(description="twin seconds to look ahead, at most 7 days")
     changes: WhatIfChangesBody = WhatIfChangesBody()
     controller: Annotated[bool, Strict()] = Field(
-        True, description="the controller runs in the fork; false: inputs hold")
+        default=True, description="the controller runs in the fork; false: inputs hold")
     samples: Annotated[int, Strict()] = Field(
-        1, description="ensemble members drawn from the estimate's uncertainty, 1-200")
-    seed: Annotated[int, Strict()] = Field(0, description="seed of the draws")
-    timeout_s: Number = Field(30.0, description="wall seconds it may take, at most 300")
+        default=1, description="ensemble members drawn from the estimate's uncertainty, 1-200")
+    seed: Annotated[int, Strict()] = Field(default=0, description="seed of the draws")
+    timeout_s: Number = Field(default=30.0, description="wall seconds it may take, at most 300")
 
 
 class WhatIfTrajectory(BaseModel):

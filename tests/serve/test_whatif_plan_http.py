@@ -157,3 +157,27 @@ def test_a_plan_for_an_asset_of_another_kind_is_422_naming_why(api):
     assert reply.status_code == 422
     assert "asphalt_terminal" in reply.json()["detail"]
     assert "dra_pipeline" in reply.json()["detail"]
+
+
+def test_twinloop_whatif_writes_the_scenario_and_baseline_as_csv_and_png(api, tmp_path,
+                                                                         capsys):
+    import csv
+
+    from serve.cli import main
+
+    prefix = tmp_path / "fill"
+    status = main(["whatif", "terminal", "--url", str(api.base_url),
+                   "--token", TOKENS["operator"], "--duration", "43200",
+                   "--set", "receipt_01=40", "--no-controller", "--out", str(prefix)])
+    assert status == 0
+    rows = list(csv.reader((tmp_path / "fill.csv").open()))
+    assert rows[0][0] == "time_s"
+    assert len(rows) == 1 + 43200 / 300 + 1
+    level = rows[0].index("level_01 [m]")
+    baseline = rows[0].index("level_01 baseline [m]")
+    assert float(rows[-1][level]) > float(rows[-1][baseline]) + 2.0     # m: filled
+    assert (tmp_path / "fill.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "level_01.HI at" in capsys.readouterr().out
+    denied = main(["whatif", "terminal", "--url", str(api.base_url),
+                   "--token", TOKENS["viewer"], "--duration", "600", "--out", str(prefix)])
+    assert denied == 2
