@@ -15,6 +15,7 @@ import pytest
 from plants import bitumen
 from serve.auth import Token, hash_token
 from tests.conftest import free_port
+from tests.serve.test_openapi import check
 
 SITE = Path(__file__).resolve().parents[1] / "sites" / "whatif_plan.toml"
 TOKENS = {role: secrets.token_urlsafe(32) for role in ("viewer", "operator")}
@@ -115,13 +116,20 @@ def test_what_if_refusals(api):
     late = api.post("/assets/terminal/whatif", json={"duration_s": 86400.0,
                                                     "controller": False, "timeout_s": 1e-3})
     assert late.status_code == 504 and "timeout_s" in late.json()["detail"]
+    document = api.get("/openapi.json").json()
+    for reply in (unknown, late, viewer):
+        check(document, reply, "POST", "/assets/{asset_id}/whatif")
     assert api.post("/assets/nowhere/whatif", json={"duration_s": 60.0}).status_code == 404
 
 
 def test_the_seven_day_plan_beats_its_baselines_within_maop_and_its_approval_is_audited(api):
-    assert api.get("/assets/dra-line/plan").status_code == 404
+    document = api.get("/openapi.json").json()
+    missing = api.get("/assets/dra-line/plan")
+    assert missing.status_code == 404
+    check(document, missing, "GET", "/assets/{asset_id}/plan")
     reply = api.post("/assets/dra-line/plan")
     assert reply.status_code == 200, reply.text
+    check(document, reply, "POST", "/assets/{asset_id}/plan")
     plan = reply.json()
     assert plan["version"] == 1 and plan["status"] == "proposed" and plan["user"] == "olga"
     assert plan["currency"] == "USD"
@@ -141,6 +149,8 @@ def test_the_seven_day_plan_beats_its_baselines_within_maop_and_its_approval_is_
 
     approved = api.post("/assets/dra-line/plan/1/approve")
     assert approved.status_code == 200, approved.text
+    check(document, approved, "POST", "/assets/{asset_id}/plan/{version}/approve")
+    check(document, api.get("/assets/dra-line/plan"), "GET", "/assets/{asset_id}/plan")
     assert (approved.json()["status"], approved.json()["approved_by"]) == ("approved", "olga")
     assert api.get("/assets/dra-line/plan").json()["status"] == "approved"
     record = api.get("/assets/dra-line/audit", params={"since": 0}).json()[-1]
