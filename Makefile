@@ -36,6 +36,7 @@ bench: install
 	$(PY) bench/estimators.py
 	$(PY) bench/mpc.py
 	$(PY) bench/plan.py
+	$(PY) bench/whatif.py
 	$(PY) bench/historian.py
 
 clean:
