@@ -108,7 +108,8 @@ def test_a_real_answer_of_every_route_validates_against_its_declared_schema(
         ("GET", "/assets/tank-01/audit", None),
         ("PUT", "/assets/tank-02/mode", {"mode": "ADVISORY"}),
         ("POST", "/assets/tank-01/whatif", {"duration_s": 600.0, "controller": False,
-                                             "changes": {"setpoints": {"m_oil": 1.0}}}),
+                                             "changes": {"setpoints": {"m_oil": 1.0}},
+                                             "timeout_s": 300.0}),
     ]
     seen = set()
     for method, path, body in requests:

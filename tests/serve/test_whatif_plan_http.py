@@ -71,7 +71,7 @@ def test_a_raised_receipt_shows_the_level_crossing_its_alarm_and_the_live_tank_i
 
     reply = api.post("/assets/terminal/whatif", json={
         "duration_s": 86400.0, "changes": {"setpoints": {"receipt_01": 40.0}},
-        "controller": False, "samples": 4})
+        "controller": False, "samples": 4, "timeout_s": 300.0})
     assert reply.status_code == 200, reply.text
     result = reply.json()
 
@@ -178,7 +178,8 @@ def test_twinloop_whatif_writes_the_scenario_and_baseline_as_csv_and_png(api, tm
     prefix = tmp_path / "fill"
     status = main(["whatif", "terminal", "--url", str(api.base_url),
                    "--token", TOKENS["operator"], "--duration", "43200",
-                   "--set", "receipt_01=40", "--no-controller", "--out", str(prefix)])
+                   "--set", "receipt_01=40", "--no-controller", "--timeout", "300",
+                   "--out", str(prefix)])
     assert status == 0
     rows = list(csv.reader((tmp_path / "fill.csv").open()))
     assert rows[0][0] == "time_s"
