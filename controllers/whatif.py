@@ -242,7 +242,8 @@ class WhatIf:
     construction."""
 
     def __init__(self) -> None:
-        self._built: dict[tuple[str, bytes], tuple[Estimator, Controller]] = {}
+        self._estimators: dict[tuple[str, bytes], Estimator] = {}
+        self._controllers: dict[tuple[str, bytes], Controller] = {}
 
     def run(self, fork: Fork, request: WhatIfRequest,
             cancelled: Callable[[], bool] = lambda: False) -> WhatIfResult:
@@ -254,7 +255,7 @@ class WhatIf:
         asset = fork.asset
         model = plants.model_of(asset)
         changes = _checked(model, asset, request.changes)
-        estimator, controller = self._parts(asset, model)
+        estimator, controller = self._parts(asset, model, request.controller)
         draws = _draws(model, estimator, fork.loop, request.samples, request.seed)
         period = asset.resolved_period_s()
         steps = max(1, math.ceil(request.duration_s / period - 1e-9))
@@ -278,15 +279,41 @@ class WhatIf:
                             scenario=runs["scenario"], baseline=runs["baseline"],
                             compute_time_s=time.perf_counter() - started)
 
-    def _parts(self, asset: AssetConfig, model: PlantModel) -> tuple[Estimator, Controller]:
+    def _parts(self, asset: AssetConfig, model: PlantModel,
+               control: bool) -> tuple[Estimator, Controller]:
+        """The asset's estimator, and its controller if ``control`` (else one that holds
+        the inputs: a large do-mpc problem takes minutes to build on a loaded machine)."""
         key = (asset.id, msgspec.msgpack.encode((asset.kind, asset.period_s, asset.structure,
                                                  asset.parameters, asset.controller,
                                                  asset.estimator, asset.limits)))
-        if key not in self._built:
-            self._built[key] = (build_estimator(model, asset.resolved_estimator()),
-                                build_controller(model, asset.resolved_controller(),
-                                                 asset.limits))
-        return self._built[key]
+        if key not in self._estimators:
+            self._estimators[key] = build_estimator(model, asset.resolved_estimator())
+        if not control:
+            return self._estimators[key], Held(model)
+        if key not in self._controllers:
+            self._controllers[key] = build_controller(model, asset.resolved_controller(),
+                                                      asset.limits)
+        return self._estimators[key], self._controllers[key]
+
+
+class Held:
+    """The controller of a what-if without one: the loop never asks it (its ticks do not
+    propose), so the inputs hold at what the gate last let through."""
+
+    backend = "held"
+
+    def __init__(self, model: PlantModel) -> None:
+        self.model = model
+
+    def step(self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
+             reference: Mapping[str, float], *, p: np.ndarray | None = None) -> Proposal:
+        raise RuntimeError("a what-if without its controller proposes nothing")
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Nothing to resume: the inputs hold."""
 
 
 def _checked(model: PlantModel, asset: AssetConfig, changes: WhatIfChanges) -> WhatIfChanges:
@@ -336,7 +363,8 @@ def _draws(model: PlantModel, estimator: Estimator, checkpoint: Mapping[str, Any
 def _simulate(fork: Fork, model: PlantModel, estimator: Estimator, controller: Controller,
               draw: np.ndarray, changes: WhatIfChanges | None, propose: bool, steps: int,
               stop: Callable[[], None]) -> dict[str, np.ndarray]:
-    """One member's run: true outputs, inputs and states at t0 and after every tick."""
+    """One member's run: the outputs as the plant's instruments read them (noiseless) at
+    t0 and every tick, the inputs and writable disturbances applied then, the true states."""
     asset, t0, n = fork.asset, fork.time, len(model.states)
     loop = ControlLoop(asset.id, model, estimator, controller, t0=t0)
     loop.restore(fork.loop)
@@ -354,15 +382,16 @@ def _simulate(fork: Fork, model: PlantModel, estimator: Estimator, controller: C
                       {name: writable[name] for name in limits}, t0, fork.interlocks)
     if changes is not None:
         _change(loop, plant, gate, changes, t0)
-    record = {"y": [_outputs(model, plant)], "u": [plant.u.copy()], "d": [plant.d.copy()],
-              "x": [plant.x.copy()]}
+    record = {"y": [model.outputs.vector(plant.measure().values)], "u": [plant.u.copy()],
+              "d": [plant.d.copy()], "x": [plant.x.copy()]}
     for k in range(1, steps + 1):
         stop()
         t = t0 + k * model.dt
         plant.advance_to(t)
-        result = loop.tick(t, plant.measure(), gate, propose=propose and mode is not Mode.OFF)
+        measurement = plant.measure()
+        result = loop.tick(t, measurement, gate, propose=propose and mode is not Mode.OFF)
         plant.apply(result.applied)
-        record["y"].append(_outputs(model, plant))
+        record["y"].append(model.outputs.vector(measurement.values))
         record["u"].append(plant.u.copy())
         record["d"].append(plant.d.copy())
         record["x"].append(plant.x.copy())
@@ -391,10 +420,6 @@ def _change(loop: ControlLoop, plant: SimulatedPlant, gate: PolicyGate,
                               reason="what-if setpoint", source="operator", user="what-if")))
         loop.applied(decision.applied, t0)
         plant.apply(decision.applied)
-
-
-def _outputs(model: PlantModel, plant: SimulatedPlant) -> np.ndarray:
-    return np.asarray(model.output(plant.t, plant.x, plant.u, plant.d, plant.p), float).ravel()
 
 
 def _narrowed(limits: Mapping[str, SetpointLimit],
