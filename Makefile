@@ -37,6 +37,7 @@ bench: install
 	$(PY) bench/estimators.py
 	$(PY) bench/mpc.py
 	$(PY) bench/plan.py
+	$(PY) bench/whatif.py
 	$(PY) bench/historian.py
 	$(PY) bench/console.py
 	$(PY) bench/http_load.py

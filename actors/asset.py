@@ -684,6 +684,28 @@ class HostedAsset:
             self.notify()  # the status names the backend
             return after
 
+    # -- what-if and plans: read-only forks of the live twin ------------------------------
+
+    async def fork(self, user: str, what: str) -> dict[str, Any]:
+        """The twin's state as a what-if or a plan starts from (controllers.whatif.Fork
+        fields but the site's interlocks): the resolved asset with its live tuning and
+        limits, the mode, the loop's and the controller's checkpoints and the operator
+        bands. Taken between ticks (under the asset's lock: a copy, nothing changes); the
+        request is audited as a read by ``user`` (``what`` says which), first: an
+        unreachable safety actor raises RuntimeError and nothing is handed out."""
+        t = self.now()
+        await self._ask(self.safety.note, [AuditRecord(
+            time=t, asset=self.id, user=user, source="operator", signal=what.split()[0],
+            requested=None, applied=None, outcome=Outcome.ACCEPTED, reason=f"read: {what}")])
+        limits = await self.limits()
+        async with self.lock:
+            return {"asset": self.config, "time": self.loop.t, "mode": self.mode,
+                    "loop": self.loop.checkpoint(),
+                    "controller": self.loop.controller.checkpoint(),
+                    "operator_limits": {name: (limit["operator_lower"], limit["operator_upper"])
+                                        for name, limit in limits.items()
+                                        if "operator_lower" in limit}}
+
     # -- queries ------------------------------------------------------------------------
 
     def status(self) -> AssetStatus:

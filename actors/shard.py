@@ -415,6 +415,9 @@ class Shard:
         return msgspec.to_builtins(await asset.alarm_action(name, action, user, duration_s,
                                                             reason))
 
+    async def fork(self, asset_id: str, user: str, what: str) -> dict[str, Any]:
+        return await (await self._hosted(asset_id)).fork(user, what)
+
     # -- per asset: queries ----------------------------------------------------------------
 
     async def alarms(self, asset_id: str) -> list[dict[str, Any]]:

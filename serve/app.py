@@ -40,6 +40,13 @@
     POST /alarms/{alarm}/shelve             {"duration_s", "reason"?}        operator
     POST /alarms/{alarm}/unshelve           {"reason"?}                      operator
 
+    POST /assets/{id}/whatif                a fork run ahead with changes,
+                                            against its baseline (read only) operator
+    POST /assets/{id}/plan                  the DRA line's 168-hour plan,
+                                            stored as the next version       operator
+    GET  /assets/{id}/plan                  ?version; default the latest     viewer
+    POST /assets/{id}/plan/{v}/approve      approve version v (audited)      operator
+
 Every route but /healthz needs ``Authorization: Bearer <token>`` (serve.auth): 401
 without a valid token, 403 without the role; the token's user is recorded with every
 write. Unknown assets and proposals answer 404; unknown signals and values outside
@@ -65,6 +72,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
+import ray
 from fastapi import (
     Body,
     Depends,
@@ -79,10 +87,13 @@ from fastapi import (
 from pydantic import BaseModel
 from ray import serve
 
+from actors.lookahead import LookaheadActor
 from actors.refusals import RefusalRecorder
+from controllers.whatif import WhatIfCancelled, WhatIfChanges, WhatIfRequest
 from engine.alarm_states import AlarmActionError, AlarmState, Priority
 from engine.alarms import split_alarm_id
 from engine.clock import ClockSpec
+from engine.config import SiteConfig
 from engine.messages import Mode, Outcome
 from engine.metrics import render
 from engine.status import AssetSummary as SummaryStruct
@@ -118,11 +129,14 @@ from serve.schemas import (
     Identity,
     ModeAnswer,
     Number,
+    PlanAnswer,
     Proposal,
     ReferenceAnswer,
     SafeStateFailure,
     ShelveRequest,
     SignalLimits,
+    WhatIfAnswer,
+    WhatIfBody,
     WriteAnswer,
     errors,
     install_struct_schemas,
@@ -134,6 +148,9 @@ LIVE_HELLO_S = 10.0
 """How long /live waits for the client's token before closing."""
 LIVE_FOLLOW_MAX = 1000
 """Assets one /live client may follow at once."""
+
+LOOKAHEAD_GRACE_S = 10.0
+"""Wall seconds a what-if may wait beyond its own timeout_s (queued behind another)."""
 AUDIT_TIMEOUT_S = 10.0
 """How long GET .../audit waits for the safety actor (restarting, or busy) before 503."""
 HISTORY_TIMEOUT_S = 30.0
@@ -197,6 +214,10 @@ def _names(text: str, what: str) -> list[str]:
         raise HTTPException(422, f"{what}: give at least one name, comma-separated")
     return names
 
+def _plan_answer(entry: dict[str, Any]) -> dict[str, Any]:
+    """A stored plan entry (engine.plan_store) as one flat answer."""
+    return {**{k: v for k, v in entry.items() if k != "plan"}, **entry["plan"]}
+
 
 def _message(error: Exception) -> str:
     cause = getattr(error, "cause", error)
@@ -240,8 +261,13 @@ class TwinLoopAPI:
 
     def __init__(self, site: str, assets: dict[str, Any], safety: Any, tokens: list,
                  mqtt: Any = None, tokens_file: str | None = None, board: Any = None,
-                 clock: ClockSpec | None = None, historian: Any = None) -> None:
+                 clock: ClockSpec | None = None, historian: Any = None,
+                 site_config: SiteConfig | None = None) -> None:
+        """``site_config``: the resolved site, for what-ifs and plans (actors.lookahead);
+        without it they answer 503."""
         self.site = site
+        self.site_config = site_config
+        self._lookahead: Any = None
         self.assets = assets
         self.safety = safety
         self.mqtt = mqtt
@@ -642,6 +668,91 @@ class TwinLoopAPI:
                                         body.reason if body else "")
 
 
+    # -- what-if and forward plans (actors.lookahead): numerics off every asset's tick ----
+
+    def _lookahead_actor(self):
+        """The site's Lookahead actor, started on first use."""
+        if self.site_config is None:
+            raise HTTPException(503, "what-ifs and plans need the site configuration")
+        if self._lookahead is None:
+            self._lookahead = LookaheadActor.remote(  # type: ignore[attr-defined]
+                self.site_config, self.safety)
+        return self._lookahead
+
+    @app.post("/assets/{asset_id}/whatif", response_model=WhatIfAnswer,
+              responses=errors(401, 403, 404, 413, 422, 503, 504))
+    async def whatif(
+        self, asset_id: str,
+        body: WhatIfBody = Body(examples=[{
+            "duration_s": 86400.0, "changes": {"setpoints": {"receipt_01": 40.0}},
+            "controller": True, "samples": 1}]),
+        user: str = OPERATOR,
+    ) -> dict[str, Any]:
+        """Fork the asset's twin (its estimate and covariance, inputs, reference,
+        controller) and run it ahead ``duration_s`` with ``changes`` and without, in
+        lock-step on the same models and safety policy, in a process of its own: the
+        live asset, its plant and its audit are not touched (the request is audited as a
+        read). Bounded by ``timeout_s`` (504), stopped when the client goes away."""
+        asset = self._asset(asset_id)
+        try:
+            request = WhatIfRequest(
+                duration_s=body.duration_s, changes=WhatIfChanges(**body.changes.model_dump()),
+                controller=body.controller, samples=body.samples, seed=body.seed,
+                timeout_s=body.timeout_s)
+        except ValueError as error:
+            raise HTTPException(422, _message(error)) from None
+        what = (f"whatif {request.duration_s:g} s, changes "
+                f"{msgspec.json.encode(request.changes).decode()}, "
+                f"controller {request.controller}, samples {request.samples}")
+        fork = await _unprocessable(asset.fork.remote(user, what))
+        ref = self._lookahead_actor().whatif.remote(fork, request)
+        try:
+            return await asyncio.wait_for(_unprocessable(ref),
+                                          request.timeout_s + LOOKAHEAD_GRACE_S)
+        except (TimeoutError, ray.exceptions.RayTaskError) as error:
+            ray.cancel(ref)
+            if isinstance(error, ray.exceptions.RayTaskError) and not isinstance(
+                    error.cause, (TimeoutError, WhatIfCancelled)):
+                raise
+            raise HTTPException(504, f"what-if of {asset_id} not done within timeout_s "
+                                     f"{request.timeout_s:g} s: stopped") from None
+        except asyncio.CancelledError:
+            ray.cancel(ref)
+            raise
+
+    @app.post("/assets/{asset_id}/plan", response_model=PlanAnswer,
+              responses=errors(401, 403, 404, 413, 422, 503))
+    async def post_plan(self, asset_id: str, user: str = OPERATOR) -> dict[str, Any]:
+        """Compute the DRA pipeline's 168-hour plan from the twin's estimate (injection
+        per skid and speed per pump, hour by hour, cheapest at the site's tariff, meeting
+        the nomination under MAOP) with its baselines, and store it as the next version.
+        An asset of another kind is 422."""
+        asset = self._asset(asset_id)
+        fork = await _unprocessable(asset.fork.remote(user, "plan 168 h"))
+        entry = await _unprocessable(self._lookahead_actor().plan.remote(fork, user))
+        return _plan_answer(entry)
+
+    @app.get("/assets/{asset_id}/plan", response_model=PlanAnswer,
+             responses=errors(401, 403, 404, 422, 503))
+    async def get_plan(self, asset_id: str, version: int | None = Query(None, ge=1),
+                       user: str = VIEWER) -> dict[str, Any]:
+        """A stored plan: ``version``, default the latest; 404 if there is none."""
+        self._asset(asset_id)
+        entry = await _unprocessable(
+            self._lookahead_actor().plan_entry.remote(asset_id, version))
+        return _plan_answer(entry)
+
+    @app.post("/assets/{asset_id}/plan/{version}/approve", response_model=PlanAnswer,
+              responses=errors(401, 403, 404, 413, 422, 503))
+    async def approve_plan(self, asset_id: str, version: int = Path(ge=1),
+                           user: str = OPERATOR) -> dict[str, Any]:
+        """Approve stored plan ``version``; the approval is audited under the user."""
+        asset = self._asset(asset_id)
+        status = await _unprocessable(asset.status.remote())
+        entry = await _unprocessable(self._lookahead_actor().approve_plan.remote(
+            asset_id, version, user, status["time"]))
+        return _plan_answer(entry)
+
 def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: Sequence[Token] = (),
                tokens_file: str | os.PathLike | None = None) -> str:
     """Start Ray Serve on ``host:port`` and deploy the API over ``fleet``, accepting the
@@ -652,6 +763,6 @@ def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: Sequenc
     # mypy does not apply class decorators: serve.deployment made TwinLoopAPI a Deployment
     api = TwinLoopAPI.bind(  # type: ignore[attr-defined]
         fleet.site.site.name, fleet.assets, fleet.safety, list(tokens), fleet.mqtt, file,
-        fleet.board, fleet.clock, fleet.historian)
+        fleet.board, fleet.clock, fleet.historian, site_config=fleet.site)
     serve.run(api, name="twinloop", route_prefix="/")
     return f"http://{host}:{port}"

@@ -13,6 +13,10 @@
     twinloop tune <kind> [--output Y] [--step DY] [--duration S] [--horizon N]
                   [--backend B] [--tracking Y=W ...] [--move-suppression U=W ...]
                   [--noise F] [--out PREFIX]
+    twinloop whatif <asset> [--url URL] [--token T] [--duration S] [--set U=V ...]
+                  [--disturbance D=V ...] [--reference Y=V ...] [--parameter P=V ...]
+                  [--mode M] [--no-controller] [--samples N] [--signal NAME ...]
+                  [--out PREFIX]
 
 ``demo`` runs a site on an embedded Ray (or on the Ray cluster at ``--address``) with
 each simulated plant behind a Modbus TCP PLC simulator, serves the HTTP API, metrics and
@@ -38,6 +42,8 @@ it opens the store itself, so a DuckDB file only while no demo writes it (ask a 
 demo over HTTP, ``format=csv``), a PostgreSQL server at any time.
 ``tune`` simulates a closed-loop step response of one plant kind under a tuning, offline
 and without Ray (controllers.step_response), and writes PREFIX.png and PREFIX.csv.
+``whatif`` asks a running site's HTTP API for a what-if of a live asset
+(serve.whatif_cli) and writes PREFIX.png and PREFIX.csv.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from typing import Any
 import msgspec
 
 from engine.config import ConfigError, HistorianSettings, HttpSettings, load_site
+from serve import whatif_cli
 
 ADMIN_TOKEN_VARIABLE = "TWINLOOP_ADMIN_TOKEN"
 
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="measurement-noise multiplier (default 0: noiseless)")
     tune.add_argument("--out", help="path prefix of the .png and .csv "
                       "(default: step_<kind>_<output>)")
+    whatif_cli.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         if args.command == "token":
@@ -126,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             return generate_site(args)
         if args.command == "history":
             return export_history(args)
+        if args.command == "whatif":
+            return whatif_cli.run(args)
         return run_demo(args)
     except ConfigError as error:
         print(f"twinloop: {error}", file=sys.stderr)

@@ -63,6 +63,7 @@ _ERRORS: dict[int, tuple[type[BaseModel], str]] = {
                           "nothing changed")),
     503: (ErrorMessage, ("an actor is restarting or unreachable (a write: nothing was "
                          "written); retry shortly")),
+    504: (ErrorMessage, "the computation did not finish within its time bound: stopped"),
 }
 
 
@@ -424,3 +425,130 @@ class ShelveRequest(AlarmActionRequest):
     """Shelve for ``duration_s`` twin seconds, at most the alarm's ``max_shelve_s``."""
 
     duration_s: Annotated[float, Strict(), Field(gt=0)]
+
+
+# -- what-if and plans (issue 14): POST /assets/{id}/whatif, /assets/{id}/plan -----------
+
+class WhatIfChangesBody(BaseModel):
+    """What a what-if changes at its start, SI, by signal name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference: dict[str, Number] = Field(default={}, description="output targets")
+    disturbances: dict[str, Number] = Field(default={}, description="disturbances (an inflow)")
+    setpoints: dict[str, Number] = Field(default={}, description="writable signals, gated")
+    parameters: dict[str, Number] = Field(default={}, description="the plant's true parameters")
+    mode: Mode | None = Field(default=None, description="the asset's mode; null: its mode now")
+
+
+class WhatIfBody(BaseModel):
+    """A what-if of a live asset (controllers.whatif)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    duration_s: Number = Field(description="twin seconds to look ahead, at most 7 days")
+    changes: WhatIfChangesBody = WhatIfChangesBody()
+    controller: Annotated[bool, Strict()] = Field(
+        default=True, description="the controller runs in the fork; false: inputs hold")
+    samples: Annotated[int, Strict()] = Field(
+        default=1, description="ensemble members drawn from the estimate's uncertainty, 1-200")
+    seed: Annotated[int, Strict()] = Field(default=0, description="seed of the draws")
+    timeout_s: Number = Field(default=30.0, description="wall seconds it may take, at most 300")
+
+
+class WhatIfTrajectory(BaseModel):
+    unit: str
+    value: list[float] = Field(description="the central member (the estimate itself)")
+    lower: list[float] = Field(description="5th percentile over the members")
+    upper: list[float] = Field(description="95th percentile over the members")
+
+
+class WhatIfFigure(BaseModel):
+    unit: str
+    value: float | None = Field(description="central member; null: not defined here")
+    lower: float | None
+    upper: float | None
+
+
+class WhatIfCrossing(BaseModel):
+    limit: str = Field(description="alarm tag, interlock name, output_limits.* or bounds.*")
+    kind: str = Field(description="alarm | constraint | interlock")
+    signal: str
+    side: str = Field(description="above | below")
+    bound: float
+    first_time_s: float | None = Field(description="s from the start to the central "
+                                                   "member's crossing; null: it stays inside")
+    earliest_s: float = Field(description="earliest crossing over the members, s")
+    probability: float = Field(description="fraction of the members crossing")
+
+
+class WhatIfKpis(BaseModel):
+    energy: WhatIfFigure = Field(description="integral of the power outputs, J")
+    cost: WhatIfFigure = Field(description="integral of the cost rate, currency")
+    currency: str | None
+    crossings: list[WhatIfCrossing]
+    first_crossing_s: float | None = Field(description="first time any limit is crossed")
+
+
+class WhatIfRunAnswer(BaseModel):
+    trajectories: dict[str, WhatIfTrajectory] = Field(
+        description="every output, input and writable disturbance, one value per time")
+    kpis: WhatIfKpis
+
+
+class WhatIfAnswer(BaseModel):
+    """A what-if and its no-change baseline from the same state."""
+
+    asset: str
+    start: float = Field(description="twin time of the fork")
+    period_s: float
+    time: list[float] = Field(description="seconds from start, one per control period")
+    samples: int
+    controller: bool
+    scenario: WhatIfRunAnswer
+    baseline: WhatIfRunAnswer
+    compute_time_s: float
+
+
+class PlanHourAnswer(BaseModel):
+    hour: int
+    electricity_price: float = Field(description="currency per kWh")
+    flow: float = Field(description="m^3/s")
+    dra_injection: list[float] = Field(description="each skid's injection, L/h")
+    pump_speed: list[float] = Field(description="each station's speed relative to rated")
+    discharge_pressure: list[float] = Field(description="each station's, Pa")
+    station_power: list[float] = Field(description="each station's, W")
+    cost: float = Field(description="electricity plus DRA this hour, currency")
+
+
+class PlanBaselineAnswer(BaseModel):
+    feasible: bool
+    cost: float | None = Field(description="currency; null when infeasible")
+    dra_injection: float = Field(description="every skid's fixed rate, L/h")
+    reason: str
+    hours: list[PlanHourAnswer]
+
+
+class PlanAnswer(BaseModel):
+    """A stored 168-hour plan of a DRA pipeline (controllers.planner), by version."""
+
+    version: int
+    asset: str
+    created: float = Field(description="twin time of the estimate it starts from")
+    user: str
+    status: str = Field(description="proposed | approved")
+    approved_by: str | None
+    approved_at: float | None
+    start: float = Field(description="twin time of its first hour")
+    start_hour_of_week: int = Field(description="0 = Monday 00:00 UTC")
+    currency: str
+    hours: list[PlanHourAnswer]
+    cost: float
+    energy_cost: float
+    dra_cost: float
+    delivered_volume: list[float] = Field(description="m^3 per day")
+    baselines: dict[str, PlanBaselineAnswer] = Field(description="constant_dra and no_dra")
+    maop: list[float] = Field(description="each station's discharge pressure bound, Pa")
+    solver_status: str
+    iterations: int
+    compute_time_s: float
