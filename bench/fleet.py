@@ -193,8 +193,8 @@ def _port_free(host: str, port: int) -> bool:
 
 # -- baseline: the bare ControlLoop, in this process ---------------------------------------
 
-def bare_loops(site: SiteConfig, ticks: int, audit_db: Path,
-               budget_s: float = BARE_BUDGET_S) -> dict[str, list[float]]:
+def bare_loops(site: SiteConfig, ticks: int, audit_db: Path, budget_s: float = BARE_BUDGET_S,
+               say: Callable[[str], None] = print) -> dict[str, list[float]]:
     """Wall seconds of each of ``ticks`` lock-step ticks (fewer once a kind's ticks took
     ``budget_s``, at least BARE_MIN_TICKS) of the first asset of each kind of ``site``,
     run here without Ray: the plant as a plant shard hosts it advanced to the tick,
@@ -227,6 +227,8 @@ def bare_loops(site: SiteConfig, ticks: int, audit_db: Path,
                 seconds[kind].append(time.perf_counter() - started)
             if k >= BARE_MIN_TICKS and sum(seconds[kind]) > budget_s:
                 break
+        say(f"  {kind}: {len(seconds[kind])} ticks, median "
+            f"{1e3 * float(np.median(seconds[kind])):.1f} ms")
     return seconds
 
 

@@ -88,7 +88,7 @@ def test_merge_keeps_other_benchmarks_and_other_sizes(bench, tmp_path):
 def test_a_small_fleet_runs_and_is_measured(bench, ray_session, tmp_path):
     counts = bench.fleet_counts(2, bench.parse_kinds("wells,cells"))
     site = bench.make_site(counts, seed=3, speed=60.0, audit_db=tmp_path / "audit.db")
-    bare = bench.bare_loops(site, 2, tmp_path / "bare.db")
+    bare = bench.bare_loops(site, 2, tmp_path / "bare.db", say=lambda line: None)
     assert {kind: len(s) for kind, s in bare.items()} == {"rod_pump": 2, "smelter_cell": 2}
     run = bench.run_fleet(site, bare, speed=60.0, link="direct", warmup_s=1.0, duration_s=4.0,
                           start_timeout_s=600.0, min_free_gb=0.0,
