@@ -28,7 +28,7 @@ the safety actor deciding each tick instant in one batch) on the real-time clock
   from the start of the shard's tick instant to the asset's writes: measure, estimate,
   propose, the batched gate with its audit commit, write; engine.metrics buckets, so
   the quantiles are interpolated inside buckets of ..., 100, 250, 500 ms, 1 s), against
-  the bare ControlLoop of the same kinds, run in this process before the fleet
+  the bare ControlLoop of the same kinds, run in a process of its own before the fleet
   (engine.loop.ControlLoop.tick with engine.gate.PolicyGate, the plant as a plant shard
   hosts it, and the records committed to a SQLite audit log; no Ray), weighted by the
   ticks each kind made in the fleet.
@@ -42,9 +42,12 @@ every PLC samples its plant every ``[modbus] scan_period_s`` (0.25 s), which for
 pump synthesises its dynamometer card (about 2.3 ms): 600 wells cost 5.5 CPU-seconds
 per second in scans alone, more than this 2-core machine has, hence the default.
 
-A fleet that does not start within ``--start-timeout`` s, or that brings the machine's
-available memory below ``--min-free-gb``, is stopped (its actors killed), recorded
-with the reason and how far it got, larger sizes are skipped and the exit status is 1.
+A fleet that does not start within ``--start-timeout`` s, or during whose start or
+warm-up the machine's available memory falls below ``--min-free-gb`` (this machine is
+shared), is stopped (its actors killed), recorded with the reason and how far it got,
+larger sizes are skipped and the exit status is 1. Memory falling below the floor while
+a fleet is measured ends the measurement early: the run is recorded with what was
+measured (``measured_s``, ``stopped_early``).
 
 Results are merged into ``--out`` (default bench/results.json) under ``"fleet"``:
 ``runs`` (one object per run; a new run replaces a stored one of the same size and
@@ -56,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
 import platform
 import socket
@@ -65,6 +69,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -377,14 +382,17 @@ def _kill(site: SiteConfig, shards: int, namespace: str) -> None:
             continue
 
 
-def watch(seconds: float, min_free_gb: float) -> None:
-    """Sleep ``seconds`` wall s; FleetFailed if available memory falls below the floor."""
+def watch(seconds: float, min_free_gb: float) -> str | None:
+    """Sleep ``seconds`` wall s, or until available memory falls below the floor: then
+    say so (None if the whole time passed)."""
     until = time.perf_counter() + seconds
     while (left := until - time.perf_counter()) > 0:
         time.sleep(min(POLL_S, left))
         if (available := _available_gb()) < min_free_gb:
-            raise FleetFailed(f"stopped while running: available memory fell to "
-                              f"{available:.1f} GB (floor {min_free_gb:g} GB)")
+            return (f"available memory fell to {available:.1f} GB "
+                    f"(floor {min_free_gb:g} GB; this fleet's Ray processes "
+                    f"{_ray_processes_rss_mb():,.0f} MB RSS)")
+    return None
 
 
 def read_assets(fleet: Fleet) -> dict[str, dict[str, Any]]:
@@ -478,11 +486,14 @@ def run_fleet(site: SiteConfig, bare: dict[str, list[float]], *, speed: float, l
     start_s = time.perf_counter() - started
     say(f"  started in {start_s:.0f} s; warm-up {warmup_s:g} s, then {duration_s:g} s measured")
     try:
-        watch(warmup_s, min_free_gb)
+        if (why := watch(warmup_s, min_free_gb)) is not None:
+            raise FleetFailed(f"stopped during the warm-up: {why}")
         first = read_assets(fleet)
-        watch(duration_s, min_free_gb)
+        measuring = time.perf_counter()
+        stopped_early = watch(duration_s, min_free_gb)
         memory = actor_memory(fleet)
         last = read_assets(fleet)
+        measured_s = time.perf_counter() - measuring
     except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError) as error:
         raise FleetFailed(f"stopped while running: the fleet did not answer "
                           f"({type(error).__name__}: {error})") from error
@@ -490,9 +501,12 @@ def run_fleet(site: SiteConfig, bare: dict[str, list[float]], *, speed: float, l
         fleet.shutdown()
     figures = after_start(first, last, bare)
     errors = sorted({e for a in last.values() for e in a["errors"]})
-    expected = sum(duration_s * speed / asset.resolved_period_s() for asset in site.assets)
+    if stopped_early is not None:
+        say(f"  measurement stopped early, after {measured_s:.0f} s: {stopped_early}")
+    expected = sum(measured_s * speed / asset.resolved_period_s() for asset in site.assets)
     return {
         "started": True, "failure": None,
+        "measured_s": measured_s, "stopped_early": stopped_early,
         "start_s": start_s,
         "asset_shards": len(fleet.shards), "plant_shards": len(fleet.plant_shards),
         "assets_per_shard": assets_per_shard(site),
@@ -621,7 +635,9 @@ def describe(run: dict[str, Any]) -> str:
              f"  RSS {run['rss_mb_total']:,.0f} MB = {run['rss_mb_per_asset']:.1f} MB per asset "
              f"(USS {run['uss_mb_per_asset']:.1f}); Ray's own processes "
              f"{run['memory']['ray_system_rss_mb']:,.0f} MB",
-             f"  after start-up: {run['ticks_after_start']} ticks, {run['overruns_after_start']} "
+             f"  after start-up ({run['measured_s']:.0f} s measured"
+             + (f", stopped early: {run['stopped_early']}" if run["stopped_early"] else "")
+             + f"): {run['ticks_after_start']} ticks, {run['overruns_after_start']} "
              f"overruns (ratio {f(run['overrun_ratio_after_start'], '.4f')}; "
              f"{run['deadlines_expected_after_start']} deadlines expected), "
              f"{run['overruns_during_start']} during start-up; assets with errors "
@@ -683,9 +699,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="twinloop-bench-fleet-") as tmp:
         workdir = Path(tmp)
         print(f"bare ControlLoop: {args.baseline_ticks} ticks of one asset of each kind ...")
-        bare = bare_loops(make_site(counts[0], seed=args.seed, speed=args.speed,
-                                    audit_db=workdir / "unused.db"),
-                          args.baseline_ticks, workdir / "bare-audit.db")
+        site = make_site(counts[0], seed=args.seed, speed=args.speed,
+                         audit_db=workdir / "unused.db")
+        # in a process of its own, which gives its memory back before the fleets start
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            bare = pool.submit(bare_loops, site, args.baseline_ticks,
+                               workdir / "bare-audit.db").result()
         for size, count in zip(sizes, counts, strict=True):
             print(f"fleet of {size}: starting ...")
             run = measure(count, bare, args, workdir)
