@@ -39,8 +39,10 @@ Plants are linked directly by default (the asset shard calls its plant shard onc
 tick). ``--link modbus`` puts a Modbus TCP PLC simulator on its own port in front of
 every plant instead (as ``twinloop demo`` does): a free range of N ports is found, and
 every PLC samples its plant every ``[modbus] scan_period_s`` (0.25 s), which for a rod
-pump synthesises its dynamometer card (about 2.3 ms): 600 wells cost 5.5 CPU-seconds
-per second in scans alone, more than this 2-core machine has, hence the default.
+pump synthesises its dynamometer card (0.8-2.3 ms, measured under load): 600 wells
+cost 2-5.5 CPU-seconds per second in scans alone, more than this 2-core machine has,
+hence the default. Ports and servers are not the limit: one file descriptor per
+listening PLC, its memory too small to measure.
 
 A fleet that does not start within ``--start-timeout`` s, or during whose start or
 warm-up the machine's available memory falls below ``--min-free-gb`` (this machine is
