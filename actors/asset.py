@@ -88,6 +88,7 @@ from engine.status import (
     LinkStatus,
     Quantity,
     TimedQuantity,
+    annunciated,
     finite_or_none,
 )
 from plants import model_of, view_of
@@ -804,7 +805,8 @@ class HostedAsset:
 
     def summary(self) -> AssetSummary:
         return AssetSummary(id=self.id, kind=self.config.kind, mode=self.mode,
-                            healthy=self._healthy(self.link.status()), built_at=self.built_at)
+                            healthy=self._healthy(self.link.status()), built_at=self.built_at,
+                            alarms=annunciated(self.alarms.status()))
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self.metrics.snapshot(self.config.id, self.config.kind)

@@ -25,6 +25,7 @@ import math
 
 import msgspec
 
+from engine.alarm_states import AlarmState
 from engine.alarms import AlarmStatus
 from engine.messages import Mode
 
@@ -116,6 +117,9 @@ class AssetSummary(msgspec.Struct, frozen=True, kw_only=True):
     healthy: bool
     built_at: float | None = None
     """Wall-clock UNIX time of the asset's latest status, s (None before its first)."""
+    alarms: dict[str, int] = {}
+    """Annunciated alarms (unacknowledged, acknowledged or returned unacknowledged) by
+    priority, e.g. {"HIGH": 1}; priorities with none are left out."""
 
 
 class ExternalWriteSeen(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,7 +176,7 @@ class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
 
     def summary(self) -> AssetSummary:
         return AssetSummary(id=self.id, kind=self.kind, mode=self.mode, healthy=self.healthy,
-                            built_at=self.built_at)
+                            built_at=self.built_at, alarms=annunciated(self.alarms))
 
     def newer_than(self, other: AssetStatus) -> bool:
         """This snapshot supersedes ``other``: a later revision, or a later tick (a
@@ -194,6 +198,19 @@ class StatusUpdate(msgspec.Struct, frozen=True, kw_only=True):
 
     version: int
     statuses: list[AssetStatus]
+
+
+ANNUNCIATED = frozenset({AlarmState.UNACKNOWLEDGED, AlarmState.ACKNOWLEDGED, AlarmState.RTNUN})
+"""Alarm states an operator is shown in the alarm list (ISA-18.2's annunciated states)."""
+
+
+def annunciated(alarms: list[AlarmStatus]) -> dict[str, int]:
+    """How many of ``alarms`` are annunciated, by priority (none: left out)."""
+    counts: dict[str, int] = {}
+    for alarm in alarms:
+        if alarm.state in ANNUNCIATED:
+            counts[alarm.priority.value] = counts.get(alarm.priority.value, 0) + 1
+    return counts
 
 
 def finite_or_none(value: float) -> float | None:

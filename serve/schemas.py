@@ -87,6 +87,9 @@ class AssetSummary(BaseModel):
     healthy: bool
     built_at: float | None = Field(None, description="wall-clock UNIX time of the asset's "
                                    "latest status, s; null before its first")
+    alarms: dict[str, int] = Field(default={}, description="annunciated alarms "
+                                   "(unacknowledged, acknowledged, returned unacknowledged) "
+                                   "by priority; priorities with none left out")
 
 
 class Identity(BaseModel):

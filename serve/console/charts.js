@@ -21,12 +21,13 @@ export function lines(node, title, [xLabel, xUnit], [yLabel, yUnit], series) {
   const [, yShown] = convert(0, yUnit);
   const traces = series.map((s) => ({
     name: s.name, type: "scatter", mode: s.mode || "lines",
-    x: s.x.map((v) => convert(v, xUnit)[0]), y: s.y.map((v) => convert(v, yUnit)[0]),
+    x: xUnit ? s.x.map((v) => convert(v, xUnit)[0]) : s.x,
+    y: s.y.map((v) => (v == null ? null : convert(v, yUnit)[0])),
     line: { dash: s.dash || "solid", width: s.width || 2 },
     marker: { size: s.size || 9, symbol: s.symbol || "circle" },
   }));
   window.Plotly.react(node, traces, { ...BASE, title: { text: title },
-    xaxis: { title: { text: `${xLabel} (${xShown})` } },
+    xaxis: { title: { text: xUnit ? `${xLabel} (${xShown})` : xLabel } },
     yaxis: { title: { text: `${yLabel} (${yShown})` } } }, CONFIG);
 }
 

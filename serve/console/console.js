@@ -4,6 +4,7 @@
 import { api, session, can } from "./api.js";
 import { display, setUnits, units } from "./display.js";
 import { Live } from "./live.js";
+import { chartNode, lines } from "./charts.js";
 import { renderPanel } from "./panels.js";
 
 const ROW_PX = 34;        // fleet list row height (the list is virtualised)
@@ -187,12 +188,15 @@ function measured(status) {
   });
 }
 
+const MARKS = { critical: "◆", high: "▲", medium: "●", low: "○" };
+const PRIORITIES = ["critical", "high", "medium", "low"];
+
+/** Annunciated alarms by priority ({"HIGH": 1}): shape and text, never colour alone. */
 export function alarmSummary(alarms) {
-  // priority by text and shape, never colour alone
-  const marks = { critical: "◆", high: "▲", medium: "●", low: "○" };
-  const parts = Object.entries(alarms).filter(([, n]) => n > 0)
-    .map(([priority, n]) => el("span", { class: `alarm ${priority}`,
-      title: `${n} ${priority}` }, `${marks[priority] || "●"} ${n} ${priority}`));
+  const counts = Object.fromEntries(Object.entries(alarms).map(([k, n]) => [k.toLowerCase(), n]));
+  const parts = PRIORITIES.filter((p) => counts[p] > 0).map((priority) =>
+    el("span", { class: `alarm ${priority}`, title: `${counts[priority]} ${priority}` },
+      `${MARKS[priority]} ${counts[priority]} ${priority}`));
   return parts.length ? parts : el("span", { class: "muted" }, "none");
 }
 
@@ -207,12 +211,17 @@ async function assetPage(id) {
   const writes = el("section", { class: "card", "aria-label": "writes" });
   const queue = el("section", { class: "card", "aria-label": "proposals" });
   const audit = el("section", { class: "card", "aria-label": "audit" });
-  view.replaceChildren(el("div", { class: "asset" }, header, panel, values, writes, queue, audit));
+  const alarms = el("section", { class: "card", "aria-label": "alarms" });
+  const trend = el("section", { class: "card trend", "aria-label": "trend" });
+  view.replaceChildren(el("div", { class: "asset" }, header, alarms, panel, trend, values,
+    writes, queue, audit));
   page.paint = (s) => {
     page.status = s;
     paintHeader(header, s);
+    paintAlarms(alarms, s, page);
     paintValues(values, s);
     renderPanel(panel, s, page);
+    paintTrend(trend, s);
   };
   page.refreshLists = async () => {
     paintProposals(queue, id, await api(`/assets/${id}/proposals`), page);
@@ -240,6 +249,85 @@ function paintHeader(node, s) {
     el("span", { class: "muted" }, `tick ${s.ticks}, overruns ${s.overruns}`),
     s.outputs_held ? el("span", { class: "badge bad" }, "outputs held") : null,
     ...s.errors.map((e) => el("span", { class: "error" }, e)));
+}
+
+function paintAlarms(node, s, page) {
+  const shown = s.alarms.filter((a) => a.state !== "NORMAL");
+  const act = (alarm, verb, body) => el("button", { type: "button", "data-action": verb,
+    onclick: async () => {
+      try {
+        await api(`/alarms/${encodeURIComponent(alarm.alarm)}/${verb}`,
+          { method: "POST", body });
+      } catch (error) { alert(error.message); }
+      page.refreshLists();
+    } }, verb);
+  node.replaceChildren(el("h2", {}, `Alarms (${shown.length} of ${s.alarms.length})`),
+    s.alarm_flood ? el("p", { class: "error" }, "▲ alarm flood: 10 or more in 10 minutes") : null,
+    el("table", {}, el("tbody", {}, shown.map((a) => {
+      const priority = a.priority.toLowerCase();
+      const controls = !can("operator") ? [] : [
+        ["UNACKNOWLEDGED", "RTNUN"].includes(a.state) ? act(a, "acknowledge", {}) : null,
+        ["UNACKNOWLEDGED", "ACKNOWLEDGED", "RTNUN"].includes(a.state)
+          ? act(a, "shelve", { duration_s: 3600 }) : null,
+        a.state === "SHELVED" ? act(a, "unshelve", {}) : null];
+      return el("tr", { "data-alarm": a.alarm },
+        el("td", { class: `alarm ${priority}` }, `${MARKS[priority]} ${a.priority}`),
+        el("td", {}, a.state), el("td", {}, a.name),
+        el("td", {}, a.value == null ? "—" : display(a.value, s.measurement[a.signal]?.unit
+          ?? s.estimate[a.signal.replace("estimate.", "")]?.unit ?? "")),
+        el("td", { class: "reason" }, a.message), el("td", {}, controls));
+    }))));
+}
+
+const TREND_HOURS = { "1 h": 1, "6 h": 6, "24 h": 24 };
+
+/** Estimate ± std against measurement against reference from the historian, for one
+ *  output at a time (zoomable); redrawn at most once per status. */
+function paintTrend(node, s) {
+  if (!node.state) {
+    const names = Object.keys(s.reference).length ? Object.keys(s.reference)
+      : Object.keys(s.measurement);
+    const signal = el("select", { "aria-label": "trend signal" },
+      ...names.concat(Object.keys(s.measurement).filter((n) => !names.includes(n)))
+        .map((n) => el("option", { value: n }, n)));
+    const range = el("select", { "aria-label": "trend range" },
+      ...Object.keys(TREND_HOURS).map((r) => el("option", { value: r }, r)));
+    const chart = chartNode("trend of the chosen signal");
+    node.state = { signal, range, chart, busy: false };
+    signal.addEventListener("change", () => paintTrend(node, node.state.status));
+    range.addEventListener("change", () => paintTrend(node, node.state.status));
+    node.replaceChildren(el("h2", {}, "Trend"), el("div", { class: "filters" }, signal, range),
+      chart);
+  }
+  const state = node.state;
+  state.status = s;
+  if (state.busy) return;
+  state.busy = true;
+  const name = state.signal.value;
+  const since = s.time - 3600 * TREND_HOURS[state.range.value];
+  const signals = [name, `estimate.${name}`, `reference.${name}`].filter((n) =>
+    n === name || (n.startsWith("estimate.") ? name in s.estimate : name in s.reference));
+  api(`/assets/${encodeURIComponent(s.id)}/history?signals=${signals.join(",")}` +
+    `&since=${since}&until=${s.time}`).then((series) => {
+    const traces = [];
+    for (const one of series) {
+      const x = one.time.map((t) => new Date(t * 1000));
+      const kind = one.signal.split(".")[0];
+      if (kind === "estimate" && one.std) {
+        const upper = one.value.map((v, i) => v + 2 * (one.std[i] ?? 0));
+        const lower = one.value.map((v, i) => v - 2 * (one.std[i] ?? 0));
+        traces.push({ name: "estimate + 2 std", x, y: upper, unit: one.unit, dash: "dot" },
+          { name: "estimate - 2 std", x, y: lower, unit: one.unit, dash: "dot" });
+      }
+      traces.push({ name: kind === one.signal ? "measured" : kind, x, y: one.value,
+        unit: one.unit, mode: kind === one.signal ? "markers" : "lines", size: 4 });
+    }
+    if (traces.length) {
+      lines(state.chart, name, ["time", ""], [name, traces[0].unit], traces);
+    }
+  }).catch((error) => {
+    state.chart.replaceChildren(el("p", { class: "muted" }, `no history: ${error.message}`));
+  }).finally(() => { state.busy = false; });
 }
 
 function paintValues(node, s) {

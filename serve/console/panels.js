@@ -213,11 +213,16 @@ const tank = {
 };
 
 const pipeline = {
-  build(node) {
+  build(node, status) {
     const parts = { profile: chartNode("pressure profile against MAOP"),
-      dra: chartNode("DRA concentration by leg"), facts: el("div") };
+      dra: chartNode("DRA concentration by leg"), facts: el("div"),
+      plan: el("div", { class: "plan-7d", "aria-label": "7-day injection plan" }),
+      planChart: chartNode("7-day injection plan") };
     node.replaceChildren(el("h2", {}, "DRA pipeline"),
-      el("div", { class: "charts" }, parts.profile, parts.dra, parts.facts));
+      el("div", { class: "charts" }, parts.profile, parts.dra, parts.facts),
+      el("h2", {}, "7-day injection plan"), el("div", { class: "charts" }, parts.planChart,
+        parts.plan));
+    showPlan(parts, status.id);
     return parts;
   },
   paint(parts, view) {
@@ -243,6 +248,44 @@ const pipeline = {
     ]));
   },
 };
+
+/** The latest stored plan (GET /assets/{id}/plan) against its baselines; an operator
+ *  computes a new one or approves it. */
+async function showPlan(parts, id) {
+  const path = `/assets/${encodeURIComponent(id)}/plan`;
+  let plan = null;
+  try {
+    plan = await api(path);
+  } catch (error) {
+    if (error.status !== 404) throw error;
+  }
+  const act = (label, verb, url) => can("operator") ? el("button", { type: "button",
+    "data-action": verb, onclick: async (event) => {
+      event.target.disabled = true;
+      try { await api(url, { method: "POST" }); } catch (error) { alert(error.message); }
+      showPlan(parts, id);
+    } }, label) : "";
+  if (plan == null) {
+    parts.plan.replaceChildren(el("p", {}, "No plan yet."),
+      act("Compute 7-day plan", "plan", path));
+    return;
+  }
+  const hours = plan.hours.map((h) => h.hour);
+  const skids = plan.hours[0].dra_injection.map((_, i) => ({ name: `skid ${i + 1} (L/h)`,
+    x: hours, y: plan.hours.map((h) => h.dra_injection[i]) }));
+  lines(parts.planChart, `Plan v${plan.version}: DRA injection by hour`, ["hour", ""],
+    ["injection", "L/h"], skids);
+  const money = (v) => v == null ? "infeasible" : `${v.toFixed(0)} ${plan.currency}`;
+  parts.plan.replaceChildren(facts([
+    ["version", `${plan.version} (${plan.status}${plan.approved_by ? ` by ${plan.approved_by}`
+      : ""})`],
+    ["cost", money(plan.cost)],
+    ["constant DRA", money(plan.baselines.constant_dra.cost)],
+    ["no DRA", money(plan.baselines.no_dra.cost)],
+    ["solver", `${plan.solver_status}, ${plan.compute_time_s.toFixed(1)} s`]]),
+  plan.status === "approved" ? "" : act("Approve", "approve", `${path}/${plan.version}/approve`),
+  act("Compute again", "plan", path));
+}
 
 const smelter = {
   build(node) {
