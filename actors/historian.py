@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -189,6 +190,12 @@ class HistorianActor(HistorianService):
     """A HistorianService as a Ray actor; Ray restarts a killed one (it reopens the store:
     what was stored stays, the batches in flight are lost and counted by the feeds).
     Start it with start_historian."""
+
+    def __init__(self, settings: HistorianSettings) -> None:
+        # this process writes only the history: every file it makes (the store, DuckDB's
+        # write-ahead log) is its owner's only, as the audit database is
+        os.umask(0o077)
+        super().__init__(settings)
 
 
 def start_historian(settings: HistorianSettings, **options: Any) -> Any:

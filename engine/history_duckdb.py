@@ -10,6 +10,7 @@ own cursor on the one database.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from engine.files import PRIVATE_FILE_MODE, private_directory
 from engine.history import SeriesPoints, SeriesSpec
 from engine.history_query import AGGREGATES
 from engine.history_store import Rollups, split_rows
@@ -39,12 +41,16 @@ LOOKBACK_S = 3600.0
 
 
 class DuckDBStore:
-    """HistoryStore on a DuckDB file at ``path`` (created with its directory)."""
+    """HistoryStore on a DuckDB file at ``path``, created with its directory, both its
+    owner's only (engine.files)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        private_directory(self.path.parent)
         self._db = duckdb.connect(str(self.path))
+        if created:  # DuckDB makes the file itself: the owner's only, as the audit database
+            os.chmod(self.path, PRIVATE_FILE_MODE)
         self._db.execute(_SCHEMA)
         self._local = threading.local()
         self._lock = threading.Lock()

@@ -43,6 +43,8 @@ def check_range(since: float, until: float, step: float | None = None) -> int:
         raise ValueError(f"since {since} and until {until} must be finite UNIX seconds")
     if not until >= since:
         raise ValueError(f"until {until} s is before since {since} s")
+    if not math.isfinite(until - since):
+        raise ValueError(f"since {since} s to until {until} s is not a finite span")
     if step is None:
         return 0
     if not (math.isfinite(step) and step > 0):

@@ -640,7 +640,7 @@ class TwinLoopAPI:
         return await _unprocessable(_alarm_conflict(ref))
 
     @app.post("/alarms/{alarm}/acknowledge", response_model=AlarmEntry,
-              responses=errors(401, 403, 404, 409, 413, 422, 503))
+              responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
     async def acknowledge_alarm(self, alarm: str,
                                 body: AlarmActionRequest | None = None,
                                 user: str = OPERATOR) -> dict[str, Any]:
@@ -650,7 +650,7 @@ class TwinLoopAPI:
                                         body.reason if body else "")
 
     @app.post("/alarms/{alarm}/shelve", response_model=AlarmEntry,
-              responses=errors(401, 403, 404, 409, 413, 422, 503))
+              responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
     async def shelve_alarm(self, alarm: str, body: ShelveRequest = Body(
             examples=[{"duration_s": 3600.0, "reason": "sensor maintenance"}]),
             user: str = OPERATOR) -> dict[str, Any]:
@@ -659,7 +659,7 @@ class TwinLoopAPI:
         return await self._alarm_action(alarm, "shelve", user, body.duration_s, body.reason)
 
     @app.post("/alarms/{alarm}/unshelve", response_model=AlarmEntry,
-              responses=errors(401, 403, 404, 409, 413, 422, 503))
+              responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
     async def unshelve_alarm(self, alarm: str,
                              body: AlarmActionRequest | None = None,
                              user: str = OPERATOR) -> dict[str, Any]:
@@ -680,7 +680,7 @@ class TwinLoopAPI:
         return self._lookahead
 
     @app.post("/assets/{asset_id}/whatif", response_model=WhatIfAnswer,
-              responses=errors(401, 403, 404, 413, 422, 503, 504))
+              responses=errors(400, 401, 403, 404, 413, 422, 503, 504))
     async def whatif(
         self, asset_id: str,
         body: WhatIfBody = Body(examples=[{

@@ -66,6 +66,9 @@ def test_one_query_spans_many_assets_with_units(store):
         Historian(store).recorded(["a"], ["ramp"], 2.0, 1.0)
     with pytest.raises(ValueError, match="step: must be positive seconds, got 0"):
         Historian(store).aggregated(["a"], ["ramp"], 0.0, 1.0, 0)
+    # found by schemathesis: a span beyond a float overflowed (a 500)
+    with pytest.raises(ValueError, match="is not a finite span"):
+        Historian(store).interpolated(["a"], ["ramp"], -1.7976931348623157e308, 5e302, 3.7e16)
     with pytest.raises(ValueError, match="boundary: 'interpolated' is not 'inside' or"):
         Historian(store).recorded(["a"], ["ramp"], 0.0, 1.0, "interpolated")
 
