@@ -247,7 +247,7 @@ function paintHeader(node, s) {
   node.replaceChildren(el("a", { href: "#/fleet" }, "← fleet"), el("h1", {}, s.id),
     el("span", { class: "muted" }, s.kind), mode, badge(s.healthy),
     el("span", { class: "muted" }, `tick ${s.ticks}, overruns ${s.overruns}`),
-    s.outputs_held ? el("span", { class: "badge bad" }, "outputs held") : null,
+    s.outputs_held ? el("span", { class: "badge bad" }, "outputs held") : "",
     ...s.errors.map((e) => el("span", { class: "error" }, e)));
 }
 
@@ -262,7 +262,7 @@ function paintAlarms(node, s, page) {
       page.refreshLists();
     } }, verb);
   node.replaceChildren(el("h2", {}, `Alarms (${shown.length} of ${s.alarms.length})`),
-    s.alarm_flood ? el("p", { class: "error" }, "▲ alarm flood: 10 or more in 10 minutes") : null,
+    s.alarm_flood ? el("p", { class: "error" }, "▲ alarm flood: 10 or more in 10 minutes") : "",
     el("table", {}, el("tbody", {}, shown.map((a) => {
       const priority = a.priority.toLowerCase();
       const controls = !can("operator") ? [] : [
