@@ -90,6 +90,9 @@ class ControllerStatus(msgspec.Struct, frozen=True, kw_only=True):
     solve_time_s: float | None
     reason: str | None
     """The controller's explanation of its last proposal."""
+    predicted: dict[str, list[float]] = {}
+    """Its last prediction of each output over the horizon, one value per period from
+    the proposal's time (output units); empty for a controller that predicts nothing."""
 
 
 class EstimatorStatus(msgspec.Struct, frozen=True, kw_only=True):

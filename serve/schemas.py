@@ -162,6 +162,9 @@ class ControllerStatus(BaseModel):
     status: str | None = Field(description="the last solve's status; null before the first")
     solve_time_s: float | None
     reason: str | None = Field(description="the controller's explanation of its last proposal")
+    predicted: dict[str, list[float]] = Field(
+        default={}, description="its last prediction of each output over the horizon, one "
+                                "value per period from the proposal's time; empty if none")
 
 
 class EstimatorStatus(BaseModel):

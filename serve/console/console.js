@@ -282,7 +282,8 @@ function paintAlarms(node, s, page) {
 const TREND_HOURS = { "1 h": 1, "6 h": 6, "24 h": 24 };
 
 /** Estimate ± std against measurement against reference from the historian, for one
- *  output at a time (zoomable); redrawn at most once per status. */
+ *  output at a time (zoomable), with the controller's predicted trajectory ahead;
+ *  redrawn at most once per status. */
 function paintTrend(node, s) {
   if (!node.state) {
     const names = Object.keys(s.reference).length ? Object.keys(s.reference)
@@ -321,6 +322,12 @@ function paintTrend(node, s) {
       }
       traces.push({ name: kind === one.signal ? "measured" : kind, x, y: one.value,
         unit: one.unit, mode: kind === one.signal ? "markers" : "lines", size: 4 });
+    }
+    const predicted = s.controller.predicted?.[name];
+    if (predicted?.length) {  // the controller's plan, one value per period from now
+      traces.push({ name: "predicted", dash: "dash",
+        x: predicted.map((_, k) => new Date((s.time + k * s.period_s) * 1000)), y: predicted,
+        unit: traces[0]?.unit });
     }
     if (traces.length) {
       lines(state.chart, name, ["time", ""], [name, traces[0].unit], traces);

@@ -232,7 +232,7 @@ def test_trend_shows_measurement_estimate_and_reference_from_the_historian(page)
     trend = page.locator("section.trend")
     trend.locator(".js-plotly-plot .legendtext", has_text="measured").wait_for()
     names = trend.locator(".legendtext").evaluate_all("ts => ts.map(t => t.textContent)")
-    assert {"measured", "estimate", "reference"} <= set(names)
+    assert {"measured", "estimate", "reference", "predicted"} <= set(names)  # do-mpc's plan
     assert page.problems == []
 
 
