@@ -37,6 +37,7 @@ import msgspec
 import ray
 import results_file
 from playwright.sync_api import sync_playwright
+from ports import free_port
 from ray import serve
 from websockets.sync.client import connect
 
@@ -158,11 +159,6 @@ def free_ports(count: int) -> int:
             continue
     raise SystemExit(f"no {count} consecutive free ports")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ import msgspec
 import ray
 import results_file
 from fastapi import FastAPI, Response
+from ports import free_port
 from ray import serve
 
 import plants
@@ -221,13 +222,6 @@ def main() -> None:
     results_file.save("http", result)
     print(msgspec.json.format(msgspec.json.encode(result), indent=2).decode())
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ import msgspec
 import paho.mqtt.client as mqtt
 import ray
 import results_file
+from ports import free_port
 
 import plants
 from actors.fleet import build_fleet
@@ -52,11 +53,6 @@ from engine.messages import MeasurementPayload
 TARGET_POINTS_PER_S = 50_000
 EPOCH = time.time()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_broker(workdir: Path) -> tuple[subprocess.Popen, int]:

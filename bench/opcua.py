@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
 import statistics
 import tempfile
 import time
@@ -43,6 +42,7 @@ import asyncua
 import ray
 import results_file
 from asyncua import Client, Server, ua
+from ports import free_port
 
 import plants
 from actors import NAMESPACE
@@ -84,11 +84,6 @@ class Arrivals:
             if value == expected:
                 return arrived
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def values(samples: int) -> list[float]:
