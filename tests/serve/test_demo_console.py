@@ -47,7 +47,9 @@ def test_the_console_shows_twinloops_lines_and_actor_errors_reach_the_printed_lo
             if "Stopping in" in line or process.poll() is not None:
                 break
         text = "".join(banner)
-        log_file = Path(re.search(r"log file +(\S+)", text).group(1))
+        printed = re.search(r"log file +(\S+)", text)
+        assert printed, f"the demo printed no log file (exit status {process.poll()}):\n{text}"
+        log_file = Path(printed.group(1))
         assert log_file == tmp_path / "var" / "two-tanks.log"
 
         with ModbusTcpClient("127.0.0.1", port=modbus_port) as client:  # tank-01's PLC
