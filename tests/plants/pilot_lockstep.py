@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import plants
+from actors.fleet import initial_outputs
 from controllers import build_controller, build_estimator
 from engine.config import AssetConfig, load_site
 from engine.gate import PolicyGate
@@ -47,7 +48,7 @@ class LockStep:
         self.plant = SimulatedPlant(asset.id, model, asset.simulation, x0=asset.initial,
                                     u0=asset.inputs, d=asset.disturbances,
                                     synthesize=plants.synthesizer_of(asset))
-        self.gate = PolicyGate(asset, model.inputs.mapping(self.plant.u))
+        self.gate = PolicyGate(asset, initial_outputs(asset))
 
     def run(self, duration_s: float,
             measured: Callable[[Measurement], Measurement] = lambda m: m) -> None:
