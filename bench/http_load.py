@@ -7,9 +7,11 @@ demo`` runs it) runs in real time at its own speed on an embedded Ray with the H
 ``CLIENTS`` concurrent clients (aiohttp, in this process) read ``GET /assets/tank-01`` as
 fast as they are answered, for ``SECONDS`` wall seconds per phase:
 
-- ``constant``: the ceiling of the HTTP stack itself: a Serve deployment on the same
-  proxy whose ``GET /const/assets/{id}`` answers a constant body (one status of the
-  asset, as JSON) without authentication or any lookup;
+- ``constant_idle``: the ceiling of the HTTP stack itself on this machine: a Serve
+  deployment on the same proxy whose ``GET /const/assets/{id}`` answers a constant body
+  (one status of the asset, as JSON) without authentication or any lookup, before the
+  fleet starts ticking (nothing else runs);
+- ``constant``: the same while the fleet runs: what the control load leaves the stack;
 - ``pushed``: the API as deployed, answering from the statuses the assets push
   (serve.status_cache);
 - ``pull`` (the baseline, measured in the same run): the same routes deployed a second
@@ -186,12 +188,14 @@ def main() -> None:
             pull = TwinLoopAPI.bind(  # type: ignore[attr-defined]
                 site.site.name, fleet.assets, fleet.safety, tokens)
             serve.run(pull, name="pull", route_prefix="/pull")
-            fleet.start()
-            wait_ticking(fleet, 2)
             body = msgspec.json.encode(ray.get(fleet.assets[ASSET].status.remote()))
             serve.run(Constant.bind(body),  # type: ignore[attr-defined]
                       name="constant", route_prefix="/const")
-            phases = {}
+            phases = {"constant_idle": phase(fleet, url, token, "/const", args.clients,
+                                             args.seconds, False)}
+            print("constant_idle", phases["constant_idle"], flush=True)
+            fleet.start()
+            wait_ticking(fleet, 2)
             for name, prefix, write in (("constant", "/const", False),
                                         ("pushed", "", False), ("pull", "/pull", False),
                                         ("pushed_mixed", "", True),
