@@ -5,6 +5,9 @@
     OpcUaActor --status poll (every opcua.refresh_s)--------> assets
     SCADA client --Write Setpoints/<input>--> asset.write_setpoints(values, user)
                                               --> SafetyActor (gated, audited) --> result
+    OpcUaActor --AlarmConditionType event (each alarm state change)--> subscribed clients
+    SCADA client --Acknowledge(ConditionId)--> asset.alarm_action(name, "acknowledge", user)
+                                               --> audit --> next status --> event
 
 The address space is described in :mod:`actors.opcua_space`. A node is written only
 when its value or status code changes, so subscriptions deliver changes. A client's
@@ -28,6 +31,24 @@ A NaN or infinite Double is of the node's type, so Part 4's Bad_TypeMismatch ("n
 same type as the attribute's value") does not fit it; it lies outside the node's EURange,
 for which Part 8 (AnalogItemType) names Bad_OutOfRange.
     safety unreachable       BadCommunicationError  node unchanged (fail closed)
+
+Alarms are OPC UA Part 9 condition events (AlarmConditionType, emitted by the Server
+object on each change of an alarm's state in the pushed statuses; fields and the reason
+for events rather than a Status/Alarms folder in :mod:`actors.opcua_alarms`).
+ConditionRefresh is asyncua's. A client's Acknowledge(EventId, Comment) on a ConditionId
+goes to the asset's ``alarm_action`` like ``POST /alarms/{id}/acknowledge``, audited with
+the session's user, and is answered:
+
+    acknowledged                         Good            (the next event shows it)
+    the user is a viewer                 BadUserAccessDenied
+    not the condition's latest EventId   BadEventIdUnknown
+    not awaiting acknowledgement         BadConditionBranchAlreadyAcked
+    asset or audit unreachable           BadCommunicationError  (nothing changed)
+    unknown ConditionId                  BadNodeIdUnknown
+
+Roles (``[opcua] roles``): a user is an operator unless named a viewer, who may read and
+subscribe only (a setpoint write answers BadUserAccessDenied and is recorded as
+refused); anonymous sessions are operators.
 
 Security (site file ``[opcua]``): ``none`` offers one anonymous, unencrypted endpoint;
 ``Basic256Sha256_SignAndEncrypt`` offers only that policy, with username and password
