@@ -342,12 +342,13 @@ class OpcUaActor:
             self.refusals.refused(target.asset, user, target.signal,
                                   f"BadTypeMismatch: {target.signal} {problem}")
             return status_code(ua.StatusCodes.BadTypeMismatch)
+        number = float(variant.Value)
         if self._role(user) != "operator":
             self.refusals.refused(target.asset, user, target.signal,
-                                  f"BadUserAccessDenied: {user} is a viewer")
+                                  f"BadUserAccessDenied: {user} is a viewer",
+                                  number if math.isfinite(number) else None)
             return status_code(ua.StatusCodes.BadUserAccessDenied)
         asset = self.assets[target.asset]
-        number = float(variant.Value)
         try:
             result = await asset.write_setpoints.remote({target.signal: number}, user)
         except ValueError as error:  # outside the signal's engineering bounds: nothing written

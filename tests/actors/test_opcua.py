@@ -403,7 +403,7 @@ def test_anonymous_client_without_security_is_refused(secure):
 def test_a_viewer_may_not_acknowledge_an_alarm_nor_write_a_setpoint(secure, two_tanks):
     """tank-02 OFF again: its alarm awaits acknowledgement. The viewer bob, who gets it
     by ConditionRefresh, is refused Acknowledge (BadUserAccessDenied) and a setpoint
-    write; the operator alice acknowledges the same event."""
+    write (on record as refused); the operator alice acknowledges the same event."""
     url, key, certificate = secure
     asset = two_tanks.assets["tank-02"]
     ray.get(asset.set_mode.remote("OFF", "test"))
@@ -432,6 +432,14 @@ def test_a_viewer_may_not_acknowledge_an_alarm_nor_write_a_setpoint(secure, two_
     records = ray.get(two_tanks.safety.audit_records.remote("tank-02", limit=100_000))
     acks = [r["user"] for r in records if r["signal"] == OFF_ALARM and r["user"] != "system"]
     assert acks[-1] == "alice" and "bob" not in acks
+    deadline = time.monotonic() + TIMEOUT_S  # refusals are sent in batches: waited for
+    while not (refused := [r for r in ray.get(two_tanks.safety.audit_records.remote(
+            "tank-01", outcome="refused")) if r["user"] == "bob"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert [(r["source"], r["signal"], r["requested"]) for r in refused] == [
+        ("opcua", "m_oil", 5.0)]
+    assert "BadUserAccessDenied: bob is a viewer" in refused[0]["reason"]
 
 
 def test_stale_measurements_turn_uncertain_and_status_reports_the_fault(url, two_tanks):
