@@ -5,6 +5,9 @@
     OpcUaActor --status poll (every opcua.refresh_s)--------> assets
     SCADA client --Write Setpoints/<input>--> asset.write_setpoints(values, user)
                                               --> SafetyActor (gated, audited) --> result
+    OpcUaActor --AlarmConditionType event (each alarm state change)--> subscribed clients
+    SCADA client --Acknowledge(ConditionId)--> asset.alarm_action(name, "acknowledge", user)
+                                               --> audit --> next status --> event
 
 The address space is described in :mod:`actors.opcua_space`. A node is written only
 when its value or status code changes, so subscriptions deliver changes. A client's
@@ -29,6 +32,24 @@ same type as the attribute's value") does not fit it; it lies outside the node's
 for which Part 8 (AnalogItemType) names Bad_OutOfRange.
     safety unreachable       BadCommunicationError  node unchanged (fail closed)
 
+Alarms are OPC UA Part 9 condition events (AlarmConditionType, emitted by the Server
+object on each change of an alarm's state in the pushed statuses; fields and the reason
+for events rather than a Status/Alarms folder in :mod:`actors.opcua_alarms`).
+ConditionRefresh is asyncua's. A client's Acknowledge(EventId, Comment) on a ConditionId
+goes to the asset's ``alarm_action`` like ``POST /alarms/{id}/acknowledge``, audited with
+the session's user, and is answered:
+
+    acknowledged                         Good            (the next event shows it)
+    the user is a viewer                 BadUserAccessDenied
+    not the condition's latest EventId   BadEventIdUnknown
+    not awaiting acknowledgement         BadConditionBranchAlreadyAcked
+    asset or audit unreachable           BadCommunicationError  (nothing changed)
+    unknown ConditionId                  BadNodeIdUnknown
+
+Roles (``[opcua] roles``): a user is an operator unless named a viewer, who may read and
+subscribe only (a setpoint write answers BadUserAccessDenied and is recorded as
+refused); anonymous sessions are operators.
+
 Security (site file ``[opcua]``): ``none`` offers one anonymous, unencrypted endpoint;
 ``Basic256Sha256_SignAndEncrypt`` offers only that policy, with username and password
 checked against the configured hashes, and a self-signed certificate generated at
@@ -49,12 +70,16 @@ import ray
 from asyncua import Server, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import User, UserRole
-from asyncua.server.address_space import AttributeService
+from asyncua.server.address_space import AttributeService, MethodService
+from asyncua.server.internal_server import InternalServer
+from asyncua.server.internal_session import InternalSession
 from asyncua.server.user_managers import UserManager
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from actors.opcua_space import AssetNodes, SetpointNode, make_node_id, status_code
+from actors.opcua_alarms import ACKNOWLEDGE, AlarmConditions
+from actors.opcua_space import AssetNodes, SetpointNode, make_node_id, status_code, twin_datetime
 from actors.refusals import RefusalRecorder
+from engine.alarm_states import AlarmActionError
 from engine.config import OpcUaSettings, SiteConfig
 from engine.files import private_directory
 from engine.passwords import verify_password
@@ -66,6 +91,9 @@ ANONYMOUS = "anonymous"
 
 INTERNAL_USER = User(role=UserRole.Admin)
 """Who a write is by when asyncua calls the service internally (its own default)."""
+
+SESSION_USER = User(role=UserRole.Anonymous)
+"""A session's user before it is activated (asyncua's default)."""
 
 STATUS_TIMEOUT_S = 5.0
 """Wall seconds to wait for an asset's status before reporting it unreachable."""
@@ -92,6 +120,51 @@ class SiteUsers(UserManager):
         if hashed is None or password is None or not verify_password(password, hashed):
             return None
         return User(role=UserRole.User, name=username)
+
+
+class GatedCalls(MethodService):
+    """asyncua's method service, with Acknowledge (on a ConditionId) sent to the asset.
+
+    Every other call takes asyncua's usual path."""
+
+    def __init__(self, aspace, acknowledge) -> None:
+        super().__init__(aspace)
+        self.acknowledge = acknowledge
+
+    async def call(self, methods: list[ua.CallMethodRequest],
+                   user: User = INTERNAL_USER) -> list[ua.CallMethodResult]:
+        results = []
+        for method in methods:
+            if method.MethodId == ACKNOWLEDGE:
+                results.append(await self.acknowledge(method, user))
+            else:
+                results += await super().call([method])
+        return results
+
+
+class UserSession(InternalSession):
+    """asyncua's session, passing its user to method calls as asyncua passes it to writes."""
+
+    async def call(self, params: list[ua.CallMethodRequest]) -> list[ua.CallMethodResult]:
+        service = self.iserver.method_service
+        if isinstance(service, GatedCalls):
+            return await service.call(params, self.user)
+        return await super().call(params)
+
+
+class SiteServer(InternalServer):
+    """asyncua's internal server, whose client sessions are UserSessions, with
+    ConditionRefresh bound (a client subscribing late asks for the alarms that need
+    attention)."""
+
+    def __init__(self, user_manager: UserManager) -> None:
+        super().__init__(user_manager)
+        self.bind_condition_methods = True
+
+    def create_session(self, name: str, user: User = SESSION_USER,
+                       external: bool = False) -> InternalSession:
+        return UserSession(self, self.aspace, self.subscription_service, name, user=user,
+                           external=external)
 
 
 class GatedWrites(AttributeService):
@@ -137,6 +210,8 @@ class OpcUaActor:
                                         lambda batch: safety.note_refused.remote(batch))
         self.server: Server | None = None
         self.nodes: dict[str, AssetNodes] = {}
+        self.conditions = AlarmConditions(0)
+        self._alarm_events: Any = None
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task | None = None
         self._batches = msgspec.msgpack.Decoder(StatusBatch)
@@ -146,7 +221,7 @@ class OpcUaActor:
         """Build the address space, start listening and polling; returns the endpoint URL."""
         settings = self.settings
         secure = settings.security != "none"
-        server = Server(user_manager=SiteUsers(settings.users, anonymous=not secure))
+        server = Server(iserver=SiteServer(SiteUsers(settings.users, anonymous=not secure)))
         await server.init()
         server.set_endpoint(settings.url)
         server.set_server_name(f"TwinLoop {self.site.site.name}")
@@ -175,6 +250,10 @@ class OpcUaActor:
             setpoints.update(nodes.setpoints)
         server.iserver.attribute_service = GatedWrites(
             server.iserver.aspace, setpoints, self._write_setpoint)
+        server.iserver.method_service = GatedCalls(server.iserver.aspace, self._acknowledge)
+        self.conditions = AlarmConditions(ns)
+        self._alarm_events = await server.get_event_generator(ua.ObjectIds.AlarmConditionType,
+                                                              ua.ObjectIds.Server)
         await server.start()
         self.server = server
         await self._poll()
@@ -194,12 +273,59 @@ class OpcUaActor:
             await self.publish(status)
 
     async def publish(self, status: AssetStatus) -> None:
-        """Show one asset's status snapshot; writes only changes."""
+        """Show one asset's status snapshot; writes only changes, and emits a condition
+        event for each alarm whose state changed."""
         if self.server is None:
             return
         async with self._lock:
-            for node, value in self.nodes[status.id].updates(status):
+            nodes = self.nodes[status.id]
+            overtaken = status.revision < nodes.revision
+            for node, value in nodes.updates(status):
                 await self.server.write_attribute_value(node, value)
+            if overtaken:
+                return
+            for condition, event, t in self.conditions.changes(status.alarms, status.time):
+                self._alarm_events.event = event
+                await self._alarm_events.trigger(twin_datetime(t))
+                self.conditions.shown(condition, self._alarm_events.event.EventId.Value)
+
+    def _role(self, user: str) -> str:
+        """The OPC UA role of a session's user name (engine.config.OPCUA_ROLES)."""
+        return self.settings.roles.get(user, "operator")
+
+    # -- client calls -------------------------------------------------------------------
+
+    async def _acknowledge(self, method: ua.CallMethodRequest, user: User) -> ua.CallMethodResult:
+        """Acknowledge(EventId, Comment) on a ConditionId (Part 9, 5.7.3), by the path of
+        ``POST /alarms/{id}/acknowledge``: the asset acknowledges and audits it with the
+        session's user; operators only."""
+        def answer(code: int) -> ua.CallMethodResult:
+            return ua.CallMethodResult(StatusCode=status_code(code))
+
+        alarm = self.conditions.alarm_of(method.ObjectId)
+        if alarm is None:
+            return answer(ua.StatusCodes.BadNodeIdUnknown)
+        arguments = [a.Value for a in method.InputArguments or []]
+        if len(arguments) != 2:
+            return answer(ua.StatusCodes.BadArgumentsMissing if len(arguments) < 2
+                          else ua.StatusCodes.BadTooManyArguments)
+        event_id, comment = arguments
+        if not isinstance(event_id, bytes) or not isinstance(comment, ua.LocalizedText):
+            return answer(ua.StatusCodes.BadTypeMismatch)
+        name = user.name or ANONYMOUS
+        if self._role(name) != "operator":
+            return answer(ua.StatusCodes.BadUserAccessDenied)
+        if not self.conditions.is_latest(method.ObjectId, event_id):
+            return answer(ua.StatusCodes.BadEventIdUnknown)
+        asset, alarm_name = alarm
+        try:
+            await self.assets[asset].alarm_action.remote(alarm_name, "acknowledge", name, None,
+                                                         comment.Text or "")
+        except AlarmActionError:  # not awaiting acknowledgement
+            return answer(ua.StatusCodes.BadConditionBranchAlreadyAcked)
+        except Exception:  # the asset or its audit unreachable: nothing changed
+            return answer(ua.StatusCodes.BadCommunicationError)
+        return answer(ua.StatusCodes.Good)
 
     # -- client writes ------------------------------------------------------------------
 
@@ -216,8 +342,13 @@ class OpcUaActor:
             self.refusals.refused(target.asset, user, target.signal,
                                   f"BadTypeMismatch: {target.signal} {problem}")
             return status_code(ua.StatusCodes.BadTypeMismatch)
-        asset = self.assets[target.asset]
         number = float(variant.Value)
+        if self._role(user) != "operator":
+            self.refusals.refused(target.asset, user, target.signal,
+                                  f"BadUserAccessDenied: {user} is a viewer",
+                                  number if math.isfinite(number) else None)
+            return status_code(ua.StatusCodes.BadUserAccessDenied)
+        asset = self.assets[target.asset]
         try:
             result = await asset.write_setpoints.remote({target.signal: number}, user)
         except ValueError as error:  # outside the signal's engineering bounds: nothing written

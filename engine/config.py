@@ -504,6 +504,9 @@ Interlock = TripInterlock | CountInterlock
 
 
 OPCUA_SECURITY = ("none", "Basic256Sha256_SignAndEncrypt")
+OPCUA_ROLES = ("viewer", "operator")
+"""Roles of OPC UA users: a viewer reads and subscribes; an operator also writes
+setpoints and acknowledges alarms."""
 """Security modes of the OPC UA server: ``none`` (anonymous, unencrypted: loopback
 demos) or ``Basic256Sha256_SignAndEncrypt`` (signed and encrypted channel, username and
 password required; the None endpoint is not offered)."""
@@ -520,6 +523,8 @@ class OpcUaSettings(_Strict, frozen=True):
         security: one of :data:`OPCUA_SECURITY`.
         users: username -> password hash (``engine.passwords.hash_password``), required
             when ``security`` is not ``none``.
+        roles: username -> one of :data:`OPCUA_ROLES`; a user not named is an operator,
+            as are anonymous sessions (security ``none``).
         certificate_dir: where the server's key and self-signed certificate are
             generated at start (relative to the working directory).
         refresh_s: wall seconds between polls of every asset's status; between polls
@@ -532,6 +537,7 @@ class OpcUaSettings(_Strict, frozen=True):
     path: str = "twinloop"
     security: str = "none"
     users: dict[str, str] = {}
+    roles: dict[str, str] = {}
     certificate_dir: str = "var/opcua"
     refresh_s: float = 1.0
 
@@ -754,3 +760,9 @@ def _check_opcua(opcua: OpcUaSettings, path: str | Path) -> None:
             parse_hash(hashed)
         except ValueError as error:
             raise ConfigError(path, f"opcua.users.{user}", str(error)) from None
+    for user, role in opcua.roles.items():
+        if user not in opcua.users:
+            raise ConfigError(path, f"opcua.roles.{user}", f"{user!r} is not in opcua.users")
+        if role not in OPCUA_ROLES:
+            raise ConfigError(path, f"opcua.roles.{user}",
+                              f"{role!r} is not one of {', '.join(OPCUA_ROLES)}")

@@ -4,7 +4,10 @@ A SCADA client (asyncua) browses the address space, subscribes to a setpoint and
 each value the safety actor applies; a write outside the signal's bounds is refused
 with BadOutOfRange and changes nothing; a clamped write shows the applied value; every
 write is audited under the session's user. With Basic256Sha256 SignAndEncrypt
-configured, only that endpoint is offered and only configured users get in.
+configured, only that endpoint is offered and only configured users get in. An alarm
+(tank-02's ``asset_off``, raised when the tank is switched OFF) reaches a client
+subscribed to the Server's AlarmConditionType events, and its Acknowledge goes to the
+asset under the session's user; a viewer may neither acknowledge nor write.
 """
 
 from __future__ import annotations
@@ -25,12 +28,18 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from actors.opcua import OpcUaActor
 from actors.opcua_space import UNECE_NAMESPACE, unit_id
-from engine.config import OpcUaSettings
+from engine.config import AlarmSettings, OpcUaSettings
 from engine.passwords import hash_password
 from tests.conftest import free_port
 
 NAMESPACE_URI = "urn:twinloop:two-tanks"
 TIMEOUT_S = 20.0
+PERIOD_S = 120.0
+"""The tanks' control period (tests/sites/two_tanks.toml): one tick."""
+OFF_ALARM = "asset_off.condition"
+TWO_TANKS_ALARMS = {"tank-02": [AlarmSettings(signal="asset_off", kind="condition",
+                                              priority="HIGH", message="tank-02 is off")]}
+ACKNOWLEDGE = ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge)
 
 
 @pytest.fixture(scope="module")
@@ -235,13 +244,86 @@ def test_writes_refused_at_the_opcua_edge_are_on_record_with_user_and_reason(url
     assert "above its upper bound 12" in huge["reason"] and huge["requested"] == 1e6
 
 
+class Alarms:
+    """Subscription handler: every AlarmConditionType event of one alarm, in order."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    def event_notification(self, event) -> None:
+        if event.ConditionName == self.name:
+            self.queue.put_nowait(event)
+
+    async def next(self):
+        return await asyncio.wait_for(self.queue.get(), TIMEOUT_S)
+
+    async def subscribe(self, client: Client, refresh: bool = False):
+        """Subscribe to the Server object's alarm events; ``refresh``: have the server
+        send the alarms that need attention now (ConditionRefresh)."""
+        subscription = await client.create_subscription(10, self)
+        await subscription.subscribe_events(client.nodes.server, ua.ObjectIds.AlarmConditionType)
+        if refresh:
+            await client.get_node(ua.NodeId(ua.ObjectIds.ConditionType)).call_method(
+                ua.NodeId(ua.ObjectIds.ConditionType_ConditionRefresh),
+                ua.Variant(subscription.subscription_id, ua.VariantType.UInt32))
+        return subscription
+
+
+async def acknowledge(client: Client, event, comment: str) -> None:
+    await client.get_node(event.NodeId).call_method(
+        ACKNOWLEDGE, ua.Variant(event.EventId, ua.VariantType.ByteString),
+        ua.LocalizedText(comment))
+
+
+def test_an_alarm_reaches_an_event_subscriber_and_its_acknowledgement_shows(url, two_tanks):
+    """tank-02 switched OFF: within a tick, a client subscribed to the Server's events gets
+    the alarm active and unacknowledged, HIGH (severity 700), from tank-02; Acknowledge
+    with that event's id goes to the asset under the session's user (audited as an HTTP
+    acknowledgement is), and the next event shows it acknowledged; a second Acknowledge is
+    refused: the condition is acknowledged already."""
+    asset = two_tanks.assets["tank-02"]
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        async with Client(url) as client:
+            alarms = Alarms(OFF_ALARM)
+            await alarms.subscribe(client)
+            await loop.run_in_executor(None, ray.get, asset.set_mode.remote("OFF", "test"))
+            await loop.run_in_executor(None, two_tanks.run_for, PERIOD_S)
+            raised = await alarms.next()
+            await acknowledge(client, raised, "seen from SCADA")
+            acked = await alarms.next()
+            with pytest.raises(ua.uaerrors.BadConditionBranchAlreadyAcked):
+                await acknowledge(client, acked, "again")
+            return raised, acked
+
+    try:
+        raised, acked = asyncio.run(scenario())
+    finally:
+        ray.get(asset.set_mode.remote("AUTONOMOUS", "test"))
+    assert (raised.SourceName, raised.Severity, raised.Retain) == ("tank-02", 700, True)
+    assert getattr(raised, "ActiveState/Id") is True
+    assert getattr(raised, "AckedState/Id") is False
+    assert raised.Message.Text == f"{OFF_ALARM} UNACKNOWLEDGED: tank-02 is off"
+    assert raised.NodeId == acked.NodeId  # one condition
+    assert (getattr(acked, "ActiveState/Id"), getattr(acked, "AckedState/Id")) == (True, True)
+    records = ray.get(two_tanks.safety.audit_records.remote("tank-02", limit=100_000))
+    acks = [r for r in records if r["signal"] == OFF_ALARM and r["user"] != "system"]
+    assert [(r["user"], r["source"]) for r in acks] == [("anonymous", "alarm")]
+    assert "UNACKNOWLEDGED -> ACKNOWLEDGED" in acks[0]["reason"]
+    assert "seen from SCADA" in acks[0]["reason"]
+
+
 @pytest.fixture(scope="module")
 def secure(two_tanks, tmp_path_factory):
-    """A second gateway on the same assets, with Basic256Sha256 SignAndEncrypt and one user,
-    and a client certificate for it."""
+    """A second gateway on the same assets, with Basic256Sha256 SignAndEncrypt, the
+    operator alice and the viewer bob, and a client certificate for it."""
     pki = tmp_path_factory.mktemp("opcua-secure")
     settings = OpcUaSettings(port=free_port(), security="Basic256Sha256_SignAndEncrypt",
-                             users={"alice": hash_password("wonderland")},
+                             users={"alice": hash_password("wonderland"),
+                                    "bob": hash_password("builder")},
+                             roles={"bob": "viewer"},
                              certificate_dir=str(pki / "server"))
     site = msgspec.structs.replace(two_tanks.site, opcua=settings)
     gateway = OpcUaActor.remote(site, two_tanks.assets, two_tanks.safety)
@@ -316,6 +398,48 @@ def test_anonymous_client_without_security_is_refused(secure):
 
     with pytest.raises(ua.UaError):
         asyncio.run(connect())
+
+
+def test_a_viewer_may_not_acknowledge_an_alarm_nor_write_a_setpoint(secure, two_tanks):
+    """tank-02 OFF again: its alarm awaits acknowledgement. The viewer bob, who gets it
+    by ConditionRefresh, is refused Acknowledge (BadUserAccessDenied) and a setpoint
+    write (on record as refused); the operator alice acknowledges the same event."""
+    url, key, certificate = secure
+    asset = two_tanks.assets["tank-02"]
+    ray.get(asset.set_mode.remote("OFF", "test"))
+    two_tanks.run_for(PERIOD_S)
+
+    async def scenario():
+        async with await secure_client(url, key, certificate, "bob", "builder") as client:
+            alarms = Alarms(OFF_ALARM)
+            await alarms.subscribe(client, refresh=True)
+            event = await alarms.next()
+            with pytest.raises(ua.uaerrors.BadUserAccessDenied):
+                await acknowledge(client, event, "bob was here")
+            with pytest.raises(ua.uaerrors.BadUserAccessDenied):
+                await (await node_of(client, "tank-01", "Setpoints", "m_oil")).write_value(5.0)
+        async with await secure_client(url, key, certificate, "alice", "wonderland") as client:
+            await acknowledge(client, event, "alice saw it")
+        return event
+
+    try:
+        event = asyncio.run(scenario())
+    finally:
+        ray.get(asset.set_mode.remote("AUTONOMOUS", "test"))
+    assert getattr(event, "AckedState/Id") is False
+    alarm = next(a for a in ray.get(asset.status.remote())["alarms"] if a["name"] == OFF_ALARM)
+    assert alarm["state"] == "ACKNOWLEDGED"
+    records = ray.get(two_tanks.safety.audit_records.remote("tank-02", limit=100_000))
+    acks = [r["user"] for r in records if r["signal"] == OFF_ALARM and r["user"] != "system"]
+    assert acks[-1] == "alice" and "bob" not in acks
+    deadline = time.monotonic() + TIMEOUT_S  # refusals are sent in batches: waited for
+    while not (refused := [r for r in ray.get(two_tanks.safety.audit_records.remote(
+            "tank-01", outcome="refused")) if r["user"] == "bob"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert [(r["source"], r["signal"], r["requested"]) for r in refused] == [
+        ("opcua", "m_oil", 5.0)]
+    assert "BadUserAccessDenied: bob is a viewer" in refused[0]["reason"]
 
 
 def test_stale_measurements_turn_uncertain_and_status_reports_the_fault(url, two_tanks):

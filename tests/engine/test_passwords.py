@@ -1,4 +1,5 @@
-"""Password hashes of protocol users, and the site file's [opcua] table that holds them."""
+"""Password hashes of protocol users, and the site file's [opcua] table that holds them
+(and their roles)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ name = "t"
 [opcua]
 {opcua}
 """
+
+
+ALICE = f'users = {{ alice = "{hash_password("x", iterations=10)}" }}'
 
 
 def test_a_hash_verifies_its_password_only():
@@ -30,10 +34,11 @@ def test_opcua_defaults_to_anonymous_loopback_on_4840():
 
 
 def test_secure_opcua_with_a_user_loads():
-    user = f'users = {{ alice = "{hash_password("x", iterations=10)}" }}'
-    security = f'security = "Basic256Sha256_SignAndEncrypt"\n{user}'
+    security = (f'security = "Basic256Sha256_SignAndEncrypt"\n{ALICE}\n'
+                'roles = { alice = "viewer" }')
     opcua = parse_site(SITE.format(opcua=security)).opcua
     assert list(opcua.users) == ["alice"]
+    assert opcua.roles == {"alice": "viewer"}
 
 
 @pytest.mark.parametrize(("table", "key", "message"), [
@@ -42,6 +47,9 @@ def test_secure_opcua_with_a_user_loads():
     ('security = "Basic256Sha256_SignAndEncrypt"', "opcua.users", "needs at least one user"),
     ('users = { alice = "wonderland" }', "opcua.users.alice", "not a pbkdf2_sha256$"),
     ("port = 70000", "opcua.port", "must be in 1..65535, got 70000"),
+    (f'{ALICE}\nroles = {{ alice = "admin" }}', "opcua.roles.alice",
+     "'admin' is not one of viewer, operator"),
+    (f'{ALICE}\nroles = {{ bob = "viewer" }}', "opcua.roles.bob", "'bob' is not in opcua.users"),
 ])
 def test_bad_opcua_settings_name_the_key(table, key, message):
     with pytest.raises(ConfigError) as error:
