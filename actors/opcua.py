@@ -103,6 +103,8 @@ NUMERIC = (ua.VariantType.Double, ua.VariantType.Float, ua.VariantType.SByte,
            ua.VariantType.Int32, ua.VariantType.UInt32, ua.VariantType.Int64,
            ua.VariantType.UInt64)
 
+LOG = logging.getLogger(__name__)
+
 
 class SiteUsers(UserManager):
     """asyncua user manager: anonymous sessions when the site allows them, otherwise a
@@ -268,9 +270,15 @@ class OpcUaActor:
             self.server = None
 
     async def publish_statuses(self, batch: bytes) -> None:
-        """Show the statuses of a msgpack StatusBatch, as the status board passes them on."""
+        """Show the statuses of a msgpack StatusBatch, as the status board passes them on.
+        The board does not wait for the answer, so a status that cannot be shown is logged
+        here (to the demo's log file), and the rest of the batch is still shown."""
         for status in self._batches.decode(batch).statuses:
-            await self.publish(status)
+            try:
+                await self.publish(status)
+            except Exception:
+                LOG.exception("OPC UA: the status of %s (revision %d) could not be shown",
+                              status.id, status.revision)
 
     async def publish(self, status: AssetStatus) -> None:
         """Show one asset's status snapshot; writes only changes, and emits a condition

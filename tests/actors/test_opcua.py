@@ -30,6 +30,7 @@ from actors.opcua import OpcUaActor
 from actors.opcua_space import UNECE_NAMESPACE, unit_id
 from engine.config import AlarmSettings, OpcUaSettings
 from engine.passwords import hash_password
+from engine.status import AssetStatus, StatusBatch
 from tests.conftest import free_port
 
 NAMESPACE_URI = "urn:twinloop:two-tanks"
@@ -440,6 +441,25 @@ def test_a_viewer_may_not_acknowledge_an_alarm_nor_write_a_setpoint(secure, two_
     assert [(r["source"], r["signal"], r["requested"]) for r in refused] == [
         ("opcua", "m_oil", 5.0)]
     assert "BadUserAccessDenied: bob is a viewer" in refused[0]["reason"]
+
+
+def test_a_status_that_cannot_be_shown_does_not_stop_the_rest_of_its_batch(url, two_tanks):
+    """The status board does not wait for the gateway's answer, so one status the server
+    cannot show (an asset it does not serve) is logged, and the batch goes on: tank-01's
+    status after it is shown (its revision, with a new mode, reaches the client)."""
+    status = msgspec.convert(ray.get(two_tanks.assets["tank-01"].status.remote()), AssetStatus)
+    shown = msgspec.structs.replace(status, revision=status.revision + 1, mode="ADVISORY")
+    batch = StatusBatch(shard="test", statuses=[
+        msgspec.structs.replace(status, id="no-such-asset"), shown])
+    ray.get(two_tanks.opcua.publish_statuses.remote(msgspec.msgpack.encode(batch)))
+
+    async def mode():
+        async with Client(url) as client:
+            return await (await node_of(client, "tank-01", "Status", "mode")).read_value()
+
+    assert asyncio.run(mode()) == "ADVISORY"
+    ray.get(two_tanks.opcua.publish_statuses.remote(msgspec.msgpack.encode(StatusBatch(
+        shard="test", statuses=[msgspec.structs.replace(status, revision=status.revision + 2)]))))
 
 
 def test_stale_measurements_turn_uncertain_and_status_reports_the_fault(url, two_tanks):
