@@ -72,6 +72,7 @@ from controllers.mpc_common import (
     DEFAULT_MOVE_SUPPRESSION,
     DEFAULT_TRACKING,
     held_plan,
+    horizon_profile,
     input_bounds,
     parameter_vector,
     plan_proposal,
@@ -434,15 +435,7 @@ class FastMpcController:
         return Pi
 
     def _profile(self, what: str, values: Forecast) -> np.ndarray:
-        """``values`` over the horizon: a number held, or a sequence of 1 .. N values
-        with the last one held."""
-        profile = np.atleast_1d(np.asarray(values, dtype=float)).ravel()
-        if not 1 <= profile.size <= self.horizon:
-            raise ValueError(f"{what}: expected a number or 1 to {self.horizon} values "
-                             f"(the horizon), got {profile.size}")
-        if not np.isfinite(profile).all():
-            raise ValueError(f"{what}: values must be finite, got {profile.tolist()}")
-        return np.concatenate([profile, np.full(self.horizon - profile.size, profile[-1])])
+        return horizon_profile(what, values, self.horizon)
 
     # -- proposals -------------------------------------------------------------------------------
 
