@@ -168,3 +168,23 @@ def test_a_forecast_series_from_a_csv_file(tmp_path):
     assert forecast is not None
     ahead = forecast.trajectories(T0 + HOUR * np.array([-1.0, 0.5, 1.5, 9.0]))
     assert ahead.disturbances["T_ambient"] == [280.0, 280.0, 270.0, 270.0]
+
+
+def test_do_mpc_heats_ahead_of_a_forecast_rise_of_the_target():
+    """The do-mpc backend sees the reference trajectory: a target 5 K higher in 25 min
+    raises the hot oil now; with the target held (no forecast) the flow holds."""
+    def tank(forecast: ForecastSettings | None) -> AssetConfig:
+        return resolved(AssetConfig(
+            id="tank", kind="asphalt_tank", period_s=300.0, forecast=forecast,
+            controller=ControllerSettings(backend="do-mpc", horizon=10,
+                                          tracking={"T_bulk": 100.0, "T_return": 0.0},
+                                          move_suppression={"m_oil": 0.1})))
+
+    rise = ForecastSettings(step_s=300.0, start=T0,
+                            reference={"T_bulk": [433.15] * 5 + [438.15]})
+    held = build_loop(tank(None), T0).propose(T0)
+    ahead = build_loop(tank(rise), T0).propose(T0)
+    assert held.status.startswith("Solve") and ahead.status.startswith("Solve")
+    assert held.setpoints["m_oil"] == pytest.approx(0.47, abs=0.01)
+    assert ahead.setpoints["m_oil"] > held.setpoints["m_oil"] + 0.1
+    assert ahead.predicted["T_bulk"][-1] > held.predicted["T_bulk"][-1] + 1.0
