@@ -130,9 +130,9 @@ class Forecast:
                 values = np.where(np.isnan(values), getattr(below, group)[name], values)
             groups[group][name] = values.tolist()
         if below is not None:
-            for group in groups:
-                for name, values in getattr(below, group).items():
-                    groups[group].setdefault(name, values)
+            for under in groups:
+                for name, covered in getattr(below, under).items():
+                    groups[under].setdefault(name, covered)
         return Trajectories(**groups)
 
 

@@ -184,7 +184,7 @@ class ForecastingController(Controller, Protocol):
 
     horizon: int
 
-    def step(  # type: ignore[override]
+    def step(
         self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
         reference: Mapping[str, float | list[float]], *,
         disturbances: Mapping[str, list[float]] | None = None,
