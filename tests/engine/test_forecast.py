@@ -92,11 +92,6 @@ def test_a_price_peak_ahead_moves_the_tanks_heating_before_it():
     assert (price * forecast[:, 0]).sum() < (price * today[:, 0]).sum()
 
 
-def test_without_a_forecast_the_loop_gives_the_controller_current_values_only():
-    loop = build_loop(heated_tank(None), T0)
-    assert loop.forecast is None
-
-
 def dra_line(**fields) -> AssetConfig:
     return resolved(AssetConfig(id="line", kind="dra_pipeline", **fields))
 
@@ -150,9 +145,9 @@ def test_bad_forecast_input_names_the_signal_and_bound(forecast, message):
                              forecast=msgspec.convert(forecast, ForecastSettings)))
 
 
-def test_a_forecast_longer_than_the_horizon_is_cut_and_a_wrong_length_refused():
+def test_a_profile_longer_than_the_horizon_is_refused_naming_the_signal_and_horizon():
     """The loop asks for exactly the horizon's steps; a controller handed more refuses
-    them, naming the signal and the horizon."""
+    them."""
     loop = build_loop(heated_tank(PEAK_TARIFF), T0)
     with pytest.raises(ValueError, match=r"prices\['m_oil'\]: expected a number or 1 to 24 "
                                          r"values \(the horizon\), got 25"):

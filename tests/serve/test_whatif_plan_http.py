@@ -176,6 +176,7 @@ def test_an_approved_plan_drives_the_controllers_flow_target(api, fleet):
     status = api.get("/assets/dra-line").json()
     assert status["controller"]["forecast"] == f"plan v{plan['version']}"
     hour = plan["hours"][int((status["time"] - plan["start"]) // 3600.0)]
+    assert number(hour["flow"]) != number(28800.0 / 86400.0)  # not the nomination's
     assert f"-> {number(hour['flow'])} m^3/s" in status["controller"]["reason"]
 
 
