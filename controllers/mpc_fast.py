@@ -2,8 +2,9 @@
 
 The same problem as the do-mpc backend (controllers.mpc_dompc) on the same PlantModel
 RK4 step, with what the do-mpc backend does not have: hard input rate limits, soft
-output limits, an economic cost and forecasts over the horizon. The problem and the SQP iteration
-are in controllers.mpc_sqp; this module runs it once per control step:
+output limits and an economic cost with price forecasts over the horizon (both take
+reference and disturbance forecasts). The problem and the SQP iteration are in
+controllers.mpc_sqp; this module runs it once per control step:
 
 1. initial guess: the previous solution shifted by one step (warm start), or, without
    one, the inputs held and the states simulated forward from the estimate;
