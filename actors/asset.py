@@ -61,6 +61,7 @@ from engine.alarm_sources import tick_values
 from engine.alarm_states import AlarmEvent, AlarmState
 from engine.alarms import AlarmSet, AlarmStatus
 from engine.config import AssetConfig, ControllerSettings, ModbusSettings, SetpointLimit
+from engine.forecast import plan_forecast, site_forecast
 from engine.history import SeriesSpec, TickRecord, history_signals
 from engine.loop import ControlLoop, TickResult
 from engine.messages import (
@@ -113,13 +114,15 @@ def safety_down(error: BaseException, consequence: str) -> str:
 
 def build_loop(asset: AssetConfig, t0: float) -> ControlLoop:
     """The asset's ControlLoop: its (shared) model, estimator and controller, at twin
-    time ``t0``. The slow part of hosting an asset (seconds for a large do-mpc problem),
-    so a shard runs it on its threads."""
+    time ``t0``, with the forecast of its site file (engine.forecast.site_forecast). The
+    slow part of hosting an asset (seconds for a large do-mpc problem), so a shard runs
+    it on its threads."""
     model = model_of(asset)
     return ControlLoop(asset.id, model, build_estimator(model, asset.resolved_estimator()),
                        build_controller(model, asset.resolved_controller(), asset.limits),
                        x0=asset.initial, u0=asset.inputs, d=asset.disturbances,
-                       reference=asset.reference, t0=t0)
+                       reference=asset.reference, t0=t0,
+                       forecast=site_forecast(asset, model, t0))
 
 
 class HostedAsset:
@@ -154,6 +157,8 @@ class HostedAsset:
         self._samples = msgspec.msgpack.Decoder(list[MeasurementPayload])
         self.model = loop.model
         self.loop = loop
+        self.site_forecast = loop.forecast
+        """The site file's forecast (engine.forecast), under an approved plan's."""
         self.period = asset.resolved_period_s()
         self.epoch = t0
         """Deadlines are epoch + k period: the site clock's epoch, shared by every shard,
@@ -560,6 +565,21 @@ class HostedAsset:
         self.notify()
         return reference
 
+    async def follow_plan(self, entry: dict[str, Any]) -> str | None:
+        """Drive the controller by an approved plan (engine.plan_store entry, approved
+        and audited by actors.lookahead): its hourly flow and prices as the forecast
+        over its hours (engine.forecast.plan_forecast), the site's forecast after them,
+        until a newer approval. Returns what drives the controller now."""
+        if entry.get("status") != "approved":
+            raise ValueError(f"plan version {entry.get('version')} of {self.id!r} is "
+                             f"{entry.get('status')}, not approved: it cannot drive the "
+                             "controller")
+        forecast = plan_forecast(self.model, entry).over(self.site_forecast)
+        async with self.lock:
+            self.loop.follow(forecast)
+        self.notify()
+        return forecast.driving(self.loop.t)
+
     async def set_mode(self, mode: str, user: str) -> str:
         self.mode = Mode(await self._ask(self.safety.set_mode, self.config.id, Mode(mode), user,
                                          self.now()))
@@ -743,7 +763,8 @@ class HostedAsset:
                 status=None if proposal is None else proposal.status,
                 solve_time_s=None if proposal is None else proposal.solve_time_s,
                 reason=None if proposal is None else proposal.reason,
-                predicted={} if proposal is None else proposal.predicted),
+                predicted={} if proposal is None else proposal.predicted,
+                forecast=None if loop.forecast is None else loop.forecast.driving(loop.t)),
             nis=estimate.nis,
             estimator=self._estimator_status(),
             period_s=self.period,

@@ -369,6 +369,9 @@ class Shard:
                             user: str) -> dict[str, float]:
         return await (await self._hosted(asset_id)).set_reference(values, user)
 
+    async def follow_plan(self, asset_id: str, entry: dict[str, Any]) -> str | None:
+        return await (await self._hosted(asset_id)).follow_plan(entry)
+
     async def set_mode(self, asset_id: str, mode: str, user: str) -> str:
         return await (await self._hosted(asset_id)).set_mode(mode, user)
 

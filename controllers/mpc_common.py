@@ -5,7 +5,7 @@ failed solve. Their settings are checked by controllers.backends.check_settings.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -22,6 +22,20 @@ def require_known(what: str, names: Mapping[str, object], signals: SignalSet) ->
     unknown = sorted(set(names) - set(signals.names))
     if unknown:
         raise ValueError(f"{what}: unknown signal(s) {unknown}; known: {', '.join(signals.names)}")
+
+
+def horizon_profile(what: str, values: float | Sequence[float] | np.ndarray,
+                    horizon: int) -> np.ndarray:
+    """``values`` over a horizon of N steps: a number held, or a sequence of 1 .. N
+    values with the last one held. ValueError naming ``what`` for a wrong length or a
+    non-finite value."""
+    profile = np.atleast_1d(np.asarray(values, dtype=float)).ravel()
+    if not 1 <= profile.size <= horizon:
+        raise ValueError(f"{what}: expected a number or 1 to {horizon} values "
+                         f"(the horizon), got {profile.size}")
+    if not np.isfinite(profile).all():
+        raise ValueError(f"{what}: values must be finite, got {profile.tolist()}")
+    return np.concatenate([profile, np.full(horizon - profile.size, profile[-1])])
 
 
 def input_bounds(

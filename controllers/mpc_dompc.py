@@ -6,7 +6,7 @@ disturbances d, the output references r and the tracking weights as time-varying
 parameters, so they can change between calls without rebuilding the problem. Over the
 horizon of N steps (t_step = the model's dt) the controller minimises
 
-    sum_{k=0}^{N-1} [ sum_y w_y ((h_y(x_k, u_k, d, p) - r_y) / s_y)^2
+    sum_{k=0}^{N-1} [ sum_y w_y ((h_y(x_k, u_k, d_k, p) - r_y,k) / s_y)^2
                       + sum_u w_du ((u_k - u_{k-1}) / s_u)^2 ]
 
 subject to the input bounds (the intersection of each input signal's bounds and its
@@ -25,8 +25,13 @@ Solve_Succeeded or Solved_To_Acceptable_Level, or gives non-finite values, is no
 the last good plan is proposed one step on instead, and the next solve starts from a
 fresh initial guess.
 
+Forecasts: reference values and ``disturbances`` may be sequences over the horizon
+(one per step, the last held, as in controllers.mpc_fast), filled into the time-varying
+parameters d_k and r_k of each step; ``prices`` are refused (this backend has no
+economic cost). Without them d and r are held over the horizon.
+
 Simplifications: no state or output constraints (soft constraints come later), one
-scenario (no robust MPC), disturbances held constant over the horizon.
+scenario (no robust MPC).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import casadi as ca
@@ -51,6 +56,7 @@ from controllers.mpc_common import (
     DEFAULT_MOVE_SUPPRESSION,
     DEFAULT_TRACKING,
     held_plan,
+    horizon_profile,
     input_bounds,
     parameter_vector,
     plan_proposal,
@@ -96,6 +102,11 @@ class DoMpcController:
         move_suppression = np.array([settings.move_suppression.get(n, DEFAULT_MOVE_SUPPRESSION)
                                      for n in model.inputs.names])
         self._reference: dict[str, float] = {}
+        self._references = np.zeros((self.horizon, len(model.outputs)))
+        """r_k over the horizon, output units (the rows of outputs without a reference
+        are unused: their weight is 0)."""
+        self._disturbances = np.zeros((self.horizon, len(model.disturbances)))
+        """d_k over the horizon, disturbance units."""
         self._parameters = model.parameters.nominal
         self._plan_inputs: np.ndarray | None = None
         self._plan_outputs: np.ndarray | None = None
@@ -122,18 +133,36 @@ class DoMpcController:
 
     def step(
         self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
-        reference: Mapping[str, float], *, p: np.ndarray | None = None,
+        reference: Mapping[str, float | Sequence[float]], *,
+        disturbances: Mapping[str, float | Sequence[float]] | None = None,
+        prices: Mapping[str, float | Sequence[float]] | None = None,
+        p: np.ndarray | None = None,
     ) -> Proposal:
         """Solve the MPC problem from state ``x`` with ``u`` applied now and the model
-        parameters ``p`` (None: nominal) and propose the first move. On solver failure
-        or non-finite input, propose the last good plan shifted by one step (or hold
-        ``u`` if there is none)."""
+        parameters ``p`` (None: nominal) and propose the first move. ``reference``
+        values and ``disturbances`` (overriding ``d``) may be sequences over the
+        horizon, the last value held. On solver failure or non-finite input, propose
+        the last good plan shifted by one step (or hold ``u`` if there is none)."""
         require_known("reference", reference, self.model.outputs)
+        require_known("disturbances", disturbances or {}, self.model.disturbances)
+        if prices:
+            raise ValueError(f"prices: {sorted(prices)} given, but the do-mpc backend has "
+                             "no economic cost; use the fast backend")
         self._parameters = parameter_vector(self.model, p)
         x = np.asarray(x, dtype=float).ravel()
         u = np.asarray(u, dtype=float).ravel()
         d = np.asarray(d, dtype=float).ravel()
-        self._reference = {name: float(value) for name, value in reference.items()}
+        outputs, N = self.model.outputs, self.horizon
+        self._references = np.tile(outputs.nominal, (N, 1))
+        for name, values in reference.items():
+            self._references[:, outputs.index(name)] = horizon_profile(
+                f"reference[{name!r}]", values, N)
+        self._reference = {name: float(self._references[0, outputs.index(name)])
+                           for name in reference}
+        self._disturbances = np.tile(d, (N, 1))
+        for name, values in (disturbances or {}).items():
+            self._disturbances[:, self.model.disturbances.index(name)] = horizon_profile(
+                f"disturbances[{name!r}]", values, N)
         start = time.perf_counter()
         status = self._solve(x, u, d)
         solve_time = time.perf_counter() - start
@@ -167,7 +196,7 @@ class DoMpcController:
             self._guess["_x"] = x
             self._guess["_u"] = np.clip(u, self.lower, self.upper)
         try:
-            solution, status = self._problem.solve(self._parameters_of(x, u, d), self._guess,
+            solution, status = self._problem.solve(self._parameters_of(x, u), self._guess,
                                                    self._lower_x, self._upper_x,
                                                    self._multipliers)
         except RuntimeError as error:
@@ -180,7 +209,8 @@ class DoMpcController:
                             for k in range(self.horizon)])
         states = np.vstack([np.asarray(unscaled["_x", k, 0, -1]).ravel()
                             for k in range(1, self.horizon + 1)])
-        outputs = np.asarray(self._outputs(states.T, inputs.T, d, self._parameters)).T
+        outputs = np.asarray(self._outputs(states.T, inputs.T, self._disturbances.T,
+                                           self._parameters)).T
         if status in _SOLVED and not (np.isfinite(inputs).all() and np.isfinite(outputs).all()):
             status = f"{status} with non-finite values"
         if status not in _SOLVED:
@@ -191,18 +221,18 @@ class DoMpcController:
         self._plan_outputs = outputs
         return status
 
-    def _parameters_of(self, x: np.ndarray, u: np.ndarray, d: np.ndarray):
+    def _parameters_of(self, x: np.ndarray, u: np.ndarray):
         """The NLP's parameters: x_0, u_-1 (of the move suppression) and the time-varying
-        parameters (disturbances, references, tracking weights and model parameters,
-        held over the horizon)."""
-        reference = self.model.outputs.vector(self._reference)
+        parameters of each step k (disturbances d_k, references r_k, tracking weights
+        and model parameters; the stage after the horizon takes step N-1's)."""
         weights = np.array([self._tracking[i] / self._output_scale[i] ** 2
                             if name in self._reference else 0.0
                             for i, name in enumerate(self.model.outputs.names)])
         template = self._time_varying
         for k in range(self.horizon + 1):
-            _fill(template, k, "d", d)
-            _fill(template, k, "r", reference)
+            step = min(k, self.horizon - 1)
+            _fill(template, k, "d", self._disturbances[step])
+            _fill(template, k, "r", self._references[step])
             _fill(template, k, "w", weights)
             _fill(template, k, "p", self._parameters)
         mpc = self._problem.mpc

@@ -2,8 +2,9 @@
 
 The same problem as the do-mpc backend (controllers.mpc_dompc) on the same PlantModel
 RK4 step, with what the do-mpc backend does not have: hard input rate limits, soft
-output limits, an economic cost and forecasts over the horizon. The problem and the SQP iteration
-are in controllers.mpc_sqp; this module runs it once per control step:
+output limits and an economic cost with price forecasts over the horizon (both take
+reference and disturbance forecasts). The problem and the SQP iteration are in
+controllers.mpc_sqp; this module runs it once per control step:
 
 1. initial guess: the previous solution shifted by one step (warm start), or, without
    one, the inputs held and the states simulated forward from the estimate;
@@ -72,6 +73,7 @@ from controllers.mpc_common import (
     DEFAULT_MOVE_SUPPRESSION,
     DEFAULT_TRACKING,
     held_plan,
+    horizon_profile,
     input_bounds,
     parameter_vector,
     plan_proposal,
@@ -434,15 +436,7 @@ class FastMpcController:
         return Pi
 
     def _profile(self, what: str, values: Forecast) -> np.ndarray:
-        """``values`` over the horizon: a number held, or a sequence of 1 .. N values
-        with the last one held."""
-        profile = np.atleast_1d(np.asarray(values, dtype=float)).ravel()
-        if not 1 <= profile.size <= self.horizon:
-            raise ValueError(f"{what}: expected a number or 1 to {self.horizon} values "
-                             f"(the horizon), got {profile.size}")
-        if not np.isfinite(profile).all():
-            raise ValueError(f"{what}: values must be finite, got {profile.tolist()}")
-        return np.concatenate([profile, np.full(self.horizon - profile.size, profile[-1])])
+        return horizon_profile(what, values, self.horizon)
 
     # -- proposals -------------------------------------------------------------------------------
 

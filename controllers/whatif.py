@@ -12,7 +12,8 @@ run, for every member m = 0 .. samples-1:
     plant:  SimulatedPlant from x_m, parameters p_m (nominal, the estimated ones at
             their drawn values, then ``changes.parameters``), noiseless
     twin:   a new ControlLoop restored from the checkpoint (it believes x_hat),
-            the controller restored from its warm start
+            the controller restored from its warm start, seeing the site file's
+            forecast (engine.forecast.site_forecast; not an approved plan)
     every period T (the asset's), t_k = t0 + k T, k = 1 .. ceil(duration / T):
             plant.advance_to(t_k); y = plant.measure()
             result = loop.tick(t_k, y, gate, propose=controller)  (engine.loop: the
@@ -59,6 +60,7 @@ import numpy as np
 import plants
 from controllers import build_controller, build_estimator
 from engine.config import AssetConfig, Interlock, SetpointLimit, TripInterlock
+from engine.forecast import site_forecast
 from engine.gate import PolicyGate
 from engine.loop import Controller, ControlLoop, Estimator
 from engine.messages import GateRequest, Mode, Proposal
@@ -366,7 +368,8 @@ def _simulate(fork: Fork, model: PlantModel, estimator: Estimator, controller: C
     """One member's run: the outputs as the plant's instruments read them (noiseless) at
     t0 and every tick, the inputs and writable disturbances applied then, the true states."""
     asset, t0, n = fork.asset, fork.time, len(model.states)
-    loop = ControlLoop(asset.id, model, estimator, controller, t0=t0)
+    forecast = None if isinstance(controller, Held) else site_forecast(asset, model, t0)
+    loop = ControlLoop(asset.id, model, estimator, controller, t0=t0, forecast=forecast)
     loop.restore(fork.loop)
     controller.restore(fork.controller)
     plant = SimulatedPlant(asset.id, model, msgspec.structs.replace(asset.simulation, noise=0.0),

@@ -342,6 +342,51 @@ class NominationSettings(_Strict, frozen=True):
                     raise ValueError(f"{field}[{k}]: {value} is not above 0")
 
 
+class ForecastSettings(_Strict, frozen=True):
+    """Series the asset's controller sees over its horizon (engine.forecast), beyond the
+    tariff and nomination, which forecast themselves. Each series is piecewise constant:
+    value k holds over [start + k step_s, start + (k + 1) step_s), the first value before
+    ``start``, the last one after the series ends. Values are inline lists or the path
+    of a CSV file (a column named after the signal, header row) or a JSON file
+    (``{signal: [...]}`` or a bare list), relative to the working directory.
+
+    Attributes:
+        step_s: seconds per value, > 0 (3600: hourly).
+        start: twin time (UNIX s) of the first value; None: the start of the step in
+            which the asset's loop starts.
+        disturbances: per disturbance, its values in the disturbance's unit (an ambient
+            temperature forecast in K).
+        reference: per output, its target over time in the output's unit.
+        prices: per economic signal (ControllerSettings.economic), the price profile
+            that multiplies its economic weight (dimensionless, >= 0).
+        tariff_prices: economic signals priced at the asset's tariff (currency/kWh):
+            their price profile is the tariff's price each hour.
+    """
+
+    step_s: float = 3600.0
+    start: float | None = None
+    disturbances: dict[str, list[float] | str] = {}
+    reference: dict[str, list[float] | str] = {}
+    prices: dict[str, list[float] | str] = {}
+    tariff_prices: list[str] = []
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.step_s) and self.step_s > 0):
+            raise ValueError(f"forecast.step_s: {self.step_s} s must be finite and above 0")
+        if self.start is not None and not math.isfinite(self.start):
+            raise ValueError(f"forecast.start: {self.start} s must be finite")
+        for group in ("disturbances", "reference", "prices"):
+            for name, values in getattr(self, group).items():
+                if isinstance(values, str):
+                    continue
+                if not values:
+                    raise ValueError(f"forecast.{group}.{name}: no values")
+                bad = [k for k, value in enumerate(values) if not math.isfinite(value)]
+                if bad:
+                    raise ValueError(f"forecast.{group}.{name}[{bad[0]}]: "
+                                     f"{values[bad[0]]} is not a finite number")
+
+
 def read_hourly_series(path: str | Path, column: str) -> list[float]:
     """One column of numbers from a CSV file with a header row (``hour,price``) or from a
     JSON file holding ``{column: [...]}`` or a bare list. For ``TariffSettings(hourly=...)``
@@ -386,7 +431,8 @@ class AssetConfig(_Strict, frozen=True):
     ``max_measurement_age_s``, the safety watchdog's threshold (twin seconds), defaults
     to STALE_AFTER_PERIODS control periods; ``inf`` switches the watchdog off.
     ``tariff`` and ``nomination`` are what a forward plan (controllers.planner) prices
-    and delivers; an asset without them has no plan.
+    and delivers; an asset without them has no plan. They, and ``forecast``'s series,
+    reach the controller over its horizon too (engine.forecast).
     """
 
     id: str
@@ -409,6 +455,7 @@ class AssetConfig(_Strict, frozen=True):
     alarms: list[AlarmSettings] = []
     tariff: TariffSettings | None = None
     nomination: NominationSettings | None = None
+    forecast: ForecastSettings | None = None
 
     # The settings plants.resolve_site fills in from the kind's defaults; a host that runs
     # the asset reads them through these, which fail on an unresolved config.

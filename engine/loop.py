@@ -17,6 +17,12 @@ p_hat is the model's parameters, the estimated ones at their estimates: the cont
 predicts with what the filter has learnt of the plant (a fouled coil), not the nominal
 model.
 
+With a forecast (engine.forecast: the site's tariff, nomination and forecast series, an
+approved plan) the loop asks it for the trajectories at the controller's step times
+t + k dt, k = 0 .. N-1, and passes them: ``disturbances`` and ``prices`` per name and
+the reference as a sequence per output, the current value held where the forecast
+covers nothing. Without one the controller sees the current values only.
+
 The loop holds the asset's mutable state (estimator state, last applied inputs,
 reference, disturbances); the estimator and controller hold structure and their own
 warm-start data.
@@ -34,6 +40,7 @@ import msgspec
 import numpy as np
 
 from engine.config import EstimatorSettings
+from engine.forecast import Forecast
 from engine.messages import Decision, Estimate, GateRequest, Measurement, Proposal
 from engine.model import PlantModel
 
@@ -171,6 +178,20 @@ class Controller(Protocol):
         ...
 
 
+class ForecastingController(Controller, Protocol):
+    """A controller that takes forecasts over its ``horizon`` of N steps (the MPCs):
+    ``reference`` values, ``disturbances`` and ``prices`` as sequences of N values."""
+
+    horizon: int
+
+    def step(
+        self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
+        reference: Mapping[str, float | list[float]], *,
+        disturbances: Mapping[str, list[float]] | None = None,
+        prices: Mapping[str, list[float]] | None = None, p: np.ndarray | None = None,
+    ) -> Proposal: ...
+
+
 class ControlLoop:
     """Composes a plant model, an estimator and a controller for one asset."""
 
@@ -187,9 +208,11 @@ class ControlLoop:
         reference: Mapping[str, float] | None = None,
         t0: float = 0.0,
         estimated_parameters_to_controller: bool = True,
+        forecast: Forecast | None = None,
     ) -> None:
         """``estimated_parameters_to_controller``: the controller predicts with the
-        filter's estimates of the estimated parameters (else with the nominal ones)."""
+        filter's estimates of the estimated parameters (else with the nominal ones).
+        ``forecast``: what the controller sees over its horizon (see ``follow``)."""
         self.asset = asset
         self.model = model
         self.estimator = estimator
@@ -208,6 +231,17 @@ class ControlLoop:
         self._input_before: tuple[float, np.ndarray] | None = None
         """(time, inputs held until then) of the first input change since the last
         measurement, for the prediction to use the inputs the plant really had."""
+        self.forecast: Forecast | None = None
+        self.follow(forecast)
+
+    def follow(self, forecast: Forecast | None) -> None:
+        """Hand ``forecast`` to the controller from the next step on (None: the current
+        values only). TypeError for a controller without a horizon (it takes none)."""
+        if forecast is not None and not isinstance(getattr(self.controller, "horizon", None),
+                                                   int):
+            raise TypeError(f"asset {self.asset!r}: the {self.controller.backend} controller "
+                            "has no horizon and takes no forecast; use an MPC backend")
+        self.forecast = forecast
 
     def set_reference(self, reference: Mapping[str, float]) -> dict[str, float]:
         """Set output targets; unknown outputs and values outside bounds raise ValueError."""
@@ -288,7 +322,19 @@ class ControlLoop:
         """Ask the controller for setpoints at time ``t``, predicting with the estimated
         parameters (see ``estimated_parameters_to_controller``)."""
         p = self.parameters() if self.estimated_parameters_to_controller else None
-        proposal = self.controller.step(t, self.x, self.u, self.d, self.reference, p=p)
+        if self.forecast is None:
+            proposal = self.controller.step(t, self.x, self.u, self.d, self.reference, p=p)
+        else:
+            controller: ForecastingController = self.controller  # type: ignore[assignment]
+            ahead = self.forecast.trajectories(t + self.model.dt * np.arange(controller.horizon))
+            current = {**self.model.outputs.mapping(self.model.outputs.nominal),
+                       **self.reference}
+            reference: dict[str, float | list[float]] = {
+                **self.reference, **_held(ahead.reference, current)}
+            proposal = controller.step(
+                t, self.x, self.u, self.d, reference,
+                disturbances=_held(ahead.disturbances, self.model.disturbances.mapping(self.d)),
+                prices=_held(ahead.prices, {}), p=p)
         return _with_asset(proposal, self.asset)
 
     def parameters(self) -> np.ndarray:
@@ -351,6 +397,14 @@ class ControlLoop:
         self.reference = dict(data["reference"])
         self.anomalies = AnomalyWindow(self.anomalies.size, self.anomalies.fraction,
                                        data.get("anomaly_window", ()))
+
+
+def _held(ahead: Mapping[str, list[float]], current: Mapping[str, float]
+          ) -> dict[str, list[float]]:
+    """Forecast trajectories with their uncovered (NaN) steps at the ``current`` value
+    (a price without one: 1, the economic weight unscaled)."""
+    return {name: [current.get(name, 1.0) if math.isnan(v) else v for v in values]
+            for name, values in ahead.items()}
 
 
 def _with_asset(proposal: Proposal, asset: str) -> Proposal:

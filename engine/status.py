@@ -93,6 +93,10 @@ class ControllerStatus(msgspec.Struct, frozen=True, kw_only=True):
     predicted: dict[str, list[float]] = {}
     """Its last prediction of each output over the horizon, one value per period from
     the proposal's time (output units); empty for a controller that predicts nothing."""
+    forecast: str | None = None
+    """What the controller sees of the future (engine.forecast): ``site`` (the site
+    file's tariff, nomination and forecast series), ``plan v<n>`` (approved plan version
+    n, over its hours); None: the current values only."""
 
 
 class EstimatorStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -26,6 +26,7 @@ from engine.config import (
     TripInterlock,
     safe_value_problem,
 )
+from engine.forecast import site_forecast
 from engine.model import PlantModel
 from engine.signals import SignalSet
 from engine.simulation import Synthesize
@@ -199,6 +200,10 @@ def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfi
     ):
         _check_values(values, signals, path, f"{key}.{field}")
     _check_names(asset.simulation.mismatch, model.parameters, path, f"{key}.simulation.mismatch")
+    try:
+        site_forecast(resolved, model, 0.0)
+    except (OSError, ValueError) as error:
+        raise ConfigError(path, f"{key}.forecast", str(error)) from None
     for name in asset.limits:  # inputs, and disturbances an operator sets (loading line-ups)
         if name not in model.inputs and name not in model.disturbances:
             raise ConfigError(path, f"{key}.limits.{name}", "unknown writable signal; known: "

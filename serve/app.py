@@ -746,11 +746,15 @@ class TwinLoopAPI:
               responses=errors(401, 403, 404, 413, 422, 503))
     async def approve_plan(self, asset_id: str, version: int = Path(ge=1),
                            user: str = OPERATOR) -> dict[str, Any]:
-        """Approve stored plan ``version``; the approval is audited under the user."""
+        """Approve stored plan ``version``; the approval is audited under the user. The
+        plan then drives the asset's controller (its hourly flow and prices as the
+        forecast over its hours) until a newer approval or its end: the status's
+        ``controller.forecast`` says ``plan v<version>``."""
         asset = self._asset(asset_id)
         status = await _unprocessable(asset.status.remote())
         entry = await _unprocessable(self._lookahead_actor().approve_plan.remote(
             asset_id, version, user, status["time"]))
+        await _unprocessable(asset.follow_plan.remote(entry))
         return _plan_answer(entry)
 
 def start_http(fleet, host: str = "127.0.0.1", port: int = 8000, tokens: Sequence[Token] = (),

@@ -165,6 +165,10 @@ class ControllerStatus(BaseModel):
     predicted: dict[str, list[float]] = Field(
         default={}, description="its last prediction of each output over the horizon, one "
                                 "value per period from the proposal's time; empty if none")
+    forecast: str | None = Field(
+        default=None, description="what the controller sees of the future: 'site' (the "
+        "site file's tariff, nomination and forecast series) or 'plan v<n>' (approved plan "
+        "version n, over its hours); null: the current values only")
 
 
 class EstimatorStatus(BaseModel):

@@ -12,6 +12,7 @@ import httpx
 import msgspec
 import pytest
 
+from controllers.mpc_common import number
 from plants import bitumen
 from serve.auth import Token, hash_token
 from tests.conftest import free_port
@@ -146,6 +147,7 @@ def test_the_seven_day_plan_beats_its_baselines_within_maop_and_its_approval_is_
         assert baseline["feasible"], baseline["reason"]
         assert plan["cost"] < baseline["cost"]
     assert api.get("/assets/dra-line/plan", headers=bearer("viewer")).json() == plan
+    assert api.get("/assets/dra-line").json()["controller"]["forecast"] == "site"
 
     approved = api.post("/assets/dra-line/plan/1/approve")
     assert approved.status_code == 200, approved.text
@@ -160,6 +162,22 @@ def test_the_seven_day_plan_beats_its_baselines_within_maop_and_its_approval_is_
     assert again.status_code == 422 and "approved already" in again.json()["detail"]
     assert api.post("/assets/dra-line/plan/7/approve").status_code == 404
     assert api.post("/assets/dra-line/plan", headers=bearer("viewer")).status_code == 403
+
+
+def test_an_approved_plan_drives_the_controllers_flow_target(api, fleet):
+    """After approval the status says the plan drives the controller, and its next
+    proposal targets the plan's flow for the hour, not the nomination's daily average."""
+    if api.get("/assets/dra-line/plan").status_code == 404:
+        assert api.post("/assets/dra-line/plan").status_code == 200
+    plan = api.get("/assets/dra-line/plan").json()
+    if plan["status"] != "approved":
+        assert api.post(f"/assets/dra-line/plan/{plan['version']}/approve").status_code == 200
+    fleet.run_for(900.0)
+    status = api.get("/assets/dra-line").json()
+    assert status["controller"]["forecast"] == f"plan v{plan['version']}"
+    hour = plan["hours"][int((status["time"] - plan["start"]) // 3600.0)]
+    assert number(hour["flow"]) != number(28800.0 / 86400.0)  # not the nomination's
+    assert f"-> {number(hour['flow'])} m^3/s" in status["controller"]["reason"]
 
 
 def test_a_plan_for_an_asset_of_another_kind_is_422_naming_why(api):
