@@ -11,7 +11,9 @@ EstimatorSettings), open loop on the recorded plant:
 
     start:   x_hat = the first recorded estimate (states and estimated parameters),
              P = diag(std^2) of it (the recorded std; the covariances are not recorded);
-             u = the last recorded applied value at or before then (else the site file's)
+             the last estimate at or before the first recorded applied input, if any;
+             u = the last recorded applied value at or before then (else the first one
+             recorded after it, else the site file's)
     every recorded tick time t_k (the times of requested/applied/reference/mode points;
     without any, the measurements' sample times):
              reference <- the recorded reference at t_k
@@ -253,14 +255,15 @@ def replay(asset: AssetConfig, recording: Mapping[str, Series],
     writable = [n for n in asset.limits]
     states = [*model.states.names, *(f"parameter.{n}" for n in estimator.parameter_names)]
 
-    first = recording[f"estimate.{model.states.names[0]}"].time[0]
+    first = _start_time(recording, model)
     ticks = _tick_times(recording, model, first)
     measurements = _measurements(asset.id, recording, model, first)
     u0 = {**asset.inputs}
     for name in model.inputs.names:
-        held = _series(recording, f"applied.{name}").held(np.array([first]))[0]
-        if math.isfinite(held):
-            u0[name] = float(held)
+        applied = _series(recording, f"applied.{name}")
+        held = applied.held(np.array([first]))[0]
+        if math.isfinite(held) or applied.time.size:
+            u0[name] = float(held if math.isfinite(held) else applied.value[0])
     loop = ControlLoop(asset.id, model, estimator, controller,
                        x0={n: recording[f"estimate.{n}"].held(np.array([first]))[0]
                            for n in model.states.names},
@@ -352,6 +355,18 @@ def _series(recording: Mapping[str, Series], signal: str) -> Series:
     """The recorded series ``signal``, empty if it was not recorded."""
     empty = np.zeros(0)
     return recording.get(signal) or Series("", empty, empty, empty)
+
+
+def _start_time(recording: Mapping[str, Series], model: PlantModel) -> float:
+    """The time of the recorded estimate the replay starts from: the last one at or
+    before the first recorded applied input (an export cut mid-run may begin with an
+    estimate whose tick, and the inputs the plant held then, fell outside it), else the
+    first one."""
+    estimates = recording[f"estimate.{model.states.names[0]}"].time
+    applied = [recording[f"applied.{n}"].time[0] for n in model.inputs.names
+               if f"applied.{n}" in recording and recording[f"applied.{n}"].time.size]
+    before = estimates[estimates <= min(applied)] if applied else estimates[:0]
+    return float(before[-1] if before.size else estimates[0])
 
 
 def _tick_times(recording: Mapping[str, Series], model: PlantModel,
