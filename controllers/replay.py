@@ -272,6 +272,9 @@ def replay(asset: AssetConfig, recording: Mapping[str, Series],
     initial = {**model.inputs.mapping(loop.u), **model.disturbances.mapping(loop.d)}
     gate = PolicyGate(asset, {n: initial[n] for n in writable}, first)
     keeper = gate.keeper.gate(asset.id)
+    if measurements and measurements[0].time == first:  # the start estimate's: observed
+        loop.last_measurement = measurements.pop(0)     # (its age), and the gate's watchdog
+        keeper.note_measurement(loop.last_measurement)
 
     recorded = {role: {n: _series(recording, f"{role}.{n}").at(ticks) for n in writable}
                 for role in ("requested", "applied")}
@@ -387,13 +390,13 @@ def _tick_times(recording: Mapping[str, Series], model: PlantModel,
 
 def _measurements(asset: str, recording: Mapping[str, Series], model: PlantModel,
                   first: float) -> list[Measurement]:
-    """The recorded measurements sampled after ``first``, one per sample time, each with
-    the outputs recorded at that time."""
+    """The recorded measurements sampled at or after ``first``, one per sample time, each
+    with the outputs recorded at that time."""
     by_time: dict[float, dict[str, float]] = {}
     for name in model.outputs.names:
         series = _series(recording, name)
         for t, v in zip(series.time.tolist(), series.value.tolist(), strict=True):
-            if t > first:
+            if t >= first:
                 by_time.setdefault(t, {})[name] = v
     return [Measurement(asset=asset, time=t, values=values)
             for t, values in sorted(by_time.items())]
