@@ -146,6 +146,20 @@ def test_an_export_cut_between_a_measurement_and_its_tick_starts_where_inputs_ar
         assert np.all(gap < 0.2), (name, gap)
 
 
+def test_a_tick_without_a_new_measurement_is_gated_with_the_age_of_the_last(tmp_path,
+                                                                            recorded, same):
+    """The first replayed tick's measurement is missing (a real-time tick whose sample
+    came late): the gate judges the proposal with the start estimate's measurement, 120 s
+    old (the watchdog allows 600 s), as the live gate did, and lets it through."""
+    table = pyarrow.parquet.read_table(recorded)
+    late = pc.and_(pc.is_in(table["signal"], pa.array(["T_bulk", "T_return"])),
+                   pc.equal(table["time"], same.time[0]))
+    pyarrow.parquet.write_table(table.filter(pc.invert(late)), tmp_path / "late.parquet")
+    result = replay(tank(), read_recording(tmp_path / "late.parquet", "tank-01"))
+    assert np.isnan(result.replayed_nis[0])
+    assert result.gated["m_oil"][0] == pytest.approx(result.proposed["m_oil"][0])
+
+
 def test_more_move_suppression_asks_smaller_moves(recording, same):
     """The same record replayed with move suppression 0.1 -> 10 on the hot-oil flow: the
     controller asks smaller moves from what the plant held; the estimates are the same."""
