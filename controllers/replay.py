@@ -20,7 +20,8 @@ EstimatorSettings), open loop on the recorded plant:
              y_j, t_(k-1) < s_j <= t_k  (recorded measurements):
                  all but the newest: loop.observe(y_j); the newest: in the tick
              result = loop.tick(t_k, y, gate, propose=mode != OFF)   (engine.loop)
-             gate: engine.gate.PolicyGate over the tuned limits, in the recorded mode,
+             gate: engine.gate.PolicyGate over the tuned limits and the site's
+                   interlocks over the asset's own signals, in the recorded mode,
                    decides the replayed proposal (what the new tuning would have written)
                    and returns the recorded applied values as the decision: the twin
                    holds what the plant really had, and the rate limits start from it
@@ -61,8 +62,8 @@ from scipy.stats import chi2
 import plants
 from controllers import CONTROLLER_BACKENDS, build_controller, build_estimator
 from controllers.tuning import retune
-from engine.config import AssetConfig, EstimatorSettings
-from engine.gate import PolicyGate
+from engine.config import AssetConfig, EstimatorSettings, Interlock
+from engine.gate import PolicyGate, own_interlocks
 from engine.history import MODE_CODES
 from engine.loop import ControlLoop
 from engine.messages import Decision, GateRequest, Measurement, Mode
@@ -232,11 +233,13 @@ class Replay:
 
 
 def replay(asset: AssetConfig, recording: Mapping[str, Series],
-           tuning: Mapping[str, Any] | None = None) -> Replay:
+           tuning: Mapping[str, Any] | None = None,
+           interlocks: Sequence[Interlock] = ()) -> Replay:
     """Replay ``recording`` (read_recording) through the resolved ``asset``'s loop with
-    ``tuning`` (see ``tuned``), as the module docstring says. ValueError naming the
-    signal when an output the filter corrects with, or every state estimate, is not
-    recorded."""
+    ``tuning`` (see ``tuned``), as the module docstring says; the gate judges the site's
+    ``interlocks`` over the asset's own signals (engine.gate.own_interlocks). ValueError
+    naming the signal when an output the filter corrects with, or every state estimate,
+    is not recorded."""
     model = plants.model_of(asset)
     original = asset.resolved_estimator()
     asset, estimator_settings = tuned(asset, model, tuning or {})
@@ -260,17 +263,18 @@ def replay(asset: AssetConfig, recording: Mapping[str, Series],
     measurements = _measurements(asset.id, recording, model, first)
     u0 = {**asset.inputs}
     for name in model.inputs.names:
-        applied = _series(recording, f"applied.{name}")
-        held = applied.held(np.array([first]))[0]
-        if math.isfinite(held) or applied.time.size:
-            u0[name] = float(held if math.isfinite(held) else applied.value[0])
+        inputs = _series(recording, f"applied.{name}")
+        held = inputs.held(np.array([first]))[0]
+        if math.isfinite(held) or inputs.time.size:
+            u0[name] = float(held if math.isfinite(held) else inputs.value[0])
     loop = ControlLoop(asset.id, model, estimator, controller,
                        x0={n: recording[f"estimate.{n}"].held(np.array([first]))[0]
                            for n in model.states.names},
                        u0=u0, d=asset.disturbances, reference=asset.reference, t0=first)
     _start_estimate(loop, recording, states, first)
     initial = {**model.inputs.mapping(loop.u), **model.disturbances.mapping(loop.d)}
-    gate = PolicyGate(asset, {n: initial[n] for n in writable}, first)
+    gate = PolicyGate(asset, {n: initial[n] for n in writable}, first,
+                      own_interlocks(interlocks, asset.id))
     keeper = gate.keeper.gate(asset.id)
     if measurements and measurements[0].time == first:  # the start estimate's: observed
         loop.last_measurement = measurements.pop(0)     # (its age), and the gate's watchdog

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, weights) -> int:
         raise ValueError(f"--asset {args.asset!r}: not an asset of {args.site}; its assets: "
                          f"{', '.join(a.id for a in site.assets)}")
     tuning = _tuning(args, weights)
-    result = replay(asset, read_recording(args.source, asset.id), tuning)
+    result = replay(asset, read_recording(args.source, asset.id), tuning, site.interlocks)
     prefix = Path(args.out or f"replay_{asset.id}")
     csv_path = write_csv(result, prefix.with_name(prefix.name + ".csv"))
     png_path = plot(result, prefix.with_name(prefix.name + ".png"))

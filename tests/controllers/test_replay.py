@@ -15,7 +15,7 @@ import pytest
 import plants
 from controllers import build_controller, build_estimator
 from controllers.replay import read_recording, replay
-from engine.config import load_site
+from engine.config import TripInterlock, load_site
 from engine.gate import PolicyGate
 from engine.historian import Historian, export
 from engine.history import TickRecord, history_signals, points_of
@@ -158,6 +158,21 @@ def test_a_tick_without_a_new_measurement_is_gated_with_the_age_of_the_last(tmp_
     result = replay(tank(), read_recording(tmp_path / "late.parquet", "tank-01"))
     assert np.isnan(result.replayed_nis[0])
     assert result.gated["m_oil"][0] == pytest.approx(result.proposed["m_oil"][0])
+
+
+def test_the_gate_judges_the_interlocks_over_the_assets_own_signals(recording, same):
+    """A trip on tank-01's T_bulk (above 400 K: tripped all along) holds the oil flow, so
+    nothing above what the plant held gets through, though the proposals rise; one
+    watching tank-02 (not in the record, so tripped fail-safe if it were judged) would
+    close the flow to its safe value, and is left out."""
+    hold = TripInterlock(name="hot", when=["tank-01.T_bulk"], above=400.0,
+                         hold=["tank-01.m_oil"])
+    other = TripInterlock(name="other", when=["tank-02.T_bulk"], above=1e9,
+                          close=["tank-01.m_oil"])
+    result = replay(tank(), recording, interlocks=[hold, other])
+    np.testing.assert_allclose(result.proposed["m_oil"], same.proposed["m_oil"])
+    assert result.proposed["m_oil"][0] > result.held["m_oil"][0]
+    np.testing.assert_allclose(result.gated["m_oil"], result.held["m_oil"])
 
 
 def test_more_move_suppression_asks_smaller_moves(recording, same):
