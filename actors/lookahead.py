@@ -34,15 +34,8 @@ import ray
 import plants
 from controllers.planner import InjectionPlanner, station_maop
 from controllers.whatif import Fork, WhatIf, WhatIfRequest
-from engine.config import (
-    AssetConfig,
-    CountInterlock,
-    Interlock,
-    NominationSettings,
-    SiteConfig,
-    TariffSettings,
-    TripInterlock,
-)
+from engine.config import AssetConfig, NominationSettings, SiteConfig, TariffSettings
+from engine.gate import own_interlocks
 from engine.messages import AuditRecord, Outcome
 from engine.plan_store import PlanStore
 
@@ -67,21 +60,11 @@ class Lookahead:
         self._planners: dict[tuple[str, bytes], InjectionPlanner] = {}
         self._numerics = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookahead")
 
-    def interlocks_of(self, asset_id: str) -> list[Interlock]:
-        """The site's interlocks over this asset's signals only (one watching another
-        asset's measurement cannot be judged in a fork of this one)."""
-        def own(keys: list[str]) -> bool:
-            return all(key.partition(".")[0] == asset_id for key in keys)
-
-        return [lock for lock in self.site.interlocks
-                if (isinstance(lock, TripInterlock) and own([*lock.when, *lock.hold,
-                                                             *lock.close]))
-                or (isinstance(lock, CountInterlock) and own(lock.signals))]
-
     async def whatif(self, fork: dict[str, Any], request: WhatIfRequest) -> dict[str, Any]:
         """Run the what-if of ``fork`` (HostedAsset.fork's answer); ValueError for a
         change the asset refuses, TimeoutError past ``request.timeout_s``."""
-        forked = Fork(**fork, interlocks=self.interlocks_of(fork["asset"].id))
+        forked = Fork(**fork, interlocks=own_interlocks(self.site.interlocks,
+                                                        fork["asset"].id))
         cancelled = threading.Event()
         try:
             result = await asyncio.get_running_loop().run_in_executor(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from engine.config import AssetConfig, Interlock
+from engine.config import AssetConfig, CountInterlock, Interlock, TripInterlock
 from engine.gatekeeper import Gatekeeper
 from engine.messages import Decision, GateRequest
 
@@ -33,3 +33,14 @@ class PolicyGate:
     def __call__(self, request: GateRequest) -> Decision:
         decisions, _ = self.keeper.decide_batch([request])
         return decisions[0]
+
+
+def own_interlocks(interlocks: Sequence[Interlock], asset_id: str) -> list[Interlock]:
+    """The interlocks over this asset's signals only: those a PolicyGate of the asset can
+    judge (one watching another asset's measurement cannot be judged without it)."""
+    def own(keys: list[str]) -> bool:
+        return all(key.partition(".")[0] == asset_id for key in keys)
+
+    return [lock for lock in interlocks
+            if (isinstance(lock, TripInterlock) and own([*lock.when, *lock.hold, *lock.close]))
+            or (isinstance(lock, CountInterlock) and own(lock.signals))]

@@ -192,8 +192,12 @@ class Historian:
 def to_table(history: Sequence[SeriesHistory]) -> pa.Table:
     """One long table of ``history``: asset, signal, unit, mode, time and the columns."""
     names = list(dict.fromkeys(n for h in history for n in h.columns))
-    tables = [pa.table({"asset": [h.asset] * h.time.size, "signal": [h.signal] * h.time.size,
-                        "unit": [h.unit] * h.time.size, "mode": [h.mode] * h.time.size,
+    def text(value: str, size: int) -> pa.Array:  # typed: an empty series is no null column
+        return pa.array([value] * size, pa.string())
+
+    tables = [pa.table({"asset": text(h.asset, h.time.size),
+                        "signal": text(h.signal, h.time.size),
+                        "unit": text(h.unit, h.time.size), "mode": text(h.mode, h.time.size),
                         "time": pa.array(h.time, pa.float64()),
                         **{n: pa.array(h.columns.get(n, np.full(h.time.size, np.nan)),
                                        pa.float64(), from_pandas=True) for n in names}})

@@ -17,6 +17,9 @@
                   [--disturbance D=V ...] [--reference Y=V ...] [--parameter P=V ...]
                   [--mode M] [--no-controller] [--samples N] [--signal NAME ...]
                   [--out PREFIX]
+    twinloop replay --from FILE.parquet|FILE.csv --asset ID [--site F] [--tuning F.json]
+                  [--backend B] [--horizon N] [--tracking Y=W ...]
+                  [--move-suppression U=W ...] [--out PREFIX]
 
 ``demo`` runs a site on an embedded Ray (or on the Ray cluster at ``--address``) with
 each simulated plant behind a Modbus TCP PLC simulator, serves the HTTP API, metrics and
@@ -44,6 +47,9 @@ demo over HTTP, ``format=csv``), a PostgreSQL server at any time.
 and without Ray (controllers.step_response), and writes PREFIX.png and PREFIX.csv.
 ``whatif`` asks a running site's HTTP API for a what-if of a live asset
 (serve.whatif_cli) and writes PREFIX.png and PREFIX.csv.
+``replay`` feeds an asset's exported history back through its twin with a new tuning,
+off line and without Ray (controllers.replay, serve.replay_cli), and writes PREFIX.png
+and PREFIX.csv comparing recorded and replayed.
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ from typing import Any
 import msgspec
 
 from engine.config import ConfigError, HistorianSettings, HttpSettings, load_site
-from serve import whatif_cli
+from serve import replay_cli, whatif_cli
 
 ADMIN_TOKEN_VARIABLE = "TWINLOOP_ADMIN_TOKEN"
 
@@ -122,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--out", help="path prefix of the .png and .csv "
                       "(default: step_<kind>_<output>)")
     whatif_cli.add_parser(commands)
+    replay_cli.add_parser(commands, str(DEFAULT_SITE))
     args = parser.parse_args(argv)
     try:
         if args.command == "token":
@@ -136,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             return export_history(args)
         if args.command == "whatif":
             return whatif_cli.run(args)
+        if args.command == "replay":
+            return replay_cli.run(args, _weights)
         return run_demo(args)
     except ConfigError as error:
         print(f"twinloop: {error}", file=sys.stderr)

@@ -135,7 +135,11 @@ def write_csv(result: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def plot(result: dict[str, Any], signals: list[str], path: str | Path) -> Path:
+def plot(result: dict[str, Any], signals: list[str], path: str | Path,
+         labels: tuple[str, str] = ("scenario", "baseline"), title: str | None = None,
+         time_label: str = "time from now [h]") -> Path:
+    """PNG: per signal, the ``scenario`` run with its band against the ``baseline`` run
+    (named ``labels``), and the scenario's crossed limits; time in hours."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,9 +153,9 @@ def plot(result: dict[str, Any], signals: list[str], path: str | Path) -> Path:
         scenario = result["scenario"]["trajectories"][name]
         baseline = result["baseline"]["trajectories"][name]
         axis.fill_between(hours, scenario["lower"], scenario["upper"], alpha=0.25,
-                          label="scenario band")
-        axis.plot(hours, scenario["value"], label="scenario")
-        axis.plot(hours, baseline["value"], linestyle="--", label="baseline")
+                          label=f"{labels[0]} band")
+        axis.plot(hours, scenario["value"], label=labels[0])
+        axis.plot(hours, baseline["value"], linestyle="--", label=labels[1])
         for crossing in result["scenario"]["kpis"]["crossings"]:
             if crossing["signal"] == name:
                 axis.axhline(crossing["bound"], color="red", linewidth=0.8, linestyle=":",
@@ -159,8 +163,8 @@ def plot(result: dict[str, Any], signals: list[str], path: str | Path) -> Path:
         axis.set_ylabel(f"{name} [{scenario['unit']}]")
         axis.grid(True, alpha=0.3)
         axis.legend(loc="best", fontsize="small")
-    axes[0, 0].set_title(f"{result['asset']}: what-if against its baseline")
-    axes[-1, 0].set_xlabel("time from now [h]")
+    axes[0, 0].set_title(title or f"{result['asset']}: what-if against its baseline")
+    axes[-1, 0].set_xlabel(time_label)
     figure.tight_layout()
     figure.savefig(path, format="png", dpi=100)
     pyplot.close(figure)

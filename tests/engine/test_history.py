@@ -185,6 +185,19 @@ def test_export_parquet_and_csv_keep_units_and_values(store, tmp_path):
         export(answer, tmp_path / "h.xlsx")
 
 
+def test_export_keeps_a_series_without_points_in_the_range(tmp_path):
+    """A series with nothing in the range (a mode set once, long before) exports with the
+    others instead of failing on its empty columns."""
+    store = DuckDBStore(tmp_path / "history.duckdb")
+    store.declare([SeriesSpec("a", "ramp", "K"), SeriesSpec("a", "mode", "", discrete=True)])
+    store.append([SeriesPoints("a", "ramp", T, 2 * T), SeriesPoints("a", "mode", T[:1], T[:1])])
+    answer = Historian(store).recorded(["a"], ["mode", "ramp"], 10, 12)
+    store.close()
+    assert export(answer, tmp_path / "h.parquet") == 3
+    table = pyarrow.parquet.read_table(tmp_path / "h.parquet")
+    assert table.column("signal").to_pylist() == ["ramp"] * 3
+
+
 def test_open_store_opens_the_selected_backend(tmp_path, postgres_dsn):
     from engine.historian import open_store
     from engine.history_postgres import PostgresStore
