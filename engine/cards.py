@@ -24,6 +24,8 @@ MAX_CARD_LOAD = 5.0e5
 """Largest polished-rod load magnitude accepted, N (the peak_load output's bound)."""
 MAX_CARD_POSITION = 20.0
 """Largest polished-rod position magnitude accepted, m (strokes are at most ~8 m)."""
+CARD_PERIOD_S = (1.0, 600.0)
+"""Stroke periods accepted, s (60 down to 0.1 strokes per minute)."""
 
 
 class SurfaceCard(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -103,4 +105,8 @@ def check_card(card: SurfaceCard) -> SurfaceCard:
         if not math.isfinite(times[i]) or (i and not times[i] > times[i - 1]):
             raise ValueError(f"card sample_time[{i}]: {times[i]} must be finite and greater "
                              "than the sample before")
+    low, high = CARD_PERIOD_S
+    if not low <= card.period <= high:
+        raise ValueError(f"card sample_time: stroke period {card.period:g} s must be within "
+                         f"{low:g}..{high:g} s")
     return card

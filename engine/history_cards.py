@@ -52,6 +52,10 @@ def row(record: CardRecord) -> tuple[Any, ...]:
 
 def records(rows: list[tuple[Any, ...]]) -> list[CardRecord]:
     """Rows newest first (``select``) -> records oldest first."""
-    return [CardRecord(*(list(map(float, value)) if name in ARRAYS else value
-                         for name, value in zip(COLUMNS, r, strict=True)))
-            for r in reversed(rows)]
+    out = []
+    for values in reversed(rows):
+        fields: dict[str, Any] = dict(zip(COLUMNS, values, strict=True))
+        for name in ARRAYS:
+            fields[name] = [float(v) for v in fields[name]]
+        out.append(CardRecord(**fields))
+    return out

@@ -13,6 +13,7 @@ import pytest
 
 from tests.actors.test_mqtt import publish, wait_for
 from tests.conftest import admin_api
+from tests.serve.test_openapi import check
 
 SITE_FILE = "tests/sites/mqtt_wells.toml"
 EPOCH = 1.7e9
@@ -90,15 +91,19 @@ def test_without_a_card_the_screen_shows_the_predicted_one(api):
 
 
 def test_a_card_posted_over_http_is_diagnosed_stored_and_shown(api):
+    document = api.get("/openapi.json").json()
     card = surface_card(EPOCH + 10.0)
     reply = api.post("/assets/well-01/cards", json=card)
     assert reply.status_code == 200, reply.text
+    check(document, reply, "POST", "/assets/{asset_id}/cards")
     record = reply.json()
     assert record["asset"] == "well-01" and record["time"] == EPOCH + 10.0
     assert record["surface_load"] == pytest.approx(card["load"], rel=1e-12)
     assert len(record["downhole_load"]) == 400 and 0.8 < record["fillage"] <= 1.0
     assert record["confidence"] > 0.9 and not record["fluid_pound"]
-    (stored,) = cards(api, "well-01", since=EPOCH, until=EPOCH + 20.0)
+    answer = api.get("/assets/well-01/cards", params={"since": EPOCH, "until": EPOCH + 20.0})
+    check(document, answer, "GET", "/assets/{asset_id}/cards")
+    (stored,) = answer.json()
     assert stored == record
     view = api.get("/assets/well-01/view").json()
     assert view["card_source"] == "measured" and view["card_time"] == EPOCH + 10.0
@@ -110,6 +115,7 @@ def test_a_bad_card_is_refused_naming_the_field_and_nothing_is_lost(api):
     bad["load"] = bad["load"][:-1]
     reply = api.post("/assets/well-01/cards", json=bad)
     assert reply.status_code == 422
+    check(api.get("/openapi.json").json(), reply, "POST", "/assets/{asset_id}/cards")
     assert "card load: 399 samples, must match position's 400" in reply.json()["detail"]
     nan = surface_card(EPOCH + 20.0)
     reply = api.post("/assets/well-01/cards", content=msgspec.json.encode(nan).replace(

@@ -38,6 +38,8 @@ def test_a_good_card_passes_and_knows_its_period():
     ({"sample_time": [0.0, 0.0] + [float(k) for k in range(2, 200)]},
      r"card sample_time\[1\]: 0.0 must be finite and greater than the sample before"),
     ({"time": math.nan}, r"card time: nan is not finite"),
+    ({"sample_time": [1e-3 * k for k in range(200)]},
+     r"card sample_time: stroke period 0.2 s must be within 1..600 s"),
 ])
 def test_a_bad_card_is_refused_naming_the_field_and_bound(changes, message):
     with pytest.raises(ValueError, match=message):
