@@ -76,8 +76,9 @@ const rodPump = {
     // measured: the last card the pump's controller sent, and its diagnosis; predicted:
     // none received yet, the twin's own card at its estimate
     const measured = view.card_source === "measured";
-    const stroke = measured ? ` at ${new Date(view.card_time * 1000).toISOString()}` : "";
-    lines(parts.cards, `Dynamometer cards (${view.card_source}${stroke})`,
+    const stroke = measured
+      ? ` ${new Date(view.card_time * 1000).toISOString().slice(11, 19)} UTC` : "";
+    lines(parts.cards, `${measured ? "Measured" : "Predicted"} cards${stroke}`,
       ["position", "m"], ["load", "N"], [
         { name: measured ? "surface (measured)" : "surface (predicted by the twin)",
           x: view.surface.x, y: view.surface.y },
