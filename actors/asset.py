@@ -19,6 +19,10 @@ asset due then:
 
 The link (actors.plant_link) is the plant's PLC over Modbus TCP, the simulated plant in
 its plant shard called directly (lock-step tests), or measurements ingested from MQTT.
+A rod pump's surface card (engine.cards) comes with its simulated plant's measurement, or
+over MQTT or HTTP (``receive_card``): it is diagnosed to its downhole card
+(plants.rod_pump.diagnose_card), kept as the asset's last card pair (its screen shows it)
+and sent to the historian; the tick's measurement goes on without it.
 When no new measurement arrives, the last one ages; the safety watchdog refuses
 controller writes once it is older than the asset's ``max_measurement_age_s``.
 
