@@ -19,6 +19,10 @@ asset due then:
 
 The link (actors.plant_link) is the plant's PLC over Modbus TCP, the simulated plant in
 its plant shard called directly (lock-step tests), or measurements ingested from MQTT.
+A rod pump's surface card (engine.cards) comes with its simulated plant's measurement, or
+over MQTT or HTTP (``receive_card``): it is diagnosed to its downhole card
+(plants.rod_pump.diagnose_card), kept as the asset's last card pair (its screen shows it)
+and sent to the historian; the tick's measurement goes on without it.
 When no new measurement arrives, the last one ages; the safety watchdog refuses
 controller writes once it is older than the asset's ``max_measurement_age_s``.
 
@@ -60,6 +64,7 @@ from controllers.tuning import changes, describe, retune
 from engine.alarm_sources import tick_values
 from engine.alarm_states import AlarmEvent, AlarmState
 from engine.alarms import AlarmSet, AlarmStatus
+from engine.cards import CardRecord, SurfaceCard
 from engine.config import AssetConfig, ControllerSettings, ModbusSettings, SetpointLimit
 from engine.forecast import plan_forecast, site_forecast
 from engine.history import SeriesSpec, TickRecord, history_signals
@@ -92,7 +97,7 @@ from engine.status import (
     annunciated,
     finite_or_none,
 )
-from plants import model_of, view_of
+from plants import card_diagnosis_of, model_of, view_of
 
 log = logging.getLogger(__name__)
 SAFETY_TIMEOUT_S = 2.0
@@ -187,6 +192,12 @@ class HostedAsset:
         self.built_at: float | None = None
         """Wall-clock time of the latest status built (engine.status.AssetStatus.built_at)."""
         self.alarms = AlarmSet(asset.id, asset.alarms)
+        self._diagnose_card = card_diagnosis_of(asset)
+        self.card: CardRecord | None = None
+        """The newest card pair received (a rod pump's surface card and its diagnosed
+        downhole card), None before the first."""
+        self.on_card: Callable[[CardRecord], None] | None = None
+        """Where each card pair goes (the shard's historian feed)."""
         self._alarm_time = -math.inf
         """Twin time of the last alarm evaluation or action: alarm time never goes back
         (an operator action may come between a tick's instant and its completion)."""
@@ -288,6 +299,9 @@ class HostedAsset:
         propose = self.mode is not Mode.OFF
         try:
             measurement = await self.link.measure()
+            if measurement is not None and measurement.card is not None:
+                await self._plant_card(measurement.card)
+                measurement = msgspec.structs.replace(measurement, card=None)
             external = self._external(await self.link.read_back())
             request = await self._numeric(self.loop.advance, t, measurement, propose)
         except Exception as error:  # a failed tick is reported, and the next one tries again
@@ -670,6 +684,32 @@ class HostedAsset:
         self.link.ingest(self._samples.decode(batch))
         return self.link.received
 
+    async def receive_card(self, card: SurfaceCard) -> CardRecord:
+        """Diagnose one stroke's surface card (plants.rod_pump.diagnose_card, with the
+        twin's current parameters, on the shard's threads), keep the newest pair as
+        ``card`` and hand it to ``on_card``. ValueError, naming the field and the bound,
+        for a card that cannot be diagnosed or an asset whose kind takes none; the asset's
+        last card pair is then unchanged."""
+        if self._diagnose_card is None:
+            raise ValueError(f"asset {self.id!r} ({self.config.kind}) takes no dynamometer "
+                             "cards")
+        parameters = self.model.parameters.mapping(self.loop.parameters())
+        record = await self._numeric(self._diagnose_card, card, parameters)
+        if self.card is None or record.time >= self.card.time:
+            self.card = record
+        if self.on_card is not None:
+            self.on_card(record)
+        return record
+
+    async def _plant_card(self, card: SurfaceCard) -> None:
+        """A card the plant link delivered with its measurement: one it cannot diagnose is
+        logged and leaves the measurement's scalar outputs to the tick."""
+        try:
+            await self.receive_card(card)
+        except ValueError as error:
+            log.warning("asset %s: card of the stroke at %s refused: %s", self.id, card.time,
+                        error)
+
     def attach_publisher(self, publisher) -> None:
         """Publish every estimate, applied setpoint and alarm transition through
         ``publisher`` (MQTT gateway)."""
@@ -810,10 +850,12 @@ class HostedAsset:
         JSON-encoded; computed on the shard's threads (a rod pump's cards take ms)."""
         loop = self.loop
         measured = {} if loop.last_measurement is None else loop.last_measurement.values
+        card = self.card
 
         def compute() -> bytes:
             return msgspec.json.encode(view_of(self.config, self.model, loop.x, loop.u, loop.d,
-                                               loop.parameters(), loop.reference, measured))
+                                               loop.parameters(), loop.reference, measured,
+                                               card))
 
         return await asyncio.get_running_loop().run_in_executor(self._numerics, compute)
 

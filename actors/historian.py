@@ -8,7 +8,9 @@ one append) and answers history queries (engine.historian.Historian).
 
 ``HistoryFeed`` is a shard's end. After each tick instant the shard sends the TickRecords
 of the assets it ticked as one batch, fire and forget: the tick never waits for the
-historian. At most ``MAX_IN_FLIGHT`` batches are unanswered at a time; a batch beyond
+historian. A rod pump's stroke card pairs (engine.cards.CardRecord) go the same way, one
+call per card, stored in the cards table (engine.history_cards) as they arrive.
+At most ``MAX_IN_FLIGHT`` batches are unanswered at a time; a batch beyond
 that (a slow historian) is dropped, and so is one whose call fails (a dead or restarting
 historian); both are counted per asset, for ``twinloop_history_dropped_records_total``.
 The writer counts what it drops itself (a full queue, a failed append): ``stats``.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import os
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -26,9 +29,11 @@ import msgspec
 import pyarrow.csv
 import ray
 
+from engine.cards import CardRecord
 from engine.config import HistorianSettings
 from engine.historian import Historian, SeriesHistory, open_store, to_table
 from engine.history import SeriesSpec, TickRecord
+from engine.history_cards import DEFAULT_LIMIT
 from engine.history_writer import HistoryWriter, WriterStats
 
 MAX_IN_FLIGHT = 8
@@ -37,6 +42,8 @@ DEFAULT_WINDOW_S = 3600.0
 """A history query without ``since`` covers this long before ``until``."""
 CONCURRENT_CALLS = 4
 """Calls the historian actor runs at once, each on a thread of its own."""
+MAX_CARDS = 1000
+"""Most card pairs one cards query answers."""
 QueryMode = Literal["raw", "interpolated", "aggregate"]
 
 
@@ -84,6 +91,26 @@ class HistoryFeed:
         task.add_done_callback(self._in_flight.discard)
         self._sent += 1
 
+    def send_cards(self, card: CardRecord) -> None:
+        """Hand one stroke's card pair to the historian without waiting; dropped (counted
+        as a record of its asset) like a batch of ``send``."""
+        if self.historian is None:
+            return
+        if len(self._in_flight) >= self.max_in_flight:
+            self._drop([card], "historian slow: "
+                       f"{self.max_in_flight} batches unanswered")
+            return
+        task = asyncio.get_running_loop().create_task(self._deliver_card(card))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        self._sent += 1
+
+    async def _deliver_card(self, card: CardRecord) -> None:
+        try:
+            await self.historian.record_cards.remote([card])
+        except Exception as error:  # noqa: BLE001 - a dead historian loses this card only
+            self._drop([card], f"{type(error).__name__}: {error}")
+
     async def _deliver(self, records: list[TickRecord], specs: list[SeriesSpec]) -> None:
         try:
             await self.historian.record.remote(records, specs)
@@ -93,7 +120,7 @@ class HistoryFeed:
         declared = set(specs)
         self._undeclared = [s for s in self._undeclared if s not in declared]
 
-    def _drop(self, records: Sequence[TickRecord], why: str) -> None:
+    def _drop(self, records: Sequence[TickRecord | CardRecord], why: str) -> None:
         self._dropped += 1
         self._last_error = why
         for record in records:
@@ -155,6 +182,23 @@ class HistorianService:
 
     def stats(self) -> WriterStats:
         return self.writer.stats()
+
+    def record_cards(self, cards: list[CardRecord]) -> int:
+        """Store stroke card pairs now (a few per stroke, not worth the writer's queue);
+        returns how many."""
+        return self.historian.store.append_cards(cards)
+
+    def cards(self, asset: str, since: float | None, until: float | None,
+              limit: int = DEFAULT_LIMIT) -> list[CardRecord]:
+        """The newest ``limit`` card pairs of ``asset`` with since <= time <= until (UNIX
+        s; None: unbounded), oldest first. ValueError names a bad range or limit."""
+        low = -math.inf if since is None else since
+        high = math.inf if until is None else until
+        if math.isnan(low) or math.isnan(high) or low > high:
+            raise ValueError(f"cards: since {since} must not be after until {until}")
+        if not 1 <= limit <= MAX_CARDS:
+            raise ValueError(f"cards: limit {limit} must be within 1..{MAX_CARDS}")
+        return self.historian.store.read_cards(asset, low, high, limit)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every queued batch is stored; False on timeout."""

@@ -3,9 +3,10 @@
 paho-mqtt 2.x (VERSION2 callbacks) runs its network loop on its own thread:
 
     twinloop/<site>/<id>/measurements --> decode + check (engine.mqtt_codec) --> pending
+    twinloop/<site>/<id>/cards        --> decode + check (engine.cards) --> pending cards
     every flush_period_s: pending --> asset.ingest(batch), one call per asset (on its
                                       shard), the batch msgpack-encoded (cheaper than
-                                      pickling)
+                                      pickling); each card --> asset.receive_card(card)
     asset's tick --> publish_estimate / publish_setpoints --> .../estimates, .../setpoints
     alarm transitions --> publish_alarms --> .../alarms (one message per transition)
 
@@ -14,7 +15,8 @@ QoS 1 with a persistent session (clean_session False), so the broker keeps them 
 the gateway reconnects (paho's exponential backoff, 1 s doubling to 30 s). A refused
 payload is counted by reason (``twinloop_mqtt_malformed_total``; a topic naming an
 asset whose measurements do not come over MQTT counts as ``unknown_asset``) and
-logged; it never reaches an asset and never stops the gateway.
+logged; it never reaches an asset and never stops the gateway. A card the asset cannot
+diagnose (no fluid load, an asset that takes no cards) is counted as ``bad_card`` too.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import paho.mqtt.client as mqtt
 import ray
 
 from engine.alarm_states import AlarmEvent
+from engine.cards import SurfaceCard
 from engine.messages import (
     Estimate,
     EstimatePayload,
@@ -37,7 +40,15 @@ from engine.messages import (
     SetpointPayload,
 )
 from engine.metrics import MqttMetrics
-from engine.mqtt_codec import MalformedPayload, MeasurementDecoder, asset_of, parse_broker, topic
+from engine.mqtt_codec import (
+    MalformedPayload,
+    MeasurementDecoder,
+    asset_of,
+    decode_card,
+    parse_broker,
+    stream_of,
+    topic,
+)
 from engine.signals import SignalSet
 
 log = logging.getLogger(__name__)
@@ -72,6 +83,8 @@ class MqttGateway:
         self.ingested = 0
         self.last_error: str | None = None
         self._pending: dict[str, list[MeasurementPayload]] = {}
+        self._pending_cards: list[tuple[str, SurfaceCard]] = []
+        self.cards_ingested = 0
         self._lock = threading.Lock()
         self._encoder = msgspec.json.Encoder()
         self._packer = msgspec.msgpack.Encoder()
@@ -111,7 +124,8 @@ class MqttGateway:
             return
         self.metrics.connected = True
         self.last_error = None
-        client.subscribe(topic(self.site, "+", "measurements"), QOS)
+        client.subscribe([(topic(self.site, "+", "measurements"), QOS),
+                          (topic(self.site, "+", "cards"), QOS)])
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.metrics.connected = False
@@ -124,6 +138,12 @@ class MqttGateway:
             if decode is None:
                 raise MalformedPayload("unknown_asset", f"topic {message.topic!r} names no asset "
                                        "whose measurements come over MQTT")
+            if stream_of(message.topic) == "cards":
+                card = decode_card(asset, message.payload)
+                with self._lock:
+                    self._pending_cards.append((asset, card))
+                    self.metrics.messages += 1
+                return
             samples = decode(message.payload)
         except MalformedPayload as error:
             self.metrics.malformed[error.reason] += 1
@@ -145,6 +165,9 @@ class MqttGateway:
         """Hand every pending measurement to its asset."""
         with self._lock:
             pending, self._pending = self._pending, {}
+            cards, self._pending_cards = self._pending_cards, []
+        if cards:
+            await self._hand_over_cards(cards)
         if not pending:
             return
         results = await asyncio.gather(
@@ -157,6 +180,23 @@ class MqttGateway:
                           result)
             else:
                 self.ingested += len(batch)
+
+    async def _hand_over_cards(self, cards: list[tuple[str, SurfaceCard]]) -> None:
+        """Each card to its asset, in arrival order per asset; one the asset refuses
+        (ValueError: it cannot be diagnosed) is counted as ``bad_card``."""
+        results = await asyncio.gather(
+            *(self.assets[asset].receive_card.remote(card) for asset, card in cards),
+            return_exceptions=True)
+        for (asset, card), result in zip(cards, results, strict=True):
+            if isinstance(result, ValueError):
+                self.metrics.malformed["bad_card"] += 1
+                log.warning("MQTT: asset %s refused the card of %s: %s", asset, card.time,
+                            result)
+            elif isinstance(result, Exception):
+                log.error("MQTT: asset %s did not take the card of %s: %s", asset, card.time,
+                          result)
+            else:
+                self.cards_ingested += 1
 
     def publish_estimate(self, estimate: Estimate) -> None:
         payload = EstimatePayload(ts=estimate.time, values=estimate.values, std=estimate.std,
@@ -180,6 +220,7 @@ class MqttGateway:
     def status(self) -> dict[str, Any]:
         return {"broker": self.broker, "connected": self.metrics.connected,
                 "error": self.last_error, "ingested": self.ingested,
+                "cards_ingested": self.cards_ingested,
                 "subscribed": topic(self.site, "+", "measurements"),
                 **self.metrics.snapshot()}
 

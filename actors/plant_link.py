@@ -7,11 +7,13 @@
     IngestLink   measurements pushed by a gateway (MQTT) through AssetShard.ingest;
                  setpoints leave through the gateway's publisher
 
-``measure()`` returns the newest measurement, or None when there is nothing new (a lost
-connection, no message yet): the asset then keeps its last measurement, whose age
-grows until the safety watchdog refuses controller writes. ``read_back()`` returns what
-the plant's output registers hold now (Modbus: the holding registers), so that the
-asset can see a write that went around the gate; None where the link cannot read them.
+``measure()`` returns the newest measurement (a simulated rod pump's carries its stroke's
+surface card; a PLC's and MQTT's do not: cards come over their own MQTT topic), or None
+when there is nothing new (a lost connection, no message yet): the asset then keeps its
+last measurement, whose age grows until the safety watchdog refuses controller writes.
+``read_back()`` returns what the plant's output registers hold now (Modbus: the holding
+registers), so that the asset can see a write that went around the gate; None where the
+link cannot read them.
 """
 
 from __future__ import annotations

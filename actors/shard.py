@@ -64,6 +64,7 @@ import ray
 
 from actors.asset import SAFETY_TIMEOUT_S, HostedAsset, build_loop, safety_down
 from actors.historian import HistoryFeed
+from engine.cards import CardRecord, SurfaceCard
 from engine.clock import ClockSpec
 from engine.config import AssetConfig, ModbusSettings
 from engine.messages import Decision, GateRequest
@@ -168,6 +169,7 @@ class Shard:
                 checkpoint = await loop.run_in_executor(self._numerics, asset.restore,
                                                         points[config.id], self.restarted)
                 asset.on_status = self._built
+                asset.on_card = self.history.send_cards
                 asset.publish_status()
                 self.history.declare(asset.history_specs())
                 if self.lockstep:
@@ -407,6 +409,9 @@ class Shard:
 
     async def ingest(self, asset_id: str, batch: bytes) -> int:
         return (await self._hosted(asset_id)).ingest(batch)
+
+    async def receive_card(self, asset_id: str, card: SurfaceCard) -> CardRecord:
+        return await (await self._hosted(asset_id)).receive_card(card)
 
     async def attach_publisher(self, asset_id: str, publisher) -> None:
         (await self._hosted(asset_id)).attach_publisher(publisher)

@@ -19,6 +19,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from engine import history_cards
+from engine.cards import CardRecord
 from engine.files import PRIVATE_FILE_MODE, private_directory
 from engine.history import SeriesPoints, SeriesSpec
 from engine.history_query import AGGREGATES
@@ -52,6 +54,8 @@ class DuckDBStore:
         if created:  # DuckDB makes the file itself: the owner's only, as the audit database
             os.chmod(self.path, PRIVATE_FILE_MODE)
         self._db.execute(_SCHEMA)
+        self._db.execute(history_cards.create_table("cards", "DOUBLE", "DOUBLE[]", "BOOLEAN",
+                                                    "VARCHAR"))
         self._local = threading.local()
         self._lock = threading.Lock()
         self._ids: dict[tuple[str, str], int] = {}
@@ -119,6 +123,21 @@ class DuckDBStore:
             self._extent = (low, high) if self._extent is None else (
                 min(low, self._extent[0]), max(high, self._extent[1]))
         return int(ids.size)
+
+    def append_cards(self, cards: Sequence[CardRecord]) -> int:
+        """Store stroke card pairs (engine.history_cards); returns how many."""
+        if cards:
+            self._cursor().executemany(history_cards.insert("cards", "?"),
+                                       [history_cards.row(c) for c in cards])
+        return len(cards)
+
+    def read_cards(self, asset: str, since: float, until: float,
+                   limit: int) -> list[CardRecord]:
+        """The newest ``limit`` cards of ``asset`` with since <= time <= until, oldest
+        first."""
+        rows = self._cursor().execute(history_cards.select("cards", "?"),
+                                      [asset, since, until, limit]).fetchall()
+        return history_cards.records(rows)
 
     def _insert(self, name: str, table: pa.Table) -> None:
         cursor = self._cursor()

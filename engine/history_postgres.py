@@ -22,6 +22,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from engine import history_cards
+from engine.cards import CardRecord
 from engine.history import SeriesPoints, SeriesSpec
 from engine.history_query import AGGREGATES
 from engine.history_store import Rollups, split_rows
@@ -93,6 +95,8 @@ class PostgresStore:
         self._specs: dict[tuple[str, str], SeriesSpec] = {}
         connection = self._connection()
         connection.execute(_SCHEMA)
+        connection.execute(history_cards.create_table(
+            "history_cards", "double precision", "double precision[]", "boolean", "text"))
         self._load_series()
 
     def _connection(self) -> psycopg.Connection:
@@ -168,6 +172,22 @@ class PostgresStore:
         ) as copy:
             copy.write(_encode(_POINT, values))
         return int(values["series"].size)
+
+    def append_cards(self, cards: Sequence[CardRecord]) -> int:
+        """Store stroke card pairs (engine.history_cards); returns how many."""
+        if cards:
+            with self._connection().cursor() as cursor:
+                cursor.executemany(history_cards.insert("history_cards", "%s"),
+                                   [history_cards.row(c) for c in cards])
+        return len(cards)
+
+    def read_cards(self, asset: str, since: float, until: float,
+                   limit: int) -> list[CardRecord]:
+        """The newest ``limit`` cards of ``asset`` with since <= time <= until, oldest
+        first."""
+        rows = self._connection().execute(history_cards.select("history_cards", "%s"),
+                                          [asset, since, until, limit]).fetchall()
+        return history_cards.records(rows)
 
     def _copy_out(self, query: sql.Composable, columns: Sequence[tuple[str, str]]) -> np.ndarray:
         data = bytearray()

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from engine.cards import CardRecord
 from engine.history import SeriesPoints, SeriesSpec
 
 
@@ -110,6 +111,16 @@ class HistoryStore(Protocol):
 
     def size_bytes(self) -> int:
         """Bytes the store occupies on disk."""
+        ...
+
+    def append_cards(self, cards: Sequence[CardRecord]) -> int:
+        """Store stroke card pairs (engine.history_cards); returns how many."""
+        ...
+
+    def read_cards(self, asset: str, since: float, until: float,
+                   limit: int) -> list[CardRecord]:
+        """The newest ``limit`` cards of ``asset`` with since <= time <= until, oldest
+        first."""
         ...
 
     def close(self) -> None: ...

@@ -9,6 +9,8 @@ import enum
 
 import msgspec
 
+from engine.cards import SurfaceCard
+
 
 class Mode(enum.StrEnum):
     """Operating mode of one asset, enforced by the safety policy.
@@ -41,11 +43,13 @@ class Outcome(enum.StrEnum):
 
 
 class Measurement(msgspec.Struct, frozen=True):
-    """Plant outputs sampled at ``time``."""
+    """Plant outputs sampled at ``time``; a rod pump's plant may add the stroke's surface
+    ``card`` (engine.cards), which the asset diagnoses and records."""
 
     asset: str
     time: float
     values: dict[str, float]
+    card: SurfaceCard | None = None
 
 
 class Estimate(msgspec.Struct, frozen=True):

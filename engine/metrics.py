@@ -32,7 +32,7 @@ LATENCY_BUCKETS = (
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
 """Every outcome of a safety decision, interlock writes included (engine.messages.Outcome)."""
 MALFORMED_REASONS = ("json", "schema", "unknown_asset", "unknown_tag", "non_finite",
-                     "out_of_range")
+                     "out_of_range", "bad_card")
 """Why the MQTT gateway refused a payload (engine.mqtt_codec.REASONS)."""
 ALARM_PRIORITIES = tuple(priority.value for priority in Priority)
 """Every alarm priority (engine.alarm_states.Priority)."""

@@ -4,6 +4,9 @@ Topics, per asset:
 
     twinloop/<site>/<asset id>/measurements   in   {"ts": t, "values": {"<tag>": value}}
                                                    or a JSON array of such samples
+    twinloop/<site>/<asset id>/cards          in   one stroke's surface card (rod pumps,
+                                                   engine.cards.SurfaceCard): {"time",
+                                                   "position", "load", "sample_time"}
     twinloop/<site>/<asset id>/estimates      out  {"ts", "values", "std", "nis"}
     twinloop/<site>/<asset id>/setpoints      out  {"ts", "values"}
     twinloop/<site>/<asset id>/alarms         out  one alarm transition (AlarmEvent):
@@ -24,6 +27,7 @@ import urllib.parse
 
 import msgspec
 
+from engine.cards import SurfaceCard, check_card
 from engine.messages import MeasurementPayload
 from engine.metrics import MALFORMED_REASONS
 from engine.signals import SignalSet
@@ -33,7 +37,8 @@ PREFIX = "twinloop"
 REASONS = MALFORMED_REASONS
 """Why a payload was refused: not JSON; wrong shape or types; a topic naming no MQTT
 asset; a tag that is not one of the asset's outputs; NaN or infinity; outside the
-output's engineering bounds."""
+output's engineering bounds; a surface card that breaks engine.cards.check_card or cannot
+be diagnosed."""
 
 
 class MalformedPayload(ValueError):
@@ -53,6 +58,34 @@ def asset_of(topic_name: str) -> str:
     """The asset id of a ``twinloop/<site>/<asset>/<stream>`` topic."""
     parts = topic_name.split("/")
     return parts[2] if len(parts) == 4 else ""
+
+
+def stream_of(topic_name: str) -> str:
+    """The stream (``measurements``, ``cards``, ...) of a ``twinloop/<site>/<asset>/<stream>``
+    topic."""
+    parts = topic_name.split("/")
+    return parts[3] if len(parts) == 4 else ""
+
+
+_card_decoder = msgspec.json.Decoder(SurfaceCard)
+
+
+def decode_card(asset: str, payload: bytes | bytearray) -> SurfaceCard:
+    """One surface card of ``asset``, decoded strictly and checked (engine.cards.check_card);
+    raises MalformedPayload naming the field and the bound."""
+    try:
+        card = _card_decoder.decode(payload)
+    except msgspec.ValidationError as error:
+        reason = "non_finite" if "Number out of range" in str(error) else "schema"
+        raise MalformedPayload(reason, f"asset {asset!r}: card: {error}") from None
+    except msgspec.DecodeError as error:
+        reason = "non_finite" if _NON_FINITE.search(payload) else "json"
+        raise MalformedPayload(reason, f"asset {asset!r}: card: not valid JSON: {error}") \
+            from None
+    try:
+        return check_card(card)
+    except ValueError as error:
+        raise MalformedPayload("bad_card", f"asset {asset!r}: {error}") from None
 
 
 _NON_FINITE = re.compile(rb"[:\[,]\s*-?(NaN|Infinity)\s*[,}\]]")

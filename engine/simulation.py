@@ -14,15 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import msgspec
 import numpy as np
 
+from engine.cards import SurfaceCard
 from engine.config import SimulationSettings
 from engine.messages import Measurement
 from engine.model import PlantModel
 
 Synthesize = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.random.Generator, float],
-                      Mapping[str, float]]
-"""``(x, u, d, p, rng, noise) -> {output: measured value}`` from the true values."""
+                      tuple[Mapping[str, float], SurfaceCard | None]]
+"""``(x, u, d, p, rng, noise) -> ({output: measured value}, surface card or None)`` from
+the true values (a rod pump's controller measures a card per stroke)."""
 
 
 class SimulatedPlant:
@@ -82,15 +85,19 @@ class SimulatedPlant:
             self.advance(t - self.t)
 
     def measure(self) -> Measurement:
-        """Noisy outputs at the current time (only the model's outputs, as a PLC maps them)."""
+        """Noisy outputs at the current time (only the model's outputs, as a PLC maps them),
+        with the synthesized surface card, if any, stamped at the current time."""
+        card = None
         if self.synthesize is not None:
-            values = self.synthesize(self.x, self.u, self.d, self.p, self.rng, self.noise)
+            values, card = self.synthesize(self.x, self.u, self.d, self.p, self.rng, self.noise)
             values = {name: float(values[name]) for name in self.model.outputs.names}
+            if card is not None:
+                card = msgspec.structs.replace(card, time=self.t)
         else:
             y = self.model.output(self.t, self.x, self.u, self.d, self.p)
             y = y + self.noise * self.model.outputs.std * self.rng.standard_normal(y.size)
             values = self.model.outputs.mapping(y)
-        return Measurement(asset=self.asset, time=self.t, values=values)
+        return Measurement(asset=self.asset, time=self.t, values=values, card=card)
 
     def truth(self) -> dict[str, dict[str, float]]:
         """True states, inputs and disturbances, for tests and demos."""

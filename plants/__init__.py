@@ -16,6 +16,7 @@ from engine.alarm_sources import (
     merge_alarm_settings,
     standard_alarms,
 )
+from engine.cards import CardRecord, SurfaceCard
 from engine.config import (
     STALE_AFTER_PERIODS,
     AssetConfig,
@@ -104,21 +105,37 @@ def _shared_model(kind: str, dt: float, structure: bytes, parameters: bytes) -> 
 
 
 def view_of(asset: AssetConfig, model: PlantModel, x, u, d, p, reference: Mapping[str, float],
-            measured: Mapping[str, float]) -> AssetView:
+            measured: Mapping[str, float], card: CardRecord | None = None) -> AssetView:
     """What the asset's operator screen shows (plants.views) at states ``x``, inputs ``u``,
     disturbances ``d`` and parameters ``p`` (vectors in the model's order, SI: the twin's
     estimate), with the model's outputs there, the controller's ``reference`` and the
-    latest ``measured`` outputs (what only a measurement tells: a card's confidence)."""
+    latest ``measured`` outputs (what only a measurement tells: a card's confidence), and
+    the last measured ``card`` pair (rod pumps; see card_diagnosis_of)."""
     module = next(m for m in _MODULES if m.KIND == asset.kind)
     named = [group.mapping(values) for group, values in (
         (model.states, x), (model.inputs, u), (model.disturbances, d), (model.parameters, p))]
     y = model.outputs.mapping(model.output(0.0, x, u, d, p))
-    return module.view(model, asset, *named, y, reference, measured)
+    if card is None:
+        return module.view(model, asset, *named, y, reference, measured)
+    return module.view(model, asset, *named, y, reference, measured, card=card)
+
+
+def card_diagnosis_of(asset: AssetConfig) -> Callable[[SurfaceCard, Mapping[str, float]],
+                                                      CardRecord] | None:
+    """``(surface card, parameters by name) -> card pair`` for an asset whose kind takes
+    dynamometer cards (``diagnose_card(asset_id, card, p, rods)`` in its module, the rod
+    string from the asset's ``structure``), else None."""
+    module = next(m for m in _MODULES if m.KIND == asset.kind)
+    diagnose = getattr(module, "diagnose_card", None)
+    if diagnose is None:
+        return None
+    return functools.partial(diagnose, asset.id, rods=asset.structure.get("rod_sections"))
 
 
 def synthesizer_of(asset: AssetConfig) -> Synthesize | None:
     """The plant kind's own measurement synthesis for a simulated plant, if it has one
-    (``synthesize_measurement(x, u, d, p, rng, noise, **structure)`` in its module)."""
+    (``synthesize_measurement(x, u, d, p, rng, noise, **structure) -> (values, card)`` in
+    its module)."""
     module = next(m for m in _MODULES if m.KIND == asset.kind)
     synthesize = getattr(module, "synthesize_measurement", None)
     if synthesize is None:

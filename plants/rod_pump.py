@@ -80,6 +80,7 @@ import casadi as ca
 import msgspec
 import numpy as np
 
+from engine.cards import CardRecord, SurfaceCard, check_card
 from engine.config import (
     AlarmSettings,
     AssetConfig,
@@ -472,18 +473,20 @@ def card_confidence(position, load) -> float:
 
 def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 1.0, *,
                            rod_sections: Sequence | None = None,
-                           grade: str = "D") -> dict[str, float]:
-    """Measured outputs of a simulated rod pump, through the card pipeline.
+                           grade: str = "D") -> tuple[dict[str, float], SurfaceCard]:
+    """Measured outputs of a simulated rod pump, through the card pipeline, and the
+    stroke's noisy surface card as its controller would send it.
 
     ``x, u, d, p`` are name -> value mappings or vectors in :func:`build_model`'s signal
     order (the plant's true values). Steps: true fillage and fluid load from the slow
     model's formulas; predictive wave solver -> surface card (harmonic polished-rod
     motion, :data:`CARD_SAMPLES` per stroke); noise of ``noise`` x :data:`LOAD_NOISE` N
-    and ``noise`` x :data:`POSITION_NOISE` m on the channels; Everitt & Jennings
-    diagnostic -> pump card -> fillage (:func:`analyze_pump_card`). Loads are the
-    extremes of the noisy surface card, power its area x N / 60 / efficiency, rod
-    loading the Goodman loading of those loads, fluid level the true level plus
-    echometer noise, ``card_confidence`` (0..1) from the noisy card's SNR.
+    and ``noise`` x :data:`POSITION_NOISE` m on the channels; :func:`diagnose_card`
+    (Everitt & Jennings) -> pump card -> fillage and ``card_confidence`` (0..1, from the
+    noisy card's SNR). Loads are the extremes of the noisy surface card, power its area
+    x N / 60 / efficiency, rod loading the Goodman loading of those loads, fluid level the
+    true level plus echometer noise. The card's ``time`` is 0 (the stroke's start is the
+    caller's: engine.simulation stamps it).
     """
     if not noise >= 0:
         raise ValueError(f"noise multiplier must be >= 0, got {noise}")
@@ -494,22 +497,54 @@ def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 
     well, period, cards = _cards(x, u, d, p, rods)
     position = cards.surface.position + noise * POSITION_NOISE * rng.standard_normal(CARD_SAMPLES)
     dynamic = cards.surface.load + noise * LOAD_NOISE * rng.standard_normal(CARD_SAMPLES)
-    pump_card = diagnose_downhole_card(rods, position, dynamic, period, p["damping_factor"])
-    analysis = analyze_pump_card(pump_card.position, pump_card.load)
     static = buoyant_rod_weight(rods, p["fluid_density"])
+    card = SurfaceCard(time=0.0, position=position.tolist(), load=(static + dynamic).tolist(),
+                       sample_time=(period / CARD_SAMPLES * np.arange(CARD_SAMPLES)).tolist())
+    diagnosed = diagnose_card("", card, p, rods)
     peak, low = static + float(dynamic.max()), static + float(dynamic.min())
     work = float(np.sum(0.5 * (dynamic + np.roll(dynamic, 1)) * (position - np.roll(position, 1))))
     std = {s.name: s.std for s in outputs}
     return {
-        "fillage": analysis.fillage,
+        "fillage": diagnosed.fillage,
         "peak_load": peak,
         "min_load": low,
         "motor_power": work / period / p["unit_efficiency"],
         "fluid_level": well["fluid_level"] + noise * std["fluid_level"] * rng.standard_normal(),
         "rod_loading": float(rod_loading(peak, low, rods, p["fluid_density"],
                                          p["tensile_strength"], p["service_factor"])),
-        "card_confidence": card_confidence(position, dynamic),
-    }
+        "card_confidence": diagnosed.confidence,
+    }, card
+
+
+def diagnose_card(asset: str, card: SurfaceCard, p: Mapping[str, float],
+                  rods: Sequence | None = None) -> CardRecord:
+    """The downhole (pump) card of a measured surface card, and what it says.
+
+    The card (engine.cards, checked by ``check_card``) is put on ``n`` instants uniform
+    over its period (periodic linear interpolation; exact for uniformly sampled cards),
+    the buoyant rod weight W_rf (the static load) is taken off the load, and the Everitt &
+    Jennings diagnostic (:func:`plants.rod_pump_wave.diagnose_downhole_card`, with the
+    asset's ``damping_factor`` nu and ``fluid_density``, SI) gives the pump card;
+    :func:`analyze_pump_card` its fillage and fluid pound; :func:`card_confidence` the
+    surface card's SNR confidence. ``rods``: the rod string (default
+    :data:`DEFAULT_ROD_STRING`). ValueError for a card that is not checked-valid or that
+    carries no fluid load.
+    """
+    check_card(card)
+    rods = _rods(rods)
+    n, period = len(card.position), card.period
+    t = np.asarray(card.sample_time) - card.sample_time[0]
+    uniform = period / n * np.arange(n)
+    position = np.interp(uniform, t, card.position, period=period)
+    load = np.interp(uniform, t, card.load, period=period)
+    dynamic = load - buoyant_rod_weight(rods, p["fluid_density"])
+    pump = diagnose_downhole_card(rods, position, dynamic, period, p["damping_factor"])
+    analysis = analyze_pump_card(pump.position, pump.load)
+    return CardRecord(
+        asset=asset, time=card.time, period=period, surface_position=position.tolist(),
+        surface_load=load.tolist(), downhole_position=pump.position.tolist(),
+        downhole_load=pump.load.tolist(), fillage=analysis.fillage,
+        fluid_pound=analysis.fluid_pound, confidence=card_confidence(position, dynamic))
 
 
 def _cards(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString
@@ -527,19 +562,17 @@ def _cards(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString
 
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
          p: Mapping, y: Mapping, reference: Mapping[str, float],
-         measured: Mapping[str, float]) -> RodPumpView:
-    """The operator screen of the well at the twin's estimate (plants.views.RodPumpView):
-    the surface card the wave equation predicts for it, the pump card diagnosed from that
-    card, their fillage, and each taper's point on the modified Goodman diagram at the
-    card's peak and minimum loads."""
+         measured: Mapping[str, float], card: CardRecord | None = None) -> RodPumpView:
+    """The operator screen of the well (plants.views.RodPumpView): the last measured
+    ``card`` pair (surface card received, pump card diagnosed from it, labelled
+    "measured"), or without one the surface card the wave equation predicts at the twin's
+    estimate and the pump card diagnosed from that (labelled "predicted"); their fillage,
+    and each taper's point on the modified Goodman diagram at the card's peak and minimum
+    loads."""
     rods = _rods(asset.structure.get("rod_sections"))
-    well, period, cards = _cards(x, u, d, p, rods)
-    static = buoyant_rod_weight(rods, p["fluid_density"])
-    pump_card = diagnose_downhole_card(rods, cards.surface.position, cards.surface.load,
-                                       period, p["damping_factor"])
-    analysis = analyze_pump_card(pump_card.position, pump_card.load)
-    peak = static + float(cards.surface.load.max())
-    low = static + float(cards.surface.load.min())
+    if card is None:
+        card = _predicted_card(asset.id, x, u, d, p, rods)
+    peak, low = max(card.surface_load), min(card.surface_load)
     tensile, factor = float(p["tensile_strength"]), float(p["service_factor"])
     tapers, above = [], 0.0
     for number, section in enumerate(rods, start=1):
@@ -551,22 +584,42 @@ def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mappi
             loading=float(goodman_loading(smax, smin, tensile, factor))))
         above += GRAVITY * section.area * section.length * (section.density - p["fluid_density"])
     envelope_min = np.linspace(0.0, tensile / 2, 11)
-    closed = [*range(CARD_SAMPLES), 0]  # each card as a closed loop
+
+    def closed(values: list[float]) -> list[float]:  # each card as a closed loop
+        return [*values, values[0]]
+
+    measured_card = card.source == "measured"
     return RodPumpView(
-        spm=float(u["SPM"]), fillage=analysis.fillage, fillage_target=reference.get("fillage"),
-        fluid_pound=analysis.fluid_pound,
-        surface=Curve(x=[float(cards.surface.position[i]) for i in closed],
-                      y=[static + float(cards.surface.load[i]) for i in closed],
+        spm=float(u["SPM"]), fillage=card.fillage, fillage_target=reference.get("fillage"),
+        fluid_pound=card.fluid_pound,
+        surface=Curve(x=closed(card.surface_position), y=closed(card.surface_load),
                       x_unit="m", y_unit="N"),
-        downhole=Curve(x=[float(pump_card.position[i]) for i in closed],
-                       y=[float(pump_card.load[i]) for i in closed],
+        downhole=Curve(x=closed(card.downhole_position), y=closed(card.downhole_load),
                        x_unit="m", y_unit="N"),
         tensile_strength=tensile, service_factor=factor, goodman=tapers,
         goodman_envelope=Curve(
             x=envelope_min.tolist(),
             y=[float(goodman_allowable_stress(tensile, s, factor)) for s in envelope_min],
             x_unit="Pa", y_unit="Pa"),
-        card_confidence=measured.get("card_confidence"))
+        card_confidence=measured.get("card_confidence"),
+        card_source=card.source, card_time=card.time if measured_card else None)
+
+
+def _predicted_card(asset: str, x: Mapping, u: Mapping, d: Mapping, p: Mapping,
+                    rods: RodString) -> CardRecord:
+    """The card pair the wave equation predicts at the twin's estimate: its noiseless
+    surface card (static weight included) and the pump card diagnosed from it."""
+    _, period, cards = _cards(x, u, d, p, rods)
+    static = buoyant_rod_weight(rods, p["fluid_density"])
+    pump_card = diagnose_downhole_card(rods, cards.surface.position, cards.surface.load,
+                                       period, p["damping_factor"])
+    analysis = analyze_pump_card(pump_card.position, pump_card.load)
+    return CardRecord(
+        asset=asset, time=0.0, period=period, surface_position=cards.surface.position.tolist(),
+        surface_load=(static + cards.surface.load).tolist(),
+        downhole_position=pump_card.position.tolist(), downhole_load=pump_card.load.tolist(),
+        fillage=analysis.fillage, fluid_pound=analysis.fluid_pound, confidence=1.0,
+        source="predicted")
 
 
 def _named(values, signals: list[Signal]) -> dict[str, float]:

@@ -50,7 +50,11 @@ class RodPumpView(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", t
     ``fillage_target`` the controller's reference (None without one), ``spm`` strokes per
     minute applied. ``goodman_envelope``: S_a against S_min for the grade, Pa.
     ``card_confidence``: 0..1 from the latest measured card's SNR (the lower of its load
-    and position channels'; None before the first measurement)."""
+    and position channels'; None before the first measurement).
+    ``card_source``: "measured" when ``surface`` is the last surface card received (from
+    the rod-pump controller: MQTT, HTTP or the simulated plant) and ``downhole``, ``fillage``
+    and ``fluid_pound`` are diagnosed from it, with ``card_time`` its stroke's start (UNIX
+    s); "predicted" when none was received (``card_time`` None)."""
 
     spm: float
     fillage: float
@@ -63,6 +67,8 @@ class RodPumpView(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", t
     goodman: list[GoodmanTaper]
     goodman_envelope: Curve
     card_confidence: float | None
+    card_source: str = "predicted"
+    card_time: float | None = None
 
 
 

@@ -33,6 +33,10 @@
     GET  /assets/{id}/history               ?signals=a,b&since&until&mode=raw|
                                             interpolated|aggregate&step&format=
                                             json|csv&assets=more,ids (SI)    viewer
+    POST /assets/{id}/cards                 a rod pump's surface card (one
+                                            stroke); diagnosed and stored    operator
+    GET  /assets/{id}/cards                 ?since&until&limit: stored card
+                                            pairs (surface, downhole)        viewer
     GET  /alarms                            ?asset&state&priority: alarms not
                                             NORMAL, or those in ``state``     viewer
     GET  /assets/{id}/alarms                every alarm of the asset         viewer
@@ -80,6 +84,7 @@ from fastapi import (
     HTTPException,
     Path,
     Query,
+    Request,
     Response,
     WebSocket,
     WebSocketDisconnect,
@@ -92,8 +97,10 @@ from actors.refusals import RefusalRecorder
 from controllers.whatif import WhatIfCancelled, WhatIfChanges, WhatIfRequest
 from engine.alarm_states import AlarmActionError, AlarmState, Priority
 from engine.alarms import split_alarm_id
+from engine.cards import MAX_CARD_SAMPLES, MIN_CARD_SAMPLES, CardRecord, SurfaceCard, check_card
 from engine.clock import ClockSpec
 from engine.config import SiteConfig
+from engine.history_cards import DEFAULT_LIMIT as DEFAULT_CARDS
 from engine.messages import Mode, Outcome
 from engine.metrics import render
 from engine.status import AssetSummary as SummaryStruct
@@ -609,6 +616,56 @@ class TwinLoopAPI:
         if format == "csv":
             return Response(answer, media_type=CSV_TEXT)
         return answer
+
+    @app.post("/assets/{asset_id}/cards", response_class=Response, response_model=None,
+              openapi_extra={"requestBody": {"required": True, **struct_answer(
+                  SurfaceCard, "one stroke's surface card: position m, load N, sample_time "
+                  f"s from time; {MIN_CARD_SAMPLES}..{MAX_CARD_SAMPLES} samples")}},
+              responses={200: struct_answer(CardRecord, "the card pair: the surface card and "
+                                            "the downhole card diagnosed from it"),
+                         **errors(400, 401, 403, 404, 413, 422, 503)})
+    async def post_card(self, asset_id: str, request: Request,
+                        user: str = OPERATOR) -> Response:
+        """Ingest a rod pump's surface card (one stroke): diagnosed to its downhole card by
+        the wave equation (Everitt & Jennings), kept as the asset's last card pair and
+        stored in the historian. 422 names the field and the bound of a card refused
+        (lengths that differ, too few or too many samples, NaN, sample times not
+        increasing, a card with no fluid load, an asset that takes no cards); a refused
+        card changes nothing and is put on record (outcome ``refused``)."""
+        asset = self._asset(asset_id)
+        try:
+            card = check_card(msgspec.json.decode(await request.body(), type=SurfaceCard))
+        except (msgspec.DecodeError, ValueError) as error:
+            reason = f"card refused: {error}"
+            self._refused(asset_id, user, "card", reason)
+            raise HTTPException(422, reason) from None
+        record = await self._write(asset_id, user, "card", asset.receive_card, card)
+        return Response(msgspec.json.encode(record), media_type="application/json")
+
+    @app.get("/assets/{asset_id}/cards", response_class=Response, response_model=None,
+             responses={200: struct_answer(list[CardRecord], "stored card pairs, oldest "
+                                           "first"), **errors(401, 403, 404, 422, 503)})
+    async def get_cards(
+        self, asset_id: str,
+        since: float | None = Query(None, description="UNIX s of the twin's clock (stroke "
+                                                      "start); default unbounded"),
+        until: float | None = Query(None, description="UNIX s; default unbounded"),
+        limit: int = Query(DEFAULT_CARDS, description="the newest this many in the range"),
+        user: str = VIEWER,
+    ) -> Response:
+        """The asset's stored card pairs (surface card, downhole card diagnosed from it,
+        fillage, fluid pound, SNR confidence; SI) with since <= time <= until, the newest
+        ``limit`` of them, oldest first. 404: unknown asset; 422: since after until, or a
+        limit outside 1..1000; 503: no historian runs, or it does not answer."""
+        self._asset(asset_id)
+        if self.historian is None:
+            raise HTTPException(503, f"site {self.site!r} runs no historian")
+        ref = self.historian.cards.remote(asset_id, since, until, limit)
+        try:
+            cards = await _unprocessable(asyncio.wait_for(ref, HISTORY_TIMEOUT_S))
+        except TimeoutError:
+            raise HTTPException(503, "the historian did not answer in time") from None
+        return Response(msgspec.json.encode(cards), media_type="application/json")
 
     @app.get("/alarms", response_model=list[AlarmEntry], responses=errors(401, 403, 404, 503))
     async def get_alarms(self, asset: str | None = None, state: AlarmState | None = None,

@@ -73,10 +73,18 @@ const rodPump = {
     return parts;
   },
   paint(parts, view, status, state) {
-    lines(parts.cards, "Dynamometer cards", ["position", "m"], ["load", "N"], [
-      { name: "surface (predicted by the twin)", x: view.surface.x, y: view.surface.y },
-      { name: "downhole (wave equation)", x: view.downhole.x, y: view.downhole.y },
-    ]);
+    // measured: the last card the pump's controller sent, and its diagnosis; predicted:
+    // none received yet, the twin's own card at its estimate
+    const measured = view.card_source === "measured";
+    const stroke = measured
+      ? ` ${new Date(view.card_time * 1000).toISOString().slice(11, 19)} UTC` : "";
+    lines(parts.cards, `${measured ? "Measured" : "Predicted"} cards${stroke}`,
+      ["position", "m"], ["load", "N"], [
+        { name: measured ? "surface (measured)" : "surface (predicted by the twin)",
+          x: view.surface.x, y: view.surface.y },
+        { name: measured ? "downhole (measured, wave equation)"
+          : "downhole (predicted, wave equation)", x: view.downhole.x, y: view.downhole.y },
+      ]);
     gauge(parts.fillage, "Fillage", view.fillage, view.fillage_target, 0.7);
     const envelope = { name: "allowable S_a (modified Goodman)", x: view.goodman_envelope.x,
       y: view.goodman_envelope.y, dash: "dash" };

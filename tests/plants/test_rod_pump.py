@@ -205,9 +205,53 @@ def test_synthesized_measurement_agrees_with_slow_model():
     for speed in (8.0, 11.0):
         u = np.array([speed])
         y = model.outputs.mapping(model.output(0.0, x, u, d, p))
-        measured = rod_pump.synthesize_measurement(x, u, d, p, rng, noise=1.0)
+        measured, _ = rod_pump.synthesize_measurement(x, u, d, p, rng, noise=1.0)
         assert set(model.outputs.names) == set(measured)
         assert measured["fillage"] == pytest.approx(y["fillage"], abs=0.03)
         for name in ("peak_load", "min_load", "motor_power"):
             assert measured[name] == pytest.approx(y[name], rel=0.10), name
         assert measured["card_confidence"] > 0.9
+
+
+@pytest.mark.parametrize("fillage", [1.0, 0.6], ids=["full", "pounding"])
+def test_measured_card_diagnoses_to_the_imposed_pump_card(fillage):
+    """A surface card as a controller sends it (whole polished-rod load, static weight
+    included; sample times from 0.3 s after the stroke's start) is diagnosed to the pump
+    card the predictive solver imposed: the Everitt & Jennings round trip (SPE-18189-PA,
+    issue 3's acceptance criterion, as test_diagnostic_recovers_imposed_pump_card) within
+    2 % of the peak load and of the stroke at every sample, fillage within 0.01, fluid
+    pound exactly below 70 %."""
+    from engine.cards import SurfaceCard
+    from plants.rod_pump_wave import buoyant_rod_weight
+
+    cards = _cards(TAPERED, fillage)
+    density = 950.0
+    static = buoyant_rod_weight(TAPERED, density)
+    n = cards.surface.position.size
+    card = SurfaceCard(time=1.7e9, position=cards.surface.position.tolist(),
+                       load=(static + cards.surface.load).tolist(),
+                       sample_time=(0.3 + PERIOD / n * np.arange(n)).tolist())
+    record = rod_pump.diagnose_card("well-01", card, {"fluid_density": density,
+                                                      "damping_factor": NU}, TAPERED)
+    assert record.period == pytest.approx(PERIOD, rel=1e-9)
+    peak = cards.pump.load.max()
+    assert np.max(np.abs(np.array(record.downhole_load) - cards.pump.load)) < 0.02 * peak
+    stroke = np.ptp(cards.pump.position)
+    assert np.max(np.abs(np.array(record.downhole_position) - cards.pump.position)) \
+        < 0.02 * stroke
+    assert record.fillage == pytest.approx(fillage, abs=0.01)
+    assert record.fluid_pound == (fillage < 0.7)
+    assert record.source == "measured" and record.asset == "well-01"
+
+
+def test_synthesized_card_is_the_one_its_outputs_come_from():
+    """The simulated plant's surface card (what its controller would send) diagnoses to
+    the fillage and SNR confidence its scalar outputs report; loads within its extremes."""
+    model = rod_pump.build_model()
+    x, u, d, p = model.steady_input_vectors()
+    measured, card = rod_pump.synthesize_measurement(x, u, d, p, np.random.default_rng(3))
+    record = rod_pump.diagnose_card("w", card, model.parameters.mapping(p))
+    assert len(card.position) == rod_pump.CARD_SAMPLES
+    assert record.fillage == pytest.approx(measured["fillage"], abs=1e-9)
+    assert record.confidence == pytest.approx(measured["card_confidence"], abs=1e-9)
+    assert max(card.load) == pytest.approx(measured["peak_load"], rel=1e-12)

@@ -125,8 +125,8 @@ def test_rod_pump_card_confidence_is_the_measured_cards():
     model = plants.model_of(asset)
     args = (model.states.nominal, model.inputs.nominal, model.disturbances.nominal,
             model.parameters.nominal)
-    clean = rod_pump.synthesize_measurement(*args, np.random.default_rng(1), noise=1.0)
-    noisy = rod_pump.synthesize_measurement(*args, np.random.default_rng(1), noise=20.0)
+    clean, _ = rod_pump.synthesize_measurement(*args, np.random.default_rng(1), noise=1.0)
+    noisy, _ = rod_pump.synthesize_measurement(*args, np.random.default_rng(1), noise=20.0)
     assert noisy["card_confidence"] < clean["card_confidence"]
     answer, _ = view("well-01", measured=noisy)
     assert answer.card_confidence == noisy["card_confidence"]

@@ -143,6 +143,9 @@ def test_each_kind_page_draws_its_screen_from_the_twin(page, asset_id):
     page.wait_for_function("() => document.querySelector('section.panel')?.dataset.revision")
     if asset_id == "well-01":
         page.locator(".js-plotly-plot").nth(2).wait_for()  # cards, fillage, Goodman
+        # the simulated plant hands its surface card over with each measurement
+        page.locator(".gtitle", has_text="Measured cards").wait_for()
+        assert page.get_by_text("surface (measured)").count() == 1
         assert page.locator("svg.pump").get_attribute("data-spm") is not None
     if asset_id == "terminal":
         assert page.locator("[data-tank]").count() == 2

@@ -116,6 +116,7 @@ def test_a_real_answer_of_every_route_validates_against_its_declared_schema(
         ("GET", "/assets/tank-01/history?signals=T_bulk,estimate.T_bulk", None),
         ("GET", "/assets/tank-01/history?signals=T_bulk&mode=aggregate&step=600", None),
         ("GET", "/assets/tank-01/history?signals=T_bulk&format=csv", None),
+        ("GET", "/assets/tank-01/cards", None),
         ("GET", "/alarms", None), ("GET", "/assets/tank-01/alarms", None),
         ("POST", "/alarms/tank-01:T_bulk.HI/acknowledge", {"reason": "seen"}),
         ("POST", "/alarms/tank-01:T_bulk.HI/shelve", {"duration_s": 600.0}),
@@ -152,6 +153,8 @@ def test_a_real_answer_of_every_route_validates_against_its_declared_schema(
     # plans need a DRA pipeline: tests/serve/test_whatif_plan_http.py checks their answers
     seen |= {("POST", "/assets/{asset_id}/plan"), ("GET", "/assets/{asset_id}/plan"),
              ("POST", "/assets/{asset_id}/plan/{version}/approve")}
+    # cards need a rod pump: tests/actors/test_cards.py checks their answers
+    seen.add(("POST", "/assets/{asset_id}/cards"))
     assert seen == {(m, p) for m, p, _ in operations(document)}
 
 
