@@ -60,7 +60,7 @@ from engine.config import AssetConfig, OpcUaSettings, SiteConfig
 from engine.model import PlantModel
 from engine.mqtt_codec import parse_broker
 from engine.registers import PlcMap, site_map
-from plants import model_of
+from plants import card_points_of, model_of
 
 # mypy does not apply class decorators (python/mypy#3135), so it sees the ray.remote actor
 # classes as the plain classes they decorate: each ``.options`` here says ignore[attr-defined].
@@ -199,7 +199,9 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
                                           namespace=namespace, scheduling_strategy=this_node())
         ray.get(fleet.historian.stats.remote())  # the store opens, or the fleet fails here
     models = {asset.id: model_of(asset) for asset in site.assets}
-    fleet.plcs = {plc.asset: plc for plc in site_map(site, models)} if modbus else {}
+    card_points = {asset.id: card_points_of(asset) for asset in site.assets}
+    fleet.plcs = {plc.asset: plc for plc in site_map(site, models, card_points)
+                  } if modbus else {}
     size = assets_per_shard(site)
     for n, first in enumerate(range(0, len(site.assets), size)):
         group = site.assets[first:first + size]

@@ -7,8 +7,9 @@
     IngestLink   measurements pushed by a gateway (MQTT) through AssetShard.ingest;
                  setpoints leave through the gateway's publisher
 
-``measure()`` returns the newest measurement (a simulated rod pump's carries its stroke's
-surface card; a PLC's and MQTT's do not: cards come over their own MQTT topic), or None
+``measure()`` returns the newest measurement (a rod pump's carries its stroke's surface
+card: a simulated plant's with each measurement, a PLC's when its card buffer holds a new
+one; MQTT's do not: cards come over their own MQTT topic), or None
 when there is nothing new (a lost connection, no message yet): the asset then keeps its
 last measurement, whose age grows until the safety watchdog refuses controller writes.
 ``read_back()`` returns what the plant's output registers hold now (Modbus: the holding
@@ -18,6 +19,7 @@ link cannot read them.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Protocol
 
@@ -25,9 +27,12 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from engine.backoff import Backoff
+from engine.cards import SurfaceCard, check_card
 from engine.messages import Measurement, MeasurementPayload
-from engine.registers import PlcMap
+from engine.registers import MAX_READ, POINT_REGISTERS, CardBuffer, CardHeader, PlcMap
 from engine.status import DirectLinkStatus, LinkStatus, ModbusLinkStatus, MqttLinkStatus
+
+log = logging.getLogger(__name__)
 
 
 class PlantLink(Protocol):
@@ -80,7 +85,14 @@ class ModbusLink:
     """Modbus TCP client of one PLC. A failed request closes the connection; the next
     attempt waits d_k = min(retry_initial * 2^k, retry_max) wall seconds (k failures in
     a row) and measurements stay stale until a read succeeds again. A sample no newer
-    than the last one read (a PLC that stopped scanning) is nothing new either."""
+    than the last one read (a PLC that stopped scanning) is nothing new either.
+
+    A PLC with a card buffer (engine.registers) is read in the same request up to the
+    buffer's header; when its card_count changed, the points follow in reads of at most
+    125 registers and card_count is read again. A count that moved meanwhile (a torn
+    read: the PLC recorded another stroke) discards the card, and the next scan reads the
+    new one; a card that breaks engine.cards.check_card is refused, logged and counted.
+    Either way the measurement is delivered, and a card is read once."""
 
     def __init__(self, plc: PlcMap, *, timeout_s: float, retry_initial_s: float,
                  retry_max_s: float) -> None:
@@ -91,6 +103,11 @@ class ModbusLink:
         self.retry_at = 0.0
         self.error: str | None = None
         self.sample_time = float("-inf")
+        self.card_count = 0
+        """card_count of the last card read whole (0: none yet)."""
+        self.cards_read = 0
+        self.cards_refused = 0
+        self.cards_torn = 0
 
     async def _connected(self) -> bool:
         if self.client.connected:
@@ -114,21 +131,66 @@ class ModbusLink:
         if not await self._connected():
             return None
         try:
-            reply = await self.client.read_input_registers(
-                0, count=self.plc.input_count, device_id=self.plc.unit_id)
-        except (TimeoutError, ModbusException, OSError) as error:
-            self._failed(f"read failed ({type(error).__name__}: {error})")
-            return None
-        if reply.isError():
-            self._failed(f"read refused ({reply})")
+            registers = await self._read_inputs(0, self.plc.scan_count)
+        except ConnectionError as error:
+            self._failed(str(error))
             return None
         self.backoff.reset()
         self.error = None
-        sample_time, values = self.plc.decode_inputs(reply.registers)
+        sample_time, values = self.plc.decode_inputs(registers[:self.plc.input_count])
         if not sample_time > self.sample_time:
             return None
         self.sample_time = sample_time
-        return Measurement(asset=self.plc.asset, time=sample_time, values=values)
+        card = None
+        if self.plc.card is not None:
+            card = await self._new_card(self.plc.card, self.plc.decode_card_header(
+                registers[self.plc.input_count:]))
+        return Measurement(asset=self.plc.asset, time=sample_time, values=values, card=card)
+
+    async def _read_inputs(self, address: int, count: int) -> list[int]:
+        """``count`` input registers from ``address`` (function code 4, one request);
+        ConnectionError saying what failed."""
+        try:
+            reply = await self.client.read_input_registers(address, count=count,
+                                                           device_id=self.plc.unit_id)
+        except (TimeoutError, ModbusException, OSError) as error:
+            raise ConnectionError(f"read failed ({type(error).__name__}: {error})") from None
+        if reply.isError():
+            raise ConnectionError(f"read refused ({reply})")
+        return list(reply.registers)
+
+    async def _new_card(self, buffer: CardBuffer, header: CardHeader) -> SurfaceCard | None:
+        """The card in ``buffer`` if ``header`` announces one not read yet, read whole and
+        checked; None otherwise (nothing new, a torn read, a bad card or a failed read)."""
+        if header.count in (0, self.card_count):
+            return None
+        try:
+            if not 1 <= header.points <= buffer.capacity:
+                raise ValueError(f"card_points: {header.points} must be within "
+                                 f"1..{buffer.capacity}")
+            points: list[int] = []
+            size = POINT_REGISTERS * header.points
+            for start in range(0, size, MAX_READ):
+                points += await self._read_inputs(buffer.points_address + start,
+                                                  min(MAX_READ, size - start))
+            (count,) = await self._read_inputs(buffer.address, 1)
+            if count != header.count:
+                self.cards_torn += 1
+                log.info("PLC %s: card %d replaced by card %d during the read; reading it "
+                         "next scan", self.plc.asset, header.count, count)
+                return None
+            self.card_count = header.count
+            card = check_card(self.plc.decode_card(header, points))
+        except ConnectionError as error:
+            self._failed(f"card {error}")
+            return None
+        except ValueError as error:
+            self.card_count = header.count
+            self.cards_refused += 1
+            log.warning("PLC %s: card %d refused: %s", self.plc.asset, header.count, error)
+            return None
+        self.cards_read += 1
+        return card
 
     async def apply(self, setpoints: dict[str, float], all_inputs: dict[str, float]) -> None:
         """Write every input's holding registers in one request (function code 16).
@@ -165,7 +227,9 @@ class ModbusLink:
         return ModbusLinkStatus(address=self.plc.address, unit_id=self.plc.unit_id,
                                 word_order=self.plc.word_order,
                                 connected=self.client.connected, error=self.error,
-                                reconnect_attempts=self.backoff.failures)
+                                reconnect_attempts=self.backoff.failures,
+                                cards_read=self.cards_read, cards_refused=self.cards_refused,
+                                cards_torn=self.cards_torn)
 
     async def close(self) -> None:
         self.client.close()

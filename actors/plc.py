@@ -1,20 +1,23 @@
 """A PLC simulator: a Modbus TCP server (pymodbus) in front of one simulated plant.
 
 Like a real PLC it scans: it samples the plant's instruments into its input registers
-(sample time, then every measured output; see engine.registers), every
-``scan_period_s`` wall seconds in real time, or whenever the plant is advanced in
-lock-step. A write to its holding registers is decoded, checked against the inputs'
-engineering bounds and applied to the plant at once; a value that is not a finite
-number inside its bounds is refused with Modbus exception 3 (illegal data value), and
-the plant keeps its inputs. Function 22 (mask write register) on a holding register is
-refused with Modbus exception 1 (illegal function: the function is not an allowable
-action for that register), as a PLC that write-protects its setpoints does: it would set
-single bits of half a float32 (one mask can make a NaN) past that check; functions 6, 16
-and 23 write them, checked. So no value outside its bounds, and no NaN, lands in a
-holding register. It answers only its own unit id: a request for another one
-gets Modbus exception 0x0B (gateway target device failed to respond), what a Modbus TCP
-gateway answers for a unit that is not on its line (Modbus Application Protocol v1.1b3,
-section 7), and nothing is read or written.
+(sample time, then every measured output; see engine.registers), every ``scan_period_s``
+wall seconds in real time, or whenever the plant is advanced in lock-step. A rod pump's
+PLC also records the surface card of each new stroke (a card whose start is at least a
+stroke period after the last one recorded) in its card buffer
+(engine.registers.CardBuffer), counting the cards in card_count; a scan writes the whole
+input table at once, so one request never sees half a card. A write to its holding
+registers is decoded, checked against the inputs' engineering bounds and applied to the
+plant at once; a value that is not a finite number inside its bounds is refused with
+Modbus exception 3 (illegal data value), and the plant keeps its inputs. Function 22
+(mask write register) on a holding register is refused with Modbus exception 1 (illegal
+function: the function is not an allowable action for that register), as a PLC that
+write-protects its setpoints does: it would set single bits of half a float32 (one mask
+can make a NaN) past that check; functions 6, 16 and 23 write them, checked. So no value
+outside its bounds, and no NaN, lands in a holding register. It answers only its own
+unit id: a request for another one gets Modbus exception 0x0B (gateway target device
+failed to respond), what a Modbus TCP gateway answers for a unit that is not on its line
+(Modbus Application Protocol v1.1b3, section 7), and nothing is read or written.
 
 It runs in the event loop of the plant actor that owns it (no process of its own).
 """
@@ -32,6 +35,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simcore import SimCore
 from pymodbus.simulator.simruntime import SimRuntime
 
+from engine.cards import SurfaceCard
 from engine.registers import PlcMap
 from engine.simulation import SimulatedPlant
 
@@ -58,7 +62,12 @@ class PlcSimulator:
         self.catch_up = catch_up
         self.server: ModbusTcpServer | None = None
         self._device: SimRuntime | None = None  # the server's register memory while serving
-        self._inputs = [0] * plc.input_count
+        self._inputs = [0] * plc.input_table_size
+        self.card: SurfaceCard | None = None
+        """The surface card in the card buffer now (the plant's), None before the first."""
+        self.card_count = 0
+        """Cards recorded, as card_count holds it (0: none yet; after 65535 comes 1)."""
+        self._card_image: list[int] = [] if plc.card is None else [0] * plc.card.count
         model = plant.model
         self._holding = plc.encode_setpoints({**model.inputs.mapping(plant.u),
                                               **model.disturbances.mapping(plant.d)})
@@ -104,7 +113,13 @@ class PlcSimulator:
         """Sample the plant's instruments into the input registers."""
         self.catch_up()
         measurement = self.plant.measure()
-        image = self.plc.encode_inputs(measurement.time, measurement.values)
+        card = measurement.card
+        if self.plc.card is not None and card is not None and (
+                self.card is None or card.time >= self.card.time + self.card.period):
+            self.card_count = self.card_count % 0xFFFF + 1
+            self._card_image = self.plc.encode_card(self.card_count, card)
+            self.card = card
+        image = self.plc.encode_inputs(measurement.time, measurement.values) + self._card_image
         if self.server is None:
             self._inputs = image
         else:

@@ -67,6 +67,12 @@ class ModbusLinkStatus(msgspec.Struct, frozen=True, kw_only=True, tag_field="kin
     connected: bool
     error: str | None
     reconnect_attempts: int
+    cards_read: int
+    """Surface cards read whole from the PLC's card buffer."""
+    cards_refused: int
+    """Cards read whole but refused (engine.cards.check_card)."""
+    cards_torn: int
+    """Card reads discarded because the PLC recorded another card meanwhile."""
 
 
 class MqttLinkStatus(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="mqtt"):

@@ -132,6 +132,14 @@ def card_diagnosis_of(asset: AssetConfig) -> Callable[[SurfaceCard, Mapping[str,
     return functools.partial(diagnose, asset.id, rods=asset.structure.get("rod_sections"))
 
 
+def card_points_of(asset: AssetConfig) -> int:
+    """Samples per stroke of the surface card the kind's simulated controller records
+    (``CARD_SAMPLES`` in its module: its PLC's card buffer holds that many points), 0 for
+    a kind without cards."""
+    module = next(m for m in _MODULES if m.KIND == asset.kind)
+    return int(getattr(module, "CARD_SAMPLES", 0))
+
+
 def synthesizer_of(asset: AssetConfig) -> Synthesize | None:
     """The plant kind's own measurement synthesis for a simulated plant, if it has one
     (``synthesize_measurement(x, u, d, p, rng, noise, **structure) -> (values, card)`` in

@@ -283,7 +283,8 @@ def print_modbus_map(args: argparse.Namespace) -> int:
 
     site = plants.resolve_site(load_site(args.site), args.site)
     models = {asset.id: plants.model_of(asset) for asset in site.assets}
-    print(format_map(site_map(site, models)))
+    card_points = {asset.id: plants.card_points_of(asset) for asset in site.assets}
+    print(format_map(site_map(site, models, card_points)))
     return 0
 
 

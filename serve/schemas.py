@@ -141,6 +141,10 @@ class ModbusLink(BaseModel):
     connected: bool
     error: str | None
     reconnect_attempts: int = Field(description="failed connection attempts in a row")
+    cards_read: int = Field(description="surface cards read whole from the PLC's card buffer")
+    cards_refused: int = Field(description="cards read whole but refused as unusable")
+    cards_torn: int = Field(description="card reads discarded: the PLC recorded another "
+                            "card during the read")
 
 
 class MqttLink(BaseModel):

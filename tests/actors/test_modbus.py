@@ -1,7 +1,9 @@
-"""The two-tank loop over real Modbus TCP: each simulated plant behind a pymodbus PLC
-simulator on loopback, each asset a Modbus client of it; lock-step (SimClock).
+"""The two-tank loop over real Modbus TCP, and a rod pump: each simulated plant behind a
+pymodbus PLC simulator on loopback, each asset a Modbus client of it; lock-step (SimClock).
 
 tank-02's PLC uses the CDAB word order, to show the site file's setting reaches both ends.
+well-01's PLC serves each stroke's surface card in its card buffer; its cards are stored
+in a DuckDB historian.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import ray
 from pymodbus.client import ModbusTcpClient
 
 from engine.registers import decode
+from tests.actors.test_mqtt import wait_for
 from tests.conftest import admin_api, free_port
+
+WELL = '[site]\nname = "s"\n[[assets]]\nid = "well-01"\nkind = "rod_pump"\n'
 
 FLOAT32 = 2.0 ** -23
 """Relative precision of a float32 (one unit in the last place)."""
@@ -45,19 +50,21 @@ def fleet(ray_session, tmp_path_factory):
     import plants
     from actors.fleet import build_fleet
     from engine.clock import ClockSpec
-    from engine.config import load_site
+    from engine.config import load_site, parse_site
     from tests.conftest import TWO_TANKS
 
     site = plants.resolve_site(load_site(TWO_TANKS), TWO_TANKS)
+    (well,) = plants.resolve_site(parse_site(WELL)).assets
     replace = msgspec.structs.replace
-    audit = tmp_path_factory.mktemp("audit") / "modbus-audit.db"
+    var = tmp_path_factory.mktemp("var")
     tank_02 = replace(site.assets[1], modbus=replace(site.assets[1].modbus, word_order="CDAB"))
-    site = replace(site, site=replace(site.site, audit_db=str(audit)),
-                   modbus=replace(site.modbus, base_port=free_ports(2), retry_initial_s=0.2,
+    site = replace(site, site=replace(site.site, audit_db=str(var / "modbus-audit.db")),
+                   historian=replace(site.historian, path=str(var / "history.duckdb")),
+                   modbus=replace(site.modbus, base_port=free_ports(3), retry_initial_s=0.2,
                                   retry_max_s=1.0, timeout_s=0.5),
-                   assets=[site.assets[0], tank_02])
+                   assets=[site.assets[0], tank_02, well])
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace="test-modbus",
-                        modbus=True)
+                        modbus=True, history=True)
     fleet.run_for(1800.0)
     yield fleet
     fleet.shutdown()
@@ -100,6 +107,36 @@ def test_registers_equal_what_the_http_api_reports(fleet, api, asset):
                        register.kind, plc.word_order)
         assert value == pytest.approx(status["setpoints"][register.signal]["value"], rel=FLOAT32)
     assert status["setpoints"]["m_oil"]["value"] != pytest.approx(0.6)  # the MPC moved it
+
+
+def test_a_well_behind_its_plc_gets_measured_cards(fleet, api):
+    """well-01's cards come over Modbus: one per tick is stored and shown as measured, and
+    the card buffer, read by a plain client, decodes to the newest stored surface card."""
+    plc = fleet.plcs["well-01"]
+    start, order = plc.card.address, plc.word_order
+    with ModbusTcpClient(plc.host, port=plc.port) as client:
+        header = client.read_input_registers(start, count=8, device_id=plc.unit_id).registers
+        points = []
+        for offset in range(0, 4 * header[1], 125):
+            points += client.read_input_registers(
+                start + 8 + offset, count=min(125, 4 * header[1] - offset),
+                device_id=plc.unit_id).registers
+    values = [decode(points[i:i + 2], "float32", order) for i in range(0, len(points), 2)]
+    time_ = decode(header[2:6], "float64", order)
+    stored = wait_for(lambda: (found := api.get("/assets/well-01/cards").json())
+                      and found[-1]["time"] == time_ and found, "the newest card stored")
+    assert len(stored) >= 1800.0 / 120.0 and all(c["source"] == "measured" for c in stored)
+    assert [c["time"] for c in stored] == sorted({c["time"] for c in stored})
+    assert stored[-1]["surface_position"] == pytest.approx(values[0::2], rel=1e-12)
+    assert stored[-1]["surface_load"] == pytest.approx(values[1::2], rel=1e-12)
+    assert stored[-1]["period"] == pytest.approx(decode(header[6:8], "float32", order),
+                                                 rel=1e-12)
+    assert 0.0 < stored[-1]["fillage"] <= 1.0 and len(stored[-1]["downhole_load"]) == 400
+    view = api.get("/assets/well-01/view").json()
+    assert view["card_source"] == "measured" and view["card_time"] == time_
+    link = api.get("/assets/well-01").json()["link"]
+    assert link["kind"] == "modbus" and link["cards_read"] >= len(stored)
+    assert link["cards_refused"] == 0
 
 
 def test_word_order_is_the_configured_one(fleet):

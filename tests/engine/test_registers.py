@@ -89,6 +89,42 @@ def test_printed_map_names_signal_direction_address_type_unit_order_and_unit_id(
                            "CDAB", "1", "modbus://127.0.0.1:6000"]
 
 
+def test_a_wells_card_buffer_follows_its_outputs_and_round_trips_a_card():
+    """A rod pump's PLC map: the card buffer starts right after the measured outputs, the
+    printed map lists its parts, and a card encoded in DCBA decodes to itself within
+    float32; a card longer than the buffer is refused naming the bound."""
+    from engine.cards import SurfaceCard
+
+    resolved = plants.resolve_site(parse_site(
+        '[site]\nname = "s"\n[[assets]]\nid = "well-01"\nkind = "rod_pump"\n'
+        'modbus = { word_order = "DCBA" }\n'))
+    (well,) = resolved.assets
+    (plc,) = site_map(resolved, {well.id: plants.model_of(well)}, {well.id: 400})
+    assert plc.card.address == plc.input_count and plc.scan_count == plc.input_count + 8
+    assert plc.input_table_size == plc.input_count + 8 + 4 * 400
+    lines = format_map([plc]).splitlines()
+    last = plc.input_table_size - 1
+    assert [line.split()[1:5] for line in lines if " card " in line] == [
+        ["card_count", "card", "input", "18"], ["card_points", "card", "input", "19"],
+        ["card_time", "card", "input", "20-23"], ["card_period", "card", "input", "24-25"],
+        ["card_point[0..399]", "card", "input", f"26-{last}"]]
+    n = 30
+    card = SurfaceCard(time=1.7e9 + 0.25, position=[0.1 * i for i in range(n)],
+                       load=[5e4 + 100.0 * i for i in range(n)],
+                       sample_time=[0.2 * i for i in range(n)])
+    registers = plc.encode_card(9, card)
+    assert len(registers) == plc.card.count and registers[:2] == [9, n]
+    header = plc.decode_card_header(registers)
+    assert (header.count, header.points, header.time) == (9, n, card.time)
+    decoded = plc.decode_card(header, registers[8:])
+    for name in ("position", "load", "sample_time"):
+        assert getattr(decoded, name) == pytest.approx(getattr(card, name), rel=2.0 ** -23)
+    long = SurfaceCard(time=0.0, position=[0.0] * 401, load=[0.0] * 401,
+                       sample_time=[float(i) for i in range(401)])
+    with pytest.raises(ValueError, match="card of 401 samples, the card buffer holds 1..400"):
+        plc.encode_card(10, long)
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ('word_order = "ABDC"', "modbus.word_order"),
     ("unit_id = 300", "modbus.unit_id: must be in 1..247, got 300"),
