@@ -29,7 +29,7 @@ another stroke during the read (a torn read), which is discarded. Float32 in the
 order, like every other value here, rather than 16-bit integers with a scale: one codec on
 both ends and no scale registers that could change between two reads, at 0.01 N resolution
 near 100 kN where an int16 over a +-500 kN range resolves 15 N; it costs 4 registers a
-point (1600 for a 400-point card, 13 reads per stroke).
+point (a 400-point card's 1600 take 13 reads).
 
 Holding registers (function codes 3, 6 and 16), written by the twin's output gateway:
 
