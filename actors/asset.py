@@ -39,7 +39,8 @@ checkpoint (estimator, controller plan, reference, disturbances, tuning, whether
 running) goes to the safety actor after every tick, off the gating path; a restarted
 shard restores it (``restore``). What an operator or engineer decides (reference,
 tuning, mode) is committed by the safety actor with its audit record before it takes
-effect here, and comes back on any start (``restore``).
+effect here, and comes back on any start (``restore``); so does an approved plan, kept in
+the site's plan store (``restore_plan``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ from engine.alarm_states import AlarmEvent, AlarmState
 from engine.alarms import AlarmSet, AlarmStatus
 from engine.cards import CardRecord, SurfaceCard
 from engine.config import AssetConfig, ControllerSettings, ModbusSettings, SetpointLimit
-from engine.forecast import plan_forecast, site_forecast
+from engine.forecast import Forecast, plan_forecast, site_forecast
 from engine.history import SeriesSpec, TickRecord, history_signals
 from engine.loop import ControlLoop, TickResult
 from engine.messages import (
@@ -82,6 +83,7 @@ from engine.messages import (
     Setpoint,
 )
 from engine.metrics import AssetMetrics
+from engine.plan_store import PlanStore
 from engine.registers import PlcMap
 from engine.safety import SAFE_STATE, safe_value
 from engine.status import (
@@ -584,11 +586,33 @@ class HostedAsset:
         and audited by actors.lookahead): its hourly flow and prices as the forecast
         over its hours (engine.forecast.plan_forecast), the site's forecast after them,
         until a newer approval. Returns what drives the controller now."""
+        return await self._follow(self._approved_forecast(entry))
+
+    async def restore_plan(self, plans: PlanStore) -> None:
+        """Follow the asset's approved plan in ``plans`` (its highest approved version, if
+        any) again after a start or restart, as ``follow_plan`` did when it was approved,
+        unless it has ended by the loop's twin time. A plan that cannot be read or no
+        longer fits the asset (its model lost the plan's signal, a value is outside its
+        bounds, a controller without a horizon) is skipped and logged (``restore_report``)."""
+        try:
+            entry = plans.approved(self.id)
+            if entry is None:
+                return
+            forecast = self._approved_forecast(entry)
+            if forecast.until > self.loop.t:
+                await self._follow(forecast)
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            self._skip(f"approved plan skipped: {error}")
+
+    def _approved_forecast(self, entry: dict[str, Any]) -> Forecast:
+        """An approved plan as the forecast over the site's; ValueError if not approved."""
         if entry.get("status") != "approved":
             raise ValueError(f"plan version {entry.get('version')} of {self.id!r} is "
                              f"{entry.get('status')}, not approved: it cannot drive the "
                              "controller")
-        forecast = plan_forecast(self.model, entry).over(self.site_forecast)
+        return plan_forecast(self.model, entry).over(self.site_forecast)
+
+    async def _follow(self, forecast: Forecast) -> str | None:
         async with self.lock:
             self.loop.follow(forecast)
         self.notify()

@@ -59,6 +59,7 @@ from engine.clock import ClockSpec
 from engine.config import AssetConfig, OpcUaSettings, SiteConfig
 from engine.model import PlantModel
 from engine.mqtt_codec import parse_broker
+from engine.plan_store import plans_folder
 from engine.registers import PlcMap, site_map
 from plants import model_of
 
@@ -200,6 +201,7 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
         ray.get(fleet.historian.stats.remote())  # the store opens, or the fleet fails here
     models = {asset.id: model_of(asset) for asset in site.assets}
     fleet.plcs = {plc.asset: plc for plc in site_map(site, models)} if modbus else {}
+    plans = os.path.abspath(plans_folder(site.site.audit_db))
     size = assets_per_shard(site)
     for n, first in enumerate(range(0, len(site.assets), size)):
         group = site.assets[first:first + size]
@@ -216,7 +218,7 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
             name=f"shard:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
                 f"shard:{n}", group, clock, safety,
                 {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus, board,
-                fleet.historian)
+                fleet.historian, plans)
         fleet.shards[f"shard:{n}"] = shard
         for asset in group:
             fleet.directory[asset.id] = f"shard:{n}"
