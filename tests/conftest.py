@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_port
 
 TWO_TANKS = Path(__file__).resolve().parent / "sites" / "two_tanks.toml"
 MQTT_TANK = Path(__file__).resolve().parent / "sites" / "mqtt_tank.toml"
@@ -115,12 +116,6 @@ def mqtt_broker(tmp_path_factory):
     broker.start()
     yield broker
     broker.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager
