@@ -19,12 +19,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-from engine.files import PRIVATE_FILE_MODE, private_directory
+from engine.files import private_directory, write_private
 
 _VERSION = re.compile(r"^v(\d{6})\.json$")
 _ASSET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -103,19 +102,4 @@ class PlanStore:
 def _write(path: Path, entry: dict[str, Any]) -> None:
     """Replace ``path`` by ``entry`` as JSON, atomically and durably, readable by its
     owner only."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        os.fchmod(descriptor, PRIVATE_FILE_MODE)
-        with os.fdopen(descriptor, "w") as stream:
-            json.dump(entry, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    write_private(path, json.dumps(entry))

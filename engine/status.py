@@ -5,9 +5,9 @@ once after each operator command; its shard pushes the statuses built during a t
 instant as ONE ``StatusBatch`` to the site's status board (actors.status_board), which
 keeps the latest of every asset and hands them on (``StatusUpdate``) to its readers: the
 HTTP replica answers ``GET /assets/{id}`` from it, the OPC UA gateway writes its nodes
-from it. ``GET /assets/{id}`` answers exactly this Struct as JSON (``encode_json``), so
-the HTTP answer and the Struct cannot differ; serve.schemas documents it for OpenAPI and
-tests/serve/test_status_schema.py fails if the two drift apart.
+from it. ``GET /assets/{id}`` answers exactly this Struct as JSON (``encode_json``), and
+its OpenAPI schema is this Struct's own (serve.schemas.struct_answer), so the HTTP answer,
+its documentation and the Struct cannot differ.
 
 Values are SI, each with its unit; times are twin seconds (UNIX seconds of the twin's
 clock). A number that may be absent or unbounded is ``None`` (JSON ``null``); a NaN or
@@ -15,8 +15,8 @@ infinite float is encoded as ``null`` too.
 
 Extending: add a field WITH a default anywhere (the Structs are keyword-only), e.g.
 ``plc_writes: list[PlcWrite] = []``; a reader built before the field was added ignores it,
-and a status pushed by an older shard decodes with the default. Then document it in
-serve.schemas.AssetStatus (the schema test names what is missing).
+and a status pushed by an older shard decodes with the default. Declared here once: the
+OpenAPI document follows by itself.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ tank-02's PLC uses the CDAB word order, to show the site file's setting reaches 
 
 from __future__ import annotations
 
-import socket
 import time
 
 import msgspec
@@ -15,29 +14,11 @@ import ray
 from pymodbus.client import ModbusTcpClient
 
 from engine.registers import decode
-from tests.conftest import admin_api, free_port
+from tests.conftest import admin_api
+from tests.ports import consecutive_free_ports
 
 FLOAT32 = 2.0 ** -23
 """Relative precision of a float32 (one unit in the last place)."""
-
-
-def free_ports(count: int) -> int:
-    """First of ``count`` consecutive free TCP ports on loopback."""
-    for _ in range(100):
-        base = free_port()
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +34,8 @@ def fleet(ray_session, tmp_path_factory):
     audit = tmp_path_factory.mktemp("audit") / "modbus-audit.db"
     tank_02 = replace(site.assets[1], modbus=replace(site.assets[1].modbus, word_order="CDAB"))
     site = replace(site, site=replace(site.site, audit_db=str(audit)),
-                   modbus=replace(site.modbus, base_port=free_ports(2), retry_initial_s=0.2,
-                                  retry_max_s=1.0, timeout_s=0.5),
+                   modbus=replace(site.modbus, base_port=consecutive_free_ports(2),
+                                  retry_initial_s=0.2, retry_max_s=1.0, timeout_s=0.5),
                    assets=[site.assets[0], tank_02])
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace="test-modbus",
                         modbus=True)

@@ -9,7 +9,6 @@ import secrets
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 
 from controllers.mpc_common import number
@@ -28,21 +27,10 @@ def bearer(role: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fleet(ray_session, tmp_path_factory):
-    import plants
-    from actors.fleet import build_fleet
-    from engine.clock import ClockSpec
-    from engine.config import load_site
-
-    site = plants.resolve_site(load_site(SITE), SITE)
-    audit = tmp_path_factory.mktemp("var") / "whatif-plan-audit.db"
-    site = msgspec.structs.replace(
-        site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
-    fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9),
-                        namespace="test-whatif-plan-http")
-    fleet.run_for(900.0)
-    yield fleet
-    fleet.shutdown()
+def fleet(site_fleet):
+    with site_fleet(SITE, "test-whatif-plan-http") as fleet:
+        fleet.run_for(900.0)
+        yield fleet
 
 
 @pytest.fixture(scope="module")
