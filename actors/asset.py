@@ -85,13 +85,15 @@ from engine.status import (
     EstimatedQuantity,
     EstimatorStatus,
     ExternalWriteSeen,
+    HealthStatus,
     LinkStatus,
     Quantity,
     TimedQuantity,
     annunciated,
     finite_or_none,
 )
-from plants import model_of, view_of
+from plants import health_tracker_of, kpi_units_of, kpis_of, model_of, view_of
+from plants.pump_health import health_kpis, health_status
 
 log = logging.getLogger(__name__)
 SAFETY_TIMEOUT_S = 2.0
@@ -182,6 +184,11 @@ class HostedAsset:
         self.built_at: float | None = None
         """Wall-clock time of the latest status built (engine.status.AssetStatus.built_at)."""
         self.alarms = AlarmSet(asset.id, asset.alarms)
+        self.kpi_units = kpi_units_of(asset)
+        self.kpis: dict[str, float] = {}
+        """The kind's KPIs at the last tick's estimate (plants.kpis_of), SI."""
+        self.health_tracker = health_tracker_of(asset, self.model)
+        self.health: HealthStatus | None = None
         self._alarm_time = -math.inf
         """Twin time of the last alarm evaluation or action: alarm time never goes back
         (an operator action may come between a tick's instant and its completion)."""
@@ -310,6 +317,7 @@ class HostedAsset:
             self.safety_error = error
         result = self.loop.complete(request, decision, applied_at)
         self.result = result
+        await self._assess(result)
         self.last_tick = request.time
         self.metrics.anomalies += result.estimate is not None and result.estimate.anomaly
         self.metrics.ticks += 1
@@ -406,7 +414,8 @@ class HostedAsset:
             measurement=result.measurement, estimate=result.estimate, proposal=result.proposal,
             mode=self.mode, measurement_age=result.measurement_age,
             max_measurement_age=math.inf if max_age is None else max_age,
-            interlock_tripped=result.decision is not None and result.decision.interlock_tripped)
+            interlock_tripped=result.decision is not None and result.decision.interlock_tripped,
+            kpis=self.kpis)
 
     def _alarm_records(self, events: list[AlarmEvent]) -> list[AuditRecord]:
         return [AuditRecord(time=e.time, asset=self.id, user=e.user, source=ALARM_SOURCE,
@@ -466,10 +475,38 @@ class HostedAsset:
         self.notify()
         return next(s for s in self.alarms.status() if s.name == name)
 
+    async def _assess(self, result: TickResult) -> None:
+        """The kind's KPIs at the estimate after the tick ``result`` and, for a kind that
+        tracks its health, the tick's degradation samples and the health from them; on
+        the shard's threads (a rod pump's cards take milliseconds). A failure is the
+        tick's error; the KPIs are then empty until the next tick."""
+        loop, model = self.loop, self.model
+
+        def assess() -> tuple[dict[str, float], HealthStatus | None]:
+            kpis = kpis_of(self.config, model, loop.x, loop.u, loop.d, loop.parameters())
+            tracker = self.health_tracker
+            if tracker is None:
+                return kpis, None
+            health = tracker.latest
+            if result.estimate is not None and result.measurement is not None:
+                ambient = model.disturbances.mapping(loop.d)["T_ambient"]
+                health = tracker.add(result.time, result.estimate.values, result.estimate.std,
+                                     result.measurement.values, ambient)
+            if health is None:
+                return kpis, None
+            return {**kpis, **health_kpis(health)}, health_status(health)
+
+        try:
+            self.kpis, self.health = await self._numeric(assess)
+        except Exception as error:  # reported like any failed part of a tick
+            self.kpis, self.health = {}, None
+            self.tick_error = f"KPIs: {type(error).__name__}: {error}"
+
     def history_specs(self) -> list[SeriesSpec]:
         """The series this asset records, with their SI units (engine.history)."""
         return history_signals(self.id, self.model,
-                               estimated=self.loop.estimator.parameter_names)
+                               estimated=self.loop.estimator.parameter_names,
+                               kpi_units=self.kpi_units)
 
     def tick_record(self, result: TickResult) -> TickRecord:
         """What the historian records of the tick ``result``."""
@@ -477,7 +514,8 @@ class HostedAsset:
             asset=self.id, time=result.time, measurement=result.measurement,
             estimate=result.estimate,
             requested={} if result.proposal is None else dict(result.proposal.setpoints),
-            applied=dict(result.applied), reference=dict(self.loop.reference), mode=self.mode)
+            applied=dict(result.applied), reference=dict(self.loop.reference), mode=self.mode,
+            kpis=dict(self.kpis))
 
     def _measurement_age(self, t: float) -> float:
         """Twin seconds since the newest measurement was sampled (inf before the first)."""
@@ -756,6 +794,9 @@ class HostedAsset:
             alarms=self.alarms.status(),
             alarm_flood=self.alarms.flooding(max(self._alarm_time, loop.t)),
             built_at=self._stamp(),
+            kpis={name: Quantity(value=finite_or_none(value), unit=self.kpi_units[name])
+                  for name, value in self.kpis.items()},
+            health=self.health,
         )
 
     def _stamp(self) -> float:

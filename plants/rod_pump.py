@@ -93,6 +93,7 @@ from engine.signals import Signal, SignalSet
 from plants.rod_pump_wave import (
     GRAVITY,
     PSI,
+    Card,
     PredictedCards,
     PumpBoundary,
     RodSection,
@@ -525,15 +526,28 @@ def _cards(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString
                                        p["damping_factor"])
 
 
-def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
-         p: Mapping, y: Mapping, reference: Mapping[str, float],
-         measured: Mapping[str, float]) -> RodPumpView:
-    """The operator screen of the well at the twin's estimate (plants.views.RodPumpView):
-    the surface card the wave equation predicts for it, the pump card diagnosed from that
-    card, their fillage, and each taper's point on the modified Goodman diagram at the
-    card's peak and minimum loads."""
+@dataclass(frozen=True)
+class CardDiagnosis:
+    """The wave equation's cards for a well's estimate and what is read from them:
+    ``surface`` (dynamic polished-rod load, N, against position, m), ``static`` the buoyant
+    rod weight (N), ``pump_card`` diagnosed from the surface card (Everitt & Jennings),
+    its ``analysis`` (fillage, fluid pound) and each taper's point on the modified Goodman
+    diagram at the card's peak and minimum loads."""
+
+    surface: Card
+    static: float
+    pump_card: Card
+    analysis: PumpCardAnalysis
+    tapers: list[GoodmanTaper]
+
+
+def diagnose_cards(asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+                   p: Mapping) -> CardDiagnosis:
+    """Predict the surface card at the estimate (``x, u, d, p`` by name, SI), diagnose its
+    pump card and place each taper on the Goodman diagram: what the screen and the KPIs
+    show."""
     rods = _rods(asset.structure.get("rod_sections"))
-    well, period, cards = _cards(x, u, d, p, rods)
+    _, period, cards = _cards(x, u, d, p, rods)
     static = buoyant_rod_weight(rods, p["fluid_density"])
     pump_card = diagnose_downhole_card(rods, cards.surface.position, cards.surface.load,
                                        period, p["damping_factor"])
@@ -550,18 +564,49 @@ def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mappi
             allowable=float(goodman_allowable_stress(tensile, smin, factor)),
             loading=float(goodman_loading(smax, smin, tensile, factor))))
         above += GRAVITY * section.area * section.length * (section.density - p["fluid_density"])
+    return CardDiagnosis(surface=cards.surface, static=static, pump_card=pump_card,
+                         analysis=analysis, tapers=tapers)
+
+
+def kpi_units(asset: AssetConfig) -> dict[str, str]:
+    """The well's KPIs (:func:`kpis`) and their SI units."""
+    return {"fillage": "1", "goodman_loading": "1"}
+
+
+def kpis(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping) -> dict[str, float]:
+    """The well's KPIs at the twin's estimate, as its screen shows them
+    (:func:`diagnose_cards`): ``fillage`` of the diagnosed pump card and
+    ``goodman_loading``, the largest taper's share of the modified Goodman range (API RP
+    11BR; 1 = 100 %, the diagram's edge)."""
+    diagnosis = diagnose_cards(asset, x, u, d, p)
+    return {"fillage": float(diagnosis.analysis.fillage),
+            "goodman_loading": max(t.loading for t in diagnosis.tapers)}
+
+
+def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping, reference: Mapping[str, float],
+         measured: Mapping[str, float]) -> RodPumpView:
+    """The operator screen of the well at the twin's estimate (plants.views.RodPumpView):
+    the surface card the wave equation predicts for it, the pump card diagnosed from that
+    card, their fillage, and each taper's point on the modified Goodman diagram at the
+    card's peak and minimum loads (:func:`diagnose_cards`)."""
+    diagnosis = diagnose_cards(asset, x, u, d, p)
+    static, surface, pump_card = diagnosis.static, diagnosis.surface, diagnosis.pump_card
+    analysis = diagnosis.analysis
+    tensile, factor = float(p["tensile_strength"]), float(p["service_factor"])
     envelope_min = np.linspace(0.0, tensile / 2, 11)
     closed = [*range(CARD_SAMPLES), 0]  # each card as a closed loop
     return RodPumpView(
         spm=float(u["SPM"]), fillage=analysis.fillage, fillage_target=reference.get("fillage"),
         fluid_pound=analysis.fluid_pound,
-        surface=Curve(x=[float(cards.surface.position[i]) for i in closed],
-                      y=[static + float(cards.surface.load[i]) for i in closed],
+        surface=Curve(x=[float(surface.position[i]) for i in closed],
+                      y=[static + float(surface.load[i]) for i in closed],
                       x_unit="m", y_unit="N"),
         downhole=Curve(x=[float(pump_card.position[i]) for i in closed],
                        y=[float(pump_card.load[i]) for i in closed],
                        x_unit="m", y_unit="N"),
-        tensile_strength=tensile, service_factor=factor, goodman=tapers,
+        tensile_strength=tensile, service_factor=factor, goodman=diagnosis.tapers,
         goodman_envelope=Curve(
             x=envelope_min.tolist(),
             y=[float(goodman_allowable_stress(tensile, s, factor)) for s in envelope_min],

@@ -220,6 +220,28 @@ class ExternalWriteSeen(BaseModel):
                                     "...' (the safety actor did not answer)")
 
 
+class SignalHealth(BaseModel):
+    signal: str
+    unit: str
+    value: float = Field(description="the signal's fitted level now")
+    limit: float = Field(description="its alarm limit")
+    index: float = Field(description="share of its allowance from new to the limit unused")
+
+
+class AssetHealth(BaseModel):
+    """engine.status.HealthStatus: health index and remaining useful life from the
+    degradation trends (centrifugal pumps)."""
+
+    health_index: float = Field(description="1 new, 0 at an alarm limit")
+    limiting_signal: str
+    remaining_life_s: float | None = Field(description="median, s; null: no trend")
+    remaining_life_low_s: float | None = Field(description="10th percentile, s")
+    remaining_life_high_s: float | None = Field(description="90th percentile, s; null: "
+                                                "unbounded")
+    reason: str
+    signals: list[SignalHealth]
+
+
 class AssetStatus(BaseModel):
     """Everything the twin knows of one asset: the JSON of engine.status.AssetStatus
     (tests/serve/test_status_schema.py fails if the two differ in a field)."""
@@ -253,6 +275,10 @@ class AssetStatus(BaseModel):
     alarms: list[AlarmEntry] = Field(default=[], description="every alarm of the asset")
     alarm_flood: bool = Field(default=False, description="10 or more alarms annunciated "
                                                          "in the last 10 minutes")
+    kpis: dict[str, Value] = Field(default={}, description="the kind's KPIs at the estimate "
+                                   "(history signals kpi.<name>)")
+    health: AssetHealth | None = Field(default=None, description="health index and remaining "
+                                  "life (pumps)")
 
 
 class ReferenceAnswer(BaseModel):
