@@ -189,6 +189,7 @@ class HostedAsset:
         """The kind's KPIs at the last tick's estimate (plants.kpis_of), SI."""
         self.health_tracker = health_tracker_of(asset, self.model)
         self.health: HealthStatus | None = None
+        self.kpi_error: str | None = None
         self._alarm_time = -math.inf
         """Twin time of the last alarm evaluation or action: alarm time never goes back
         (an operator action may come between a tick's instant and its completion)."""
@@ -291,9 +292,10 @@ class HostedAsset:
         try:
             measurement = await self.link.measure()
             external = self._external(await self.link.read_back())
-            request = await self._numeric(self.loop.advance, t, measurement, propose)
+            request = await self._numeric(self._advance, t, measurement, propose)
         except Exception as error:  # a failed tick is reported, and the next one tries again
             self.tick_error = f"{type(error).__name__}: {error}"
+            self.kpis = {}
             return GateRequest(asset=self.id, time=t, measurement=measurement,
                                measurement_age=self.loop.measurement_age(t), proposal=None,
                                external=external)
@@ -317,7 +319,6 @@ class HostedAsset:
             self.safety_error = error
         result = self.loop.complete(request, decision, applied_at)
         self.result = result
-        await self._assess(result)
         self.last_tick = request.time
         self.metrics.anomalies += result.estimate is not None and result.estimate.anomaly
         self.metrics.ticks += 1
@@ -475,32 +476,40 @@ class HostedAsset:
         self.notify()
         return next(s for s in self.alarms.status() if s.name == name)
 
-    async def _assess(self, result: TickResult) -> None:
-        """The kind's KPIs at the estimate after the tick ``result`` and, for a kind that
-        tracks its health, the tick's degradation samples and the health from them; on
-        the shard's threads (a rod pump's cards take milliseconds). A failure is the
-        tick's error; the KPIs are then empty until the next tick."""
-        loop, model = self.loop, self.model
-
-        def assess() -> tuple[dict[str, float], HealthStatus | None]:
-            kpis = kpis_of(self.config, model, loop.x, loop.u, loop.d, loop.parameters())
-            tracker = self.health_tracker
-            if tracker is None:
-                return kpis, None
-            health = tracker.latest
-            if result.estimate is not None and result.measurement is not None:
-                ambient = model.disturbances.mapping(loop.d)["T_ambient"]
-                health = tracker.add(result.time, result.estimate.values, result.estimate.std,
-                                     result.measurement.values, ambient)
-            if health is None:
-                return kpis, None
-            return {**kpis, **health_kpis(health)}, health_status(health)
-
+    def _advance(self, t: float, measurement: Measurement | None,
+                 propose: bool) -> GateRequest:
+        """The loop's numerical half of the tick, then the asset's KPIs (_assess); on the
+        shard's threads. A failure of the KPIs is reported (``kpi_error``) and leaves
+        them empty; it never stops the tick."""
+        request = self.loop.advance(t, measurement, propose)
         try:
-            self.kpis, self.health = await self._numeric(assess)
-        except Exception as error:  # reported like any failed part of a tick
-            self.kpis, self.health = {}, None
-            self.tick_error = f"KPIs: {type(error).__name__}: {error}"
+            self.kpis = self._assess(measurement)
+            self.kpi_error = None
+        except Exception as error:  # the tick goes on without its KPIs
+            self.kpis = {}
+            self.kpi_error = f"KPIs: {type(error).__name__}: {error}"
+        return request
+
+    def _assess(self, measurement: Measurement | None) -> dict[str, float]:
+        """The kind's KPIs at the estimate with the inputs the plant ran on until the
+        measurement (plants.kpis_of: a rod pump's cards take milliseconds) and, for a kind
+        that tracks its health, the tick's degradation samples (``measurement``, None:
+        none this tick) and the health from them (``health``, and its KPIs)."""
+        loop, model = self.loop, self.model
+        kpis = kpis_of(self.config, model, loop.x, loop.u, loop.d, loop.parameters())
+        tracker = self.health_tracker
+        if tracker is None:
+            return kpis
+        health = tracker.latest
+        if measurement is not None:
+            estimate = loop.estimate()
+            ambient = model.disturbances.mapping(loop.d)["T_ambient"]
+            health = tracker.add(estimate.time, estimate.values, estimate.std,
+                                 measurement.values, ambient)
+        if health is not None:
+            kpis.update(health_kpis(health))
+            self.health = health_status(health)
+        return kpis
 
     def history_specs(self) -> list[SeriesSpec]:
         """The series this asset records, with their SI units (engine.history)."""
@@ -787,7 +796,8 @@ class HostedAsset:
             period_s=self.period,
             ticks=self.metrics.ticks,
             overruns=self.overruns,
-            errors=[e for e in (link.error, self.safety_error, self.tick_error) if e],
+            errors=[e for e in (link.error, self.safety_error, self.tick_error,
+                                self.kpi_error) if e],
             outputs_held=self.safety_error is not None,
             restarted=self.restarted,
             external_writes=sorted(self.external_writes.values(), key=lambda w: w.time),
