@@ -144,6 +144,37 @@ class ExternalWriteSeen(msgspec.Struct, frozen=True, kw_only=True):
     action: str
 
 
+class SignalHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """One degradation signal of a health assessment: its fitted ``value`` now against
+    its alarm ``limit`` (both in ``unit``), and ``index``, the share of its allowance from
+    new to the limit still unused (1 new, 0 at the limit)."""
+
+    signal: str
+    unit: str
+    value: float
+    limit: float
+    index: float
+
+
+class HealthStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Health index and remaining useful life of an asset whose kind assesses them (a
+    centrifugal pump: plants.pump_health), from its degradation signals' trends.
+
+    ``health_index`` min over ``signals`` of their indices, 1 new, 0 at an alarm limit;
+    ``limiting_signal`` the signal whose limit comes first; ``remaining_life_s`` its
+    median remaining life (s from the newest sample) and ``remaining_life_low_s`` /
+    ``remaining_life_high_s`` its 10th and 90th percentiles (None: no degradation trend,
+    or unbounded); ``reason`` the finding in words."""
+
+    health_index: float
+    limiting_signal: str
+    remaining_life_s: float | None
+    remaining_life_low_s: float | None
+    remaining_life_high_s: float | None
+    reason: str
+    signals: list[SignalHealth]
+
+
 class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the twin knows of one asset, as of twin time ``time`` (its last tick)
     and ``revision`` (counted up at every tick and operator action of the asset, so a
@@ -180,6 +211,12 @@ class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
     built_at: float | None = None
     """Wall-clock UNIX time the status was built, s (right after the tick's decision or
     the operator command): how old a pushed copy is, e.g. on a live console."""
+    kpis: dict[str, Quantity] = {}
+    """The kind's KPIs at the last tick's estimate (plants.kpis_of), e.g. a rod pump's
+    fillage and Goodman loading; recorded as history signals ``kpi.<name>``."""
+    health: HealthStatus | None = None
+    """Health index and remaining life (kinds that assess them; None before enough
+    samples or for other kinds)."""
 
     def summary(self) -> AssetSummary:
         return AssetSummary(id=self.id, kind=self.kind, mode=self.mode, healthy=self.healthy,
