@@ -39,7 +39,8 @@ checkpoint (estimator, controller plan, reference, disturbances, tuning, whether
 running) goes to the safety actor after every tick, off the gating path; a restarted
 shard restores it (``restore``). What an operator or engineer decides (reference,
 tuning, mode) is committed by the safety actor with its audit record before it takes
-effect here, and comes back on any start (``restore``).
+effect here, and comes back on any start (``restore``); so does an approved plan, kept in
+the site's plan store (``restore_plan``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ from engine.alarm_states import AlarmEvent, AlarmState
 from engine.alarms import AlarmSet, AlarmStatus
 from engine.cards import CardRecord, SurfaceCard
 from engine.config import AssetConfig, ControllerSettings, ModbusSettings, SetpointLimit
-from engine.forecast import plan_forecast, site_forecast
+from engine.forecast import Forecast, plan_forecast, site_forecast
 from engine.history import SeriesSpec, TickRecord, history_signals
 from engine.loop import ControlLoop, TickResult
 from engine.messages import (
@@ -82,6 +83,7 @@ from engine.messages import (
     Setpoint,
 )
 from engine.metrics import AssetMetrics
+from engine.plan_store import PlanStore
 from engine.registers import PlcMap
 from engine.safety import SAFE_STATE, safe_value
 from engine.status import (
@@ -91,13 +93,22 @@ from engine.status import (
     EstimatedQuantity,
     EstimatorStatus,
     ExternalWriteSeen,
+    HealthStatus,
     LinkStatus,
     Quantity,
     TimedQuantity,
     annunciated,
     finite_or_none,
 )
-from plants import card_diagnosis_of, model_of, view_of
+from plants import (
+    card_diagnosis_of,
+    health_tracker_of,
+    kpi_units_of,
+    kpis_of,
+    model_of,
+    view_of,
+)
+from plants.pump_health import health_kpis, health_status
 
 log = logging.getLogger(__name__)
 SAFETY_TIMEOUT_S = 2.0
@@ -198,6 +209,12 @@ class HostedAsset:
         downhole card), None before the first."""
         self.on_card: Callable[[CardRecord], None] | None = None
         """Where each card pair goes (the shard's historian feed)."""
+        self.kpi_units = kpi_units_of(asset)
+        self.kpis: dict[str, float] = {}
+        """The kind's KPIs at the last tick's estimate (plants.kpis_of), SI."""
+        self.health_tracker = health_tracker_of(asset, self.model)
+        self.health: HealthStatus | None = None
+        self.kpi_error: str | None = None
         self._alarm_time = -math.inf
         """Twin time of the last alarm evaluation or action: alarm time never goes back
         (an operator action may come between a tick's instant and its completion)."""
@@ -303,9 +320,10 @@ class HostedAsset:
                 await self._plant_card(measurement.card)
                 measurement = msgspec.structs.replace(measurement, card=None)
             external = self._external(await self.link.read_back())
-            request = await self._numeric(self.loop.advance, t, measurement, propose)
+            request = await self._numeric(self._advance, t, measurement, propose)
         except Exception as error:  # a failed tick is reported, and the next one tries again
             self.tick_error = f"{type(error).__name__}: {error}"
+            self.kpis = {}
             return GateRequest(asset=self.id, time=t, measurement=measurement,
                                measurement_age=self.loop.measurement_age(t), proposal=None,
                                external=external)
@@ -425,7 +443,8 @@ class HostedAsset:
             measurement=result.measurement, estimate=result.estimate, proposal=result.proposal,
             mode=self.mode, measurement_age=result.measurement_age,
             max_measurement_age=math.inf if max_age is None else max_age,
-            interlock_tripped=result.decision is not None and result.decision.interlock_tripped)
+            interlock_tripped=result.decision is not None and result.decision.interlock_tripped,
+            kpis=self.kpis)
 
     def _alarm_records(self, events: list[AlarmEvent]) -> list[AuditRecord]:
         return [AuditRecord(time=e.time, asset=self.id, user=e.user, source=ALARM_SOURCE,
@@ -485,10 +504,46 @@ class HostedAsset:
         self.notify()
         return next(s for s in self.alarms.status() if s.name == name)
 
+    def _advance(self, t: float, measurement: Measurement | None,
+                 propose: bool) -> GateRequest:
+        """The loop's numerical half of the tick, then the asset's KPIs (_assess); on the
+        shard's threads. A failure of the KPIs is reported (``kpi_error``) and leaves
+        them empty; it never stops the tick."""
+        request = self.loop.advance(t, measurement, propose)
+        try:
+            self.kpis = self._assess(measurement)
+            self.kpi_error = None
+        except Exception as error:  # the tick goes on without its KPIs
+            self.kpis = {}
+            self.kpi_error = f"KPIs: {type(error).__name__}: {error}"
+        return request
+
+    def _assess(self, measurement: Measurement | None) -> dict[str, float]:
+        """The kind's KPIs at the estimate with the inputs the plant ran on until the
+        measurement (plants.kpis_of: a rod pump's cards take milliseconds) and, for a kind
+        that tracks its health, the tick's degradation samples (``measurement``, None:
+        none this tick) and the health from them (``health``, and its KPIs)."""
+        loop, model = self.loop, self.model
+        kpis = kpis_of(self.config, model, loop.x, loop.u, loop.d, loop.parameters())
+        tracker = self.health_tracker
+        if tracker is None:
+            return kpis
+        health = tracker.latest
+        if measurement is not None:
+            estimate = loop.estimate()
+            ambient = model.disturbances.mapping(loop.d)["T_ambient"]
+            health = tracker.add(estimate.time, estimate.values, estimate.std,
+                                 measurement.values, ambient)
+        if health is not None:
+            kpis.update(health_kpis(health))
+            self.health = health_status(health)
+        return kpis
+
     def history_specs(self) -> list[SeriesSpec]:
         """The series this asset records, with their SI units (engine.history)."""
         return history_signals(self.id, self.model,
-                               estimated=self.loop.estimator.parameter_names)
+                               estimated=self.loop.estimator.parameter_names,
+                               kpi_units=self.kpi_units)
 
     def tick_record(self, result: TickResult) -> TickRecord:
         """What the historian records of the tick ``result``."""
@@ -496,7 +551,8 @@ class HostedAsset:
             asset=self.id, time=result.time, measurement=result.measurement,
             estimate=result.estimate,
             requested={} if result.proposal is None else dict(result.proposal.setpoints),
-            applied=dict(result.applied), reference=dict(self.loop.reference), mode=self.mode)
+            applied=dict(result.applied), reference=dict(self.loop.reference), mode=self.mode,
+            kpis=dict(self.kpis))
 
     def _measurement_age(self, t: float) -> float:
         """Twin seconds since the newest measurement was sampled (inf before the first)."""
@@ -584,11 +640,33 @@ class HostedAsset:
         and audited by actors.lookahead): its hourly flow and prices as the forecast
         over its hours (engine.forecast.plan_forecast), the site's forecast after them,
         until a newer approval. Returns what drives the controller now."""
+        return await self._follow(self._approved_forecast(entry))
+
+    async def restore_plan(self, plans: PlanStore) -> None:
+        """Follow the asset's approved plan in ``plans`` (its highest approved version, if
+        any) again after a start or restart, as ``follow_plan`` did when it was approved,
+        unless it has ended by the loop's twin time. A plan that cannot be read or no
+        longer fits the asset (its model lost the plan's signal, a value is outside its
+        bounds, a controller without a horizon) is skipped and logged (``restore_report``)."""
+        try:
+            entry = plans.approved(self.id)
+            if entry is None:
+                return
+            forecast = self._approved_forecast(entry)
+            if forecast.until > self.loop.t:
+                await self._follow(forecast)
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            self._skip(f"approved plan skipped: {error}")
+
+    def _approved_forecast(self, entry: dict[str, Any]) -> Forecast:
+        """An approved plan as the forecast over the site's; ValueError if not approved."""
         if entry.get("status") != "approved":
             raise ValueError(f"plan version {entry.get('version')} of {self.id!r} is "
                              f"{entry.get('status')}, not approved: it cannot drive the "
                              "controller")
-        forecast = plan_forecast(self.model, entry).over(self.site_forecast)
+        return plan_forecast(self.model, entry).over(self.site_forecast)
+
+    async def _follow(self, forecast: Forecast) -> str | None:
         async with self.lock:
             self.loop.follow(forecast)
         self.notify()
@@ -810,13 +888,17 @@ class HostedAsset:
             period_s=self.period,
             ticks=self.metrics.ticks,
             overruns=self.overruns,
-            errors=[e for e in (link.error, self.safety_error, self.tick_error) if e],
+            errors=[e for e in (link.error, self.safety_error, self.tick_error,
+                                self.kpi_error) if e],
             outputs_held=self.safety_error is not None,
             restarted=self.restarted,
             external_writes=sorted(self.external_writes.values(), key=lambda w: w.time),
             alarms=self.alarms.status(),
             alarm_flood=self.alarms.flooding(max(self._alarm_time, loop.t)),
             built_at=self._stamp(),
+            kpis={name: Quantity(value=finite_or_none(value), unit=self.kpi_units[name])
+                  for name, value in self.kpis.items()},
+            health=self.health,
         )
 
     def _stamp(self) -> float:

@@ -59,6 +59,7 @@ from engine.clock import ClockSpec
 from engine.config import AssetConfig, OpcUaSettings, SiteConfig
 from engine.model import PlantModel
 from engine.mqtt_codec import parse_broker
+from engine.plan_store import plans_folder
 from engine.registers import PlcMap, site_map
 from plants import card_points_of, model_of
 
@@ -202,6 +203,7 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
     card_points = {asset.id: card_points_of(asset) for asset in site.assets}
     fleet.plcs = {plc.asset: plc for plc in site_map(site, models, card_points)
                   } if modbus else {}
+    plans = os.path.abspath(plans_folder(site.site.audit_db))
     size = assets_per_shard(site)
     for n, first in enumerate(range(0, len(site.assets), size)):
         group = site.assets[first:first + size]
@@ -218,7 +220,7 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
             name=f"shard:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
                 f"shard:{n}", group, clock, safety,
                 {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus, board,
-                fleet.historian)
+                fleet.historian, plans)
         fleet.shards[f"shard:{n}"] = shard
         for asset in group:
             fleet.directory[asset.id] = f"shard:{n}"

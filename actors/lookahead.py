@@ -24,7 +24,6 @@ import functools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -37,7 +36,7 @@ from controllers.whatif import Fork, WhatIf, WhatIfRequest
 from engine.config import AssetConfig, NominationSettings, SiteConfig, TariffSettings
 from engine.gate import own_interlocks
 from engine.messages import AuditRecord, Outcome
-from engine.plan_store import PlanStore
+from engine.plan_store import PlanStore, plans_folder
 
 PLAN_KIND = "dra_pipeline"
 """The kind a forward plan is computed for (DRA injection and pump speeds)."""
@@ -56,7 +55,7 @@ class Lookahead:
         self.site = site
         self.safety = safety
         self.whatifs = WhatIf()
-        self.store = PlanStore(Path(site.site.audit_db).parent / "plans")
+        self.store = PlanStore(plans_folder(site.site.audit_db))
         self._planners: dict[tuple[str, bytes], InjectionPlanner] = {}
         self._numerics = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookahead")
 

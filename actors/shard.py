@@ -35,9 +35,10 @@ takes seconds: the pilot terminal's 17 s on a quiet machine); each asset answers
 runs as soon as it is built. A shard first asks the safety actor for every hosted
 asset's restore point (mode, decided reference and tuning, last applied values) in one
 call and restores each asset as it is built: a new site on the same durable store keeps
-what was decided. Ray restarts a killed shard (``max_restarts``): the new process also
-restores each asset's checkpoint, and an asset that was running in real time runs the
-deadline it missed at once, then its schedule.
+what was decided. Each asset then follows its approved plan again (the site's plan
+store, engine.plan_store, unless the plan has ended). Ray restarts a killed shard
+(``max_restarts``): the new process also restores each asset's checkpoint, and an asset
+that was running in real time runs the deadline it missed at once, then its schedule.
 
 Status push: every asset builds its engine.status.AssetStatus once per tick and once per
 operator command; the shard sends those built during an instant to the site's status
@@ -68,6 +69,7 @@ from engine.cards import CardRecord, SurfaceCard
 from engine.clock import ClockSpec
 from engine.config import AssetConfig, ModbusSettings
 from engine.messages import Decision, GateRequest
+from engine.plan_store import PlanStore
 from engine.registers import PlcMap
 from engine.status import AssetStatus, StatusBatch
 from plants import model_of
@@ -93,14 +95,16 @@ class Shard:
     def __init__(self, name: str, assets: list[AssetConfig], clock: ClockSpec, safety,
                  plants: dict[str, Any], plcs: dict[str, PlcMap],
                  modbus: ModbusSettings = ModbusSettings(), board=None, *,
-                 restarted: bool = False, historian: Any = None) -> None:
+                 restarted: bool = False, historian: Any = None,
+                 plans: str | None = None) -> None:
         """``safety`` is the safety actor's handle, ``board`` the status board's
         (actors.status_board; None: statuses are not pushed), ``historian`` the historian
         actor's (actors.historian; None: nothing is recorded). ``plants`` maps asset id to its
         simulated plant (an actors.directory.AssetHandle onto its plant shard); assets
         without one have a plant outside the twin (MQTT). ``plcs`` maps asset id to its
         PLC's register map: those assets use Modbus TCP. ``restarted``: this process
-        replaces a killed one, and restores every asset's checkpoint too."""
+        replaces a killed one, and restores every asset's checkpoint too. ``plans``: the
+        site's plans folder (engine.plan_store.plans_folder; None: no plan is followed)."""
         self.name = name
         self.clock_spec = clock
         self.lockstep = clock.lockstep
@@ -118,6 +122,7 @@ class Shard:
         self._configs = list(assets)
         self._plcs = plcs
         self._modbus = modbus
+        self.plans = None if plans is None else PlanStore(plans)
         self.assets: dict[str, HostedAsset] = {}
         """The assets built so far (all of them once ``_resumed`` is set)."""
         self._ready = {a.id: asyncio.Event() for a in assets}
@@ -153,8 +158,9 @@ class Shard:
     async def _resume(self) -> None:
         """Build every hosted asset, one after the other on the shard's threads, those
         with the fewest states first, and restore each from its restore point (with its
-        checkpoint after a restart); each asset runs again (if it was running) as soon as
-        it is ready, so a small asset does not wait for a large one to be built."""
+        checkpoint after a restart) and its approved plan; each asset runs again (if it
+        was running) as soon as it is ready, so a small asset does not wait for a large
+        one to be built."""
         loop = asyncio.get_running_loop()
         try:
             points = await self._restore_points()
@@ -168,6 +174,8 @@ class Shard:
                 # on the threads too: a decided retune builds the asset's controller again
                 checkpoint = await loop.run_in_executor(self._numerics, asset.restore,
                                                         points[config.id], self.restarted)
+                if self.plans is not None:
+                    await asset.restore_plan(self.plans)
                 asset.on_status = self._built
                 asset.on_card = self.history.send_cards
                 asset.publish_status()
@@ -470,7 +478,7 @@ class AssetShard(Shard):
     def __init__(self, name: str, assets: list[AssetConfig], clock: ClockSpec, safety,
                  plants: dict[str, Any], plcs: dict[str, PlcMap],
                  modbus: ModbusSettings = ModbusSettings(), board=None,
-                 historian: Any = None) -> None:
+                 historian: Any = None, plans: str | None = None) -> None:
         super().__init__(name, assets, clock, safety, plants, plcs, modbus, board,
                          restarted=ray.get_runtime_context().was_current_actor_reconstructed,
-                         historian=historian)
+                         historian=historian, plans=plans)

@@ -19,13 +19,11 @@ Results are merged into ``bench/results.json`` under ``"console"``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import secrets
 import shutil
-import socket
 import statistics
 import tempfile
 import threading
@@ -37,7 +35,7 @@ import msgspec
 import ray
 import results_file
 from playwright.sync_api import sync_playwright
-from ports import free_port
+from ports import consecutive_free_ports, free_port
 from ray import serve
 from websockets.sync.client import connect
 
@@ -95,7 +93,8 @@ def main() -> None:
         site = msgspec.structs.replace(
             site, site=msgspec.structs.replace(site.site, name="bench-console",
                                                audit_db=os.path.join(work, "audit.db")),
-            modbus=msgspec.structs.replace(site.modbus, base_port=free_ports(len(site.assets))))
+            modbus=msgspec.structs.replace(
+                site.modbus, base_port=consecutive_free_ports(len(site.assets))))
         fleet = build_fleet(site, ClockSpec(speed=site.site.speed), namespace="bench-console",
                             modbus=True)
         try:
@@ -144,21 +143,6 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     results_file.save("console", result)
-
-
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive loopback ports free now (one PLC per asset)."""
-    for first in range(20000, 60000, count):
-        try:
-            with contextlib.ExitStack() as probes:
-                for port in range(first, first + count):
-                    probe = probes.enter_context(socket.socket())
-                    probe.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-    raise SystemExit(f"no {count} consecutive free ports")
-
 
 
 if __name__ == "__main__":

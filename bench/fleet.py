@@ -64,7 +64,6 @@ import math
 import multiprocessing
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -81,6 +80,7 @@ import numpy as np
 import psutil
 import ray
 import results_file
+from ports import consecutive_free_ports
 
 import plants
 from actors.asset import build_loop
@@ -177,25 +177,6 @@ def make_site(counts: SiteCounts, *, seed: int, speed: float, audit_db: Path,
     if modbus_base_port is not None:
         site = replace(site, modbus=replace(site.modbus, base_port=modbus_base_port))
     return site
-
-
-def free_port_range(n: int, host: str = "127.0.0.1") -> int:
-    """The first port of ``n`` consecutive ports free on ``host`` now (others may take
-    one before the PLCs bind it: the start then fails, saying so)."""
-    start = 20000 + (os.getpid() * 7919) % 20000
-    for base in range(start, 65536 - n, n):
-        if all(_port_free(host, port) for port in range(base, base + n)):
-            return base
-    raise FleetFailed(f"no {n} consecutive free TCP ports on {host} for the PLCs")
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 # -- baseline: the bare ControlLoop, in this process ---------------------------------------
@@ -541,7 +522,7 @@ def measure(counts: SiteCounts, bare: dict[str, list[float]], args: argparse.Nam
         "commit": _commit(), "machine": _machine(),
         "overrun_ratio_after_start": None, "rss_mb_per_asset": None,
     }
-    base_port = free_port_range(n) if args.link == "modbus" else None
+    base_port = consecutive_free_ports(n) if args.link == "modbus" else None
     site = make_site(counts, seed=args.seed, speed=args.speed, audit_db=workdir / f"audit-{n}.db",
                      assets_per_shard=args.assets_per_shard, modbus_base_port=base_port)
     started = time.perf_counter()

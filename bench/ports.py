@@ -1,12 +1,13 @@
-"""Free loopback ports for the benchmarks' servers (HTTP, OPC UA, MQTT brokers)."""
+"""Free loopback ports for the benchmarks' servers (HTTP, OPC UA, MQTT brokers, PLCs): the
+tests' own (tests.ports), so that there is one implementation."""
 
 from __future__ import annotations
 
-import socket
+import sys
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.ports
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (the kernel's pick of an ephemeral port)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.ports import PortsUnavailable, consecutive_free_ports, free_port  # noqa: E402
+
+__all__ = ["PortsUnavailable", "consecutive_free_ports", "free_port"]

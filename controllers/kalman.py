@@ -39,6 +39,7 @@ import numpy as np
 from scipy.linalg.lapack import dposv
 from scipy.stats import chi2
 
+from controllers.casadi_compile import BufferedCall
 from engine.config import EstimatorSettings
 from engine.loop import EstimatorState
 from engine.model import PlantModel
@@ -277,31 +278,17 @@ def _std_vector(
 
 
 class BufferedFunction:
-    """A CasADi Function with dense inputs and outputs evaluated through
-    ``Function.buffer()`` on numpy arrays it owns: a few microseconds per call instead
-    of tens for the generic call. Inputs are flat (column-major) arrays; returns fresh
-    arrays shaped like the outputs, flat for the outputs numbered in ``vectors``; not
-    thread-safe."""
+    """A CasADi Function with dense inputs and outputs, called through
+    controllers.casadi_compile.BufferedCall (``Function.buffer()``, a few microseconds
+    per call instead of tens for the generic call). Inputs are flat (column-major)
+    arrays; returns fresh arrays shaped like the outputs, flat for the outputs numbered
+    in ``vectors``; not thread-safe."""
 
     def __init__(self, function: ca.Function, vectors: tuple[int, ...] = ()) -> None:
-        self._function = function
-        self._buffer, self._evaluate = function.buffer()
-        self._inputs = [np.zeros(function.nnz_in(i)) for i in range(function.n_in())]
-        self._outputs = [np.zeros(function.size1_out(i) if i in vectors else function.size_out(i),
-                                  order="F") for i in range(function.n_out())]
-        # casadi's stub gives set_arg/set_res a size argument that its typemap takes
-        # from the buffer itself (FunctionBuffer.set_arg's docstring: set_arg(0, view))
-        for i, array in enumerate(self._inputs):
-            self._buffer.set_arg(i, array.data)  # type: ignore[call-arg]
-        for i, array in enumerate(self._outputs):
-            flat = array.reshape(-1, order="F")  # a view: the F-ordered array is contiguous
-            self._buffer.set_res(i, flat.data)  # type: ignore[call-arg]
+        self._call = BufferedCall(function)
+        self._shapes = [(function.size1_out(i),) if i in vectors else function.size_out(i)
+                        for i in range(function.n_out())]
 
-    def __call__(self, *args) -> list[np.ndarray]:
-        for array, value in zip(self._inputs, args, strict=True):
-            array[:] = value
-        self._evaluate()
-        if self._buffer.ret() != 0:
-            raise RuntimeError(f"CasADi function {self._function.name()!r} failed "
-                               f"(return code {self._buffer.ret()})")
-        return [array.copy() for array in self._outputs]
+    def __call__(self, *args: np.ndarray | float) -> list[np.ndarray]:
+        return [flat.reshape(shape, order="F").copy()
+                for flat, shape in zip(self._call(*args), self._shapes, strict=True)]

@@ -5,6 +5,7 @@ mapping a host builds from each tick (engine.alarms.AlarmSet.evaluate):
 
     "<output>"             a measured output, SI                ("T_bulk")
     "estimate.<name>"      a state or estimated parameter       ("estimate.head_factor")
+    "kpi.<name>"           a KPI of the asset's kind            ("kpi.health_index")
     "<condition>"          a flag of CONDITIONS, 1 (true) or 0  ("measurement_stale")
 
 The condition of a limit alarm, with deadband b >= 0 (hysteresis) on its limit L:
@@ -38,6 +39,7 @@ CONDITIONS: dict[str, str] = {
 """The condition flags of each tick (tick_values builds them), with their meaning."""
 
 ESTIMATE_PREFIX = "estimate."
+KPI_PREFIX = "kpi."
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 LIMIT_KINDS = ("HI", "HIHI", "LO", "LOLO")
 
@@ -52,9 +54,11 @@ class AlarmSettingsError(ValueError):
 
 def tick_values(*, measurement: Measurement | None, estimate: Estimate | None,
                 proposal: Proposal | None, mode: Mode, measurement_age: float,
-                max_measurement_age: float, interlock_tripped: bool) -> dict[str, float]:
+                max_measurement_age: float, interlock_tripped: bool,
+                kpis: Mapping[str, float] | None = None) -> dict[str, float]:
     """The named values of one tick for AlarmSet.evaluate: the measured outputs, the
-    estimated states and parameters as ``estimate.<name>``, and every condition flag
+    estimated states and parameters as ``estimate.<name>``, the kind's ``kpis`` as
+    ``kpi.<name>`` (one left out this tick keeps its last value), and every condition flag
     (1.0 set, 0.0 clear). ``measurement_age`` and ``max_measurement_age`` in twin seconds
     (stale as the safety watchdog judges it: not age <= max); ``interlock_tripped`` from
     interlock_tripped(). A part that is None this tick contributes nothing (and its flag
@@ -63,6 +67,7 @@ def tick_values(*, measurement: Measurement | None, estimate: Estimate | None,
     if estimate is not None:
         values.update({ESTIMATE_PREFIX + k: v for k, v in estimate.values.items()})
         values.update({ESTIMATE_PREFIX + k: v for k, v in estimate.parameters.items()})
+    values.update({KPI_PREFIX + k: v for k, v in (kpis or {}).items()})
     flags = {
         "estimator_anomaly": estimate is not None and estimate.anomaly,
         "measurement_stale": not measurement_age <= max_measurement_age,
@@ -152,10 +157,13 @@ def merge_alarm_settings(defaults: Iterable[AlarmSettings],
     return list(merged.values())
 
 
-def alarm_signals(outputs: Iterable[str], estimated: Iterable[str]) -> set[str]:
+def alarm_signals(outputs: Iterable[str], estimated: Iterable[str],
+                  kpis: Iterable[str] = ()) -> set[str]:
     """The value names an asset's alarms may watch: its outputs, ``estimate.<name>`` of its
-    states and estimated parameters, and the conditions."""
-    return {*outputs, *(ESTIMATE_PREFIX + name for name in estimated), *CONDITIONS}
+    states and estimated parameters, ``kpi.<name>`` of its kind's KPIs, and the
+    conditions."""
+    return {*outputs, *(ESTIMATE_PREFIX + name for name in estimated),
+            *(KPI_PREFIX + name for name in kpis), *CONDITIONS}
 
 
 def standard_alarms(period_s: float) -> list[AlarmSettings]:

@@ -203,6 +203,8 @@ class SimulationSettings(_Strict, frozen=True):
         disturbances: true disturbance values where they differ from the model's.
         initial: true initial states where they differ from the twin's initial estimate
             (a worn pump's head factor, a fouled line's friction multiplier).
+        drift: per state, a constant rate (state unit per second) added to the true
+            state's dynamics: injected degradation, e.g. a head factor that wears.
     """
 
     seed: int = 0
@@ -210,6 +212,7 @@ class SimulationSettings(_Strict, frozen=True):
     mismatch: dict[str, float] = {}
     disturbances: dict[str, float] = {}
     initial: dict[str, float] = {}
+    drift: dict[str, float] = {}
 
 
 class AssetModbusSettings(_Strict, frozen=True):

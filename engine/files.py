@@ -9,6 +9,7 @@ given by the site file, such as ``/tmp``, is not TwinLoop's to restrict).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 PRIVATE_DIRECTORY_MODE = 0o700
@@ -32,4 +33,31 @@ def private_file(path: str | Path) -> Path:
     path = Path(path)
     private_directory(path.parent)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
+    return path
+
+
+def write_private(path: str | Path, text: str) -> Path:
+    """Replace the file ``path`` by ``text``, atomically and durably, readable and writable
+    by its owner only (0600): the text goes to a temporary file in the same folder, which is
+    flushed to disk, renamed over ``path`` and the folder's entry flushed too. A reader sees
+    the old file or the new one, never a part; on failure the temporary file is removed and
+    ``path`` is as it was. The folder must exist. Returns the path."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                             suffix=".tmp")  # mkstemp: mode 0600
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE_MODE)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
     return path

@@ -1,7 +1,7 @@
 """Stored forward plans: versioned, durable, approvable (issue 14 item 3).
 
 One folder per asset under ``root`` (the site's ``var/`` folder: ``<audit_db's
-folder>/plans/<asset>/``), one JSON file per version, ``v000001.json`` upwards:
+folder>/plans/<asset>/``, ``plans_folder``), one JSON file per version, ``v000001.json`` upwards:
 
     {"version", "asset", "created" (twin s), "user", "status": "proposed" | "approved",
      "approved_by", "approved_at" (twin s), "plan": {...the plan itself...}}
@@ -9,7 +9,9 @@ folder>/plans/<asset>/``), one JSON file per version, ``v000001.json`` upwards:
 A file is written to a temporary name, synced, and renamed over its final name (the
 folder synced after): a crash leaves the previous content or the new one, never a torn
 file. Versions are never removed; approving one rewrites its file with its status. The
-approved plan of an asset is its highest approved version. Plain data only, no Ray.
+approved plan of an asset is its highest approved version; the shard hosting the asset
+follows it again whenever it builds the asset (actors.asset.HostedAsset.restore_plan).
+Plain data only, no Ray.
 """
 
 from __future__ import annotations
@@ -17,15 +19,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-from engine.files import PRIVATE_FILE_MODE, private_directory
+from engine.files import private_directory, write_private
 
 _VERSION = re.compile(r"^v(\d{6})\.json$")
 _ASSET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def plans_folder(audit_db: str | Path) -> Path:
+    """Where a site's plans live: ``plans/`` beside its audit database (``[site]
+    audit_db``), in the site's ``var/`` folder."""
+    return Path(audit_db).parent / "plans"
 
 
 class PlanStore:
@@ -95,19 +102,4 @@ class PlanStore:
 def _write(path: Path, entry: dict[str, Any]) -> None:
     """Replace ``path`` by ``entry`` as JSON, atomically and durably, readable by its
     owner only."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        os.fchmod(descriptor, PRIVATE_FILE_MODE)
-        with os.fdopen(descriptor, "w") as stream:
-            json.dump(entry, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    write_private(path, json.dumps(entry))

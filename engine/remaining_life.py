@@ -46,7 +46,7 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 from scipy.optimize import brentq
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri
 
 HUBER_C = 1.345
 """Huber's tuning constant: 95 % efficiency at Gaussian errors."""
@@ -125,7 +125,7 @@ def remaining_life(signal: str, history: History, threshold: float, *, rising: b
     level_var = cov[0, 0]
     slope_std = math.sqrt(cov[1, 1])
     z = direction * slope / slope_std
-    degrading = bool(z > norm.ppf(1 - significance))
+    degrading = bool(z > ndtri(1 - significance))
     margin = direction * (threshold - level)
     fit = Trend(signal=signal, threshold=float(threshold), rising=rising, level=float(level),
                 level_std=math.sqrt(level_var), slope=float(slope), slope_std=slope_std,
@@ -144,9 +144,9 @@ def remaining_life(signal: str, history: History, threshold: float, *, rising: b
     def crossed_by(r: float) -> float:
         """F(r): probability the path has reached the threshold r seconds from now."""
         spread = math.sqrt(level_var + 2 * r * cov[0, 1] + r * r * cov[1, 1])
-        return float(norm.cdf(direction * (level + slope * r - threshold) / spread))
+        return float(ndtr(direction * (level + slope * r - threshold) / spread))
 
-    ceiling = float(norm.cdf(z))  # F(r) as r grows without bound
+    ceiling = float(ndtr(z))  # F(r) as r grows without bound
     low, median, high = (_quantile(crossed_by, q, margin / abs(slope), ceiling)
                          for q in (BAND[0], 0.5, BAND[1]))
     return msgspec.structs.replace(

@@ -53,6 +53,7 @@ class SimulatedPlant:
         self.d = model.disturbances.vector(
             model.disturbances.check({**(d or {}), **settings.disturbances})
         )
+        self.drift = model.states.vector(settings.drift, default=np.zeros(len(model.states)))
         self.noise = settings.noise
         self.synthesize = synthesize
         self.rng = np.random.default_rng(settings.seed)
@@ -72,11 +73,16 @@ class SimulatedPlant:
             {n: v for n, v in setpoints.items() if n in disturbances}), default=self.d)
 
     def advance(self, duration: float) -> None:
-        """Integrate ``duration`` seconds in steps no longer than the model's ``dt``."""
+        """Integrate ``duration`` seconds in steps no longer than the model's ``dt``; the
+        settings' ``drift`` adds its rate times each step to the states (exact for the
+        random-walk states it is meant for), held within the states' bounds."""
         remaining = float(duration)
+        states = self.model.states
         while remaining > 1e-9:
             h = min(self.model.dt, remaining)
             self.x = self.model.step(self.x, self.u, self.d, self.p, dt=h)
+            if self.drift.any():
+                self.x = np.clip(self.x + self.drift * h, states.lower, states.upper)
             remaining -= h
         self.t += float(duration)
 

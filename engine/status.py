@@ -5,9 +5,9 @@ once after each operator command; its shard pushes the statuses built during a t
 instant as ONE ``StatusBatch`` to the site's status board (actors.status_board), which
 keeps the latest of every asset and hands them on (``StatusUpdate``) to its readers: the
 HTTP replica answers ``GET /assets/{id}`` from it, the OPC UA gateway writes its nodes
-from it. ``GET /assets/{id}`` answers exactly this Struct as JSON (``encode_json``), so
-the HTTP answer and the Struct cannot differ; serve.schemas documents it for OpenAPI and
-tests/serve/test_status_schema.py fails if the two drift apart.
+from it. ``GET /assets/{id}`` answers exactly this Struct as JSON (``encode_json``), and
+its OpenAPI schema is this Struct's own (serve.schemas.struct_answer), so the HTTP answer,
+its documentation and the Struct cannot differ.
 
 Values are SI, each with its unit; times are twin seconds (UNIX seconds of the twin's
 clock). A number that may be absent or unbounded is ``None`` (JSON ``null``); a NaN or
@@ -15,8 +15,8 @@ infinite float is encoded as ``null`` too.
 
 Extending: add a field WITH a default anywhere (the Structs are keyword-only), e.g.
 ``plc_writes: list[PlcWrite] = []``; a reader built before the field was added ignores it,
-and a status pushed by an older shard decodes with the default. Then document it in
-serve.schemas.AssetStatus (the schema test names what is missing).
+and a status pushed by an older shard decodes with the default. Declared here once: the
+OpenAPI document follows by itself.
 """
 
 from __future__ import annotations
@@ -150,6 +150,37 @@ class ExternalWriteSeen(msgspec.Struct, frozen=True, kw_only=True):
     action: str
 
 
+class SignalHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """One degradation signal of a health assessment: its fitted ``value`` now against
+    its alarm ``limit`` (both in ``unit``), and ``index``, the share of its allowance from
+    new to the limit still unused (1 new, 0 at the limit)."""
+
+    signal: str
+    unit: str
+    value: float
+    limit: float
+    index: float
+
+
+class HealthStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Health index and remaining useful life of an asset whose kind assesses them (a
+    centrifugal pump: plants.pump_health), from its degradation signals' trends.
+
+    ``health_index`` min over ``signals`` of their indices, 1 new, 0 at an alarm limit;
+    ``limiting_signal`` the signal whose limit comes first; ``remaining_life_s`` its
+    median remaining life (s from the newest sample) and ``remaining_life_low_s`` /
+    ``remaining_life_high_s`` its 10th and 90th percentiles (None: no degradation trend,
+    or unbounded); ``reason`` the finding in words."""
+
+    health_index: float
+    limiting_signal: str
+    remaining_life_s: float | None
+    remaining_life_low_s: float | None
+    remaining_life_high_s: float | None
+    reason: str
+    signals: list[SignalHealth]
+
+
 class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the twin knows of one asset, as of twin time ``time`` (its last tick)
     and ``revision`` (counted up at every tick and operator action of the asset, so a
@@ -186,6 +217,12 @@ class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
     built_at: float | None = None
     """Wall-clock UNIX time the status was built, s (right after the tick's decision or
     the operator command): how old a pushed copy is, e.g. on a live console."""
+    kpis: dict[str, Quantity] = {}
+    """The kind's KPIs at the last tick's estimate (plants.kpis_of), e.g. a rod pump's
+    fillage and Goodman loading; recorded as history signals ``kpi.<name>``."""
+    health: HealthStatus | None = None
+    """Health index and remaining life (kinds that assess them; None before enough
+    samples or for other kinds)."""
 
     def summary(self) -> AssetSummary:
         return AssetSummary(id=self.id, kind=self.kind, mode=self.mode, healthy=self.healthy,

@@ -36,9 +36,11 @@ from plants import (
     asphalt_terminal,
     centrifugal_pump,
     dra_pipeline,
+    pump_health,
     rod_pump,
     smelter_cell,
 )
+from plants.pump_health import PumpHealthTracker
 from plants.views import AssetView
 
 _MODULES = (asphalt_tank, asphalt_terminal, centrifugal_pump, dra_pipeline, rod_pump, smelter_cell)
@@ -130,6 +132,33 @@ def card_diagnosis_of(asset: AssetConfig) -> Callable[[SurfaceCard, Mapping[str,
     if diagnose is None:
         return None
     return functools.partial(diagnose, asset.id, rods=asset.structure.get("rod_sections"))
+
+
+def kpi_units_of(asset: AssetConfig) -> dict[str, str]:
+    """The KPIs an asset of ``asset.kind`` records each tick, with their SI units: its
+    module's ``kpi_units`` and, for a kind that tracks its health (health_tracker_of),
+    plants.pump_health.KPI_UNITS."""
+    module = next(m for m in _MODULES if m.KIND == asset.kind)
+    tracked = pump_health.KPI_UNITS if asset.kind == centrifugal_pump.KIND else {}
+    return {**module.kpi_units(asset), **tracked}
+
+
+def kpis_of(asset: AssetConfig, model: PlantModel, x, u, d, p) -> dict[str, float]:
+    """The kind's KPIs (``kpis`` of its module) at states ``x``, inputs ``u``,
+    disturbances ``d`` and parameters ``p`` (vectors in the model's order, SI: the twin's
+    estimate), by name in kpi_units_of's units; computed with the same functions as the
+    kind's view, so the history and the screen agree."""
+    module = next(m for m in _MODULES if m.KIND == asset.kind)
+    named = [group.mapping(values) for group, values in (
+        (model.states, x), (model.inputs, u), (model.disturbances, d), (model.parameters, p))]
+    y = model.outputs.mapping(model.output(0.0, x, u, d, p))
+    return module.kpis(model, asset, *named, y)
+
+
+def health_tracker_of(asset: AssetConfig, model: PlantModel) -> PumpHealthTracker | None:
+    """The health tracker of an asset whose kind assesses its health and remaining life
+    from its degradation trends (a centrifugal pump: plants.pump_health); None for others."""
+    return PumpHealthTracker(model) if asset.kind == centrifugal_pump.KIND else None
 
 
 def card_points_of(asset: AssetConfig) -> int:
@@ -225,6 +254,7 @@ def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfi
     ):
         _check_values(values, signals, path, f"{key}.{field}")
     _check_names(asset.simulation.mismatch, model.parameters, path, f"{key}.simulation.mismatch")
+    _check_names(asset.simulation.drift, model.states, path, f"{key}.simulation.drift")
     try:
         site_forecast(resolved, model, 0.0)
     except (OSError, ValueError) as error:
@@ -238,11 +268,12 @@ def _resolve_asset(asset: AssetConfig, key: str, path: str | Path) -> AssetConfi
 
 def _check_alarms(asset: AssetConfig, model: PlantModel, path: str | Path, key: str) -> None:
     """Alarms watch the asset's outputs, estimates of its states and estimated parameters,
-    and the conditions of engine.alarm_sources."""
+    its KPIs and the conditions of engine.alarm_sources."""
     parameters = asset.estimator.estimate_parameters if asset.estimator else {}
     estimated = [*model.states.names, *parameters]
     try:
-        check_alarm_settings(asset.alarms, alarm_signals(model.outputs.names, estimated))
+        check_alarm_settings(asset.alarms, alarm_signals(model.outputs.names, estimated,
+                                                         kpi_units_of(asset)))
     except AlarmSettingsError as error:
         raise ConfigError(path, f"{key}.alarms[{error.name!r}].{error.field}",
                           error.problem) from None

@@ -151,6 +151,18 @@ def build_model(dt: float = 120.0) -> PlantModel:
                            lambda rates, _: rates / 1e-6, abstol=1e-6)
 
 
+def kpi_units(asset: AssetConfig) -> dict[str, str]:
+    """The tank's KPIs (:func:`kpis`) and their SI units."""
+    return {"coil_duty": "W"}
+
+
+def kpis(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping) -> dict[str, float]:
+    """The tank's KPI at the twin's estimate: ``coil_duty``, the heat the hot oil gives up,
+    m_oil c_oil (T_supply - T_return), W."""
+    return {"coil_duty": float(u["m_oil"] * p["c_oil"] * (d["T_supply"] - x["T_return"]))}
+
+
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
          p: Mapping, y: Mapping, reference: Mapping[str, float],
          measured: Mapping[str, float]) -> TankView:
@@ -158,4 +170,4 @@ def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mappi
     the hot oil's heat given up, m_oil c_oil (T_supply - T_return), W."""
     return TankView(T_bulk=float(x["T_bulk"]), T_return=float(x["T_return"]),
                     T_supply=float(d["T_supply"]), oil_flow=float(u["m_oil"]),
-                    coil_duty=float(u["m_oil"] * p["c_oil"] * (d["T_supply"] - x["T_return"])))
+                    coil_duty=kpis(model, asset, x, u, d, p, y)["coil_duty"])

@@ -567,6 +567,18 @@ def _at_steady_state(model: PlantModel, tags, seed) -> PlantModel:
         [f"valve_{tag}" for tag in tags], residual, abstol=1e-6)
 
 
+def kpi_units(asset: AssetConfig) -> dict[str, str]:
+    """The terminal's KPIs (:func:`kpis`) and their SI units."""
+    return {"heater_duty": "W"}
+
+
+def kpis(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping) -> dict[str, float]:
+    """The terminal's KPI at the twin's estimate: ``heater_duty``, the hot-oil heater's
+    duty (the model's output there), W."""
+    return {"heater_duty": float(y["heater_duty"])}
+
+
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
          p: Mapping, y: Mapping, reference: Mapping[str, float],
          measured: Mapping[str, float]) -> TerminalView:

@@ -143,6 +143,10 @@ DEFAULTS = PlantDefaults(
         AlarmSettings(signal="estimate.efficiency_factor", kind="LO", limit=0.95,
                       deadband=0.005, priority="LOW", name="efficiency_loss",
                       message="efficiency 5 % below the new pump: leakage or friction"),
+        AlarmSettings(signal="kpi.health_index", kind="LO", limit=0.25, deadband=0.05,
+                      priority="MEDIUM", name="health_index",
+                      message="pump health below 0.25: a wear, oil or vibration signal has "
+                              "used three quarters of its allowance; plan maintenance"),
     ],
 )
 """Delivery of 0.10 m3/s (360 m3/h) by speed, the valve held open.
@@ -162,7 +166,10 @@ averages out; their 5 % initial std admits a pump of unknown condition.
 Alarms hold the health_report limits (HealthLimits): vibration 3.0 mm/s RMS (API 610),
 bearing oil 30 K over the nominal 25 °C ambient (API 612/619), NPSH margin 1 m, 5 % head
 and efficiency loss. Vibration and NPSH margin wait 25 s (the third tick) and have
-deadbands of 2 and 1 noise std so a noisy sample or a transient does not chatter."""
+deadbands of 2 and 1 noise std so a noisy sample or a transient does not chatter.
+The health index (plants.pump_health: the least unused share of any of those allowances,
+from the trends' fitted levels) alarms at 0.25, ahead of the limits themselves; its
+deadband of 0.05 is a quarter of a 5 % loss's allowance, five times the factors' std."""
 
 
 # -- curve fits: plain functions on datasheet points --------------------------------------------
@@ -521,6 +528,28 @@ def _finding(check: str, value: float, limit: float, unit: str, alarm: bool,
              reason: str) -> HealthFinding:
     return HealthFinding(check, float(value), float(limit), unit, bool(alarm),
                          ("ALARM: " if alarm else "ok: ") + reason)
+
+
+def kpi_units(asset: AssetConfig) -> dict[str, str]:
+    """The pump's KPIs (:func:`kpis`) and their SI units."""
+    return {"efficiency": "1", "head_loss": "1", "efficiency_loss": "1",
+            "specific_energy": "J/m3"}
+
+
+def kpis(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping) -> dict[str, float]:
+    """The pump's KPIs at the twin's estimate: ``efficiency`` eta = rho g Q H / P_shaft at
+    the operating point (the view's operating efficiency), ``head_loss`` 1 - k_H and
+    ``efficiency_loss`` 1 - k_eta (health_report's wear checks), and ``specific_energy``
+    P_elec / Q, J/m^3 (left out at zero flow). Its health index and remaining life come
+    from the degradation trends (plants.pump_health), not from one estimate."""
+    order = sum(1 for name in model.parameters.names if re.fullmatch(r"efficiency_\d+", name))
+    here = _pump_quantities(x, u, d, p, order)
+    values = {"efficiency": float(here["efficiency"]), "head_loss": 1.0 - float(x["head_factor"]),
+              "efficiency_loss": 1.0 - float(x["efficiency_factor"])}
+    if x["flow"] > 0:
+        values["specific_energy"] = float(y["power"]) / float(x["flow"])
+    return values
 
 
 CURVE_POINTS = 41

@@ -312,6 +312,29 @@ def build_model(
     )
 
 
+def currency(asset: AssetConfig) -> str:
+    """The site's currency for the line's costs: its tariff's (USD without one)."""
+    return asset.tariff.currency if asset.tariff else "USD"
+
+
+def kpi_units(asset: AssetConfig) -> dict[str, str]:
+    """The line's KPIs (:func:`kpis`) and their SI units (costs in the tariff's currency)."""
+    return {"cost_rate": f"{currency(asset)}/h", "specific_energy": "J/m3"}
+
+
+def kpis(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping) -> dict[str, float]:
+    """The line's KPIs at the twin's estimate: ``cost_rate``, electricity plus DRA per hour
+    (the model's output, as the screen shows it), and ``specific_energy``, the stations'
+    electric power over the delivered flow, sum_i P_i / Q, J/m^3 (left out at zero flow)."""
+    legs = sum(n.startswith("pump_speed_") for n in model.inputs.names)
+    values = {"cost_rate": float(y["cost_rate"])}
+    if y["delivery_flow"] > 0:
+        values["specific_energy"] = (sum(float(y[f"station_power_{i}"])
+                                         for i in range(1, legs + 1)) / float(y["delivery_flow"]))
+    return values
+
+
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
          p: Mapping, y: Mapping, reference: Mapping[str, float],
          measured: Mapping[str, float]) -> PipelineView:
@@ -339,7 +362,7 @@ def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mappi
                         terminal_pressure=float(p["terminal_pressure"]),
                         flow=float(y["delivery_flow"]), nominated_flow=nominated,
                         cost_rate=float(y["cost_rate"]),
-                        currency=asset.tariff.currency if asset.tariff else "USD")
+                        currency=currency(asset))
 
 
 def _parameters(stations: int) -> list[Signal]:

@@ -41,16 +41,24 @@ lowest sub-index.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import msgspec
 
 from engine.model import PlantModel
-from engine.remaining_life import History, Trend, remaining_life
+from engine.remaining_life import MIN_SAMPLES, History, Trend, remaining_life
+from engine.status import HealthStatus, SignalHealth
 from plants.centrifugal_pump import HealthLimits
 
 DEFAULT_WINDOW_S = 7 * 86400.0
 """Default fit window: a week of history, long against the filter's hour-scale wander and
 short against wear that builds over weeks to months."""
+TRACKED_SAMPLES = 256
+"""Most samples a PumpHealthTracker keeps per signal: a fit over them takes milliseconds."""
+SIGNALS = ("head_factor", "efficiency_factor", "oil_rise", "vibration")
+KPI_UNITS = {"health_index": "1", "remaining_life": "s", "remaining_life_low": "s",
+             "remaining_life_high": "s"}
+"""The health KPIs a tracked pump records (health_kpis), with their SI units."""
 
 
 class PumpHistory(msgspec.Struct, frozen=True, kw_only=True):
@@ -176,3 +184,84 @@ def pump_health(history: PumpHistory, new_pump: NewPumpValues,
                       rul_median_s=trend.rul_median_s, rul_low_s=trend.rul_low_s,
                       rul_high_s=trend.rul_high_s, slope=trend.slope,
                       slope_std=trend.slope_std, reason=reason, sub_indices=tuple(subs))
+
+
+class PumpHealthTracker:
+    """A running pump's degradation signals over the last ``window_s`` seconds, thinned to
+    at most ``capacity`` evenly spaced samples, and its health from them.
+
+    Each tick adds the EKF's head and efficiency factors with their stds, the measured oil
+    rise T_bearing - T_ambient and vibration with their sensors' stds. A sample is kept
+    when it comes ``spacing`` s or more after the last one kept (0 at first: every tick);
+    when the buffer is full every other sample is dropped and the spacing doubles, so the
+    samples stay evenly spaced (the fit's AR(1) correction assumes it) and cover the window
+    from its first ticks on. Samples older than the window are dropped. The health is
+    fitted again only when a sample is kept (``latest``): every tick while the buffer
+    fills, then once per spacing. The samples live in the process: a restarted shard
+    begins a new trend.
+    """
+
+    def __init__(self, model: PlantModel, limits: HealthLimits | None = None, *,
+                 window_s: float = DEFAULT_WINDOW_S, capacity: int = TRACKED_SAMPLES) -> None:
+        if not (math.isfinite(window_s) and window_s > 0):
+            raise ValueError(f"pump health window_s must be finite and positive, got {window_s}")
+        if capacity < 2 * MIN_SAMPLES:
+            raise ValueError(f"pump health capacity must be at least {2 * MIN_SAMPLES} "
+                             f"samples, got {capacity}")
+        self.new_pump = new_pump_values(model)
+        self.limits = HealthLimits() if limits is None else limits
+        self.window_s, self.capacity = window_s, capacity
+        self.spacing = 0.0
+        self.sensor_std = {"oil_rise": model.outputs["T_bearing"].std,
+                           "vibration": model.outputs["vibration"].std}
+        self.samples: list[tuple[float, dict[str, tuple[float, float]]]] = []
+        self.latest: PumpHealth | None = None
+        """pump_health over the samples kept; None with fewer than MIN_SAMPLES."""
+
+    def add(self, t: float, estimate: Mapping[str, float], std: Mapping[str, float],
+            measured: Mapping[str, float], ambient: float) -> PumpHealth | None:
+        """The tick at twin time ``t`` (s): ``estimate`` and ``std`` the EKF's states,
+        ``measured`` the outputs (T_bearing K, vibration m/s), ``ambient`` T_ambient (K).
+        A tick without a positive factor std or a measured T_bearing and vibration, or
+        sooner than the spacing after the last sample, adds nothing. Returns ``latest``."""
+        if self.samples and t < self.samples[-1][0] + max(self.spacing, 1e-9):
+            return self.latest
+        if not all(name in measured for name in ("T_bearing", "vibration")) or \
+                not all(std.get(name, 0.0) > 0 for name in SIGNALS[:2]):
+            return self.latest
+        self.samples.append((t, {
+            "head_factor": (estimate["head_factor"], std["head_factor"]),
+            "efficiency_factor": (estimate["efficiency_factor"], std["efficiency_factor"]),
+            "oil_rise": (measured["T_bearing"] - ambient, self.sensor_std["oil_rise"]),
+            "vibration": (measured["vibration"], self.sensor_std["vibration"])}))
+        while self.samples[0][0] < t - self.window_s:
+            self.samples.pop(0)
+        if len(self.samples) > self.capacity:
+            self.samples = self.samples[::-1][::2][::-1]  # keep the newest, every other
+            self.spacing = max(2 * self.spacing, self.samples[-1][0] - self.samples[-2][0])
+        if len(self.samples) >= MIN_SAMPLES:
+            times = [t for t, _ in self.samples]
+            history = PumpHistory(**{name: History(
+                times, [s[name][0] for _, s in self.samples],
+                [s[name][1] for _, s in self.samples]) for name in SIGNALS})
+            self.latest = pump_health(history, self.new_pump, self.limits,
+                                      window_s=self.window_s)
+        return self.latest
+
+
+def health_kpis(health: PumpHealth) -> dict[str, float]:
+    """The health KPIs recorded each tick (KPI_UNITS): the health index and the remaining
+    life's median and 10th/90th percentiles, s (each left out when unknown)."""
+    values = {"health_index": health.health_index, "remaining_life": health.rul_median_s,
+              "remaining_life_low": health.rul_low_s, "remaining_life_high": health.rul_high_s}
+    return {name: float(value) for name, value in values.items() if value is not None}
+
+
+def health_status(health: PumpHealth) -> HealthStatus:
+    """The status's health section (engine.status.HealthStatus) of ``health``."""
+    return HealthStatus(
+        health_index=health.health_index, limiting_signal=health.limiting_signal,
+        remaining_life_s=health.rul_median_s, remaining_life_low_s=health.rul_low_s,
+        remaining_life_high_s=health.rul_high_s, reason=health.reason,
+        signals=[SignalHealth(signal=s.signal, unit=s.unit, value=s.value, limit=s.limit,
+                              index=s.index) for s in health.sub_indices])

@@ -560,6 +560,41 @@ def _cards(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString
                                        p["damping_factor"])
 
 
+def kpi_units(asset: AssetConfig) -> dict[str, str]:
+    """The well's KPIs (:func:`kpis`) and their SI units."""
+    return {"fillage": "1", "goodman_loading": "1"}
+
+
+def kpis(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping) -> dict[str, float]:
+    """The well's KPIs at the twin's estimate, as its screen shows them before a card is
+    measured: ``fillage`` of the pump card diagnosed from the predicted surface card, and
+    ``goodman_loading``, the largest taper's share of the modified Goodman range (API RP
+    11BR; 1 = 100 %, the diagram's edge)."""
+    rods = _rods(asset.structure.get("rod_sections"))
+    card = _predicted_card(asset.id, x, u, d, p, rods)
+    return {"fillage": float(card.fillage),
+            "goodman_loading": max(t.loading for t in _goodman_tapers(card, rods, p))}
+
+
+def _goodman_tapers(card: CardRecord, rods: RodString, p: Mapping) -> list[GoodmanTaper]:
+    """Each taper's point on the modified Goodman diagram (API RP 11BR) at the surface
+    card's peak and minimum loads: each taper's stress is the polished-rod load less the
+    buoyant weight of the tapers above it, over its area (Pa)."""
+    peak, low = max(card.surface_load), min(card.surface_load)
+    tensile, factor = float(p["tensile_strength"]), float(p["service_factor"])
+    tapers, above = [], 0.0
+    for number, section in enumerate(rods, start=1):
+        smax, smin = (peak - above) / section.area, (low - above) / section.area
+        tapers.append(GoodmanTaper(
+            section=number, diameter=section.diameter, length=section.length,
+            min_stress=smin, max_stress=smax,
+            allowable=float(goodman_allowable_stress(tensile, smin, factor)),
+            loading=float(goodman_loading(smax, smin, tensile, factor))))
+        above += GRAVITY * section.area * section.length * (section.density - p["fluid_density"])
+    return tapers
+
+
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
          p: Mapping, y: Mapping, reference: Mapping[str, float],
          measured: Mapping[str, float], card: CardRecord | None = None) -> RodPumpView:
@@ -572,17 +607,8 @@ def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mappi
     rods = _rods(asset.structure.get("rod_sections"))
     if card is None:
         card = _predicted_card(asset.id, x, u, d, p, rods)
-    peak, low = max(card.surface_load), min(card.surface_load)
     tensile, factor = float(p["tensile_strength"]), float(p["service_factor"])
-    tapers, above = [], 0.0
-    for number, section in enumerate(rods, start=1):
-        smax, smin = (peak - above) / section.area, (low - above) / section.area
-        tapers.append(GoodmanTaper(
-            section=number, diameter=section.diameter, length=section.length,
-            min_stress=smin, max_stress=smax,
-            allowable=float(goodman_allowable_stress(tensile, smin, factor)),
-            loading=float(goodman_loading(smax, smin, tensile, factor))))
-        above += GRAVITY * section.area * section.length * (section.density - p["fluid_density"])
+    tapers = _goodman_tapers(card, rods, p)
     envelope_min = np.linspace(0.0, tensile / 2, 11)
 
     def closed(values: list[float]) -> list[float]:  # each card as a closed loop

@@ -374,6 +374,18 @@ def cell_voltage(temperature, alumina, acd, current, excess_alf3, p: Mapping):
     return sum(parts[name] for name in VOLTAGE_TERMS)
 
 
+def kpi_units(asset: AssetConfig) -> dict[str, str]:
+    """The cell's KPIs (:func:`kpis`) and their SI units."""
+    return {"specific_energy": "J/kg"}
+
+
+def kpis(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
+         p: Mapping, y: Mapping) -> dict[str, float]:
+    """The cell's KPI at the twin's estimate: ``specific_energy`` V / CE 3 F / M_Al,
+    J/kg Al (:func:`specific_energy`; 3.6e6 J/kg = 1 kWh/kg), the model's output there."""
+    return {"specific_energy": float(y["specific_energy"])}
+
+
 def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
          p: Mapping, y: Mapping, reference: Mapping[str, float],
          measured: Mapping[str, float]) -> SmelterView:

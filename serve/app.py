@@ -96,15 +96,15 @@ from actors.lookahead import LookaheadActor
 from actors.refusals import RefusalRecorder
 from controllers.whatif import WhatIfCancelled, WhatIfChanges, WhatIfRequest
 from engine.alarm_states import AlarmActionError, AlarmState, Priority
-from engine.alarms import split_alarm_id
+from engine.alarms import AlarmStatus, split_alarm_id
 from engine.cards import MAX_CARD_SAMPLES, MIN_CARD_SAMPLES, CardRecord, SurfaceCard, check_card
 from engine.clock import ClockSpec
 from engine.config import SiteConfig
 from engine.history_cards import DEFAULT_LIMIT as DEFAULT_CARDS
 from engine.messages import Mode, Outcome
 from engine.metrics import render
+from engine.status import AssetStatus, encode_json
 from engine.status import AssetSummary as SummaryStruct
-from engine.status import encode_json
 from plants.views import AssetView
 from serve.auth import (
     INVALID_TOKEN,
@@ -125,8 +125,6 @@ from serve.schemas import (
     METRICS_RESPONSE,
     PROMETHEUS_TEXT,
     AlarmActionRequest,
-    AlarmEntry,
-    AssetStatus,
     AssetSummary,
     AuditEntry,
     ControllerTuning,
@@ -190,6 +188,17 @@ class Band(BaseModel):
 
     lower: Number
     upper: Number
+
+
+ALARM_LIST = struct_answer(list[AlarmStatus], "alarms as the operator sees them "
+                           "(engine.alarms.AlarmStatus, ISA-18.2 states)")
+ALARM_AFTER_ACTION = struct_answer(AlarmStatus, "the alarm after the action")
+
+
+def _json(answer: Any) -> Response:
+    """An answer encoded by msgspec, as the Structs it comes from (NaN and infinities as
+    null), for a route documented by ``struct_answer``."""
+    return Response(msgspec.json.encode(answer), media_type="application/json")
 
 
 async def _unprocessable(ref):
@@ -419,8 +428,10 @@ class TwinLoopAPI:
             self.statuses.unlisten(feed)
             chooser.cancel()
 
-    @app.get("/assets/{asset_id}", response_model=AssetStatus,
-             responses=errors(401, 403, 404, 422, 503))
+    @app.get("/assets/{asset_id}", response_class=Response, response_model=None,
+             responses={200: struct_answer(AssetStatus, "everything the twin knows of the "
+                                           "asset (engine.status.AssetStatus)"),
+                        **errors(401, 403, 404, 422, 503)})
     async def get_asset(self, asset_id: str, user: str = VIEWER) -> Response:
         """The asset's status (engine.status.AssetStatus): as last pushed while fresh,
         else asked of its shard (serve.status_cache)."""
@@ -667,59 +678,59 @@ class TwinLoopAPI:
             raise HTTPException(503, "the historian did not answer in time") from None
         return Response(msgspec.json.encode(cards), media_type="application/json")
 
-    @app.get("/alarms", response_model=list[AlarmEntry], responses=errors(401, 403, 404, 503))
+    @app.get("/alarms", response_class=Response, response_model=None,
+             responses={200: ALARM_LIST, **errors(401, 403, 404, 503)})
     async def get_alarms(self, asset: str | None = None, state: AlarmState | None = None,
-                         priority: Priority | None = None,
-                         user: str = VIEWER) -> list[dict[str, Any]]:
+                         priority: Priority | None = None, user: str = VIEWER) -> Response:
         """Alarms of every asset (or ``asset``) that are not NORMAL (active, awaiting
         acknowledgement, shelved, suppressed or out of service), or those in ``state``;
         of ``priority`` if given."""
         handles = [self._asset(asset)] if asset is not None else list(self.assets.values())
         found = [alarm for alarms in await asyncio.gather(*(h.alarms.remote() for h in handles))
                  for alarm in alarms]
-        return [a for a in found
-                if (a["state"] != AlarmState.NORMAL if state is None else a["state"] == state)
-                and (priority is None or a["priority"] == priority)]
+        return _json([a for a in found
+                      if (a["state"] != AlarmState.NORMAL if state is None else a["state"] == state)
+                      and (priority is None or a["priority"] == priority)])
 
-    @app.get("/assets/{asset_id}/alarms", response_model=list[AlarmEntry],
-             responses=errors(401, 403, 404, 503))
-    async def get_asset_alarms(self, asset_id: str, user: str = VIEWER) -> list[dict[str, Any]]:
+    @app.get("/assets/{asset_id}/alarms", response_class=Response, response_model=None,
+             responses={200: ALARM_LIST, **errors(401, 403, 404, 503)})
+    async def get_asset_alarms(self, asset_id: str, user: str = VIEWER) -> Response:
         """Every alarm of the asset, in every state."""
-        return await self._asset(asset_id).alarms.remote()
+        return _json(await self._asset(asset_id).alarms.remote())
 
     async def _alarm_action(self, alarm: str, action: str, user: str,
-                            duration_s: float | None, reason: str) -> dict[str, Any]:
+                            duration_s: float | None, reason: str) -> Response:
         try:
             asset_id, name = split_alarm_id(alarm)
         except ValueError as error:
             raise HTTPException(404, str(error)) from None
         ref = self._asset(asset_id).alarm_action.remote(name, action, user, duration_s, reason)
-        return await _unprocessable(_alarm_conflict(ref))
+        return _json(await _unprocessable(_alarm_conflict(ref)))
 
-    @app.post("/alarms/{alarm}/acknowledge", response_model=AlarmEntry,
-              responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
+    @app.post("/alarms/{alarm}/acknowledge", response_class=Response, response_model=None,
+              responses={200: ALARM_AFTER_ACTION, **errors(400, 401, 403, 404, 409, 413, 422, 503)})
     async def acknowledge_alarm(self, alarm: str,
                                 body: AlarmActionRequest | None = None,
-                                user: str = OPERATOR) -> dict[str, Any]:
+                                user: str = OPERATOR) -> Response:
         """Acknowledge ``alarm`` ('<asset>:<name>'): UNACKNOWLEDGED -> ACKNOWLEDGED,
         RTNUN -> NORMAL; in the audit with the user before it counts."""
         return await self._alarm_action(alarm, "acknowledge", user, None,
                                         body.reason if body else "")
 
-    @app.post("/alarms/{alarm}/shelve", response_model=AlarmEntry,
-              responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
+    @app.post("/alarms/{alarm}/shelve", response_class=Response, response_model=None,
+              responses={200: ALARM_AFTER_ACTION, **errors(400, 401, 403, 404, 409, 413, 422, 503)})
     async def shelve_alarm(self, alarm: str, body: ShelveRequest = Body(
             examples=[{"duration_s": 3600.0, "reason": "sensor maintenance"}]),
-            user: str = OPERATOR) -> dict[str, Any]:
+            user: str = OPERATOR) -> Response:
         """Shelve ``alarm`` for ``duration_s`` twin seconds (at most its max_shelve_s,
         else 422); it returns by itself when the time is up. Audited with the user."""
         return await self._alarm_action(alarm, "shelve", user, body.duration_s, body.reason)
 
-    @app.post("/alarms/{alarm}/unshelve", response_model=AlarmEntry,
-              responses=errors(400, 401, 403, 404, 409, 413, 422, 503))
+    @app.post("/alarms/{alarm}/unshelve", response_class=Response, response_model=None,
+              responses={200: ALARM_AFTER_ACTION, **errors(400, 401, 403, 404, 409, 413, 422, 503)})
     async def unshelve_alarm(self, alarm: str,
                              body: AlarmActionRequest | None = None,
-                             user: str = OPERATOR) -> dict[str, Any]:
+                             user: str = OPERATOR) -> Response:
         """End the shelve of ``alarm``: it shows what the process warrants. Audited."""
         return await self._alarm_action(alarm, "unshelve", user, None,
                                         body.reason if body else "")

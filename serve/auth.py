@@ -30,10 +30,8 @@ import enum
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
-import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,7 +41,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.config import ConfigError
-from engine.files import private_directory
+from engine.files import private_directory, write_private
 
 log = logging.getLogger(__name__)
 
@@ -137,22 +135,13 @@ def remove_tokens(path: str | Path, user: str) -> int:
 
 
 def _write_tokens(path: str | Path, tokens: list[Token]) -> None:
-    """Replace ``path`` with ``tokens``, atomically (a temporary file in the same folder,
-    mode 0600, renamed over it)."""
+    """Replace ``path`` with ``tokens``, atomically, readable by its owner only
+    (:func:`engine.files.write_private`)."""
     path = Path(path)
     private_directory(path.parent)
     text = "".join(f'[[tokens]]\nuser = "{t.user}"\nrole = "{t.role}"\nhash = "{t.hash}"\n\n'
                    for t in tokens)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_private(path, text)
 
 
 class TokenTable:

@@ -1,8 +1,10 @@
 """Response bodies of the HTTP API (serve.app), as pydantic models for FastAPI's OpenAPI.
 
-Every route declares its 200 body with one of these and its error answers with
-``errors(...)``; FastAPI checks each answer against its model before sending it, so the
-document at /openapi.json is what clients get. Values are SI, each with its unit; times
+Every route declares its 200 body with one of these, or with ``struct_answer`` where the
+answer is a msgspec Struct sent as it is (an asset's status, its view, its alarms), and its
+error answers with ``errors(...)``; FastAPI checks each pydantic answer against its model
+before sending it, and a Struct's schema is the Struct's own, so the document at
+/openapi.json is what clients get. Values are SI, each with its unit; times
 are UNIX seconds of the twin's clock. Where a number may be absent or unbounded (an
 infinite limit, a statistic not computed yet) the actors send ``null``.
 
@@ -15,14 +17,13 @@ refuses).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from engine.alarm_states import AlarmState, Priority
 from engine.messages import Mode, Outcome
 
 Number = Annotated[float, Strict()]
@@ -108,159 +109,6 @@ class FleetPage(BaseModel):
     offset: int
     kinds: list[str]
     items: list[AssetSummary]
-
-
-class Value(BaseModel):
-    value: float | None
-    unit: str
-
-
-class Estimated(Value):
-    std: float | None = Field(description="standard deviation, same unit")
-
-
-class Timed(Value):
-    time: float | None = Field(description="twin time the value was measured or applied")
-
-
-class DirectLink(BaseModel):
-    """The simulated plant, called directly (lock-step)."""
-
-    kind: Literal["direct"]
-    connected: bool
-    error: str | None
-
-
-class ModbusLink(BaseModel):
-    """The plant's PLC over Modbus TCP."""
-
-    kind: Literal["modbus"]
-    address: str = Field(description="host:port of the PLC")
-    unit_id: int
-    word_order: str
-    connected: bool
-    error: str | None
-    reconnect_attempts: int = Field(description="failed connection attempts in a row")
-    cards_read: int = Field(description="surface cards read whole from the PLC's card buffer")
-    cards_refused: int = Field(description="cards read whole but refused as unusable")
-    cards_torn: int = Field(description="card reads discarded: the PLC recorded another "
-                            "card during the read")
-
-
-class MqttLink(BaseModel):
-    """Measurements pushed in from an MQTT broker."""
-
-    kind: Literal["mqtt"]
-    connected: bool | None = Field(description="null: the gateway holds the connection")
-    error: str | None
-    received: int = Field(description="samples received in all")
-    latest_time: float | None = Field(description="twin time of the newest sample")
-
-
-Link = Annotated[DirectLink | ModbusLink | MqttLink, Field(discriminator="kind")]
-"""How the asset reaches its plant; ``kind`` tells which."""
-
-
-class ControllerStatus(BaseModel):
-    backend: str
-    status: str | None = Field(description="the last solve's status; null before the first")
-    solve_time_s: float | None
-    reason: str | None = Field(description="the controller's explanation of its last proposal")
-    predicted: dict[str, list[float]] = Field(
-        default={}, description="its last prediction of each output over the horizon, one "
-                                "value per period from the proposal's time; empty if none")
-    forecast: str | None = Field(
-        default=None, description="what the controller sees of the future: 'site' (the "
-        "site file's tariff, nomination and forecast series) or 'plan v<n>' (approved plan "
-        "version n, over its hours); null: the current values only")
-
-
-class EstimatorStatus(BaseModel):
-    kind: str = Field(description="kf | ekf | ukf")
-    parameters: dict[str, Estimated] = Field(description="estimated model parameters")
-    innovation: dict[str, Value] = Field(description="last measurement minus its prediction")
-    nis: float | None = Field(description="normalised innovation squared of the last correction")
-    dof: int
-    nis_threshold: float | None
-    significance: float
-    anomaly: bool = Field(description="the last NIS failed its chi-square test")
-    anomalies: int
-    persistent_anomaly: bool = Field(description="most of the recent corrections failed "
-                                                 "their test; the asset is then unhealthy")
-    recent_anomalies: str = Field(description="failed tests among the recent corrections, "
-                                              "e.g. '2 of the last 10'")
-
-
-class AlarmEntry(BaseModel):
-    """One alarm as the operator sees it (ISA-18.2 states; engine.alarms.AlarmStatus)."""
-
-    alarm: str = Field(description="site-wide id '<asset>:<name>'")
-    asset: str
-    name: str
-    signal: str = Field(description="the watched value: an output, 'estimate.<name>' or a "
-                                    "condition flag")
-    kind: str = Field(description="HI, HIHI, LO, LOLO or condition")
-    limit: float | None = Field(description="the alarm limit, the signal's SI unit")
-    priority: Priority
-    state: AlarmState
-    active: bool
-    acked: bool
-    shelved_until: float | None = Field(description="end of a shelve, twin UNIX s")
-    suppressed: bool
-    out_of_service: bool
-    value: float | None = Field(description="the signal's last value, SI")
-    since: float | None = Field(description="time of the last transition, twin UNIX s")
-    message: str
-
-
-class ExternalWriteSeen(BaseModel):
-    """The latest value of one signal found in the PLC's registers that the gate did not
-    write there (a write around the gate), read back at twin time ``time``."""
-
-    signal: str
-    value: float | None = Field(description="what the register held, in ``unit`` (null: "
-                                            "not a finite number)")
-    unit: str
-    time: float = Field(description="twin time of the tick that read it back")
-    gated: float = Field(description="the gate's last write of the signal, in ``unit``")
-    action: str = Field(description="'restored by the gate' (AUTONOMOUS: its own value, at "
-                                    "the rate limit), 'held' (other modes), or 'unrecorded: "
-                                    "...' (the safety actor did not answer)")
-
-
-class AssetStatus(BaseModel):
-    """Everything the twin knows of one asset: the JSON of engine.status.AssetStatus
-    (tests/serve/test_status_schema.py fails if the two differ in a field)."""
-
-    id: str
-    kind: str
-    mode: Mode
-    time: float = Field(description="twin time of the estimate")
-    revision: int
-    healthy: bool
-    link: Link
-    measurement_age_s: float | None
-    estimate: dict[str, Estimated]
-    measurement: dict[str, Timed]
-    setpoints: dict[str, Timed]
-    reference: dict[str, Value]
-    controller: ControllerStatus
-    nis: float | None
-    estimator: EstimatorStatus
-    period_s: float
-    ticks: int
-    overruns: int
-    errors: list[str]
-    outputs_held: bool = Field(description="the safety actor is unreachable: outputs hold")
-    restarted: bool
-    external_writes: list[ExternalWriteSeen] = Field(
-        description="the latest write around the gate (at the PLC) of each signal, oldest "
-                    "first; each is in the audit (source 'plc', outcome 'external')")
-    built_at: float | None = Field(None, description="wall-clock UNIX time the status was "
-                                   "built, s (right after the tick's decision)")
-    alarms: list[AlarmEntry] = Field(default=[], description="every alarm of the asset")
-    alarm_flood: bool = Field(default=False, description="10 or more alarms annunciated "
-                                                         "in the last 10 minutes")
 
 
 class ReferenceAnswer(BaseModel):
@@ -380,14 +228,23 @@ def install_struct_schemas(app: FastAPI) -> None:
             document = get_openapi(title=app.title, version=app.version,
                                    description=app.description, routes=app.routes)
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            clash = sorted(set(schemas) & set(_STRUCT_SCHEMAS))
+            clash = sorted(name for name in set(schemas) & set(_STRUCT_SCHEMAS)
+                           if not _same_enum(schemas[name], _STRUCT_SCHEMAS[name]))
             if clash:
                 raise ValueError(f"OpenAPI components defined twice: {clash}")
-            schemas.update(_STRUCT_SCHEMAS)
+            schemas.update({name: schema for name, schema in _STRUCT_SCHEMAS.items()
+                            if name not in schemas})
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _same_enum(pydantic_schema: dict[str, Any], struct_schema: dict[str, Any]) -> bool:
+    """Both schemas describe one enum (engine.messages.Mode, say, in a pydantic body and
+    in a Struct) by the same values: one component serves both."""
+    values = pydantic_schema.get("enum"), struct_schema.get("enum")
+    return None not in values and sorted(values[0]) == sorted(values[1])  # type: ignore[arg-type]
 # -- history and alarms (engine.historian, engine.alarms) -----------------------------------
 
 CSV_TEXT = "text/csv"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_port
 
 TWO_TANKS = Path(__file__).resolve().parent / "sites" / "two_tanks.toml"
 MQTT_TANK = Path(__file__).resolve().parent / "sites" / "mqtt_tank.toml"
@@ -28,12 +29,14 @@ def ray_session():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def two_tanks(ray_session, tmp_path_factory, request):
-    """The two-tank site (tests/sites/two_tanks.toml) in lock-step (SimClock), one per test module,
-    in a Ray namespace of its own, recording into a DuckDB file of its own. Tests run it
-    forward with ``fleet.run_for``. A module's ``TWO_TANKS_ALARMS`` (asset id -> list of
-    engine.config.AlarmSettings) adds alarms to its tanks."""
+@pytest.fixture(scope="session")
+def site_fleet(ray_session, tmp_path_factory):
+    """Builds a site's fleet for a test module: ``with site_fleet(site_file, namespace)
+    as fleet:`` loads the site file, lets ``edit`` (SiteConfig -> SiteConfig) change it,
+    resolves it (plants.resolve_site), gives it a private ``var/`` folder of its own for
+    the audit database and the DuckDB history, and runs it in lock-step (SimClock from
+    UNIX time 1.7e9) in the Ray ``namespace``, with the historian if ``history``. Tests
+    run it forward with ``fleet.run_for``; the fleet is shut down on leaving."""
     import msgspec
 
     import plants
@@ -41,20 +44,42 @@ def two_tanks(ray_session, tmp_path_factory, request):
     from engine.clock import ClockSpec
     from engine.config import load_site
 
-    site = load_site(TWO_TANKS)
+    @contextlib.contextmanager
+    def build(site_file, namespace, *, history=False, edit=None):
+        site = load_site(site_file)
+        site = plants.resolve_site(edit(site) if edit else site, site_file)
+        var = tmp_path_factory.mktemp("var")
+        site = msgspec.structs.replace(
+            site, site=msgspec.structs.replace(site.site, audit_db=str(var / "audit.db")),
+            historian=msgspec.structs.replace(site.historian, path=str(var / "history.duckdb")))
+        fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace=namespace,
+                            history=history)
+        try:
+            yield fleet
+        finally:
+            fleet.shutdown()
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def two_tanks(site_fleet, request):
+    """The two-tank site (tests/sites/two_tanks.toml) by ``site_fleet``, one per test
+    module, in a Ray namespace of its own, recording into a DuckDB file of its own. A
+    module's ``TWO_TANKS_ALARMS`` (asset id -> list of engine.config.AlarmSettings) adds
+    alarms to its tanks."""
+    import msgspec
+
     extra = getattr(request.module, "TWO_TANKS_ALARMS", {})
-    site = msgspec.structs.replace(site, assets=[
-        msgspec.structs.replace(a, alarms=[*a.alarms, *extra.get(a.id, [])]) for a in site.assets])
-    site = plants.resolve_site(site, TWO_TANKS)
-    var = tmp_path_factory.mktemp("var")
-    site = msgspec.structs.replace(
-        site, site=msgspec.structs.replace(site.site, audit_db=str(var / "two-tanks-audit.db")),
-        historian=msgspec.structs.replace(site.historian, path=str(var / "history.duckdb")))
-    namespace = f"test-{request.module.__name__}"
-    fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace=namespace,
-                        history=True)
-    yield fleet
-    fleet.shutdown()
+
+    def add_alarms(site):
+        return msgspec.structs.replace(site, assets=[
+            msgspec.structs.replace(a, alarms=[*a.alarms, *extra.get(a.id, [])])
+            for a in site.assets])
+
+    with site_fleet(TWO_TANKS, f"test-{request.module.__name__}", history=True,
+                    edit=add_alarms) as fleet:
+        yield fleet
 
 
 class MqttBroker:
@@ -115,12 +140,6 @@ def mqtt_broker(tmp_path_factory):
     broker.start()
     yield broker
     broker.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager

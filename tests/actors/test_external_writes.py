@@ -12,8 +12,8 @@ import ray
 from pymodbus.client import ModbusTcpClient
 
 from engine.registers import encode
-from tests.actors.test_modbus import free_ports
 from tests.conftest import admin_api
+from tests.ports import consecutive_free_ports
 
 PERIOD_S = 120.0
 """Both tanks' control period, twin seconds."""
@@ -34,7 +34,7 @@ def fleet(ray_session, tmp_path_factory):
     replace = msgspec.structs.replace
     audit = tmp_path_factory.mktemp("audit") / "external-writes-audit.db"
     site = replace(site, site=replace(site.site, audit_db=str(audit)),
-                   modbus=replace(site.modbus, base_port=free_ports(2), timeout_s=2.0))
+                   modbus=replace(site.modbus, base_port=consecutive_free_ports(2), timeout_s=2.0))
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9),
                         namespace="test-external-writes", modbus=True)
     fleet.run_for(4 * PERIOD_S)

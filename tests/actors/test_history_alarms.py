@@ -32,27 +32,19 @@ def bearer(role: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fleet(ray_session, tmp_path_factory):
+def fleet(site_fleet):
     """tank-01 alone, recording into a DuckDB file, with a HIGH HI alarm at 400 K."""
-    import plants
-    from actors.fleet import build_fleet
-    from engine.clock import ClockSpec
-    from engine.config import AlarmSettings, load_site
+    from engine.config import AlarmSettings
 
-    site = load_site(TWO_TANKS)
-    var = tmp_path_factory.mktemp("var")
-    tank = msgspec.structs.replace(site.assets[0], alarms=[AlarmSettings(
-        signal="T_bulk", kind="HI", limit=HI_LIMIT_K, deadband=1.0, priority="HIGH",
-        message="bulk too hot")])
-    site = msgspec.structs.replace(
-        site, assets=[tank],
-        site=msgspec.structs.replace(site.site, audit_db=str(var / "audit.db")),
-        historian=msgspec.structs.replace(site.historian, path=str(var / "history.duckdb")))
-    site = plants.resolve_site(site, TWO_TANKS)
-    fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9),
-                        namespace="test-history-alarms", history=True)
-    yield fleet
-    fleet.shutdown()
+    def tank_01_alarmed(site):
+        tank = msgspec.structs.replace(site.assets[0], alarms=[AlarmSettings(
+            signal="T_bulk", kind="HI", limit=HI_LIMIT_K, deadband=1.0, priority="HIGH",
+            message="bulk too hot")])
+        return msgspec.structs.replace(site, assets=[tank])
+
+    with site_fleet(TWO_TANKS, "test-history-alarms", history=True,
+                    edit=tank_01_alarmed) as fleet:
+        yield fleet
 
 
 @pytest.fixture(scope="module")

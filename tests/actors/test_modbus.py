@@ -8,7 +8,6 @@ in a DuckDB historian.
 
 from __future__ import annotations
 
-import socket
 import time
 
 import msgspec
@@ -18,31 +17,13 @@ from pymodbus.client import ModbusTcpClient
 
 from engine.registers import decode
 from tests.actors.test_mqtt import wait_for
-from tests.conftest import admin_api, free_port
+from tests.conftest import admin_api
+from tests.ports import consecutive_free_ports
 
 WELL = '[site]\nname = "s"\n[[assets]]\nid = "well-01"\nkind = "rod_pump"\n'
 
 FLOAT32 = 2.0 ** -23
 """Relative precision of a float32 (one unit in the last place)."""
-
-
-def free_ports(count: int) -> int:
-    """First of ``count`` consecutive free TCP ports on loopback."""
-    for _ in range(100):
-        base = free_port()
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +41,8 @@ def fleet(ray_session, tmp_path_factory):
     tank_02 = replace(site.assets[1], modbus=replace(site.assets[1].modbus, word_order="CDAB"))
     site = replace(site, site=replace(site.site, audit_db=str(var / "modbus-audit.db")),
                    historian=replace(site.historian, path=str(var / "history.duckdb")),
-                   modbus=replace(site.modbus, base_port=free_ports(3), retry_initial_s=0.2,
-                                  retry_max_s=1.0, timeout_s=0.5),
+                   modbus=replace(site.modbus, base_port=consecutive_free_ports(3),
+                                  retry_initial_s=0.2, retry_max_s=1.0, timeout_s=0.5),
                    assets=[site.assets[0], tank_02, well])
     fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace="test-modbus",
                         modbus=True, history=True)

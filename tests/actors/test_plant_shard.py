@@ -17,8 +17,8 @@ from engine.clock import ClockSpec
 from engine.config import load_site
 from engine.registers import site_map
 from tests.actors.test_fault_tolerance import kill, wait_until_restarted
-from tests.actors.test_modbus import free_ports
 from tests.conftest import TWO_TANKS
+from tests.ports import consecutive_free_ports
 
 EPOCH = 1.7e9
 
@@ -27,7 +27,7 @@ EPOCH = 1.7e9
 def shard(ray_session):
     site = plants.resolve_site(load_site(TWO_TANKS), TWO_TANKS)
     site = msgspec.structs.replace(site, modbus=msgspec.structs.replace(
-        site.modbus, base_port=free_ports(2)))
+        site.modbus, base_port=consecutive_free_ports(2)))
     plcs = {plc.asset: plc for plc in site_map(site, {a.id: plants.model_of(a)
                                                        for a in site.assets})}
     handle = PlantShard.options(namespace="test-plant-shard").remote(

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 
 from serve.auth import Token, hash_token
@@ -34,22 +33,10 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (.ci/ru
 
 
 @pytest.fixture(scope="module")
-def fleet(ray_session, tmp_path_factory):
-    import plants
-    from actors.fleet import build_fleet
-    from engine.clock import ClockSpec
-    from engine.config import load_site
-
-    site = plants.resolve_site(load_site(SITE), SITE)
-    var = tmp_path_factory.mktemp("var")
-    site = msgspec.structs.replace(
-        site, site=msgspec.structs.replace(site.site, audit_db=str(var / "audit.db")),
-        historian=msgspec.structs.replace(site.historian, path=str(var / "history.duckdb")))
-    fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9), namespace="test-console",
-                        history=True)
-    fleet.run_for(600.0)
-    yield fleet
-    fleet.shutdown()
+def fleet(site_fleet):
+    with site_fleet(SITE, "test-console", history=True) as fleet:
+        fleet.run_for(600.0)
+        yield fleet
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ import psutil
 import pytest
 from asyncua import Client
 
-from tests.actors.test_modbus import free_ports
 from tests.conftest import free_port
+from tests.ports import consecutive_free_ports
 
 LIMITS = {"tank-01": (0.1, 10.0, 0.02), "tank-02": (0.1, 8.0, 0.02)}
 """m_oil lower, upper (kg/s) and max rate (kg/s per s) from tests/sites/two_tanks.toml."""
@@ -34,7 +34,7 @@ SITE = Path(__file__).resolve().parents[1] / "sites" / "two_tanks.toml"
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, mqtt_broker):
-    port, opcua_port, modbus_port = free_port(), free_port(), free_ports(2)
+    port, opcua_port, modbus_port = free_port(), free_port(), consecutive_free_ports(2)
     workdir = tmp_path_factory.mktemp("demo")
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 from pymodbus.client import ModbusTcpClient
 
-from tests.actors.test_modbus import free_ports
 from tests.conftest import free_port
+from tests.ports import consecutive_free_ports
 
 SITE = Path(__file__).resolve().parents[1] / "sites" / "two_tanks.toml"
 
@@ -30,7 +30,7 @@ RAY_NOISE = ("core_worker", "(raylet)", "ray.serve", "Started Serve", "Token aut
 
 def test_the_console_shows_twinloops_lines_and_actor_errors_reach_the_printed_log_file(
         tmp_path):
-    port, modbus_port = free_port(), free_ports(2)
+    port, modbus_port = free_port(), consecutive_free_ports(2)
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),
                "demo", "--site", str(SITE), "--speed", "600", "--duration", "300",

@@ -23,8 +23,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.actors.test_modbus import free_ports
 from tests.conftest import TWO_TANKS, free_port
+from tests.ports import consecutive_free_ports
 
 TOKEN = secrets.token_urlsafe(32)
 
@@ -49,7 +49,7 @@ def _start_demo(folder: Path) -> tuple[subprocess.Popen, list[str], int]:
     twinloop = Path(sys.executable).with_name("twinloop")
     command = [str(twinloop) if twinloop.exists() else shutil.which("twinloop"),
                "demo", "--site", str(TWO_TANKS), "--speed", "600", "--duration", "600",
-               "--port", str(port), "--modbus-port", str(free_ports(2)),
+               "--port", str(port), "--modbus-port", str(consecutive_free_ports(2)),
                "--opcua-port", str(free_port())]
     ignoring_sigint = ["sh", "-c", 'trap "" INT; exec "$@"', "sh"]  # as `twinloop demo &`
     process = subprocess.Popen(

@@ -9,7 +9,6 @@ import secrets
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 
 from controllers.mpc_common import number
@@ -28,21 +27,10 @@ def bearer(role: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fleet(ray_session, tmp_path_factory):
-    import plants
-    from actors.fleet import build_fleet
-    from engine.clock import ClockSpec
-    from engine.config import load_site
-
-    site = plants.resolve_site(load_site(SITE), SITE)
-    audit = tmp_path_factory.mktemp("var") / "whatif-plan-audit.db"
-    site = msgspec.structs.replace(
-        site, site=msgspec.structs.replace(site.site, audit_db=str(audit)))
-    fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9),
-                        namespace="test-whatif-plan-http")
-    fleet.run_for(900.0)
-    yield fleet
-    fleet.shutdown()
+def fleet(site_fleet):
+    with site_fleet(SITE, "test-whatif-plan-http") as fleet:
+        fleet.run_for(900.0)
+        yield fleet
 
 
 @pytest.fixture(scope="module")
@@ -164,20 +152,29 @@ def test_the_seven_day_plan_beats_its_baselines_within_maop_and_its_approval_is_
     assert api.post("/assets/dra-line/plan", headers=bearer("viewer")).status_code == 403
 
 
-def test_an_approved_plan_drives_the_controllers_flow_target(api, fleet):
-    """After approval the status says the plan drives the controller, and its next
-    proposal targets the plan's flow for the hour, not the nomination's daily average."""
+def approved_plan(api) -> dict:
+    """The dra-line's latest plan, made and approved unless an earlier test did."""
     if api.get("/assets/dra-line/plan").status_code == 404:
         assert api.post("/assets/dra-line/plan").status_code == 200
     plan = api.get("/assets/dra-line/plan").json()
     if plan["status"] != "approved":
         assert api.post(f"/assets/dra-line/plan/{plan['version']}/approve").status_code == 200
-    fleet.run_for(900.0)
-    status = api.get("/assets/dra-line").json()
+    return plan
+
+
+def assert_follows(status: dict, plan: dict) -> None:
+    """The status says the plan drives the controller, and its latest proposal targets
+    the plan's flow for the hour, not the nomination's daily average."""
     assert status["controller"]["forecast"] == f"plan v{plan['version']}"
     hour = plan["hours"][int((status["time"] - plan["start"]) // 3600.0)]
     assert number(hour["flow"]) != number(28800.0 / 86400.0)  # not the nomination's
     assert f"-> {number(hour['flow'])} m^3/s" in status["controller"]["reason"]
+
+
+def test_an_approved_plan_drives_the_controllers_flow_target(api, fleet):
+    plan = approved_plan(api)
+    fleet.run_for(900.0)
+    assert_follows(api.get("/assets/dra-line").json(), plan)
 
 
 def test_a_plan_for_an_asset_of_another_kind_is_422_naming_why(api):
@@ -210,3 +207,43 @@ def test_twinloop_whatif_writes_the_scenario_and_baseline_as_csv_and_png(api, tm
     denied = main(["whatif", "terminal", "--url", str(api.base_url),
                    "--token", TOKENS["viewer"], "--duration", "600", "--out", str(prefix)])
     assert denied == 2
+
+
+# These kill shards: they come last.
+
+def test_an_approved_plan_drives_the_controller_again_after_its_shard_is_killed(api, fleet):
+    """Issue 11 item 9: an approval is an operator's decision, and outlives a kill -9 of
+    the asset's shard (Ray restarts it, and it follows the site's plan store again)."""
+    import ray
+
+    from tests.actors.test_fault_tolerance import kill, wait_until_restarted
+
+    plan = approved_plan(api)
+    shard = fleet.shards[fleet.directory["dra-line"]]
+    wait_until_restarted(shard, kill(shard))
+    fleet.run_for(900.0)
+    status = ray.get(fleet.assets["dra-line"].status.remote())  # the new process's own
+    assert status["restarted"]
+    assert_follows(status, plan)
+    assert ray.get(shard.restore_report.remote()) == []
+
+
+def test_an_approved_plan_that_no_longer_fits_its_asset_is_skipped_and_reported(fleet):
+    """A plan of the plan store its asset can no longer follow (here the dra-line's plan
+    filed under the terminal, which has no delivery_flow) is skipped on a restart and
+    reported, and the asset runs on the site's forecast."""
+    import ray
+
+    from engine.plan_store import PlanStore, plans_folder
+    from tests.actors.test_fault_tolerance import kill, wait_until_restarted
+
+    store = PlanStore(plans_folder(fleet.site.site.audit_db))
+    entry = store.add("terminal", store.approved("dra-line")["plan"], created=0.0, user="olga")
+    store.approve("terminal", entry["version"], user="olga", time=0.0)
+    shard = fleet.shards[fleet.directory["terminal"]]
+    wait_until_restarted(shard, kill(shard))
+    fleet.run_for(900.0)
+    status = ray.get(fleet.assets["terminal"].status.remote())
+    assert status["restarted"] and status["controller"]["forecast"] != "plan v1"
+    [report] = ray.get(shard.restore_report.remote())
+    assert "'terminal': approved plan skipped" in report and "delivery_flow" in report
