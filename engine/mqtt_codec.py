@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import re
 import urllib.parse
+from typing import Any
 
 import msgspec
 
@@ -73,15 +74,7 @@ _card_decoder = msgspec.json.Decoder(SurfaceCard)
 def decode_card(asset: str, payload: bytes | bytearray) -> SurfaceCard:
     """One surface card of ``asset``, decoded strictly and checked (engine.cards.check_card);
     raises MalformedPayload naming the field and the bound."""
-    try:
-        card = _card_decoder.decode(payload)
-    except msgspec.ValidationError as error:
-        reason = "non_finite" if "Number out of range" in str(error) else "schema"
-        raise MalformedPayload(reason, f"asset {asset!r}: card: {error}") from None
-    except msgspec.DecodeError as error:
-        reason = "non_finite" if _NON_FINITE.search(payload) else "json"
-        raise MalformedPayload(reason, f"asset {asset!r}: card: not valid JSON: {error}") \
-            from None
+    card = _strictly(_card_decoder, payload, f"asset {asset!r}: card")
     try:
         return check_card(card)
     except ValueError as error:
@@ -89,6 +82,21 @@ def decode_card(asset: str, payload: bytes | bytearray) -> SurfaceCard:
 
 
 _NON_FINITE = re.compile(rb"[:\[,]\s*-?(NaN|Infinity)\s*[,}\]]")
+
+
+def _strictly(decoder: msgspec.json.Decoder, payload: bytes | bytearray, what: str) -> Any:
+    """``payload`` decoded by ``decoder``; MalformedPayload naming ``what`` and why: a
+    JSON number beyond float64's range (1e999, which decodes to infinity) or NaN and
+    Infinity (not JSON, but some encoders write them, Python's json) are ``non_finite``,
+    a wrong shape ``schema``, anything else that is not JSON ``json``."""
+    try:
+        return decoder.decode(payload)
+    except msgspec.ValidationError as error:
+        reason = "non_finite" if "Number out of range" in str(error) else "schema"
+        raise MalformedPayload(reason, f"{what}: {error}") from None
+    except msgspec.DecodeError as error:
+        reason = "non_finite" if _NON_FINITE.search(payload) else "json"
+        raise MalformedPayload(reason, f"{what}: not valid JSON: {error}") from None
 _decoder = msgspec.json.Decoder(MeasurementPayload | list[MeasurementPayload])
 
 
@@ -103,16 +111,7 @@ class MeasurementDecoder:
     def __call__(self, payload: bytes | bytearray) -> list[MeasurementPayload]:
         """The checked samples of one message; raises MalformedPayload."""
         asset = self.asset
-        try:
-            decoded = _decoder.decode(payload)
-        except msgspec.ValidationError as error:
-            # a JSON number beyond float64's range (1e999) decodes to infinity
-            reason = "non_finite" if "Number out of range" in str(error) else "schema"
-            raise MalformedPayload(reason, f"asset {asset!r}: {error}") from None
-        except msgspec.DecodeError as error:
-            # NaN and Infinity are not JSON, but some encoders write them (Python's json)
-            reason = "non_finite" if _NON_FINITE.search(payload) else "json"
-            raise MalformedPayload(reason, f"asset {asset!r}: not valid JSON: {error}") from None
+        decoded = _strictly(_decoder, payload, f"asset {asset!r}")
         samples = decoded if isinstance(decoded, list) else [decoded]
         bounds = self._bounds
         for sample in samples:
