@@ -3,7 +3,10 @@
 The do-mpc model is *discrete*: x[k+1] = F(x[k], u[k], d, p, dt) with the PlantModel's
 RK4 step, and the model parameters p (nominal, or the estimator's estimates), the
 disturbances d, the output references r and the tracking weights as time-varying
-parameters, so they can change between calls without rebuilding the problem. Over the
+parameters, so they can change between calls without rebuilding the problem. The NLP
+is SX with F inlined at every step, or, for a model too large to inline over the horizon
+(the 10-tank terminal, INLINE_LIMIT), MX with each RK4 stage a call to f: the same
+problem, far smaller to build and hold, slower to solve. Over the
 horizon of N steps (t_step = the model's dt) the controller minimises
 
     sum_{k=0}^{N-1} [ sum_y w_y ((h_y(x_k, u_k, d, p) - r_y) / s_y)^2
