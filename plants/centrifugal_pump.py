@@ -164,6 +164,7 @@ it follows a flow reference step as do-mpc's converged IPOPT solve does
 (tests/plants/test_centrifugal_pump_control.py) at a thirtieth of its CPU time per
 tick (CPU p50 2.1 ms against 63 ms at horizon 30, load average 9). Its generated C (4 MB)
 takes minutes to compile on a busy machine, so it runs on CasADi's virtual machine.
+
 The health factors' random walks (1e-4 per sqrt(s): 0.6 % in an hour, 3 % in a day)
 let the EKF follow wear within hours while pressure noise (1.2 m of head per sample)
 averages out; their 5 % initial std admits a pump of unknown condition.
