@@ -85,7 +85,7 @@ def test_one_assets_warm_start_does_not_reach_another(settings):
 
 
 def filter_function(estimator):
-    return (estimator._predict if estimator.kind == "ekf" else estimator._transition)._function
+    return (estimator._predict if estimator.kind == "ekf" else estimator._transition)._call.function
 
 
 @pytest.mark.parametrize(("kind", "tolerance"), [("ekf", 1e-9), ("ukf", 1e-5)])
