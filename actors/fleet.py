@@ -10,10 +10,9 @@
     historian:<site> on request (``history=True``), the historian (actors.historian),
                     on the driver's node: the store of ``[historian]``, fed by the shards
 
-Assets are packed in site-file order; shard n and its plant shard go together on the
-cluster's n-th alive node, round robin (``spread_over_nodes``: soft node affinity, so on
-a cluster they spread evenly over the nodes, and Ray restarts the shards of a lost node
-on the others). The safety actor (and the OPC UA gateway) run on the driver's node, the
+Assets are packed in site-file order; shards are placed with Ray's SPREAD strategy, so
+on a cluster they spread over the nodes, and Ray restarts the shards of a lost node on
+the others. The safety actor (and the OPC UA gateway) run on the driver's node, the
 cluster's head: the audit database is a file there (``[site] audit_db``), and the
 safety actor is restarted only where that file is. The directory (``Fleet.directory``)
 maps each asset id to its shard; ``Fleet.assets[id]`` and ``Fleet.plants[id]`` are
@@ -40,7 +39,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,14 +144,6 @@ def this_node() -> NodeAffinitySchedulingStrategy:
     return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
 
 
-def spread_over_nodes() -> Callable[[int], NodeAffinitySchedulingStrategy]:
-    """Placement of shard ``n``: the n-th of the cluster's alive nodes (by node id),
-    round robin, softly: if that node is lost, Ray places a restart elsewhere. Ray's own
-    SPREAD is best effort, and on a small cluster it put every shard on one node."""
-    nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
-    return lambda n: NodeAffinitySchedulingStrategy(nodes[n % len(nodes)], soft=True)
-
-
 def assets_per_shard(site: SiteConfig, cpus: float | None = None) -> int:
     """``[fleet] assets_per_shard``, else the fleet spread over the CPUs: ceil(n / CPUs)
     (``cpus`` default: the Ray cluster's)."""
@@ -215,7 +205,6 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
                   } if modbus else {}
     plans = os.path.abspath(plans_folder(site.site.audit_db))
     size = assets_per_shard(site)
-    placement = spread_over_nodes()
     for n, first in enumerate(range(0, len(site.assets), size)):
         group = site.assets[first:first + size]
         simulated = [as_given(asset, models[asset.id], given[asset.id]["last_applied"])
@@ -223,12 +212,12 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
         plcs = {a.id: fleet.plcs[a.id] for a in group if a.id in fleet.plcs}
         if simulated:
             plant_shard = PlantShard.options(  # type: ignore[attr-defined]  # ray.remote class
-                name=f"plants:{n}", namespace=namespace, scheduling_strategy=placement(n)).remote(
+                name=f"plants:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
                     simulated, clock, plcs, site.modbus.scan_period_s)
             fleet.plant_shards[f"plants:{n}"] = plant_shard
             fleet.plants.update({a.id: AssetHandle(plant_shard, a.id) for a in simulated})
         shard = AssetShard.options(  # type: ignore[attr-defined]  # ray.remote class
-            name=f"shard:{n}", namespace=namespace, scheduling_strategy=placement(n)).remote(
+            name=f"shard:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
                 f"shard:{n}", group, clock, safety,
                 {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus, board,
                 fleet.historian, plans)

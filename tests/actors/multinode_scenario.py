@@ -82,6 +82,8 @@ def main(workdir: Path) -> dict:
     by_label = {f"worker-{n}": node for n, node in enumerate(workers, start=1)}
     ray.init(address=cluster.address, namespace="multinode", log_to_driver=False,
              logging_level="WARNING")
+    # a node is placeable once its resources have reached the scheduler's view
+    wait_for("every node's CPU available", lambda: ray.available_resources().get("CPU") == 3)
 
     site = load_site(SITE)
     third = msgspec.structs.replace(site.assets[0], id="tank-03")
