@@ -511,51 +511,62 @@ class InjectionPlanner:
         if status not in _JUDGED or not np.all(np.isfinite(g)):
             # IPOPT may stop at once (Invalid_Number_Detected) on a problem whose MAOP
             # bounds leave no interior: the same diagnosis as for a violated solution
-            result.update(feasible=False, reason=self._diagnose(
+            return self._without_maop(
                 x0, parameters, nominated, u_prev, prices, maop, fixed_flow, fixed_injection,
-                f"the solver stopped with {status} after {stats['iter_count']} iterations"))
-            return result
+                result, f"the solver stopped with {status} after {stats['iter_count']} "
+                "iterations")
         if violation.max() > _FEASIBILITY_TOLERANCE:
-            result.update(feasible=False, reason=self._diagnose(
+            return self._without_maop(
                 x0, parameters, nominated, u_prev, prices, maop, fixed_flow, fixed_injection,
-                self._describe(violation, stats)))
-            return result
+                result, self._describe(violation, stats))
         hours = self._hours(w, parameters, prices)
         result.update(feasible=True, hours=hours, cost=sum(h.cost for h in hours))
         return result
 
-    def _diagnose(self, x0, parameters, nominated, u_prev, prices, maop, fixed_flow,
-                  fixed_injection, fallback: str) -> str:
-        """Why a solve is infeasible: if the same flows can be carried without the MAOP
-        bounds, MAOP is what they cannot meet, named with the highest pressure of that
-        operation; otherwise ``fallback``. Without MAOP the cheapest operation is tried
-        first, then (when the injection is free) the one with every skid at its highest
-        rate from the first hour (the first move unbounded): a far simpler problem, so
-        the diagnosis does not hang on IPOPT converging the free one from a cold start
-        (it may stop with Invalid_Number_Detected)."""
+    def _without_maop(self, x0, parameters, nominated, u_prev, prices, maop, fixed_flow,
+                      fixed_injection, failed: dict, failure: str) -> dict:
+        """What a failed solve (``failed``, which ``failure`` describes) becomes once the
+        same problem is solved without the MAOP bounds.
+
+        If that relaxed optimum keeps every pressure within MAOP it is a feasible point
+        of the bounded problem, and so its optimum: it is returned, feasible (IPOPT may
+        fail on the bounded problem of a baseline, whose flows and injection leave the
+        pump speeds no freedom, and converge on the relaxed one). Otherwise the result is
+        infeasible with the reason: MAOP, named with the highest pressure the flows need,
+        when they can be carried without it; else ``failure``. When the relaxed problem
+        fails too and the injection is free, the operation with every skid at its highest
+        rate from the first hour (the first move unbounded) is tried for the diagnosis: a
+        far simpler problem, so it does not hang on IPOPT converging the free one from a
+        cold start (it may stop with Invalid_Number_Detected)."""
+        failed.update(feasible=False, reason=failure)
         if all(math.isinf(bound) for bound in maop):
-            return fallback
+            return failed
         unbounded = [math.inf] * self.stations
         attempts: list[tuple[float | None, Any, str]] = [
             (fixed_injection, u_prev, "without the bound")]
         if fixed_injection is None:
             full = min(self._bounds(name)[1] for name in self.skids)
             attempts.append((full, None, f"without the bound, every skid at {full:g} L/h"))
-        reason = fallback
-        for injection, previous, how in attempts:
+        for attempt, (injection, previous, how) in enumerate(attempts):
             free = self._solve(x0, parameters, nominated, previous, prices, unbounded,
                                fixed_flow=fixed_flow, fixed_injection=injection)
             if not free["feasible"]:
-                reason = free["reason"]
+                failed["reason"] = free["reason"]
                 continue
-            hour, station = max(((h.hour, i) for h in free["hours"]
-                                 for i in range(self.stations)),
-                                key=lambda hi: free["hours"][hi[0]].discharge_pressure[hi[1]]
-                                - maop[hi[1]])
+            excess, hour, station = max(
+                (h.discharge_pressure[i] - maop[i], h.hour, i)
+                for h in free["hours"] for i in range(self.stations))
+            if excess <= _FEASIBILITY_TOLERANCE * _PRESSURE_SCALE:
+                if attempt == 0:
+                    return free
+                failed["reason"] = failure
+                return failed
             pressure = free["hours"][hour].discharge_pressure[station]
-            return (f"needs discharge_pressure_{station + 1} above MAOP {maop[station]:.4g} "
-                    f"Pa: {pressure:.4g} Pa at hour {hour} {how}")
-        return reason
+            failed["reason"] = (
+                f"needs discharge_pressure_{station + 1} above MAOP {maop[station]:.4g} "
+                f"Pa: {pressure:.4g} Pa at hour {hour} {how}")
+            return failed
+        return failed
 
     def _describe(self, violation, stats) -> str:
         """The worst violated constraint, by hour."""

@@ -225,3 +225,44 @@ def test_maop_is_named_even_when_ipopt_abandons_the_free_solve(planner, monkeypa
                        r".* every skid at 60 L/h"):
         planner.plan(MODEL.states.nominal, ASSET.tariff, nomination, [3.0e6] * 3,
                      u0=MODEL.inputs.nominal)
+
+
+
+class _FailsFirstBoundedSolve:
+    """The planner's IPOPT, except that its first solve with finite MAOP bounds stops
+    at its iteration limit: what CI's CPU did (by some status) to the
+    constant_dra baseline of the HTTP test, whose flows and injection leave the pumps
+    no freedom."""
+
+    def __init__(self, planner):
+        self.solver, self.failed = planner._solver, False
+        ns, stations = planner._layout["ns"], planner.stations
+        self.pressure_bounds = slice(ns + 1, ns + 1 + stations)
+
+    def __call__(self, **arguments):
+        solution = self.solver(**arguments)
+        self.fail = not self.failed and np.isfinite(
+            arguments["ubg"][self.pressure_bounds]).all()
+        self.failed |= self.fail
+        return solution
+
+    def stats(self):
+        stats = self.solver.stats()
+        return {**stats, "return_status": "Maximum_Iterations_Exceeded"} if self.fail else stats
+
+
+def test_a_baseline_ipopt_fails_within_maop_is_solved_without_the_bound(planner, pilot_plan,
+                                                                        monkeypatch):
+    """CI's HTTP test once reported the constant_dra baseline infeasible, 'needs
+    discharge_pressure_3 above MAOP 9.6e+06 Pa: 3.27e+06 Pa': IPOPT failed on the bounded
+    problem, the problem without MAOP solved within it, and that solution (the bounded
+    problem's optimum, as it meets the dropped bound) was thrown away for a reason that
+    contradicts itself. Now the baseline is feasible at the cost IPOPT finds unhindered."""
+    monkeypatch.setattr(planner, "_solver", _FailsFirstBoundedSolve(planner))
+    plan = planner.plan(MODEL.states.nominal, ASSET.tariff, ASSET.nomination, MAOP,
+                        u0=MODEL.inputs.nominal)
+    assert planner._solver.failed
+    constant_dra = plan.baselines["constant_dra"]
+    assert constant_dra.feasible, constant_dra.reason
+    assert constant_dra.cost == pytest.approx(pilot_plan.baselines["constant_dra"].cost,
+                                              rel=1e-6)
