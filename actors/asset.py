@@ -211,7 +211,7 @@ class HostedAsset:
         """Where each card pair goes (the shard's historian feed)."""
         self.kpi_units = kpi_units_of(asset)
         self.kpis: dict[str, float] = {}
-        """The kind's KPIs at the last tick's estimate (plants.kpis_of), SI."""
+        """The kind's KPIs at the last tick's estimate and newest card (plants.kpis_of), SI."""
         self.health_tracker = health_tracker_of(asset, self.model)
         self.health: HealthStatus | None = None
         self.kpi_error: str | None = None
@@ -520,11 +520,14 @@ class HostedAsset:
 
     def _assess(self, measurement: Measurement | None) -> dict[str, float]:
         """The kind's KPIs at the estimate with the inputs the plant ran on until the
-        measurement (plants.kpis_of: a rod pump's cards take milliseconds) and, for a kind
-        that tracks its health, the tick's degradation samples (``measurement``, None:
-        none this tick) and the health from them (``health``, and its KPIs)."""
+        measurement and, for a rod pump, from its newest measured card pair (``card``)
+        when there is one (plants.kpis_of: only a well without a card predicts one, in
+        milliseconds) and, for a kind that tracks its health, the tick's degradation
+        samples (``measurement``, None: none this tick) and the health from them
+        (``health``, and its KPIs)."""
         loop, model = self.loop, self.model
-        kpis = kpis_of(self.config, model, loop.x, loop.u, loop.d, loop.parameters())
+        kpis = kpis_of(self.config, model, loop.x, loop.u, loop.d, loop.parameters(),
+                       self.card)
         tracker = self.health_tracker
         if tracker is None:
             return kpis

@@ -219,7 +219,8 @@ class AssetStatus(msgspec.Struct, frozen=True, kw_only=True):
     the operator command): how old a pushed copy is, e.g. on a live console."""
     kpis: dict[str, Quantity] = {}
     """The kind's KPIs at the last tick's estimate (plants.kpis_of), e.g. a rod pump's
-    fillage and Goodman loading; recorded as history signals ``kpi.<name>``."""
+    fillage and Goodman loading (of its newest measured card when there is one);
+    recorded as history signals ``kpi.<name>``."""
     health: HealthStatus | None = None
     """Health index and remaining life (kinds that assess them; None before enough
     samples or for other kinds)."""

@@ -143,16 +143,20 @@ def kpi_units_of(asset: AssetConfig) -> dict[str, str]:
     return {**module.kpi_units(asset), **tracked}
 
 
-def kpis_of(asset: AssetConfig, model: PlantModel, x, u, d, p) -> dict[str, float]:
+def kpis_of(asset: AssetConfig, model: PlantModel, x, u, d, p,
+            card: CardRecord | None = None) -> dict[str, float]:
     """The kind's KPIs (``kpis`` of its module) at states ``x``, inputs ``u``,
     disturbances ``d`` and parameters ``p`` (vectors in the model's order, SI: the twin's
-    estimate), by name in kpi_units_of's units; computed with the same functions as the
-    kind's view, so the history and the screen agree."""
+    estimate) and, for a rod pump, from the last measured ``card`` pair when there is one
+    (as view_of), by name in kpi_units_of's units; computed with the same functions as
+    the kind's view, so the history and the screen agree."""
     module = next(m for m in _MODULES if m.KIND == asset.kind)
     named = [group.mapping(values) for group, values in (
         (model.states, x), (model.inputs, u), (model.disturbances, d), (model.parameters, p))]
     y = model.outputs.mapping(model.output(0.0, x, u, d, p))
-    return module.kpis(model, asset, *named, y)
+    if card is None:
+        return module.kpis(model, asset, *named, y)
+    return module.kpis(model, asset, *named, y, card=card)
 
 
 def health_tracker_of(asset: AssetConfig, model: PlantModel) -> PumpHealthTracker | None:

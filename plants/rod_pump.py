@@ -75,6 +75,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import casadi as ca
 import msgspec
@@ -494,7 +495,8 @@ def synthesize_measurement(x, u, d, p, rng: np.random.Generator, noise: float = 
     states, inputs, disturbances, parameters, outputs = _nominal_signals(rods, grade)
     x, u, d, p = (_named(values, signals) for values, signals in
                   ((x, states), (u, inputs), (d, disturbances), (p, parameters)))
-    well, period, cards = _cards(x, u, d, p, rods)
+    well, stroke = _well_stroke(x, u, d, p, rods)
+    period, cards = stroke.period, _wave_cards(rods, stroke)
     position = cards.surface.position + noise * POSITION_NOISE * rng.standard_normal(CARD_SAMPLES)
     dynamic = cards.surface.load + noise * LOAD_NOISE * rng.standard_normal(CARD_SAMPLES)
     static = buoyant_rod_weight(rods, p["fluid_density"])
@@ -547,17 +549,41 @@ def diagnose_card(asset: str, card: SurfaceCard, p: Mapping[str, float],
         fluid_pound=analysis.fluid_pound, confidence=card_confidence(position, dynamic))
 
 
-def _cards(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString
-           ) -> tuple[dict[str, float], float, PredictedCards]:
-    """The well's slow quantities, its stroke period (s) and the wave equation's surface
-    and pump cards for harmonic polished-rod motion (:data:`CARD_SAMPLES` per stroke)."""
+class _Stroke(NamedTuple):
+    """What the wave equation's cards of one stroke depend on besides the rod string
+    (:func:`_wave_cards`), SI.
+
+    Attributes:
+        period: stroke period 60 / N, s.
+        stroke_length: polished-rod stroke S, m.
+        damping_factor: nu, 1.
+        fluid_load: fluid load on the plunger F_o, N.
+        fillage: the slow model's fillage, clipped to 0..1.
+    """
+
+    period: float
+    stroke_length: float
+    damping_factor: float
+    fluid_load: float
+    fillage: float
+
+
+def _wave_cards(rods: RodString, stroke: _Stroke) -> PredictedCards:
+    """The wave equation's surface and pump cards of ``stroke`` for harmonic polished-rod
+    motion (:data:`CARD_SAMPLES` per stroke), loads dynamic (static weight excluded)."""
+    surface_position = harmonic_surface_position(stroke.stroke_length, CARD_SAMPLES)
+    pump = PumpBoundary(stroke.fluid_load, stroke.fillage, LOAD_TRANSFER_LENGTH)
+    return predict_cards(rods, surface_position, stroke.period, pump, stroke.damping_factor)
+
+
+def _well_stroke(x: Mapping, u: Mapping, d: Mapping, p: Mapping, rods: RodString
+                 ) -> tuple[dict[str, float], _Stroke]:
+    """The well's slow quantities (:func:`_well`) and what its stroke's cards depend on."""
     well = {k: float(v) for k, v in _well(x, u, d, p, rods).items()}
-    period = 60.0 / u["SPM"]
-    surface_position = harmonic_surface_position(p["stroke_length"], CARD_SAMPLES)
-    pump = PumpBoundary(well["fluid_load"], min(1.0, max(0.0, well["fillage"])),
-                        LOAD_TRANSFER_LENGTH)
-    return well, period, predict_cards(rods, surface_position, period, pump,
-                                       p["damping_factor"])
+    stroke = _Stroke(period=60.0 / float(u["SPM"]), stroke_length=float(p["stroke_length"]),
+                     damping_factor=float(p["damping_factor"]), fluid_load=well["fluid_load"],
+                     fillage=min(1.0, max(0.0, well["fillage"])))
+    return well, stroke
 
 
 def kpi_units(asset: AssetConfig) -> dict[str, str]:
@@ -566,23 +592,53 @@ def kpi_units(asset: AssetConfig) -> dict[str, str]:
 
 
 def kpis(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mapping,
-         p: Mapping, y: Mapping) -> dict[str, float]:
-    """The well's KPIs at the twin's estimate, as its screen shows them before a card is
-    measured: ``fillage`` of the pump card diagnosed from the predicted surface card, and
-    ``goodman_loading``, the largest taper's share of the modified Goodman range (API RP
-    11BR; 1 = 100 %, the diagram's edge)."""
+         p: Mapping, y: Mapping, card: CardRecord | None = None) -> dict[str, float]:
+    """The well's KPIs from the card its screen shows (:func:`view`): the last measured
+    ``card`` pair, or without one the card the wave equation predicts at the twin's
+    estimate. ``fillage`` is that pump card's fillage; ``goodman_loading`` the largest
+    taper's share of the modified Goodman range at the surface card's peak and minimum
+    loads (API RP 11BR; 1 = 100 %, the diagram's edge).
+
+    A measured card costs microseconds (its diagnosis was done as it arrived). A
+    prediction (wave solve and diagnosis, milliseconds) is memoised on exactly what it
+    depends on (rod string, :class:`_Stroke`, fluid density, tensile strength, service
+    factor), so it is not repeated while they stand still, as in a well whose twin gets no
+    measurement; an estimate that moves is a new prediction. Exact, not within a
+    tolerance: the memo changes no value. Only the two KPIs are kept (a few hundred
+    bytes an entry, 4096 entries: a shard's card-less wells), not the cards."""
     rods = _rods(asset.structure.get("rod_sections"))
-    card = _predicted_card(asset.id, x, u, d, p, rods)
-    return {"fillage": float(card.fillage),
-            "goodman_loading": max(t.loading for t in _goodman_tapers(card, rods, p))}
-
-
-def _goodman_tapers(card: CardRecord, rods: RodString, p: Mapping) -> list[GoodmanTaper]:
-    """Each taper's point on the modified Goodman diagram (API RP 11BR) at the surface
-    card's peak and minimum loads: each taper's stress is the polished-rod load less the
-    buoyant weight of the tapers above it, over its area (Pa)."""
-    peak, low = max(card.surface_load), min(card.surface_load)
     tensile, factor = float(p["tensile_strength"]), float(p["service_factor"])
+    density = float(p["fluid_density"])
+    if card is None:
+        _, stroke = _well_stroke(x, u, d, p, rods)
+        fillage, loading = _predicted_kpis(rods, stroke, density, tensile, factor)
+    else:
+        fillage, loading = _card_kpis(card, rods, density, tensile, factor)
+    return {"fillage": fillage, "goodman_loading": loading}
+
+
+def _card_kpis(card: CardRecord, rods: RodString, density: float, tensile: float,
+               factor: float) -> tuple[float, float]:
+    """``card``'s fillage and its worst taper's Goodman loading (:func:`_goodman_tapers`)."""
+    tapers = _goodman_tapers(card, rods, density, tensile, factor)
+    return float(card.fillage), max(t.loading for t in tapers)
+
+
+@functools.lru_cache(maxsize=4096)
+def _predicted_kpis(rods: RodString, stroke: _Stroke, density: float, tensile: float,
+                    factor: float) -> tuple[float, float]:
+    """:func:`_card_kpis` of the predicted card (:func:`_predicted_card`), memoised."""
+    return _card_kpis(_predicted_card("", rods, stroke, density), rods, density, tensile,
+                      factor)
+
+
+def _goodman_tapers(card: CardRecord, rods: RodString, density: float, tensile: float,
+                    factor: float) -> list[GoodmanTaper]:
+    """Each taper's point on the modified Goodman diagram (API RP 11BR; tensile strength
+    ``tensile`` Pa, service factor ``factor``) at the surface card's peak and minimum
+    loads: each taper's stress is the polished-rod load less the buoyant weight (in fluid
+    of ``density`` kg/m^3) of the tapers above it, over its area (Pa)."""
+    peak, low = max(card.surface_load), min(card.surface_load)
     tapers, above = [], 0.0
     for number, section in enumerate(rods, start=1):
         smax, smin = (peak - above) / section.area, (low - above) / section.area
@@ -591,7 +647,7 @@ def _goodman_tapers(card: CardRecord, rods: RodString, p: Mapping) -> list[Goodm
             min_stress=smin, max_stress=smax,
             allowable=float(goodman_allowable_stress(tensile, smin, factor)),
             loading=float(goodman_loading(smax, smin, tensile, factor))))
-        above += GRAVITY * section.area * section.length * (section.density - p["fluid_density"])
+        above += GRAVITY * section.area * section.length * (section.density - density)
     return tapers
 
 
@@ -605,10 +661,11 @@ def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mappi
     and each taper's point on the modified Goodman diagram at the card's peak and minimum
     loads."""
     rods = _rods(asset.structure.get("rod_sections"))
-    if card is None:
-        card = _predicted_card(asset.id, x, u, d, p, rods)
     tensile, factor = float(p["tensile_strength"]), float(p["service_factor"])
-    tapers = _goodman_tapers(card, rods, p)
+    density = float(p["fluid_density"])
+    if card is None:
+        card = _predicted_card(asset.id, rods, _well_stroke(x, u, d, p, rods)[1], density)
+    tapers = _goodman_tapers(card, rods, density, tensile, factor)
     envelope_min = np.linspace(0.0, tensile / 2, 11)
 
     def closed(values: list[float]) -> list[float]:  # each card as a closed loop
@@ -631,14 +688,15 @@ def view(model: PlantModel, asset: AssetConfig, x: Mapping, u: Mapping, d: Mappi
         card_source=card.source, card_time=card.time if measured_card else None)
 
 
-def _predicted_card(asset: str, x: Mapping, u: Mapping, d: Mapping, p: Mapping,
-                    rods: RodString) -> CardRecord:
-    """The card pair the wave equation predicts at the twin's estimate: its noiseless
-    surface card (static weight included) and the pump card diagnosed from it."""
-    _, period, cards = _cards(x, u, d, p, rods)
-    static = buoyant_rod_weight(rods, p["fluid_density"])
+def _predicted_card(asset: str, rods: RodString, stroke: _Stroke, density: float
+                    ) -> CardRecord:
+    """The card pair the wave equation predicts for ``stroke`` (:func:`_wave_cards`):
+    its noiseless surface card with the static (buoyant rod) weight in fluid of
+    ``density`` kg/m^3, and the pump card diagnosed from it."""
+    cards, period = _wave_cards(rods, stroke), stroke.period
+    static = buoyant_rod_weight(rods, density)
     pump_card = diagnose_downhole_card(rods, cards.surface.position, cards.surface.load,
-                                       period, p["damping_factor"])
+                                       period, stroke.damping_factor)
     analysis = analyze_pump_card(pump_card.position, pump_card.load)
     return CardRecord(
         asset=asset, time=0.0, period=period, surface_position=cards.surface.position.tolist(),

@@ -49,12 +49,14 @@ def api(fleet):
         yield client
 
 
-def surface_card(time: float, noise: float = 1.0) -> dict:
-    """A noisy surface card of the nominal well, as its controller would send it."""
+def surface_card(time: float, noise: float = 1.0, productivity: float = 1.0) -> dict:
+    """A noisy surface card of the nominal well, as its controller would send it; with
+    ``productivity`` below 1, of the well whose inflow fell to that share of the model's."""
     from plants import rod_pump
 
     model = rod_pump.build_model()
     x, u, d, p = model.steady_input_vectors()
+    x = {**model.states.mapping(x), "productivity_multiplier": productivity}
     _, card = rod_pump.synthesize_measurement(x, u, d, p, np.random.default_rng(7), noise)
     return msgspec.to_builtins(msgspec.structs.replace(card, time=time))
 
@@ -169,3 +171,31 @@ def test_openapi_declares_the_card_routes(api):
     assert get["responses"]["200"]["content"]["application/json"]["schema"]["items"][
         "$ref"].endswith("/CardRecord")
     assert math.isfinite(len(get["parameters"]))
+
+
+def test_the_kpis_follow_the_measured_card_not_the_models_prediction(fleet, api):
+    """well-01's inflow has halved but its twin, without a measurement to tell it, still
+    predicts a nearly full pump (about 90 %); its controller's card shows the pump half
+    full. From the next tick the status's ``kpis`` and the history's ``kpi.fillage`` are
+    the measured card's fillage (a fillage alarm watching kpi.fillage sees the pump-off),
+    and its Goodman loading is the one the screen shows for that card."""
+    import ray
+
+    reply = api.post("/assets/well-01/cards", json=surface_card(EPOCH + 40.0, productivity=0.5))
+    assert reply.status_code == 200, reply.text
+    measured = reply.json()["fillage"]
+    assert measured < 0.6
+    fleet.run_for(PERIOD_S)
+    status = api.get("/assets/well-01").json()
+    assert status["kpis"]["fillage"]["value"] == pytest.approx(measured, abs=1e-12)
+    view = api.get("/assets/well-01/view").json()
+    assert view["card_time"] == EPOCH + 40.0
+    assert view["fillage"] == status["kpis"]["fillage"]["value"]
+    assert status["kpis"]["goodman_loading"]["value"] == pytest.approx(
+        max(taper["loading"] for taper in view["goodman"]), rel=1e-12)
+    assert ray.get(fleet.historian.flush.remote(60.0))
+    reply = api.get("/assets/well-01/history", params={"signals": "kpi.fillage", "since": EPOCH})
+    assert reply.status_code == 200, reply.text
+    (series,) = reply.json()
+    assert series["time"][-1] == status["time"]
+    assert series["value"][-1] == pytest.approx(measured, abs=1e-12)
