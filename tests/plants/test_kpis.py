@@ -54,6 +54,28 @@ def test_the_rod_pumps_kpis_are_its_screens_fillage_and_worst_goodman_taper():
     assert 0 < kpis["goodman_loading"] < 1
 
 
+def test_a_measured_card_gives_the_rod_pumps_kpis_not_the_prediction():
+    """A card of the well with half the model's inflow: its KPIs are that card's fillage
+    (far below the predicted one) and the worst Goodman taper the screen shows for it."""
+    from plants import rod_pump
+
+    config = asset("well-01")
+    model = plants.model_of(config)
+    point = (model.states.nominal, model.inputs.nominal, model.disturbances.nominal,
+             model.parameters.nominal)
+    truth = {**model.states.mapping(model.states.nominal), "productivity_multiplier": 0.5}
+    _, surface = rod_pump.synthesize_measurement(
+        truth, *point[1:], np.random.default_rng(3),
+        rod_sections=config.structure.get("rod_sections"))
+    card = plants.card_diagnosis_of(config)(surface, model.parameters.mapping(point[3]))
+    predicted = plants.kpis_of(config, model, *point)
+    kpis = plants.kpis_of(config, model, *point, card)
+    view = plants.view_of(config, model, *point, dict(config.reference), {}, card)
+    assert kpis["fillage"] == card.fillage == view.fillage < predicted["fillage"] - 0.3
+    assert kpis["goodman_loading"] == max(t.loading for t in view.goodman)
+    assert kpis["goodman_loading"] != predicted["goodman_loading"]
+
+
 def test_the_pipelines_specific_energy_is_its_stations_power_over_its_flow():
     kpis, view, _ = kpis_and_view("dra-line")
     assert kpis["cost_rate"] == view.cost_rate
