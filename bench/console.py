@@ -86,7 +86,8 @@ def main() -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("bench/console.py needs Chromium (apt-get install chromium)")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
+             log_to_driver=False)
     token = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory() as work:
         site = plants.resolve_site(load_site(PILOT), PILOT)

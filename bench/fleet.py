@@ -526,7 +526,7 @@ def measure(counts: SiteCounts, bare: dict[str, list[float]], args: argparse.Nam
     site = make_site(counts, seed=args.seed, speed=args.speed, audit_db=workdir / f"audit-{n}.db",
                      assets_per_shard=args.assets_per_shard, modbus_base_port=base_port)
     started = time.perf_counter()
-    ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+    ray.init(address="local", include_dashboard=False, logging_level="ERROR", log_to_driver=False,
              _node_ip_address="127.0.0.1")
     run["ray_init_s"] = time.perf_counter() - started
     try:

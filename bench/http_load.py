@@ -176,7 +176,8 @@ def main() -> None:
     load_before = round(os.getloadavg()[0], 1)
     token = secrets.token_urlsafe(32)
     tokens = [Token("bench", "operator", hash_token(token))]
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
+             log_to_driver=False,
              _node_ip_address="127.0.0.1")
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -184,7 +184,8 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="twinloop-bench-mqtt-"))
     broker, port = start_broker(workdir)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
+             log_to_driver=False,
              _node_ip_address="127.0.0.1")
     results = {"timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),

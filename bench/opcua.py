@@ -174,8 +174,8 @@ def main() -> None:
     load_before = os.getloadavg()[0]
 
     base = asyncio.run(baseline(args.samples))
-    ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, logging_level="WARNING",
-             log_to_driver=False, _node_ip_address="127.0.0.1")
+    ray.init(address="local", num_cpus=2, namespace=NAMESPACE, include_dashboard=False,
+             logging_level="WARNING", log_to_driver=False, _node_ip_address="127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="twinloop-bench-") as tmp:
         site = plants.resolve_site(parse_site(SITE.format(audit=Path(tmp) / "audit.db")), "bench")
         fleet = build_fleet(site, ClockSpec(lockstep=True, epoch=1.7e9))

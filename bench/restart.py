@@ -182,7 +182,8 @@ def site_restart(path: Path) -> None:
 def main(args: list[str]) -> None:
     which = args[:1]
     site_file = Path(args[1]).resolve() if args[1:] else PILOT
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING",
+             log_to_driver=False)
     try:
         if which in ([], ["asset"]):
             asset_restart()

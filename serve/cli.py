@@ -350,7 +350,7 @@ def run_demo(args: argparse.Namespace) -> int:
     ray_log, console = setup_demo_logging(log_file)
     say = functools.partial(print, file=console, flush=True)
     embedded: dict[str, Any] = {} if args.address else {"_node_ip_address": host}
-    ray.init(address=args.address, namespace=NAMESPACE, include_dashboard=False,
+    ray.init(address=args.address or "local", namespace=NAMESPACE, include_dashboard=False,
              configure_logging=False, log_to_driver=False,
              runtime_env=worker_runtime_env(log_file), **embedded)
     stop = threading.Event()

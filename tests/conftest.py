@@ -23,7 +23,7 @@ def ray_session():
 
     from actors import NAMESPACE
 
-    ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False,
+    ray.init(address="local", num_cpus=2, namespace=NAMESPACE, include_dashboard=False,
              logging_level="WARNING", log_to_driver=False, _node_ip_address="127.0.0.1")
     yield ray
     ray.shutdown()
