@@ -10,11 +10,17 @@
     historian:<site> on request (``history=True``), the historian (actors.historian),
                     on the driver's node: the store of ``[historian]``, fed by the shards
 
-Assets are packed in site-file order; shards are placed with Ray's SPREAD strategy, so
-on a cluster they spread over the nodes, and Ray restarts the shards of a lost node on
-the others. The safety actor (and the OPC UA gateway) run on the driver's node, the
-cluster's head: the audit database is a file there (``[site] audit_db``), and the
-safety actor is restarted only where that file is. The directory (``Fleet.directory``)
+Assets are packed in site-file order. Shard n and its plant shard share bundle n of the
+fleet's placement group (``spread_bundles``), which Ray's GCS places with strategy SPREAD:
+bundles on distinct nodes while a node has none (then as evenly as it can), so on a
+cluster the shards spread over the nodes, each plant shard beside its asset shard. If a
+node is lost, the GCS places its bundles again on the other nodes and Ray restarts the
+shards there. (Ray's SPREAD scheduling strategy on the actors themselves does not spread
+them reliably: an actor asking for no resources is handed to a random node's raylet, and
+each raylet takes its round robin from its own counter, so several land on one node;
+ray-project/ray#27577.) The safety actor (and the OPC UA gateway) run on the driver's
+node, the cluster's head: the audit database is a file there (``[site] audit_db``), and
+the safety actor is restarted only where that file is. The directory (``Fleet.directory``)
 maps each asset id to its shard; ``Fleet.assets[id]`` and ``Fleet.plants[id]`` are
 per-asset handles (actors.directory.AssetHandle) with the method names of one asset, so
 HTTP, OPC UA, MQTT and tests address assets by id wherever they are hosted.
@@ -44,7 +50,11 @@ from typing import Any
 
 import msgspec
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import (
+    NodeAffinitySchedulingStrategy,
+    PlacementGroupSchedulingStrategy,
+)
 
 from actors import NAMESPACE
 from actors.directory import AssetHandle
@@ -90,6 +100,8 @@ class Fleet:
     restore_report: list[str] = field(default_factory=list)
     """What the durable store held that no longer fits the site, and was skipped."""
     historian: Any = None
+    placement: PlacementGroup | None = None
+    """The shards' placement group (``spread_bundles``)."""
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -137,11 +149,29 @@ class Fleet:
         for handle in [*gateways, *self.shards.values(), *self.plant_shards.values(),
                        self.board, self.safety]:
             ray.kill(handle, no_restart=True)
+        if self.placement is not None:
+            remove_placement_group(self.placement)
 
 
 def this_node() -> NodeAffinitySchedulingStrategy:
     """Placement on the driver's node, never elsewhere (not even if that node is lost)."""
     return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+
+
+SHARD_BUNDLE_CPU = 0.001
+"""CPU reserved by each bundle of the shards' placement group: a token (Ray places no
+empty bundle); the shards themselves ask for none (``num_cpus=0``). A node offers
+1,000 bundles per CPU; a node with no CPU hosts no shards."""
+
+
+def spread_bundles(count: int) -> PlacementGroup:
+    """A placement group of ``count`` bundles with strategy SPREAD, once Ray has placed
+    it: bundle n hosts shard n and its plant shard. The GCS places the bundles on distinct
+    nodes while one has none, from its own view of the cluster, and places those of a lost
+    node again on the others (the shards in them are restarted there)."""
+    group = placement_group([{"CPU": SHARD_BUNDLE_CPU}] * count, strategy="SPREAD")
+    ray.get(group.ready())
+    return group
 
 
 def assets_per_shard(site: SiteConfig, cpus: float | None = None) -> int:
@@ -205,19 +235,22 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
                   } if modbus else {}
     plans = os.path.abspath(plans_folder(site.site.audit_db))
     size = assets_per_shard(site)
-    for n, first in enumerate(range(0, len(site.assets), size)):
-        group = site.assets[first:first + size]
+    groups = [site.assets[first:first + size] for first in range(0, len(site.assets), size)]
+    # a site without assets gets one idle bundle: Ray makes no empty placement group
+    fleet.placement = placement = spread_bundles(max(1, len(groups)))
+    for n, group in enumerate(groups):
+        beside = PlacementGroupSchedulingStrategy(placement, placement_group_bundle_index=n)
         simulated = [as_given(asset, models[asset.id], given[asset.id]["last_applied"])
                      for asset in group if asset.measurement_source == "plant"]
         plcs = {a.id: fleet.plcs[a.id] for a in group if a.id in fleet.plcs}
         if simulated:
             plant_shard = PlantShard.options(  # type: ignore[attr-defined]  # ray.remote class
-                name=f"plants:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
+                name=f"plants:{n}", namespace=namespace, scheduling_strategy=beside).remote(
                     simulated, clock, plcs, site.modbus.scan_period_s)
             fleet.plant_shards[f"plants:{n}"] = plant_shard
             fleet.plants.update({a.id: AssetHandle(plant_shard, a.id) for a in simulated})
         shard = AssetShard.options(  # type: ignore[attr-defined]  # ray.remote class
-            name=f"shard:{n}", namespace=namespace, scheduling_strategy="SPREAD").remote(
+            name=f"shard:{n}", namespace=namespace, scheduling_strategy=beside).remote(
                 f"shard:{n}", group, clock, safety,
                 {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus, board,
                 fleet.historian, plans)

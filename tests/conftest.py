@@ -23,6 +23,9 @@ def ray_session():
 
     from actors import NAMESPACE
 
+    # address="local": a Ray of its own, even while a multi-node scenario (this session's
+    # or another's on this machine) has its cluster's address in /tmp/ray/ray_current_cluster,
+    # which ray.init() would otherwise join (and refuse num_cpus)
     ray.init(address="local", num_cpus=2, namespace=NAMESPACE, include_dashboard=False,
              logging_level="WARNING", log_to_driver=False, _node_ip_address="127.0.0.1")
     yield ray

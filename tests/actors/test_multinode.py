@@ -34,11 +34,17 @@ def shards(placement: dict[str, str]) -> dict[str, str]:
     return {name: node for name, node in placement.items() if name.startswith("shard:")}
 
 
+def assert_plant_shards_beside_their_shards(placement: dict[str, str]) -> None:
+    for name, node in shards(placement).items():
+        assert placement[name.replace("shard:", "plants:")] == node
+
+
 def test_shards_spread_over_the_nodes_and_the_safety_actor_stays_on_the_head(scenario):
     before = scenario["before"]
     assert len(scenario["nodes"]) == 3
-    # SPREAD is Ray's best effort: the asset shards are on more than one node
-    assert len(set(shards(before).values())) >= 2
+    # three shards on three nodes: one on each (actors.fleet.spread_bundles)
+    assert sorted(shards(before).values()) == sorted(scenario["nodes"])
+    assert_plant_shards_beside_their_shards(before)
     assert before["safety"] == scenario["after"]["safety"] == "head"
 
 
@@ -48,6 +54,7 @@ def test_the_lost_nodes_shards_restart_on_the_other_nodes(scenario):
     assert lost  # a worker node that hosted asset shards
     assert victim not in after.values()
     assert set(after) == set(before)  # every shard, plant shard and the safety actor is back
+    assert_plant_shards_beside_their_shards(after)
     for name in lost:
         status = scenario["shards_restarted"][name]
         assert status["restarted"] and status["resume_error"] is None
