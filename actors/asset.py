@@ -147,12 +147,13 @@ class HostedAsset:
     def __init__(self, asset: AssetConfig, loop: ControlLoop, t0: float,
                  now: Callable[[], float], safety, decide: Decide, numerics: Executor,
                  plant=None, plc: PlcMap | None = None,
-                 modbus: ModbusSettings = ModbusSettings()) -> None:
+                 modbus: ModbusSettings = ModbusSettings(), phase: float = 0.0) -> None:
         """``loop`` is the asset's ControlLoop (build_loop), ``now`` the shard's twin
         clock, ``decide`` its batched gate and ``numerics`` its thread pool. ``plant`` is
         the asset's simulated plant (an AssetHandle onto its plant shard; None for a plant
         outside the twin); given ``plc``, its register map, the asset talks to the plant's
-        PLC over Modbus TCP."""
+        PLC over Modbus TCP. ``phase`` (twin s) offsets its deadlines within its period
+        (engine.tick_phases)."""
         self.config = asset
         self.id = asset.id
         self.plant = plant
@@ -176,9 +177,10 @@ class HostedAsset:
         self.site_forecast = loop.forecast
         """The site file's forecast (engine.forecast), under an approved plan's."""
         self.period = asset.resolved_period_s()
-        self.epoch = t0
+        self.epoch = t0 + phase
         """Deadlines are epoch + k period: the site clock's epoch, shared by every shard,
-        so that assets of equal or commensurate periods meet at the same instants."""
+        plus the asset's phase, so that assets of equal periods and phases meet at the
+        same instants."""
         self.k: int | None = None
         """Index of the next deadline; None while not running."""
         self.last_tick = t0

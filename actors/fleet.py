@@ -71,6 +71,7 @@ from engine.model import PlantModel
 from engine.mqtt_codec import parse_broker
 from engine.plan_store import plans_folder
 from engine.registers import PlcMap, site_map
+from engine.tick_phases import tick_phases
 from plants import card_points_of, model_of
 
 # mypy does not apply class decorators (python/mypy#3135), so it sees the ray.remote actor
@@ -234,6 +235,7 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
     fleet.plcs = {plc.asset: plc for plc in site_map(site, models, card_points)
                   } if modbus else {}
     plans = os.path.abspath(plans_folder(site.site.audit_db))
+    phases = {} if clock.lockstep else tick_phases(site)
     size = assets_per_shard(site)
     groups = [site.assets[first:first + size] for first in range(0, len(site.assets), size)]
     # a site without assets gets one idle bundle: Ray makes no empty placement group
@@ -253,7 +255,7 @@ def build_fleet(site: SiteConfig, clock: ClockSpec, namespace: str = NAMESPACE, 
             name=f"shard:{n}", namespace=namespace, scheduling_strategy=beside).remote(
                 f"shard:{n}", group, clock, safety,
                 {a.id: fleet.plants[a.id] for a in simulated}, plcs, site.modbus, board,
-                fleet.historian, plans)
+                fleet.historian, plans, {a.id: phases.get(a.id, 0.0) for a in group})
         fleet.shards[f"shard:{n}"] = shard
         for asset in group:
             fleet.directory[asset.id] = f"shard:{n}"

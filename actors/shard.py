@@ -3,9 +3,10 @@
 One process costs hundreds of MB (Python, Ray, CasADi, do-mpc, numba), so assets are
 packed many to an actor. Each hosted asset (actors.asset.HostedAsset) keeps its own
 ControlLoop, period, mode, reference, limits, link and checkpoint. Deadlines are
-``epoch + k period`` on the site clock; the shard's scheduler (one task in the actor's
-event loop) wakes at the earliest deadline and runs that instant for every asset due
-then, as one task:
+``epoch + phase + k period`` on the site clock (in real time the fleet spreads the
+phases, engine.tick_phases; in lock-step they are 0); the shard's scheduler (one task in
+the actor's event loop) wakes at the earliest deadline and runs that instant for every
+asset due then, as one task:
 
     measure each due asset                      (its link: Modbus, plant shard, MQTT)
     loop.advance on the shard's thread pool     (EKF + MPC; bounded: NUMERICS_THREADS)
@@ -96,7 +97,7 @@ class Shard:
                  plants: dict[str, Any], plcs: dict[str, PlcMap],
                  modbus: ModbusSettings = ModbusSettings(), board=None, *,
                  restarted: bool = False, historian: Any = None,
-                 plans: str | None = None) -> None:
+                 plans: str | None = None, phases: dict[str, float] | None = None) -> None:
         """``safety`` is the safety actor's handle, ``board`` the status board's
         (actors.status_board; None: statuses are not pushed), ``historian`` the historian
         actor's (actors.historian; None: nothing is recorded). ``plants`` maps asset id to its
@@ -104,7 +105,8 @@ class Shard:
         without one have a plant outside the twin (MQTT). ``plcs`` maps asset id to its
         PLC's register map: those assets use Modbus TCP. ``restarted``: this process
         replaces a killed one, and restores every asset's checkpoint too. ``plans``: the
-        site's plans folder (engine.plan_store.plans_folder; None: no plan is followed)."""
+        site's plans folder (engine.plan_store.plans_folder; None: no plan is followed).
+        ``phases``: each asset's tick phase, twin s (engine.tick_phases; default 0)."""
         self.name = name
         self.clock_spec = clock
         self.lockstep = clock.lockstep
@@ -122,6 +124,7 @@ class Shard:
         self._configs = list(assets)
         self._plcs = plcs
         self._modbus = modbus
+        self._phases = phases or {}
         self.plans = None if plans is None else PlanStore(plans)
         self.assets: dict[str, HostedAsset] = {}
         """The assets built so far (all of them once ``_resumed`` is set)."""
@@ -170,7 +173,7 @@ class Shard:
                 asset = HostedAsset(config, control, self.clock_spec.epoch, self.now,
                                     self.safety, self._decide, self._numerics,
                                     self.plants.get(config.id), self._plcs.get(config.id),
-                                    self._modbus)
+                                    self._modbus, self._phases.get(config.id, 0.0))
                 # on the threads too: a decided retune builds the asset's controller again
                 checkpoint = await loop.run_in_executor(self._numerics, asset.restore,
                                                         points[config.id], self.restarted)
@@ -478,7 +481,8 @@ class AssetShard(Shard):
     def __init__(self, name: str, assets: list[AssetConfig], clock: ClockSpec, safety,
                  plants: dict[str, Any], plcs: dict[str, PlcMap],
                  modbus: ModbusSettings = ModbusSettings(), board=None,
-                 historian: Any = None, plans: str | None = None) -> None:
+                 historian: Any = None, plans: str | None = None,
+                 phases: dict[str, float] | None = None) -> None:
         super().__init__(name, assets, clock, safety, plants, plcs, modbus, board,
                          restarted=ray.get_runtime_context().was_current_actor_reconstructed,
-                         historian=historian, plans=plans)
+                         historian=historian, plans=plans, phases=phases)

@@ -15,6 +15,7 @@ from actors.shard import Shard
 from engine.clock import ClockSpec
 from engine.config import load_site
 from engine.messages import MeasurementPayload, Mode
+from engine.tick_phases import tick_phases
 from tests.conftest import TWO_TANKS
 
 EPOCH = 1.7e9
@@ -128,3 +129,39 @@ def test_in_real_time_at_high_speed_a_plant_that_matches_its_model_raises_no_ano
     anomalies, ticks = asyncio.run(asyncio.wait_for(run(), 600.0))
     assert ticks >= corrections
     assert anomalies <= 1, f"{anomalies} of {ticks} corrections flagged as anomalies"
+
+
+def test_in_real_time_the_assets_of_one_period_tick_at_their_own_phases(tmp_path):
+    """Six tanks of one period in one shard, in real time at 2400x (120 s in 50 ms):
+    each is gated at epoch + its phase + k period (engine.tick_phases), so the shard's
+    instants hold a few of them, not all six at once (with every phase 0 the six met in
+    every batch, and a 600-well shard gated all its wells together)."""
+    base = two_tanks_over_mqtt(tmp_path)
+    tank = msgspec.structs.replace(base.assets[0], mode=Mode.OFF)
+    site = msgspec.structs.replace(base, assets=[
+        msgspec.structs.replace(tank, id=f"tank-{n:02d}") for n in range(1, 7)])
+    phases = tick_phases(site)
+    period = tank.resolved_period_s()
+
+    clock = ClockSpec(speed=2400.0)
+
+    async def run() -> InProcess:
+        safety = InProcess(SafetyAuthority(
+            site, {a.id: initial_outputs(a) for a in site.assets}, clock.epoch))
+        shard = Shard("shard:0", site.assets, clock, safety, plants={}, plcs={},
+                      phases=phases)
+        await shard.start()
+        while min(a.metrics.ticks for a in shard.assets.values()) < 3:
+            await asyncio.sleep(0.05)
+        await shard.stop()
+        return safety
+
+    safety = asyncio.run(asyncio.wait_for(run(), 300.0))
+    batches = [args[0] for method, args in safety.calls if method == "decide_batch"]
+    assert len(set(phases.values())) > 1
+    for batch in batches:
+        for request in batch:
+            k = (request.time - clock.epoch - phases[request.asset]) / period
+            assert abs(k - round(k)) < 1e-6, (request.asset, k)
+        assert len({phases[request.asset] for request in batch}) == 1
+    assert max(len(batch) for batch in batches) < len(site.assets)
