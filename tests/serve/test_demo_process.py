@@ -131,6 +131,31 @@ def test_the_demos_folder_and_files_are_its_owners_only(demo):
     assert all(mode == 0o600 for mode in modes.values()), modes
 
 
+def test_no_idle_worker_waits_in_the_demo(demo):
+    """Issue 10's pilot memory: the demo runs actors only, each in a worker of its own, so
+    the idle workers Ray prestarts for a driver (one per CPU, 80 MB resident each) would
+    never run anything: none is started."""
+    names = []
+    for process in demo.processes():
+        try:
+            names.append(" ".join(process.cmdline()))
+        except psutil.NoSuchProcess:
+            continue
+    assert any(name.startswith("ray::StatusBoard") for name in names), names
+    assert [name for name in names if name.startswith("ray::IDLE")] == []
+
+
+def test_the_status_board_does_not_load_the_plant_models(demo):
+    """The status board holds the OPC UA gateway's handle, and Ray imports a handle's
+    actor module to deserialize it; that module imports the plant models (numba and
+    SciPy: 90 MB resident) only where the gateway builds its address space. The board's
+    process maps none of their libraries."""
+    boards = [p for p in demo.processes() if p.cmdline()[0].split(".")[0] == "ray::StatusBoard"]
+    assert len(boards) == 1, [p.cmdline()[:1] for p in demo.processes()]
+    maps = Path(f"/proc/{boards[0].pid}/maps").read_text()
+    assert [lib for lib in ("llvmlite", "numba", "scipy") if f"/{lib}/" in maps] == []
+
+
 def test_sigint_stops_the_demo_cleanly_though_it_was_started_ignoring_it(demo):
     """Last: Ctrl-C, or kill -INT, stops a demo that inherited SIGINT as ignored."""
     demo.process.send_signal(signal.SIGINT)
