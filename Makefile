@@ -34,6 +34,7 @@ bench: install
 	$(PY) bench/safety.py
 	$(PY) bench/restart.py
 	$(PY) bench/asset_memory.py
+	$(PY) bench/pilot_memory.py
 	$(PY) bench/estimators.py
 	$(PY) bench/mpc.py
 	$(PY) bench/plan.py

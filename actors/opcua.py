@@ -84,7 +84,6 @@ from engine.config import OpcUaSettings, SiteConfig
 from engine.files import private_directory
 from engine.passwords import verify_password
 from engine.status import AssetStatus, StatusBatch
-from plants import model_of
 
 ANONYMOUS = "anonymous"
 """Audit user of a write from a session without a user name."""
@@ -242,6 +241,10 @@ class OpcUaActor:
         ns = await server.register_namespace(application_uri)
         assets_folder = await server.nodes.objects.add_folder(make_node_id("Assets", ns),
                                                               ua.QualifiedName("Assets", ns))
+        # here, not at the top: a process that only holds this actor's handle (the status
+        # board) imports this module to deserialize it, and plants/ brings numba and scipy
+        from plants import model_of
+
         setpoints: dict[ua.NodeId, SetpointNode] = {}
         for asset in self.site.assets:
             nodes = AssetNodes(asset, model_of(asset), ns)

@@ -46,7 +46,7 @@ import results_file
 
 import plants
 from engine.simulation import SimulatedPlant
-from plants import rod_pump, rod_pump_wave
+from plants import rod_pump, rod_pump_wave_numba
 from plants.rod_pump_wave import (
     PumpBoundary,
     diagnose_downhole_card,
@@ -122,12 +122,12 @@ def time_kernels() -> dict:
 
     predict = compare_kernel(
         lambda impl: predict_cards(rods, position, period, pump, nu, implementation=impl),
-        lambda cards: [cards.surface.load, cards.pump.load], rod_pump_wave._predict_numba)
+        lambda cards: [cards.surface.load, cards.pump.load], rod_pump_wave_numba.predict)
     surface = predict_cards(rods, position, period, pump, nu).surface
     diagnose = compare_kernel(
         lambda impl: diagnose_downhole_card(rods, surface.position, surface.load, period, nu,
                                             implementation=impl),
-        lambda card: [card.load], rod_pump_wave._diagnose_numba)
+        lambda card: [card.load], rod_pump_wave_numba.diagnose)
     return {"inputs": {"spm": u["SPM"], "stroke_length_m": p["stroke_length"],
                        "fluid_load_n": pump.fluid_load, "fillage": pump.fillage,
                        "damping_factor": nu, "card_samples": rod_pump.CARD_SAMPLES},

@@ -56,10 +56,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from engine.cards import SurfaceCard
-from engine.model import PlantModel
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # engine.model imports CasADi, which engine.config's readers do not need
     from engine.config import SiteConfig
+    from engine.model import PlantModel
 
 WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 WORD_ORDERS: tuple[str, ...] = ("ABCD", "CDAB", "BADC", "DCBA")

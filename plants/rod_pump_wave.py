@@ -12,7 +12,8 @@ is a list of :class:`RodSection` (top first), each with its own area, E and dens
 displacement and force are continuous across a taper joint. For a tapered string ``a``
 in ``c`` is the travel-time mean ``L / sum(L_s / a_s)``.
 
-Two solvers, each as a numba kernel and a plain-NumPy reference of the same algorithm
+Two solvers, each as a numba kernel (plants.rod_pump_wave_numba, imported on first use)
+and a plain-NumPy reference of the same algorithm
 (``implementation="numba"`` or ``"numpy"``; they agree to rounding, ~1e-9 relative):
 
 * :func:`predict_cards` (forward): the polished rod follows a prescribed periodic
@@ -59,7 +60,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 PSI = 6894.757293168
@@ -253,7 +253,7 @@ def predict_cards(
     dt = period / (position.size * substeps)
     fine_position = _periodic_resample(position, position.size * substeps)
     travel = float(np.ptp(position))
-    kernel = _predict_numba if implementation == "numba" else _predict_numpy
+    kernel = _predict_numpy if implementation == "numpy" else _numba_kernels().predict
     top_load, pump_position, pump_load = kernel(
         fine_position, strokes, dt, seg_stiffness, node_mass, c, pump.fluid_load,
         pump.fluid_load / pump.transfer_length, pump.fillage, 0.02 * travel)
@@ -328,7 +328,7 @@ def diagnose_downhole_card(
     section_line_mass = np.array([s.density * s.area for s in rods])
     section_speed = np.array([s.wave_speed for s in rods])
     c = damping_coefficient(rods, damping_factor)
-    kernel = _diagnose_numba if implementation == "numba" else _diagnose_numpy
+    kernel = _diagnose_numpy if implementation == "numpy" else _numba_kernels().diagnose
     pump_position, pump_load = kernel(position, load, dt, c, section_segments, section_dx,
                                       section_stiffness, section_line_mass, section_speed)
     return Card(pump_position[::oversample].copy(), pump_load[::oversample].copy(), period)
@@ -350,6 +350,15 @@ def _check_implementation(implementation: str) -> None:
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
 
 
+def _numba_kernels():
+    """plants.rod_pump_wave_numba, imported on first use: numba (about 50 MB resident) is
+    then loaded only in the processes that simulate or diagnose a rod pump, not in every
+    one that imports the plant models (the HTTP replica, the OPC UA gateway, the CLI)."""
+    from plants import rod_pump_wave_numba
+
+    return rod_pump_wave_numba
+
+
 def _periodic_resample(samples: np.ndarray, count: int) -> np.ndarray:
     """Trigonometric interpolation of one period of samples onto ``count`` points."""
     n = samples.size
@@ -367,7 +376,6 @@ def _periodic_resample(samples: np.ndarray, count: int) -> np.ndarray:
 # eps: plunger reversal threshold. Returns surface load, pump position, pump load
 # over the last stroke.
 
-@numba.njit(cache=True)
 def _contact(z_bot, z_top, f, transfer):
     """Plunger position where it meets the liquid: the load is then half released
     transfer / 2 lower, at f x net stroke above the bottom, the net stroke running from
@@ -376,7 +384,6 @@ def _contact(z_bot, z_top, f, transfer):
     return net_start + f * (z_top - net_start)
 
 
-@numba.njit(cache=True)
 def _pump_load(load, u, u_prev, contact, F_o, k_p):
     """Valve action: pick up the fluid load moving up, release it below the liquid."""
     if u > u_prev:
@@ -384,63 +391,6 @@ def _pump_load(load, u, u_prev, contact, F_o, k_p):
     if u < contact:
         return max(0.0, load - k_p * (min(u_prev, contact) - u))
     return load
-
-
-@numba.njit(cache=True)
-def _predict_numba(z, strokes, dt, k, m, c, F_o, k_p, f, eps):
-    n_per = z.size
-    N = m.size - 1
-    u = np.full(N + 1, z[0])  # at rest, unstrained, before the first stroke
-    u_old = u.copy()
-    u_new = u.copy()
-    top = np.zeros(n_per)
-    pump_u = np.zeros(n_per)
-    pump_F = np.zeros(n_per)
-    load = 0.0
-    up = True
-    z_bot = z[0]
-    z_top = z[0]
-    z_low = z[0]
-    g = c * dt / 2
-    first_recorded = (strokes - 1) * n_per
-    for n in range(strokes * n_per):
-        # plunger reversals (with hysteresis eps) and valve action at the pump
-        if up:
-            if u[N] > z_top:
-                z_top = u[N]
-            elif u[N] < z_top - eps:
-                up = False
-                z_low = u[N]
-        else:
-            if u[N] < z_low:
-                z_low = u[N]
-            elif u[N] > z_low + eps:
-                up = True
-                z_bot = z_low
-                z_top = u[N]
-        load = _pump_load(load, u[N], u_old[N], _contact(z_bot, z_top, f, F_o / k_p), F_o, k_p)
-        # central-difference step of the lumped-mass chain
-        z_prev = z[(n - 1) % n_per]
-        z_next = z[(n + 1) % n_per]
-        for i in range(1, N + 1):
-            force = k[i - 1] * (u[i - 1] - u[i])
-            if i < N:
-                force -= k[i] * (u[i] - u[i + 1])
-            else:
-                force -= load
-            u_new[i] = (2 * u[i] - (1 - g) * u_old[i] + dt * dt * force / m[i]) / (1 + g)
-        u_new[0] = z_next
-        if n >= first_recorded:
-            j = n - first_recorded
-            acceleration = (z_next - 2 * z[n % n_per] + z_prev) / (dt * dt)
-            velocity = (z_next - z_prev) / (2 * dt)
-            top[j] = k[0] * (u[0] - u[1]) + m[0] * (acceleration + c * velocity)
-            pump_u[j] = u[N]
-            pump_F[j] = load
-        for i in range(N + 1):
-            u_old[i] = u[i]
-            u[i] = u_new[i]
-    return top, pump_u, pump_F
 
 
 def _predict_numpy(z, strokes, dt, k, m, c, F_o, k_p, f, eps):
@@ -466,8 +416,7 @@ def _predict_numpy(z, strokes, dt, k, m, c, F_o, k_p, f, eps):
                 z_low = u[N]
             elif u[N] > z_low + eps:
                 up, z_bot, z_top = True, z_low, u[N]
-        load = _pump_load.py_func(load, u[N], u_old[N],
-                                  _contact.py_func(z_bot, z_top, f, F_o / k_p), F_o, k_p)
+        load = _pump_load(load, u[N], u_old[N], _contact(z_bot, z_top, f, F_o / k_p), F_o, k_p)
         # central-difference step of the lumped-mass chain
         z_prev, z_next = z[(n - 1) % n_per], z[(n + 1) % n_per]
         tension = k * (u[:-1] - u[1:])
@@ -491,41 +440,6 @@ def _predict_numpy(z, strokes, dt, k, m, c, F_o, k_p, f, eps):
 # -- diagnostic kernels ------------------------------------------------------------------------
 # u0, F0: surface position and dynamic load; per section s: n_s segments of length dx,
 # stiffness EA, line mass rho A, wave speed a. Time is periodic over the samples.
-
-@numba.njit(cache=True)
-def _diagnose_numba(u0, F0, dt, c, n_s, dx, EA, rhoA, a):
-    n = u0.size
-    above = u0.copy()
-    force = F0.copy()
-    node = np.empty(n)
-    below = np.empty(n)
-    for s in range(n_s.size):
-        half = rhoA[s] * dx[s] / 2
-        r2 = (dx[s] / (a[s] * dt)) ** 2
-        g = c * dt / 2
-        # node 2 from Hooke's law on the tension below the top node's half cell
-        for t in range(n):
-            tp, tm = (t + 1) % n, (t - 1) % n
-            inertia = (above[tp] - 2 * above[t] + above[tm]) / (dt * dt) \
-                + c * (above[tp] - above[tm]) / (2 * dt)
-            node[t] = above[t] - (force[t] - half * inertia) * dx[s] / EA[s]
-        # march down the section
-        for _ in range(1, n_s[s]):
-            for t in range(n):
-                tp, tm = (t + 1) % n, (t - 1) % n
-                below[t] = 2 * node[t] - above[t] + r2 * (
-                    node[tp] - 2 * node[t] + node[tm] + g * (node[tp] - node[tm]))
-            for t in range(n):
-                above[t] = node[t]
-                node[t] = below[t]
-        # load leaving the section: tension of the last segment minus its half cell
-        for t in range(n):
-            tp, tm = (t + 1) % n, (t - 1) % n
-            inertia = (node[tp] - 2 * node[t] + node[tm]) / (dt * dt) \
-                + c * (node[tp] - node[tm]) / (2 * dt)
-            force[t] = EA[s] * (above[t] - node[t]) / dx[s] - half * inertia
-            above[t] = node[t]
-    return above, force
 
 
 def _diagnose_numpy(u0, F0, dt, c, n_s, dx, EA, rhoA, a):

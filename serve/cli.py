@@ -322,6 +322,10 @@ def run_demo(args: argparse.Namespace) -> int:
         # Ray enables token authentication by default and warns on every start unless the
         # mode is set: set it to what it is (a cluster keeps the mode its nodes run with).
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+        # The raylet starts one idle worker per CPU for the first driver, for tasks; the
+        # demo runs actors only, each in a worker of its own, so those idle workers would
+        # stay idle: 80 MB resident each (bench/pilot_memory.py). Read by the raylet.
+        os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
 
     import ray
     from ray import serve

@@ -131,6 +131,44 @@ def test_the_demos_folder_and_files_are_its_owners_only(demo):
     assert all(mode == 0o600 for mode in modes.values()), modes
 
 
+def test_no_idle_worker_waits_in_the_demo(demo):
+    """Issue 10's pilot memory: the demo runs actors only, each in a worker of its own, so
+    the idle workers Ray prestarts for a driver (one per CPU, 80 MB resident each) would
+    never run anything: none is started."""
+    names = []
+    for process in demo.processes():
+        try:
+            names.append(" ".join(process.cmdline()))
+        except psutil.NoSuchProcess:
+            continue
+    assert any(name.startswith("ray::StatusBoard") for name in names), names
+    assert [name for name in names if name.startswith("ray::IDLE")] == []
+
+
+def test_processes_that_run_no_plant_model_do_not_load_its_libraries(demo):
+    """Ray imports the module of an actor handle's class to deserialize the handle: the
+    status board imports the OPC UA gateway's, the HTTP replica the shards'. The plant
+    models are imported where they are used (the gateway's address space), and numba
+    (50 MB resident) only where a rod pump's kernels run, so the status board maps
+    neither numba nor SciPy (90 MB), and the demo's driver, the HTTP replica and the OPC UA
+    gateway do not map numba."""
+    absent = {"ray::StatusBoard": ("llvmlite", "numba", "scipy"),
+              "ray::OpcUaActor": ("llvmlite", "numba"),
+              "ray::ServeReplica:twinloop:TwinLoopAPI": ("llvmlite", "numba"),
+              "driver": ("llvmlite", "numba")}
+    mapped = {}
+    for process in demo.processes():
+        try:
+            name = "driver" if process.pid == demo.process.pid else (
+                process.cmdline()[:1] or [""])[0].split(".")[0]
+            maps = Path(f"/proc/{process.pid}/maps").read_text()
+        except (psutil.NoSuchProcess, FileNotFoundError):  # a worker that ended meanwhile
+            continue
+        if name in absent:
+            mapped[name] = [lib for lib in absent[name] if f"/{lib}/" in maps]
+    assert mapped == {name: [] for name in absent}
+
+
 def test_sigint_stops_the_demo_cleanly_though_it_was_started_ignoring_it(demo):
     """Last: Ctrl-C, or kill -INT, stops a demo that inherited SIGINT as ignored."""
     demo.process.send_signal(signal.SIGINT)
