@@ -21,7 +21,9 @@ With a forecast (engine.forecast: the site's tariff, nomination and forecast ser
 approved plan) the loop asks it for the trajectories at the controller's step times
 t + k dt, k = 0 .. N-1, and passes them: ``disturbances`` and ``prices`` per name and
 the reference as a sequence per output, the current value held where the forecast
-covers nothing. Without one the controller sees the current values only.
+covers nothing; an input's target (an approved plan's injections and pump speeds) as a
+sequence per input in the reference too, NaN where the forecast covers nothing (no
+target there). Without one the controller sees the current values only.
 
 The loop holds the asset's mutable state (estimator state, last applied inputs,
 reference, disturbances); the estimator and controller hold structure and their own
@@ -180,7 +182,8 @@ class Controller(Protocol):
 
 class ForecastingController(Controller, Protocol):
     """A controller that takes forecasts over its ``horizon`` of N steps (the MPCs):
-    ``reference`` values, ``disturbances`` and ``prices`` as sequences of N values."""
+    ``reference`` values, ``disturbances`` and ``prices`` as sequences of N values; a
+    reference may name an input (its target, NaN at the steps without one)."""
 
     horizon: int
 
@@ -329,8 +332,12 @@ class ControlLoop:
             ahead = self.forecast.trajectories(t + self.model.dt * np.arange(controller.horizon))
             current = {**self.model.outputs.mapping(self.model.outputs.nominal),
                        **self.reference}
+            targets = {name: values for name, values in ahead.reference.items()
+                       if name in self.model.inputs}
+            outputs = {name: values for name, values in ahead.reference.items()
+                       if name not in targets}
             reference: dict[str, float | list[float]] = {
-                **self.reference, **_held(ahead.reference, current)}
+                **self.reference, **_held(outputs, current), **targets}
             proposal = controller.step(
                 t, self.x, self.u, self.d, reference,
                 disturbances=_held(ahead.disturbances, self.model.disturbances.mapping(self.d)),
