@@ -98,6 +98,8 @@ class DoMpcController:
     initial guess, multipliers, references and parameters are this controller's."""
 
     backend = "do-mpc"
+    input_targets = False
+    """It tracks outputs only: the loop hands it no input targets (engine.loop)."""
 
     def __init__(
         self, model: PlantModel, settings: ControllerSettings,

@@ -153,6 +153,8 @@ class FastMpcController:
     """
 
     backend = "fast"
+    input_targets = True
+    """It tracks input targets (a reference naming an input): see the module docstring."""
 
     def __init__(
         self, model: PlantModel, settings: ControllerSettings,

@@ -12,7 +12,8 @@ which ControlLoop hands to the controller (controllers.mpc_fast, controllers.mpc
 A value a forecast does not cover at t_k is NaN here; the loop holds the current value
 there (its disturbance, its reference), as it does for every signal without a forecast,
 except for an input's target: none applies at that step (the controller tracks it only
-where it has a value; ``fast`` backend only).
+where it has a value; ``fast`` backend only: the loop hands do-mpc no input targets, and
+a site file's are refused for it).
 
 Every series is piecewise constant: value k holds over [start + k step, start + (k+1)
 step). A series is either held (before its start its first value, after its end its
@@ -50,7 +51,7 @@ import numpy as np
 
 from engine.config import AssetConfig, ForecastSettings, TariffSettings, read_hourly_series
 from engine.model import PlantModel
-from engine.signals import SignalSet
+from engine.signals import Signal, SignalSet
 
 HOUR_S = 3600.0
 DAY_S = 86400.0
@@ -64,6 +65,10 @@ NOMINATED_OUTPUT = "delivery_flow"
 PLAN_INPUT_TARGETS = ("dra_injection", "pump_speed")
 """A plan hour's per-skid/station lists that become the targets of the inputs
 ``<field>_<i>`` (i = 1 .. n)."""
+PLAN_BOUND_TOLERANCE = 1e-6
+"""Fraction of an input's span by which a plan's value may overstep the input's bound
+(the planner's interior-point solver stops within its tolerance, e.g. -7e-9 L/h of
+injection): such a value is taken at the bound; a larger overstep is refused."""
 
 Group = Literal["disturbances", "reference", "prices"]
 
@@ -218,8 +223,11 @@ def plan_forecast(model: PlantModel, entry: Mapping[str, Any]) -> Forecast:
                 raise ValueError(f"plan version {entry['version']}: hour {hour.get('hour')} "
                                  f"has {len(hour[field])} {field} values, the model "
                                  f"{len(names)} ({', '.join(names)})")
-        targets += [Series("reference", f"{field}_{i}", [float(h[field][i - 1]) for h in hours],
-                           start, HOUR_S, "bounded") for i in range(1, len(names) + 1)]
+        for i in range(1, len(names) + 1):
+            signal = model.inputs[f"{field}_{i}"]
+            targets.append(Series("reference", signal.name, [
+                _snapped(signal, float(h[field][i - 1])) for h in hours], start, HOUR_S,
+                "bounded"))
     for one in targets:
         check_series(model, {}, one)
     return Forecast(series + targets, f"plan v{entry['version']}", start + HOUR_S * len(hours))
@@ -249,6 +257,15 @@ def check_series(model: PlantModel, economic: Mapping[str, float], series: Serie
         if not (math.isfinite(value) and lower <= value <= upper):
             raise ValueError(f"{where}[{k}] = {value}{unit} is outside [{lower:g}, "
                              f"{upper:g}]{unit}")
+
+
+def _snapped(signal: Signal, value: float) -> float:
+    """``value`` at the signal's nearest bound if it oversteps it by at most
+    PLAN_BOUND_TOLERANCE of the span, else ``value`` (check_series judges it)."""
+    slack = PLAN_BOUND_TOLERANCE * (signal.upper - signal.lower)
+    if signal.lower - slack <= value <= signal.upper + slack:
+        return min(max(value, signal.lower), signal.upper)
+    return value
 
 
 def _tariff_series(group: Group, name: str, tariff: TariffSettings, t0: float) -> Series:

@@ -239,3 +239,28 @@ def test_do_mpc_heats_ahead_of_a_forecast_rise_of_the_target():
     assert held.setpoints["m_oil"] == pytest.approx(0.47, abs=0.01)
     assert ahead.setpoints["m_oil"] > held.setpoints["m_oil"] + 0.1
     assert ahead.predicted["T_bulk"][-1] > held.predicted["T_bulk"][-1] + 1.0
+
+
+def test_a_plans_injection_a_solver_tolerance_below_zero_is_taken_at_zero_more_is_refused():
+    """The planner's IPOPT stops within its tolerance (-7e-9 L/h seen on the pilot's
+    plan); a value that far past a bound is the bound, one clearly past it is refused."""
+    model = plants.model_of(dra_line())
+    entry = approved_plan(T0, 1, 0.0, 0.8)
+    entry["plan"]["hours"][0]["dra_injection"] = [-7e-9, 0.0, 0.0]
+    ahead = plan_forecast(model, entry).trajectories(np.array([T0]))
+    assert ahead.reference["dra_injection_1"] == [0.0]
+    entry["plan"]["hours"][0]["dra_injection"] = [-0.5, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"forecast reference.dra_injection_1\[0\] = -0.5 L/h "
+                       r"is outside \[0, 100\] L/h"):
+        plan_forecast(model, entry)
+
+
+def test_a_do_mpc_line_follows_an_approved_plans_flow_without_input_targets():
+    """do-mpc tracks outputs only: the loop hands it the plan's flow and prices and none
+    of the plan's injections or speeds, which it would refuse."""
+    loop = build_loop(dra_line(controller=ControllerSettings(horizon=2)), T0)
+    assert not loop.controller.input_targets
+    loop.follow(plan_forecast(loop.model, approved_plan(T0, 3, 40.0, 0.8)))
+    proposal = loop.propose(T0)
+    assert proposal.status.startswith("Solve")
+    assert "delivery_flow 0.333 m^3/s -> 0.3 m^3/s" in proposal.reason
