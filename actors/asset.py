@@ -642,9 +642,10 @@ class HostedAsset:
 
     async def follow_plan(self, entry: dict[str, Any]) -> str | None:
         """Drive the controller by an approved plan (engine.plan_store entry, approved
-        and audited by actors.lookahead): its hourly flow and prices as the forecast
-        over its hours (engine.forecast.plan_forecast), the site's forecast after them,
-        until a newer approval. Returns what drives the controller now."""
+        and audited by actors.lookahead): its hourly flow and prices as the forecast and
+        its injections and pump speeds as the MPC's input targets over its hours
+        (engine.forecast.plan_forecast), the site's forecast after them, until a newer
+        approval. Returns what drives the controller now."""
         return await self._follow(self._approved_forecast(entry))
 
     async def restore_plan(self, plans: PlanStore) -> None:

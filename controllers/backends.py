@@ -10,6 +10,7 @@ Rules of :func:`check_settings` (a ValueError names the field and the bound):
     horizon              1 <= horizon <= MAX_HORIZON controller steps
     tracking             per output name, finite and >= 0 (dimensionless)
     move_suppression     per input name, finite and >= 0 (dimensionless)
+    input_tracking       per input name, finite and >= 0 (dimensionless)
     economic             per input or output name, finite (dimensionless)
     output_limits        per output name: lower <= upper (output units, neither NaN),
                          0 < penalty < inf (dimensionless)
@@ -50,8 +51,8 @@ control period on any seed plant."""
 QP_SOLVERS = tuple(QP_OPTIONS)
 """QP solvers of the "fast" backend."""
 
-BACKEND_OPTIONS = ("economic", "output_limits", "qp_solver", "real_time_iteration",
-                   "max_iterations", "tolerance", "hessian", "codegen")
+BACKEND_OPTIONS = ("economic", "input_tracking", "output_limits", "qp_solver",
+                   "real_time_iteration", "max_iterations", "tolerance", "hessian", "codegen")
 """ControllerSettings fields that only some backends read; ``backend``, ``horizon``,
 ``tracking`` and ``move_suppression`` are read by every backend."""
 
@@ -139,7 +140,8 @@ def check_settings(model: PlantModel, settings: ControllerSettings,
         raise ValueError(f"horizon: {settings.horizon} is outside [1, {MAX_HORIZON}] "
                          "controller steps")
     for field, signals, what in (("tracking", model.outputs.names, "output"),
-                                 ("move_suppression", model.inputs.names, "input")):
+                                 ("move_suppression", model.inputs.names, "input"),
+                                 ("input_tracking", model.inputs.names, "input")):
         for name, weight in getattr(settings, field).items():
             _require_known(f"{field}.{name}", name, signals, what)
             if not (math.isfinite(weight) and weight >= 0):

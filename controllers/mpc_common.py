@@ -25,16 +25,18 @@ def require_known(what: str, names: Mapping[str, object], signals: SignalSet) ->
 
 
 def horizon_profile(what: str, values: float | Sequence[float] | np.ndarray,
-                    horizon: int) -> np.ndarray:
+                    horizon: int, *, gaps: bool = False) -> np.ndarray:
     """``values`` over a horizon of N steps: a number held, or a sequence of 1 .. N
-    values with the last one held. ValueError naming ``what`` for a wrong length or a
-    non-finite value."""
+    values with the last one held. With ``gaps`` a NaN is allowed and means no value at
+    that step (an input's target after an approved plan's last hour). ValueError naming
+    ``what`` for a wrong length or a non-finite (with ``gaps``: infinite) value."""
     profile = np.atleast_1d(np.asarray(values, dtype=float)).ravel()
     if not 1 <= profile.size <= horizon:
         raise ValueError(f"{what}: expected a number or 1 to {horizon} values "
                          f"(the horizon), got {profile.size}")
-    if not np.isfinite(profile).all():
-        raise ValueError(f"{what}: values must be finite, got {profile.tolist()}")
+    if np.isinf(profile).any() or (not gaps and np.isnan(profile).any()):
+        raise ValueError(f"{what}: values must be finite{' or NaN' if gaps else ''}, got "
+                         f"{profile.tolist()}")
     return np.concatenate([profile, np.full(horizon - profile.size, profile[-1])])
 
 

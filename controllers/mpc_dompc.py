@@ -30,8 +30,9 @@ fresh initial guess.
 
 Forecasts: reference values and ``disturbances`` may be sequences over the horizon
 (one per step, the last held, as in controllers.mpc_fast), filled into the time-varying
-parameters d_k and r_k of each step; ``prices`` are refused (this backend has no
-economic cost). Without them d and r are held over the horizon.
+parameters d_k and r_k of each step; ``prices`` and input targets (a reference naming
+an input, an approved plan's injections) are refused (this backend has no economic cost
+and tracks outputs only). Without them d and r are held over the horizon.
 
 Simplifications: no state or output constraints (soft constraints come later), one
 scenario (no robust MPC).
@@ -97,6 +98,8 @@ class DoMpcController:
     initial guess, multipliers, references and parameters are this controller's."""
 
     backend = "do-mpc"
+    input_targets = False
+    """It tracks outputs only: the loop hands it no input targets (engine.loop)."""
 
     def __init__(
         self, model: PlantModel, settings: ControllerSettings,
@@ -157,6 +160,10 @@ class DoMpcController:
         values and ``disturbances`` (overriding ``d``) may be sequences over the
         horizon, the last value held. On solver failure or non-finite input, propose
         the last good plan shifted by one step (or hold ``u`` if there is none)."""
+        targets = sorted(set(reference) & set(self.model.inputs.names))
+        if targets:
+            raise ValueError(f"reference: input targets of {targets} given, but the do-mpc "
+                             "backend tracks outputs only; use the fast backend")
         require_known("reference", reference, self.model.outputs)
         require_known("disturbances", disturbances or {}, self.model.disturbances)
         if prices:

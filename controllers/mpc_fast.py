@@ -27,7 +27,12 @@ next step starts from a fresh guess. Every proposed input is inside its bounds.
 
 Forecasts over the horizon (``step`` keyword arguments): reference values may be
 sequences (one per step, the last held), ``disturbances`` per name and ``prices`` (the
-economic price profiles pi, e.g. an electricity tariff) per economic signal name. The
+economic price profiles pi, e.g. an electricity tariff) per economic signal name. A
+reference may name an input: a target r_u,k for it (an approved plan's injection or pump
+speed), tracked with the weight ``input_tracking`` w_u at the steps it has a value and
+not at those where it is NaN (after the plan's last hour). A target is a term of the
+cost, never a bound: the input bounds, rate limits and soft limits hold as without it,
+and the safety gate checks the proposal as any other. The
 model's parameters ``p`` (the estimator's estimates, ControlLoop.parameters) are a
 runtime input too: the prediction follows what the filter learnt without a rebuild.
 
@@ -148,6 +153,8 @@ class FastMpcController:
     """
 
     backend = "fast"
+    input_targets = True
+    """It tracks input targets (a reference naming an input): see the module docstring."""
 
     def __init__(
         self, model: PlantModel, settings: ControllerSettings,
@@ -170,6 +177,8 @@ class FastMpcController:
         self._state_scale = spans(model.states)
         self._tracking = np.array([settings.tracking.get(n, DEFAULT_TRACKING)
                                    for n in model.outputs.names])
+        self._input_tracking = np.array([settings.input_tracking.get(n, DEFAULT_TRACKING)
+                                         for n in model.inputs.names])
         move = np.array([settings.move_suppression.get(n, DEFAULT_MOVE_SUPPRESSION)
                          for n in model.inputs.names])
         names = [*model.inputs.names, *model.outputs.names]
@@ -244,15 +253,16 @@ class FastMpcController:
     ) -> Proposal:
         """Solve from state ``x`` with ``u`` applied now and propose the first move.
 
-        ``reference`` values, ``disturbances`` (overriding ``d``) and ``prices`` (of the
-        economic signals, default 1) may be sequences over the horizon, the last value
-        held; ``p`` is the model's parameter vector (None: nominal). On failure propose
+        ``reference`` values (of outputs, or targets of inputs: NaN where an input has
+        none), ``disturbances`` (overriding ``d``) and ``prices`` (of the economic
+        signals, default 1) may be sequences over the horizon, the last value held;
+        ``p`` is the model's parameter vector (None: nominal). On failure propose
         the last good plan shifted by one step."""
         start = time.perf_counter()
         x = np.asarray(x, dtype=float).ravel()
         u = np.asarray(u, dtype=float).ravel()
         d = np.asarray(d, dtype=float).ravel()
-        R, weights = self._references(reference)
+        R, weights, R_u, input_weights = self._references(reference)
         D = self._disturbance_forecast(d, disturbances or {})
         Pi = self._price_forecast(prices or {})
         p = parameter_vector(self.model, p)
@@ -260,7 +270,8 @@ class FastMpcController:
         if bad:
             return self._held(t, u, f"non-finite {bad}", time.perf_counter() - start)
         params = np.concatenate([x, u, np.clip(u, self.lower, self.upper), D.ravel(),
-                                 R.ravel(), weights, Pi.ravel(), p, self._settings])
+                                 R.ravel(), weights, R_u.ravel(), input_weights.ravel(),
+                                 Pi.ravel(), p, self._settings])
         status = self._solve(x, u, D, p, params)
         solve_time = time.perf_counter() - start
         if status.startswith("failed"):
@@ -403,18 +414,33 @@ class FastMpcController:
 
     # -- forecasts -------------------------------------------------------------------------------
 
-    def _references(self, reference: Mapping[str, Forecast]) -> tuple[np.ndarray, np.ndarray]:
-        """R (N x n_y) and sqrt(w_y) / s_y (0 for outputs without a reference)."""
-        require_known("reference", reference, self.model.outputs)
-        outputs = self.model.outputs
+    def _references(self, reference: Mapping[str, Forecast]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """R (N x n_y) and sqrt(w_y) / s_y (0 for outputs without a reference); the input
+        targets R_u (N x n_u) and sqrt(w_u) / s_u per step (0 where an input has none)."""
+        inputs, outputs = self.model.inputs, self.model.outputs
+        require_known("reference", {n: v for n, v in reference.items() if n not in inputs},
+                      outputs)
         R = np.tile(outputs.nominal, (self.horizon, 1))
         weights = np.zeros(len(outputs))
+        R_u = np.tile(inputs.nominal, (self.horizon, 1))
+        input_weights = np.zeros((self.horizon, len(inputs)))
         for name, values in reference.items():
+            if name in inputs:
+                j = inputs.index(name)
+                target = horizon_profile(f"reference[{name!r}]", values, self.horizon,
+                                         gaps=True)
+                covered = np.isfinite(target)
+                R_u[covered, j] = target[covered]
+                input_weights[covered, j] = (math.sqrt(self._input_tracking[j])
+                                             / self._input_scale[j])
+                continue
             i = outputs.index(name)
             R[:, i] = self._profile(f"reference[{name!r}]", values)
             weights[i] = math.sqrt(self._tracking[i]) / self._output_scale[i]
-        self._reference = {name: float(R[0, outputs.index(name)]) for name in reference}
-        return R, weights
+        self._reference = {name: float(R[0, outputs.index(name)]) for name in reference
+                           if name in outputs}
+        return R, weights, R_u, input_weights
 
     def _disturbance_forecast(self, d: np.ndarray, forecast: Mapping[str, Forecast]
                               ) -> np.ndarray:

@@ -8,6 +8,7 @@ model's outputs, r the references, d the disturbance forecast and p the model's
 parameters (a runtime parameter: the nominal ones, or the estimator's), the problem is
 
     min   sum_{k=0}^{N-1} [ sum_y w_y ((h_y(x_k, u_k, d_k) - r_y,k) / s_y)^2
+                            + sum_u w_u,k ((u_k - r_u,k) / s_u)^2
                             + sum_u w_du ((u_k - u_{k-1}) / s_u)^2
                             + sum_v e_v pi_v,k v_k / s_v
                             + sum_c rho_c (e_c,k + e_c,k^2) ]
@@ -18,9 +19,10 @@ parameters (a runtime parameter: the nominal ones, or the estimator's), the prob
           lower_c - e_c s_c <= h_c(x_{k+1}, u_k, d_k) <= upper_c + e_c s_c   (soft)
 
 where v is an input or output carrying an economic weight e_v and price profile pi_v,k,
-and P is an optional terminal weight (state units^-2). Writing the cost as
-||r(z)||^2 + q(z)' z (least-squares residuals r, linear part q), one SQP iteration at
-z solves the QP
+r_u,k an input's target at step k (an approved plan's injection or pump speed; w_u,k = 0
+at the steps without one), and P is an optional terminal weight (state units^-2).
+Writing the cost as ||r(z)||^2 + q(z)' z (least-squares residuals r, linear part q),
+one SQP iteration at z solves the QP
 
     min_dz  1/2 dz' (H + mu I) dz + g' dz      J = dr/dz,  g = dcost/dz
     s.t.    lbc - c(z) <= A dz <= ubc - c(z),    A = dc/dz
@@ -242,8 +244,9 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData) -> SqpFunctio
     equal key may share them.
 
     ``params`` = [x_0, u_-1 (move suppression), u_-1 (rate limits), D, R, sqrt(w_y / s_y^2),
-    Pi, p, settings] with D, R and Pi stage-major (n_d, n_y and n_economic values per
-    stage), p the model's parameter vector and settings :func:`settings_vector`."""
+    R_u, sqrt(w_u,k / s_u^2), Pi, p, settings] with D, R, the input targets R_u, their
+    weights and Pi stage-major (n_d, n_y, n_u, n_u and n_economic values per stage), p
+    the model's parameter vector and settings :func:`settings_vector`."""
     N = horizon
     rated = [j for j, rate in enumerate(data.max_rate) if np.isfinite(rate)]
     soft = list(data.soft_outputs)
@@ -265,6 +268,8 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData) -> SqpFunctio
     D = ca.SX.sym("D", shape.n_d, N)
     R = ca.SX.sym("R", shape.n_y, N)
     w_y = ca.SX.sym("w_y", shape.n_y)
+    R_u = ca.SX.sym("R_u", shape.n_u, N)
+    w_u = ca.SX.sym("w_u", shape.n_u, N)
     Pi = ca.SX.sym("Pi", shape.n_economic, N)
     # the settings (settings_vector)
     input_lower = ca.SX.sym("input_lower", shape.n_u)
@@ -275,7 +280,8 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData) -> SqpFunctio
     soft_upper = ca.SX.sym("soft_upper", len(has_upper))
     soft_penalty = ca.SX.sym("soft_penalty", shape.n_soft)
     economic_weight = ca.SX.sym("economic_weight", shape.n_economic)
-    params = ca.vertcat(x0, u_move, u_rate, ca.vec(D), ca.vec(R), w_y, ca.vec(Pi), p,
+    params = ca.vertcat(x0, u_move, u_rate, ca.vec(D), ca.vec(R), w_y, ca.vec(R_u), ca.vec(w_u),
+                        ca.vec(Pi), p,
                         input_lower, input_upper, rate_step, move_root, soft_lower,
                         soft_upper, soft_penalty, economic_weight)
 
@@ -289,7 +295,8 @@ def build_step(model: PlantModel, horizon: int, data: ProblemData) -> SqpFunctio
         u_k = su * zu[:, k]
         x_next = sx * zx[:, k]
         y_k = model.h(x_k, u_k, D[:, k], p)
-        residuals += [w_y * (y_k - R[:, k]), move_root * (u_k - u_before_move) / su]
+        residuals += [w_y * (y_k - R[:, k]), w_u[:, k] * (u_k - R_u[:, k]),
+                      move_root * (u_k - u_before_move) / su]
         if shape.n_economic:
             values = ca.vertcat(u_k, y_k)[list(data.economic_signals)] / economic_scale
             linear += ca.dot(economic_weight * Pi[:, k], values)

@@ -101,6 +101,7 @@ class ControllerSettings(_Strict, frozen=True):
 
         sum_k  sum_y w_y ((y_k - r_y,k) / s_y)^2  +  sum_u w_du ((u_k - u_{k-1}) / s_u)^2
                + sum_v e_v pi_v,k v_k / s_v                        (economic, "fast" only)
+               + sum_u w_u ((u_k - r_u,k) / s_u)^2     (input targets, "fast" only)
 
     with s the span (upper - lower) of each output or input, so weights are
     dimensionless; outputs without a reference are not tracked.
@@ -116,6 +117,10 @@ class ControllerSettings(_Strict, frozen=True):
         horizon: prediction horizon in controller steps (the asset's period).
         tracking: weight w_y per output name; outputs not listed weigh 1.
         move_suppression: weight w_du per input name; inputs not listed weigh 0.1.
+        input_tracking: weight w_u per input name on its target r_u,k, where it has one
+            (the hourly injections and pump speeds of an approved plan, over the plan's
+            hours); inputs not listed weigh 1. "fast" only. A target is a cost, never a
+            bound: limits, rate limits and the safety gate apply as without it.
         economic: weight e_v per input or output name of a linear economic cost on its
             value v (positive: a cost such as power bought, negative: a revenue); the
             price profile pi_v,k over the horizon defaults to 1 and is given per step
@@ -141,6 +146,7 @@ class ControllerSettings(_Strict, frozen=True):
     horizon: int = 20
     tracking: dict[str, float] = {}
     move_suppression: dict[str, float] = {}
+    input_tracking: dict[str, float] = {}
     economic: dict[str, float] = {}
     output_limits: dict[str, OutputLimit] = {}
     qp_solver: str = "qrqp"
@@ -359,7 +365,8 @@ class ForecastSettings(_Strict, frozen=True):
             which the asset's loop starts.
         disturbances: per disturbance, its values in the disturbance's unit (an ambient
             temperature forecast in K).
-        reference: per output, its target over time in the output's unit.
+        reference: per output, its target over time in the output's unit; per input,
+            its target in the input's unit, tracked with ``input_tracking`` ("fast" only).
         prices: per economic signal (ControllerSettings.economic), the price profile
             that multiplies its economic weight (dimensionless, >= 0).
         tariff_prices: economic signals priced at the asset's tariff (currency/kWh):

@@ -4,12 +4,16 @@ A forecast gives, at the controller's step times t_k = t + k dt (k = 0 .. N-1, d
 model's step, N the horizon), trajectories of
 
     disturbances  {name: [d(t_0), ..., d(t_{N-1})]}   disturbance units
-    reference     {name: [r(t_0), ..., r(t_{N-1})]}   output units
+    reference     {name: [r(t_0), ..., r(t_{N-1})]}   output units; or input units for
+                                                     an input's target (NaN: none)
     prices        {name: [pi(t_0), ..., pi(t_{N-1})]} economic price profile (>= 0)
 
 which ControlLoop hands to the controller (controllers.mpc_fast, controllers.mpc_dompc).
 A value a forecast does not cover at t_k is NaN here; the loop holds the current value
-there (its disturbance, its reference), as it does for every signal without a forecast.
+there (its disturbance, its reference), as it does for every signal without a forecast,
+except for an input's target: none applies at that step (the controller tracks it only
+where it has a value; ``fast`` backend only: the loop hands do-mpc no input targets, and
+a site file's are refused for it).
 
 Every series is piecewise constant: value k holds over [start + k step, start + (k+1)
 step). A series is either held (before its start its first value, after its end its
@@ -27,8 +31,10 @@ and nothing else). A forecast is built from the site file (``site_forecast``):
     forecast (ForecastSettings) any disturbance, reference or price, inline or a file
 
 and from an approved forward plan (``plan_forecast``): its hourly flow as the
-``delivery_flow`` reference and its tariff as the ``electricity_price`` over the plan's
-hours, laid over the site's forecast (``Forecast.over``).
+``delivery_flow`` reference, its tariff as the ``electricity_price``, and each skid's
+injection and each pump's speed as the targets of the inputs ``dra_injection_<i>`` (L/h)
+and ``pump_speed_<i>`` (1) over the plan's hours, laid over the site's forecast
+(``Forecast.over``); after its last hour no input target applies.
 
 Bad input raises ValueError naming the signal and the bound: an unknown signal, a
 non-finite value, a value outside the signal's bounds, a negative price.
@@ -45,7 +51,7 @@ import numpy as np
 
 from engine.config import AssetConfig, ForecastSettings, TariffSettings, read_hourly_series
 from engine.model import PlantModel
-from engine.signals import SignalSet
+from engine.signals import Signal, SignalSet
 
 HOUR_S = 3600.0
 DAY_S = 86400.0
@@ -56,6 +62,13 @@ PRICE_DISTURBANCE = "electricity_price"
 """The disturbance a tariff forecasts (currency/kWh), where the model has it."""
 NOMINATED_OUTPUT = "delivery_flow"
 """The output a nomination forecasts the reference of (m^3/s)."""
+PLAN_INPUT_TARGETS = ("dra_injection", "pump_speed")
+"""A plan hour's per-skid/station lists that become the targets of the inputs
+``<field>_<i>`` (i = 1 .. n)."""
+PLAN_BOUND_TOLERANCE = 1e-6
+"""Fraction of an input's span by which a plan's value may overstep the input's bound
+(the planner's interior-point solver stops within its tolerance, e.g. -7e-9 L/h of
+injection): such a value is taken at the bound; a larger overstep is refused."""
 
 Group = Literal["disturbances", "reference", "prices"]
 
@@ -174,13 +187,21 @@ def site_forecast(asset: AssetConfig, model: PlantModel, t0: float) -> Forecast 
     if priced and controller.backend != "fast":
         raise ValueError(f"forecast prices of {priced}: the {controller.backend} backend has "
                          "no economic cost; use the fast backend")
+    targets = sorted(one.name for one in series
+                     if one.group == "reference" and one.name in model.inputs)
+    if targets and controller.backend != "fast":
+        raise ValueError(f"forecast reference of inputs {targets}: the {controller.backend} "
+                         "backend tracks outputs only; use the fast backend")
     return Forecast(series, "site")
 
 
 def plan_forecast(model: PlantModel, entry: Mapping[str, Any]) -> Forecast:
     """An approved plan (engine.plan_store entry) as a forecast over its hours: each
-    hour's ``flow`` as the ``delivery_flow`` reference (m^3/s) and its
-    ``electricity_price`` as the disturbance (currency/kWh), labelled ``plan v<n>``."""
+    hour's ``flow`` as the ``delivery_flow`` reference (m^3/s), its
+    ``electricity_price`` as the disturbance (currency/kWh) and its ``dra_injection`` and
+    ``pump_speed`` of skid/station i as the targets of the inputs ``dra_injection_<i>``
+    (L/h) and ``pump_speed_<i>`` (1), labelled ``plan v<n>``. ValueError for a plan whose
+    skids or stations are not the model's."""
     plan = entry["plan"]
     hours = plan["hours"]
     if not hours:
@@ -194,7 +215,22 @@ def plan_forecast(model: PlantModel, entry: Mapping[str, Any]) -> Forecast:
                              "bounded"))
     for one in series:
         check_series(model, {}, one)
-    return Forecast(series, f"plan v{entry['version']}", start + HOUR_S * len(hours))
+    targets = []
+    for field in PLAN_INPUT_TARGETS:
+        names = [n for n in model.inputs.names if n.startswith(f"{field}_")]
+        for hour in hours:
+            if len(hour[field]) != len(names):
+                raise ValueError(f"plan version {entry['version']}: hour {hour.get('hour')} "
+                                 f"has {len(hour[field])} {field} values, the model "
+                                 f"{len(names)} ({', '.join(names)})")
+        for i in range(1, len(names) + 1):
+            signal = model.inputs[f"{field}_{i}"]
+            targets.append(Series("reference", signal.name, [
+                _snapped(signal, float(h[field][i - 1])) for h in hours], start, HOUR_S,
+                "bounded"))
+    for one in targets:
+        check_series(model, {}, one)
+    return Forecast(series + targets, f"plan v{entry['version']}", start + HOUR_S * len(hours))
 
 
 def check_series(model: PlantModel, economic: Mapping[str, float], series: Series) -> None:
@@ -203,6 +239,8 @@ def check_series(model: PlantModel, economic: Mapping[str, float], series: Serie
     where = f"forecast {series.group}.{series.name}"
     signals: SignalSet | None = {"disturbances": model.disturbances,
                                  "reference": model.outputs}.get(series.group)
+    if series.group == "reference" and series.name in model.inputs:
+        signals = model.inputs  # an input's target
     if signals is None:
         if series.name not in economic:
             raise ValueError(f"{where}: not an economic signal of the controller; economic "
@@ -219,6 +257,15 @@ def check_series(model: PlantModel, economic: Mapping[str, float], series: Serie
         if not (math.isfinite(value) and lower <= value <= upper):
             raise ValueError(f"{where}[{k}] = {value}{unit} is outside [{lower:g}, "
                              f"{upper:g}]{unit}")
+
+
+def _snapped(signal: Signal, value: float) -> float:
+    """``value`` at the signal's nearest bound if it oversteps it by at most
+    PLAN_BOUND_TOLERANCE of the span, else ``value`` (check_series judges it)."""
+    slack = PLAN_BOUND_TOLERANCE * (signal.upper - signal.lower)
+    if signal.lower - slack <= value <= signal.upper + slack:
+        return min(max(value, signal.lower), signal.upper)
+    return value
 
 
 def _tariff_series(group: Group, name: str, tariff: TariffSettings, t0: float) -> Series:

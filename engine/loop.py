@@ -21,7 +21,11 @@ With a forecast (engine.forecast: the site's tariff, nomination and forecast ser
 approved plan) the loop asks it for the trajectories at the controller's step times
 t + k dt, k = 0 .. N-1, and passes them: ``disturbances`` and ``prices`` per name and
 the reference as a sequence per output, the current value held where the forecast
-covers nothing. Without one the controller sees the current values only.
+covers nothing; to a controller with ``input_targets`` (the fast MPC) an input's target
+(an approved plan's injections and pump speeds) as a sequence per input in the
+reference too, NaN where the forecast covers nothing (no target there); the do-mpc MPC
+gets none (it follows an approved plan's flow and prices only). Without one the
+controller sees the current values only.
 
 The loop holds the asset's mutable state (estimator state, last applied inputs,
 reference, disturbances); the estimator and controller hold structure and their own
@@ -180,9 +184,12 @@ class Controller(Protocol):
 
 class ForecastingController(Controller, Protocol):
     """A controller that takes forecasts over its ``horizon`` of N steps (the MPCs):
-    ``reference`` values, ``disturbances`` and ``prices`` as sequences of N values."""
+    ``reference`` values, ``disturbances`` and ``prices`` as sequences of N values; if
+    it has ``input_targets``, a reference may name an input (its target, NaN at the
+    steps without one)."""
 
     horizon: int
+    input_targets: bool
 
     def step(
         self, t: float, x: np.ndarray, u: np.ndarray, d: np.ndarray,
@@ -329,8 +336,12 @@ class ControlLoop:
             ahead = self.forecast.trajectories(t + self.model.dt * np.arange(controller.horizon))
             current = {**self.model.outputs.mapping(self.model.outputs.nominal),
                        **self.reference}
+            targets = {name: values for name, values in ahead.reference.items()
+                       if name in self.model.inputs and controller.input_targets}
+            outputs = {name: values for name, values in ahead.reference.items()
+                       if name in self.model.outputs}
             reference: dict[str, float | list[float]] = {
-                **self.reference, **_held(ahead.reference, current)}
+                **self.reference, **_held(outputs, current), **targets}
             proposal = controller.step(
                 t, self.x, self.u, self.d, reference,
                 disturbances=_held(ahead.disturbances, self.model.disturbances.mapping(self.d)),

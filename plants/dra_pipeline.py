@@ -155,6 +155,8 @@ DEFAULTS = PlantDefaults(
         tracking={"delivery_flow": 100.0},
         move_suppression={**{f"dra_injection_{i}": 0.05 for i in (1, 2, 3)},
                           **{f"pump_speed_{i}": 0.1 for i in (1, 2, 3)}},
+        input_tracking={**{f"dra_injection_{i}": 1.0 for i in (1, 2, 3)},
+                        **{f"pump_speed_{i}": 1.0 for i in (1, 2, 3)}},
         economic={"cost_rate": 1.0},
         output_limits={f"discharge_pressure_{i}": OutputLimit(upper=SOFT_MAOP, penalty=1e3)
                        for i in (1, 2, 3)},

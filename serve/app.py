@@ -816,8 +816,9 @@ class TwinLoopAPI:
                            user: str = OPERATOR) -> dict[str, Any]:
         """Approve stored plan ``version``; the approval is audited under the user. The
         plan then drives the asset's controller (its hourly flow and prices as the
-        forecast over its hours) until a newer approval or its end: the status's
-        ``controller.forecast`` says ``plan v<version>``."""
+        forecast, its injections and pump speeds as input targets, over its hours) until
+        a newer approval or its end: the status's ``controller.forecast`` says
+        ``plan v<version>``."""
         asset = self._asset(asset_id)
         status = await _unprocessable(asset.status.remote())
         entry = await _unprocessable(self._lookahead_actor().approve_plan.remote(

@@ -173,8 +173,9 @@ class TuningLimit(BaseModel):
 
 
 class ControllerTuning(BaseModel):
-    """The controller's tuning; the backend's further settings (economic weights, output
-    limits, QP solver, iterations, tolerance, code generation) come alongside."""
+    """The controller's tuning; the backend's further settings (economic weights, input
+    tracking weights, output limits, QP solver, iterations, tolerance, code generation)
+    come alongside."""
 
     model_config = ConfigDict(extra="allow")
 

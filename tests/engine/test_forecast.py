@@ -1,6 +1,7 @@
 """Forecasts through the loop (engine.forecast, issue 14 item 1), lock-step without Ray:
 an asphalt tank whose hot oil is priced at an hourly tariff with a peak ahead, a DRA
-line's tariff and nomination, an approved plan over the site's forecast, bad input."""
+line's tariff and nomination, an approved plan over the site's forecast (its injections
+and pump speeds as the controller's input targets), bad input."""
 
 from __future__ import annotations
 
@@ -115,17 +116,72 @@ def test_the_tariff_and_nomination_forecast_the_dra_lines_price_and_flow():
     assert flow[4:] == [pytest.approx(34560.0 / 86400.0)] * 3  # the last day held
 
 
+def approved_plan(start: float, hours: int, injection: float, speed: float,
+                  version: int = 7) -> dict:
+    """A plan store entry of ``hours`` hours from ``start``: flow 0.30 m^3/s + 0.01 per
+    hour, 0.1 USD/kWh, every skid at ``injection`` L/h (+ 1 per hour) and every pump at
+    ``speed``."""
+    hours_ = [{"hour": k, "flow": 0.30 + 0.01 * k, "electricity_price": 0.1,
+               "dra_injection": [injection + k] * 3, "pump_speed": [speed] * 3}
+              for k in range(hours)]
+    return {"version": version, "status": "approved", "plan": {"start": start, "hours": hours_}}
+
+
 def test_an_approved_plan_drives_the_reference_over_its_hours_then_the_site_again():
     asset = dra_line(nomination=NominationSettings(daily_volume=[28800.0]))
     model = plants.model_of(asset)
     site = site_forecast(asset, model, T0)
-    hours = [{"flow": 0.30 + 0.01 * k, "electricity_price": 0.1} for k in range(3)]
-    entry = {"version": 7, "status": "approved", "plan": {"start": T0, "hours": hours}}
-    forecast = plan_forecast(model, entry).over(site)
+    forecast = plan_forecast(model, approved_plan(T0, 3, 40.0, 0.8)).over(site)
     ahead = forecast.trajectories(T0 + HOUR * np.array([0.5, 1.5, 2.5, 3.5]))
     assert ahead.reference["delivery_flow"] == pytest.approx([0.30, 0.31, 0.32, 1 / 3])
+    assert ahead.reference["dra_injection_2"][:3] == [40.0, 41.0, 42.0]
+    assert ahead.reference["pump_speed_3"][:3] == [0.8] * 3
+    assert math.isnan(ahead.reference["dra_injection_2"][3])  # no target after the plan
     assert forecast.driving(T0 + 2.5 * HOUR) == "plan v7"
     assert forecast.driving(T0 + 3 * HOUR) == "site"
+
+
+def test_the_mpc_moves_the_injection_toward_the_plans_within_the_rate_limit():
+    """An approved plan injecting 40 L/h per skid, where the line's economic MPC alone
+    winds the skids down from 18 L/h (DRA does not pay at the default prices): the MPC
+    following the plan raises every skid toward 40 L/h, by the 10 L/h its rate limit
+    allows in a step. The plan's speeds are targets too: the same plan at speed 0.8
+    proposes faster pumps than at 0.6."""
+    asset = dra_line()
+    unplanned = build_loop(asset, T0).propose(T0).setpoints
+    planned = {}
+    for speed in (0.6, 0.8):
+        loop = build_loop(asset, T0)
+        loop.follow(plan_forecast(loop.model, approved_plan(T0, 6, 40.0, speed)))
+        proposal = loop.propose(T0)
+        assert proposal.status == "converged"
+        planned[speed] = proposal.setpoints
+    start = loop.model.inputs.mapping(loop.u)
+    for i in (1, 2, 3):
+        skid = f"dra_injection_{i}"
+        assert unplanned[skid] < start[skid] - 5.0  # alone: wound down
+        assert planned[0.8][skid] == pytest.approx(start[skid] + 10.0)  # the rate limit
+        pump = f"pump_speed_{i}"
+        assert planned[0.8][pump] > planned[0.6][pump] + 0.01
+
+
+def test_after_the_plans_last_hour_no_input_target_applies():
+    """A plan that ended before now leaves the MPC as without one: the same proposal."""
+    asset = dra_line()
+    unplanned = build_loop(asset, T0).propose(T0).setpoints
+    loop = build_loop(asset, T0)
+    loop.follow(plan_forecast(loop.model, approved_plan(T0 - 6 * HOUR, 6, 40.0, 0.8)))
+    assert loop.forecast is not None and loop.forecast.driving(T0) is None
+    assert loop.propose(T0).setpoints == pytest.approx(unplanned, rel=1e-6)
+
+
+def test_a_plan_for_another_number_of_skids_names_the_field_and_the_models_inputs():
+    model = plants.model_of(dra_line())
+    entry = approved_plan(T0, 2, 40.0, 0.8)
+    entry["plan"]["hours"][1]["dra_injection"] = [40.0, 40.0]
+    with pytest.raises(ValueError, match=r"plan version 7: hour 1 has 2 dra_injection values, "
+                       r"the model 3 \(dra_injection_1, dra_injection_2, dra_injection_3\)"):
+        plan_forecast(model, entry)
 
 
 @pytest.mark.parametrize(("forecast", "message"), [
@@ -183,3 +239,28 @@ def test_do_mpc_heats_ahead_of_a_forecast_rise_of_the_target():
     assert held.setpoints["m_oil"] == pytest.approx(0.47, abs=0.01)
     assert ahead.setpoints["m_oil"] > held.setpoints["m_oil"] + 0.1
     assert ahead.predicted["T_bulk"][-1] > held.predicted["T_bulk"][-1] + 1.0
+
+
+def test_a_plans_injection_a_solver_tolerance_below_zero_is_taken_at_zero_more_is_refused():
+    """The planner's IPOPT stops within its tolerance (-7e-9 L/h seen on the pilot's
+    plan); a value that far past a bound is the bound, one clearly past it is refused."""
+    model = plants.model_of(dra_line())
+    entry = approved_plan(T0, 1, 0.0, 0.8)
+    entry["plan"]["hours"][0]["dra_injection"] = [-7e-9, 0.0, 0.0]
+    ahead = plan_forecast(model, entry).trajectories(np.array([T0]))
+    assert ahead.reference["dra_injection_1"] == [0.0]
+    entry["plan"]["hours"][0]["dra_injection"] = [-0.5, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"forecast reference.dra_injection_1\[0\] = -0.5 L/h "
+                       r"is outside \[0, 100\] L/h"):
+        plan_forecast(model, entry)
+
+
+def test_a_do_mpc_line_follows_an_approved_plans_flow_without_input_targets():
+    """do-mpc tracks outputs only: the loop hands it the plan's flow and prices and none
+    of the plan's injections or speeds, which it would refuse."""
+    loop = build_loop(dra_line(controller=ControllerSettings(horizon=2)), T0)
+    assert not loop.controller.input_targets
+    loop.follow(plan_forecast(loop.model, approved_plan(T0, 3, 40.0, 0.8)))
+    proposal = loop.propose(T0)
+    assert proposal.status.startswith("Solve")
+    assert "delivery_flow 0.333 m^3/s -> 0.3 m^3/s" in proposal.reason
