@@ -5,6 +5,7 @@ write says why, and a lost PLC is retried with growing delays until it is back."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 
 import msgspec
@@ -110,6 +111,31 @@ def well_plc_and_link(synthesize=None):
     return plant, plc, link
 
 
+@contextlib.asynccontextmanager
+async def serving(plc, link):
+    """The PLC served (its first scan made, no periodic scans: the test scans), then the
+    link and the PLC closed."""
+    await plc.start(scan_period_s=None)
+    try:
+        yield
+    finally:
+        await link.close()
+        await plc.stop()
+
+
+def next_stroke(plant, plc) -> None:
+    """The plant pumps more strokes and the PLC scans the last into its card buffer."""
+    plant.advance(STROKES)
+    plc.scan()
+
+
+async def the_next_card_is_read(plant, plc, link, cards_read: int) -> None:
+    """After the next stroke the link hands over its card, the ``cards_read``-th it read."""
+    next_stroke(plant, plc)
+    assert (await link.measure()).card.time == plant.t
+    assert link.status().cards_read == cards_read
+
+
 async def read_card_buffer(plc) -> dict:
     """The card buffer as an independent client reads it: header, then the points in reads
     of 125 registers, decoded by the documented layout (engine.registers)."""
@@ -140,10 +166,8 @@ def test_a_wells_plc_serves_each_new_card_and_the_link_reads_it_once():
     card with the next scan."""
     async def scenario():
         plant, plc, link = well_plc_and_link()
-        await plc.start(scan_period_s=None)
-        try:
-            plant.advance(STROKES)
-            plc.scan()
+        async with serving(plc, link):
+            next_stroke(plant, plc)
             synthesized = plc.card
             buffer = await read_card_buffer(plc)
             assert buffer["count"] == 2 and buffer["time"] == synthesized.time == plant.t
@@ -156,13 +180,7 @@ def test_a_wells_plc_serves_each_new_card_and_the_link_reads_it_once():
             assert (card.position, card.load) == (buffer["position"], buffer["load"])
             assert card.sample_time == pytest.approx(synthesized.sample_time, rel=FLOAT32)
             assert await link.measure() is None  # no new scan, nothing new
-            plant.advance(STROKES)
-            plc.scan()
-            assert (await link.measure()).card.time == plant.t
-            assert link.status().cards_read == 2
-        finally:
-            await link.close()
-            await plc.stop()
+            await the_next_card_is_read(plant, plc, link, cards_read=2)
 
     asyncio.run(scenario())
 
@@ -172,19 +190,17 @@ def test_a_card_replaced_during_the_read_is_discarded_and_the_new_one_read_next(
     the torn card (the measurement still arrives) and reads the new card whole next scan."""
     async def scenario():
         plant, plc, link = well_plc_and_link()
-        await plc.start(scan_period_s=None)
         read = link.client.read_input_registers
 
         async def read_then_scan(address, **kwargs):
             """A real read, then a PLC scan that records a new stroke once, mid-card."""
             reply = await read(address, **kwargs)
             if address == plc.plc.card.points_address and plc.card_count == 1:
-                plant.advance(STROKES)
-                plc.scan()
+                next_stroke(plant, plc)
             return reply
 
         link.client.read_input_registers = read_then_scan
-        try:
+        async with serving(plc, link):
             first = await link.measure()
             assert first is not None and first.card is None
             assert link.status().cards_torn == 1 and link.status().cards_read == 0
@@ -192,9 +208,6 @@ def test_a_card_replaced_during_the_read_is_discarded_and_the_new_one_read_next(
             assert second.card is not None and second.card.time == plc.card.time == plant.t
             assert second.card.load == pytest.approx(plc.card.load, rel=FLOAT32)
             assert link.status().cards_read == 1
-        finally:
-            await link.close()
-            await plc.stop()
 
     asyncio.run(scenario())
 
@@ -214,11 +227,9 @@ def test_a_bad_card_is_refused_and_counted_and_nothing_else_is_lost(caplog):
 
     async def scenario():
         plant, plc, link = well_plc_and_link(miscalibrated_once)
-        await plc.start(scan_period_s=None)  # stroke 0
-        try:
+        async with serving(plc, link):  # stroke 0
             assert (await link.measure()).card is not None
-            plant.advance(STROKES)
-            plc.scan()  # stroke 1, miscalibrated
+            next_stroke(plant, plc)  # stroke 1, miscalibrated
             measurement = await link.measure()
             assert measurement.time == plant.t and measurement.card is None
             assert set(measurement.values) == set(plant.model.outputs.names)
@@ -226,12 +237,6 @@ def test_a_bad_card_is_refused_and_counted_and_nothing_else_is_lost(caplog):
             assert "card 2 refused: card load[" in caplog.text
             assert "must be finite and within +-500000" in caplog.text
             assert await link.measure() is None  # the bad card is not read again
-            plant.advance(STROKES)
-            plc.scan()
-            assert (await link.measure()).card.time == plant.t
-            assert link.status().cards_read == 2
-        finally:
-            await link.close()
-            await plc.stop()
+            await the_next_card_is_read(plant, plc, link, cards_read=2)
 
     asyncio.run(scenario())
