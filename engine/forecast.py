@@ -213,6 +213,9 @@ def plan_forecast(model: PlantModel, entry: Mapping[str, Any]) -> Forecast:
         series.append(Series("disturbances", PRICE_DISTURBANCE,
                              [float(h["electricity_price"]) for h in hours], start, HOUR_S,
                              "bounded"))
+    for one in series:
+        check_series(model, {}, one)
+    targets = []
     for field in PLAN_INPUT_TARGETS:
         names = [n for n in model.inputs.names if n.startswith(f"{field}_")]
         for hour in hours:
@@ -222,12 +225,12 @@ def plan_forecast(model: PlantModel, entry: Mapping[str, Any]) -> Forecast:
                                  f"{len(names)} ({', '.join(names)})")
         for i in range(1, len(names) + 1):
             signal = model.inputs[f"{field}_{i}"]
-            series.append(Series("reference", signal.name, [
+            targets.append(Series("reference", signal.name, [
                 _snapped(signal, float(h[field][i - 1])) for h in hours], start, HOUR_S,
                 "bounded"))
-    for one in series:
+    for one in targets:
         check_series(model, {}, one)
-    return Forecast(series, f"plan v{entry['version']}", start + HOUR_S * len(hours))
+    return Forecast(series + targets, f"plan v{entry['version']}", start + HOUR_S * len(hours))
 
 
 def check_series(model: PlantModel, economic: Mapping[str, float], series: Series) -> None:
